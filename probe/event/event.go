@@ -1,0 +1,155 @@
+// Package event defines the one schema every part of execfaild speaks: the
+// probe produces it, the notification pipeline filters, aggregates and
+// renders it, and every sink encodes it. JSON names follow the
+// process_execute_failed event so existing consumers recognise them.
+//
+// Missing means absent: every field whose zero value could be real (fd 0,
+// inode 0, uid 0) is a pointer or carries an explicit presence flag, and is
+// omitted from JSON when the kernel or userspace could not tell.
+package event
+
+import (
+	"fmt"
+	"path"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Syscall names how the failed exec was started.
+const (
+	SyscallExecve   = "execve"
+	SyscallExecveat = "execveat"
+	SyscallKernel   = "kernel" // kernel-initiated exec (usermode helper)
+)
+
+// Stage tells how far exec got before it failed, as far as the hooks tell.
+const (
+	StageUnknown = ""         // tracepoint-only mode without userspace evidence
+	StagePreOpen = "pre_open" // failed before a binary was opened (ENOENT, E2BIG, …)
+	StageOpen    = "open"     // the binary was opened but the permission/LSM check refused it
+	StageCreds   = "creds"    // credential or LSM check for the new image failed
+	StageLoader  = "loader"   // a binary format handler (ELF, script, misc) refused or failed
+)
+
+// Source tells who resolved a group of fields: the kernel hooks, or
+// userspace after the fact (tracepoint-only mode), which is racy.
+const (
+	SourceKernel    = "kernel"
+	SourceUserspace = "userspace"
+)
+
+// Binary is the file exec opened. Absent when no file was opened.
+type Binary struct {
+	Path string `json:"path"`
+	// DeviceID is in the userspace st_dev encoding (glibc makedev of the
+	// kernel's MAJOR/MINOR), so it compares equal to stat(2)'s st_dev.
+	DeviceID    uint64 `json:"device_id"`
+	InodeNumber uint64 `json:"inode_number"`
+	// Ctime is the inode change time in nanoseconds since the epoch.
+	Ctime     uint64 `json:"ctime"`
+	InodeMode uint32 `json:"inode_mode"`
+	// Source is "kernel" or "userspace" (stat through /proc/<pid>/root).
+	Source string `json:"source"`
+}
+
+// Process is the caller of the failed exec.
+type Process struct {
+	PID      uint32  `json:"pid"`
+	TID      uint32  `json:"tid"`
+	PPID     uint32  `json:"ppid"`
+	UID      uint32  `json:"uid"`
+	GID      uint32  `json:"gid"`
+	EUID     uint32  `json:"euid"`
+	LoginUID *uint32 `json:"loginuid,omitempty"` // absent when unset (4294967295)
+	Comm     string  `json:"comm"`
+	Exe      string  `json:"exe,omitempty"`
+	Cwd      string  `json:"cwd,omitempty"`
+	CgroupID uint64  `json:"cgroup_id,omitempty"`
+	Cgroup   string  `json:"cgroup,omitempty"`
+	Unit     string  `json:"unit,omitempty"`
+	// ContainerID is set only when the cgroup path makes one evident.
+	ContainerID string `json:"container_id,omitempty"`
+}
+
+// Parent is the caller's parent process.
+type Parent struct {
+	PID  uint32 `json:"pid"`
+	Comm string `json:"comm,omitempty"`
+	Exe  string `json:"exe,omitempty"`
+}
+
+// Event is one failed exec, or — when Count > 1 — an aggregate of several
+// that the pipeline collapsed (dedup digest).
+type Event struct {
+	Time time.Time `json:"time"`
+	Host string    `json:"host"`
+
+	ReturnValue int32  `json:"return_value"` // negative errno as the kernel returned it
+	Error       string `json:"error"`        // "ENOENT"
+	ErrorText   string `json:"error_text"`   // "no such file or directory"
+
+	Syscall string `json:"syscall"`
+	// Dirfd and Flags are set for execveat only. AT_FDCWD is -100.
+	Dirfd *int32  `json:"dirfd,omitempty"`
+	Flags *uint32 `json:"flags,omitempty"`
+	Stage string  `json:"stage,omitempty"`
+
+	Path string `json:"path"` // as the caller gave it; may be relative or empty
+
+	Binary          *Binary `json:"binary,omitempty"`
+	InterpreterPath string  `json:"interpreter_path,omitempty"`
+	// InterpreterSource is "kernel" or "userspace" when InterpreterPath is set.
+	InterpreterSource string `json:"interpreter_source,omitempty"`
+
+	// StdinType describes the caller's fd 0: chr, fifo, sock, reg, dir,
+	// blk, lnk, anon (anonymous inode), or "closed". StdinMode is the raw
+	// i_mode; StdinPath the path of the open file, when it has one.
+	StdinType     string  `json:"stdin_type,omitempty"`
+	StdinMode     *uint32 `json:"stdin_mode,omitempty"`
+	StdinPath     string  `json:"stdin_path,omitempty"`
+	KernelInvoked bool    `json:"kernel_invoked"`
+
+	Arguments            []string `json:"arguments"`
+	ArgumentsTruncated   bool     `json:"arguments_truncated,omitempty"`
+	Environment          []string `json:"environment,omitempty"`
+	EnvironmentTruncated bool     `json:"environment_truncated,omitempty"`
+	// EnvironmentRedacted is true when values were replaced (NAME=<redacted>).
+	EnvironmentRedacted bool `json:"environment_redacted,omitempty"`
+
+	Process Process `json:"process"`
+	Parent  *Parent `json:"parent,omitempty"`
+
+	// Aggregation (set by the pipeline on digests; Count is 1 otherwise).
+	Count     uint64     `json:"count,omitempty"`
+	FirstSeen *time.Time `json:"first_seen,omitempty"`
+	LastSeen  *time.Time `json:"last_seen,omitempty"`
+	// PIDs lists some of the callers folded into a digest (bounded).
+	PIDs []uint32 `json:"pids,omitempty"`
+	// Tried lists the directories an execvp-style PATH search tried
+	// before giving up (one notification instead of one per directory).
+	Tried []string `json:"path_search_tried,omitempty"`
+}
+
+// SetErrno fills ReturnValue, Error and ErrorText from a negative errno.
+func (e *Event) SetErrno(ret int32) {
+	e.ReturnValue = ret
+	errno := unix.Errno(-ret)
+	e.Error = unix.ErrnoName(errno)
+	if e.Error == "" {
+		e.Error = fmt.Sprintf("E%d", -ret)
+	}
+	e.ErrorText = errno.Error()
+}
+
+// ResolvedPath is the best display path of the program that failed: the
+// binary exec opened, else the caller's path resolved against its cwd.
+func (e *Event) ResolvedPath() string {
+	if e.Binary != nil && e.Binary.Path != "" {
+		return e.Binary.Path
+	}
+	if e.Path != "" && !path.IsAbs(e.Path) && e.Process.Cwd != "" && (e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD) {
+		return path.Join(e.Process.Cwd, e.Path)
+	}
+	return e.Path
+}
