@@ -120,7 +120,10 @@ type Event struct {
 	Process Process `json:"process"`
 	Parent  *Parent `json:"parent,omitempty"`
 
-	// Aggregation (set by the pipeline on digests; Count is 1 otherwise).
+	// Aggregation, set by the pipeline. Count is how many failures this
+	// notification stands for (1 for a single one). Digest is true when the
+	// notification summarises repeats held back after the first was sent.
+	Digest    bool       `json:"digest,omitempty"`
 	Count     uint64     `json:"count,omitempty"`
 	FirstSeen *time.Time `json:"first_seen,omitempty"`
 	LastSeen  *time.Time `json:"last_seen,omitempty"`
@@ -129,6 +132,15 @@ type Event struct {
 	// Tried lists the directories an execvp-style PATH search tried
 	// before giving up (one notification instead of one per directory).
 	Tried []string `json:"path_search_tried,omitempty"`
+}
+
+// Success records that a thread which recently failed with ENOENT then
+// exec'd successfully (the end of an execvp-style PATH search). The probe
+// reports it only for threads with a pending ENOENT, so successes stay cheap.
+type Success struct {
+	Time time.Time
+	PID  uint32
+	TID  uint32
 }
 
 // SetErrno fills ReturnValue, Error and ErrorText from a negative errno.

@@ -1,0 +1,52 @@
+# Entry points. `make ci` is what CI runs: it installs what a fresh machine
+# lacks, then runs every test tier. Downloads (kernels, rootfs, Debian
+# packages) are cached under $(CACHE), outside the repository.
+CACHE ?= /var/cache/execfaild
+export EXECFAILD_CACHE := $(CACHE)
+GO ?= go
+
+.PHONY: all build deps generate check-generate vet test vmtest systemtest bench deb ci clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+# Installs build and test prerequisites (apt packages, Go modules).
+deps:
+	bash .ci/install-deps
+
+# Regenerates the BPF objects and Go bindings (needs clang).
+generate:
+	$(GO) generate ./probe/...
+
+# Fails when the committed BPF output differs from a fresh generation.
+check-generate: generate
+	git diff --exit-code -- probe/ || { echo "generated BPF output is stale: run make generate and commit"; exit 1; }
+
+vet:
+	$(GO) vet ./...
+	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+
+# Unit tests plus the host-kernel tier (needs root; skips with a reason otherwise).
+test:
+	$(GO) test -count=1 ./...
+
+# Probe suite inside qemu-booted Debian kernels, fentry and kprobe modes.
+vmtest:
+	bash vmtest/matrix.sh
+
+# The .deb installed and exercised in a booted Debian with systemd.
+systemtest: deb
+	bash vmtest/system.sh
+
+bench:
+	bash probe/bench.sh
+
+deb:
+	bash packaging/build-deb.sh
+
+ci: deps check-generate vet test vmtest systemtest
+
+clean:
+	rm -rf dist

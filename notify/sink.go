@@ -1,0 +1,144 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+// Sink delivers notifications to one destination. Send is called from the
+// sink's own worker goroutine only, never concurrently. A notification with
+// ev.Count > 1 (ev.Digest) stands for several failures and must say so.
+//
+// Send returns nil when the destination accepted the notification, an error
+// wrapped with Permanent when retrying cannot help (HTTP 400/403/404/410, a
+// message the destination rejects), and any other error when a later retry
+// may succeed (the worker spools or retries it). Errors must never contain a
+// secret (webhook URL, token): redact before wrapping.
+type Sink interface {
+	Send(ctx context.Context, ev *event.Event) error
+	Close() error
+}
+
+// SinkConfig is one [[sink.<kind>]] entry of the configuration. Each sink
+// package defines its own type and registers it with RegisterSink.
+type SinkConfig interface {
+	// Common returns the settings every sink has (name, filter, limits).
+	Common() *SinkCommon
+	// Validate checks the entry after decoding and defaults; errors name
+	// the key ("url: scheme must be http or https").
+	Validate() error
+	// New builds the sink. It may read secret files but must not contact
+	// the destination (that is what test-sinks is for).
+	New(env Env) (Sink, error)
+}
+
+// Env is what a sink gets from the daemon.
+type Env struct {
+	Host     string       // hostname reported in events
+	Logger   *slog.Logger // never log a secret through it
+	StateDir string       // /var/lib/execfaild: spool lives below it
+}
+
+// SinkCommon is embedded (flattened) into every sink's config type.
+type SinkCommon struct {
+	Name string `toml:"name"`
+	// The per-sink pipeline stages; zero values mean the global defaults.
+	Filter    FilterConfig    `toml:"filter"`
+	Dedup     DedupConfig     `toml:"dedup"`
+	RateLimit RateLimitConfig `toml:"rate_limit"`
+	QueueSize int             `toml:"queue_size"`
+}
+
+// Common implements SinkConfig for every type that embeds SinkCommon.
+func (c *SinkCommon) Common() *SinkCommon { return c }
+
+var (
+	registryMu sync.Mutex
+	registry   = map[string]func() SinkConfig{}
+)
+
+// RegisterSink makes a sink kind available as [[sink.<kind>]]. newConfig
+// returns a fresh config holding the kind's defaults. Sink packages call it
+// from init.
+func RegisterSink(kind string, newConfig func() SinkConfig) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[kind]; dup {
+		panic("notify: sink kind registered twice: " + kind)
+	}
+	registry[kind] = newConfig
+}
+
+// NewSinkConfig returns the defaults of a registered kind.
+func NewSinkConfig(kind string) (SinkConfig, bool) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	f, ok := registry[kind]
+	if !ok {
+		return nil, false
+	}
+	return f(), true
+}
+
+// SinkKinds lists the registered kinds, sorted.
+func SinkKinds() []string {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	kinds := make([]string, 0, len(registry))
+	for k := range registry {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth a retry.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent tells whether err (or anything it wraps) was marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// Secret holds a webhook URL, token or password. It prints as <redacted>
+// through fmt, JSON, TOML and slog, so configs and errors can be printed
+// freely; Reveal is the only way to the value.
+type Secret string
+
+const redacted = "<redacted>"
+
+func (s Secret) String() string                { return s.mask() }
+func (s Secret) GoString() string              { return s.mask() }
+func (s Secret) LogValue() slog.Value          { return slog.StringValue(s.mask()) }
+func (s Secret) MarshalText() ([]byte, error)  { return []byte(s.mask()), nil }
+func (s Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, s.mask()) }
+
+// UnmarshalText lets TOML decode into a Secret.
+func (s *Secret) UnmarshalText(b []byte) error { *s = Secret(b); return nil }
+
+// Reveal returns the secret value. Call it only where the value is used.
+func (s Secret) Reveal() string { return string(s) }
+
+func (s Secret) mask() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
