@@ -1,8 +1,352 @@
 package notify
 
-// Placeholders for the pipeline stage settings; the pipeline defines them.
-type (
-	FilterConfig    struct{}
-	DedupConfig     struct{}
-	RateLimitConfig struct{}
+import (
+	"fmt"
+	"math"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// Duration is a time.Duration written as in Go ("500ms", "10m"). Zero means
+// "not set, use the default"; Off ("off" in the file) disables the stage.
+type Duration time.Duration
+
+// Off disables a stage whose setting is a Duration or a Rate.
+const Off = -1
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) MarshalText() ([]byte, error) {
+	if d == Off {
+		return []byte("off"), nil
+	}
+	return []byte(time.Duration(d).String()), nil
+}
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "off" {
+		*d = Off
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (want e.g. \"500ms\", \"10m\" or \"off\")", s)
+	}
+	if v <= 0 {
+		return fmt.Errorf("duration %q must be positive (or \"off\")", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Rate is a number of notifications per second, written "10/s", "30/m",
+// "100/h". Zero means "not set, use the default"; Off disables the limit.
+type Rate float64
+
+// PerSecond returns the rate in notifications per second.
+func (r Rate) PerSecond() float64 { return float64(r) }
+
+func (r Rate) MarshalText() ([]byte, error) {
+	switch {
+	case r == Off:
+		return []byte("off"), nil
+	case r >= 1 || r == 0:
+		return []byte(strconv.FormatFloat(float64(r), 'g', -1, 64) + "/s"), nil
+	case r*60 >= 1:
+		return []byte(strconv.FormatFloat(math.Round(float64(r)*60*1e6)/1e6, 'g', -1, 64) + "/m"), nil
+	}
+	return []byte(strconv.FormatFloat(math.Round(float64(r)*3600*1e6)/1e6, 'g', -1, 64) + "/h"), nil
+}
+
+func (r *Rate) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "off" {
+		*r = Off
+		return nil
+	}
+	num, unit, ok := strings.Cut(s, "/")
+	if !ok {
+		return fmt.Errorf("invalid rate %q (want e.g. \"1/s\", \"30/m\", \"100/h\" or \"off\")", s)
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+		return fmt.Errorf("invalid rate %q: count must be a positive number", s)
+	}
+	switch strings.TrimSpace(unit) {
+	case "s":
+	case "m":
+		n /= 60
+	case "h":
+		n /= 3600
+	default:
+		return fmt.Errorf("invalid rate %q: unit must be s, m or h", s)
+	}
+	*r = Rate(n)
+	return nil
+}
+
+// FilterConfig selects which failures are reported. A failure passes when,
+// for every include list that is set, one entry matches, and no exclude
+// entry matches. Globs use path.Match syntax; a pattern ending in "/**"
+// matches everything below that directory, and a path pattern without a "/"
+// matches the program's base name. The global [filter] runs first; a sink's
+// filter can only narrow what reaches that sink.
+type FilterConfig struct {
+	// Errors are errno names ("ENOENT", "EACCES").
+	Errors        []string `toml:"errors"`
+	ExcludeErrors []string `toml:"exclude_errors"`
+	// Paths match the resolved program path (the binary exec opened, else
+	// the caller's path resolved against its cwd).
+	Paths        []string `toml:"paths"`
+	ExcludePaths []string `toml:"exclude_paths"`
+	// Comms match the caller's comm (its 15-byte task name).
+	Comms        []string `toml:"comms"`
+	ExcludeComms []string `toml:"exclude_comms"`
+	UIDs         []uint32 `toml:"uids"`
+	ExcludeUIDs  []uint32 `toml:"exclude_uids"`
+	// Units match the caller's systemd unit ("cron.service").
+	Units        []string `toml:"units"`
+	ExcludeUnits []string `toml:"exclude_units"`
+	// Cgroups match the caller's cgroup path ("/system.slice/*").
+	Cgroups        []string `toml:"cgroups"`
+	ExcludeCgroups []string `toml:"exclude_cgroups"`
+	// KernelInvoked is "include" (default: report both), "only" (just
+	// failed usermode helpers) or "exclude".
+	KernelInvoked string `toml:"kernel_invoked"`
+}
+
+// DedupConfig folds repeats of the same failure. The first occurrence of a
+// key is sent at once; repeats within Window are counted, and when the
+// window ends one digest (Digest, Count, FirstSeen, LastSeen, PIDs) goes out.
+type DedupConfig struct {
+	Window Duration `toml:"window"`
+	// Keys are the fields two failures must share to be repeats; see
+	// DedupKeys for the names.
+	Keys []string `toml:"keys"`
+	// MaxPIDs bounds the pid list of a digest.
+	MaxPIDs int `toml:"max_pids"`
+	// MaxKeys bounds how many distinct failures are tracked per sink; beyond
+	// it new failures are folded into one combined digest.
+	MaxKeys int `toml:"max_keys"`
+}
+
+// RateLimitConfig is a token bucket: Rate notifications per second on
+// average, Burst at once. What it holds back is folded into the next digest.
+type RateLimitConfig struct {
+	Rate  Rate `toml:"rate"`
+	Burst int  `toml:"burst"`
+}
+
+// GlobalRateLimitConfig is the [rate_limit] section: the default bucket of
+// every sink plus a cap on all sinks together.
+type GlobalRateLimitConfig struct {
+	RateLimitConfig
+	GlobalRate  Rate `toml:"global_rate"`
+	GlobalBurst int  `toml:"global_burst"`
+}
+
+// SpoolConfig is the [spool] section: where notifications a sink could not
+// deliver wait for its recovery, across restarts.
+type SpoolConfig struct {
+	Dir string `toml:"dir"`
+	// MaxBytes and MaxEntries bound each sink's spool; when full, the oldest
+	// entries are merged into the next one so their counts survive.
+	MaxBytes   int64 `toml:"max_bytes"`
+	MaxEntries int   `toml:"max_entries"`
+	// RetryInitial and RetryMax bound the backoff between delivery attempts
+	// while a sink is failing.
+	RetryInitial Duration `toml:"retry_initial"`
+	RetryMax     Duration `toml:"retry_max"`
+}
+
+// DedupKeys are the field names DedupConfig.Keys accepts.
+var DedupKeys = []string{
+	"uid", "euid", "gid", "error", "binary", "path", "interpreter", "comm", "exe",
+	"unit", "cgroup", "container", "syscall", "stage", "parent_comm", "kernel_invoked", "host",
+}
+
+// RateLimitDefaulter is implemented by sink configs whose destination
+// wants a tighter (or looser) default limit than the global one; Slack, for
+// instance, accepts about one message per second per webhook.
+type RateLimitDefaulter interface {
+	DefaultRateLimit() RateLimitConfig
+}
+
+// DefaultQueueSize is the per-sink delivery queue length when unset.
+const DefaultQueueSize = 1024
+
+// DefaultFilter reports everything: PATH-search coalescing, dedup and the
+// rate limits keep that quiet, and a failure someone filtered away by
+// default is one nobody will ever learn about.
+func DefaultFilter() FilterConfig { return FilterConfig{KernelInvoked: "include"} }
+
+// DefaultDedup folds repeats of the same program failing the same way for
+// the same user and unit into one digest per ten minutes.
+func DefaultDedup() DedupConfig {
+	return DedupConfig{
+		Window:  Duration(10 * time.Minute),
+		Keys:    []string{"uid", "error", "binary", "unit"},
+		MaxPIDs: 16,
+		MaxKeys: 10000,
+	}
+}
+
+// DefaultRateLimit is the [rate_limit] a fresh install runs with.
+func DefaultRateLimit() GlobalRateLimitConfig {
+	return GlobalRateLimitConfig{
+		RateLimitConfig: RateLimitConfig{Rate: 5, Burst: 20},
+		GlobalRate:      50,
+		GlobalBurst:     200,
+	}
+}
+
+// DefaultSpool is the [spool] a fresh install runs with.
+func DefaultSpool() SpoolConfig {
+	return SpoolConfig{
+		Dir:          "/var/lib/execfaild/spool",
+		MaxBytes:     64 << 20,
+		MaxEntries:   10000,
+		RetryInitial: Duration(time.Second),
+		RetryMax:     Duration(5 * time.Minute),
+	}
+}
+
+// Validate checks a filter; keys in errors are relative to its table.
+func (f *FilterConfig) Validate() error {
+	for _, k := range []struct {
+		key  string
+		list []string
+	}{{"errors", f.Errors}, {"exclude_errors", f.ExcludeErrors}} {
+		for i, name := range k.list {
+			up := strings.ToUpper(strings.TrimSpace(name))
+			if _, ok := errnoByName[up]; !ok {
+				return Errorf(k.key, "unknown errno name %q", name)
+			}
+			k.list[i] = up
+		}
+	}
+	for _, k := range []struct {
+		key  string
+		list []string
+	}{
+		{"paths", f.Paths}, {"exclude_paths", f.ExcludePaths},
+		{"comms", f.Comms}, {"exclude_comms", f.ExcludeComms},
+		{"units", f.Units}, {"exclude_units", f.ExcludeUnits},
+		{"cgroups", f.Cgroups}, {"exclude_cgroups", f.ExcludeCgroups},
+	} {
+		for _, p := range k.list {
+			if p == "" {
+				return Errorf(k.key, "empty pattern")
+			}
+			if _, err := path.Match(strings.TrimSuffix(p, "/**"), ""); err != nil {
+				return Errorf(k.key, "bad glob %q: %v", p, err)
+			}
+		}
+	}
+	switch f.KernelInvoked {
+	case "":
+		f.KernelInvoked = "include"
+	case "include", "only", "exclude":
+	default:
+		return Errorf("kernel_invoked", "must be include, only or exclude, not %q", f.KernelInvoked)
+	}
+	return nil
+}
+
+// Validate checks dedup settings after defaults were applied.
+func (d *DedupConfig) Validate() error {
+	if d.Window < 0 && d.Window != Off {
+		return Errorf("window", "must be positive or \"off\"")
+	}
+	if len(d.Keys) == 0 {
+		return Errorf("keys", "must name at least one field (one of %s)", strings.Join(DedupKeys, ", "))
+	}
+	for _, k := range d.Keys {
+		if !slices.Contains(DedupKeys, k) {
+			return Errorf("keys", "unknown field %q (one of %s)", k, strings.Join(DedupKeys, ", "))
+		}
+	}
+	if d.MaxPIDs < 0 {
+		return Errorf("max_pids", "must not be negative")
+	}
+	if d.MaxKeys < 0 {
+		return Errorf("max_keys", "must not be negative")
+	}
+	return nil
+}
+
+// Validate checks a token bucket after defaults were applied.
+func (r *RateLimitConfig) Validate() error {
+	if r.Rate < 0 && r.Rate != Off {
+		return Errorf("rate", "must be positive or \"off\"")
+	}
+	if r.Burst < 0 {
+		return Errorf("burst", "must not be negative")
+	}
+	if r.Rate != Off && r.Burst == 0 {
+		return Errorf("burst", "must be at least 1 when rate is set")
+	}
+	return nil
+}
+
+// Validate checks the [rate_limit] section.
+func (g *GlobalRateLimitConfig) Validate() error {
+	if err := g.RateLimitConfig.Validate(); err != nil {
+		return err
+	}
+	if g.GlobalRate < 0 && g.GlobalRate != Off {
+		return Errorf("global_rate", "must be positive or \"off\"")
+	}
+	if g.GlobalBurst < 0 {
+		return Errorf("global_burst", "must not be negative")
+	}
+	if g.GlobalRate != Off && g.GlobalRate != 0 && g.GlobalBurst == 0 {
+		return Errorf("global_burst", "must be at least 1 when global_rate is set")
+	}
+	return nil
+}
+
+// Validate checks the [spool] section.
+func (s *SpoolConfig) Validate() error {
+	if s.Dir == "" {
+		return Errorf("dir", "must not be empty")
+	}
+	if !path.IsAbs(s.Dir) {
+		return Errorf("dir", "must be an absolute path, not %q", s.Dir)
+	}
+	if s.MaxBytes <= 0 {
+		return Errorf("max_bytes", "must be positive")
+	}
+	if s.MaxEntries <= 0 {
+		return Errorf("max_entries", "must be positive")
+	}
+	if s.RetryInitial <= 0 {
+		return Errorf("retry_initial", "must be positive")
+	}
+	if s.RetryMax < s.RetryInitial {
+		return Errorf("retry_max", "must be at least retry_initial")
+	}
+	return nil
+}
+
+// errnoByName maps "ENOENT" to its number; x/sys/unix only goes the other way.
+var errnoByName = func() map[string]unix.Errno {
+	m := map[string]unix.Errno{}
+	for i := unix.Errno(1); i < 4096; i++ {
+		if n := unix.ErrnoName(i); n != "" {
+			m[n] = i
+		}
+	}
+	// Aliases the kernel's numbering shares with another name.
+	m["EWOULDBLOCK"] = unix.EAGAIN
+	m["EDEADLOCK"] = unix.EDEADLK
+	m["ENOTSUP"] = unix.EOPNOTSUPP
+	return m
+}()
