@@ -1,0 +1,495 @@
+// Package httpsink is the delivery core shared by the HTTP sinks (slack,
+// webhook, alertmanager): one retrying client, one status classification,
+// Retry-After handling, and redaction of the secret URL and tokens from
+// every error and log line.
+//
+// A Send makes a few quick attempts (go-retryablehttp); when they are used
+// up, or the server asks for a longer pause than one Send should block, it
+// returns a retryable error and the pipeline spools the notification.
+package httpsink
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/execfaild/execfaild/notify"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultTimeout       = 10 * time.Second
+	DefaultRetryMax      = 2
+	DefaultRetryWaitMin  = 500 * time.Millisecond
+	DefaultRetryWaitMax  = 4 * time.Second
+	DefaultMaxRetryAfter = 10 * time.Second
+)
+
+// Options configure a Client.
+type Options struct {
+	// Label prefixes every error: "slack ops".
+	Label string
+	// Timeout bounds one attempt (connect, send, response headers and body).
+	Timeout time.Duration
+	TLS     *tls.Config
+	// RetryMax is the number of quick retries inside one Post; a negative
+	// value disables them.
+	RetryMax     int
+	RetryWaitMin time.Duration
+	RetryWaitMax time.Duration
+	// MaxRetryAfter is the longest Retry-After a Post waits out itself. A
+	// longer one ends the Post with a retryable error that carries the
+	// delay (see RetryAfter), so one sink's pause never holds its worker
+	// for minutes.
+	MaxRetryAfter time.Duration
+	// Secrets are scrubbed from every error and log line. Use URLSecrets
+	// for a secret URL.
+	Secrets []string
+	// Hint adds a sink-specific explanation to a failed status
+	// ("webhook removed?"); nil or "" falls back to a generic one.
+	Hint   func(status int) string
+	Logger *slog.Logger
+	// Now is the clock for HTTP-date Retry-After values; nil means time.Now.
+	Now func() time.Time
+}
+
+// Client posts to one destination. It is safe for concurrent use.
+type Client struct {
+	rc      *retryablehttp.Client
+	opts    Options
+	secrets []string
+	log     *slog.Logger
+}
+
+type (
+	attemptsKey struct{}
+	prepareKey  struct{}
+)
+
+// New builds a Client. It never contacts the destination.
+func New(o Options) *Client {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = DefaultRetryMax
+	} else if o.RetryMax < 0 {
+		o.RetryMax = 0
+	}
+	if o.RetryWaitMin <= 0 {
+		o.RetryWaitMin = DefaultRetryWaitMin
+	}
+	if o.RetryWaitMax < o.RetryWaitMin {
+		o.RetryWaitMax = max(DefaultRetryWaitMax, o.RetryWaitMin)
+	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	hc := cleanhttp.DefaultPooledClient()
+	hc.Timeout = o.Timeout
+	if o.TLS != nil {
+		hc.Transport.(*http.Transport).TLSClientConfig = o.TLS
+	}
+	// Following a redirect would turn the POST into a GET that "succeeds"
+	// without delivering anything; an operator must fix the URL instead.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	c := &Client{opts: o, secrets: cleanSecrets(o.Secrets), log: log}
+	c.rc = &retryablehttp.Client{
+		HTTPClient: hc,
+		// retryablehttp's own log lines carry the request URL, which is
+		// the secret for Slack; this package logs retries itself.
+		Logger:       nil,
+		RetryWaitMin: o.RetryWaitMin,
+		RetryWaitMax: o.RetryWaitMax,
+		RetryMax:     o.RetryMax,
+		CheckRetry:   c.checkRetry,
+		Backoff:      c.backoff,
+		// Hand back the last response or error untouched: the default
+		// handler's "giving up" error quotes the URL.
+		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) { return resp, err },
+		// The per-request hook travels in the context so concurrent Posts
+		// never share it.
+		PrepareRetry: func(r *http.Request) error {
+			if p, ok := r.Context().Value(prepareKey{}).(func(*http.Request) error); ok {
+				return p(r)
+			}
+			return nil
+		},
+	}
+	return c
+}
+
+// Post sends body with the given headers. prepare, when not nil, runs
+// before every attempt (a signature over a fresh timestamp). It returns nil
+// on 2xx, an error marked notify.Permanent when retrying cannot help, and
+// any other error when a later retry may succeed.
+func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header http.Header, prepare func(*http.Request) error) error {
+	attempts := 0
+	ctx = context.WithValue(ctx, attemptsKey{}, &attempts)
+	if prepare != nil {
+		ctx = context.WithValue(ctx, prepareKey{}, prepare)
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, rawURL, body)
+	if err != nil {
+		// The parse error quotes the URL.
+		return c.fail(&Error{Label: c.opts.Label, Op: "build request", Msg: "invalid url", Retry: false})
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if prepare != nil {
+		if err := prepare(req.Request); err != nil {
+			return c.fail(&Error{Label: c.opts.Label, Op: "prepare request", Msg: c.scrub(err.Error()), cause: err})
+		}
+	}
+
+	resp, err := c.rc.Do(req)
+	if err != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return c.fail(c.transportError(ctx, err, attempts))
+	}
+	defer resp.Body.Close()
+	e := c.statusError(resp, attempts)
+	// Drain a little so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if e == nil {
+		return nil
+	}
+	return c.fail(e)
+}
+
+func (c *Client) fail(e *Error) error {
+	if e.Retry {
+		return e
+	}
+	return notify.Permanent(e)
+}
+
+// Class is the verdict on an HTTP status.
+type Class int
+
+const (
+	OK Class = iota
+	Retryable
+	Permanent
+)
+
+// Classify is the one place HTTP statuses are judged. 2xx is delivered;
+// 408, 425, 429 and 5xx may pass on a later try; every other status
+// (400 bad payload, 401/403 credentials, 404/410 endpoint removed, 413 too
+// large, 3xx a moved endpoint) will fail the same way again.
+func Classify(status int) Class {
+	switch {
+	case status >= 200 && status < 300:
+		return OK
+	case status == http.StatusRequestTimeout, status == http.StatusTooEarly,
+		status == http.StatusTooManyRequests, status >= 500 && status < 600:
+		return Retryable
+	default:
+		return Permanent
+	}
+}
+
+func genericHint(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "payload rejected"
+	case http.StatusUnauthorized:
+		return "credentials rejected"
+	case http.StatusForbidden:
+		return "not allowed"
+	case http.StatusNotFound:
+		return "wrong url or endpoint removed?"
+	case http.StatusGone:
+		return "endpoint removed"
+	case http.StatusRequestEntityTooLarge:
+		return "payload too large"
+	case http.StatusTooManyRequests:
+		return "rate limited"
+	}
+	if status >= 300 && status < 400 {
+		return "redirected: point url at the final location"
+	}
+	return ""
+}
+
+func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if p, ok := ctx.Value(attemptsKey{}).(*int); ok {
+		*p++
+	}
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		// retryablehttp knows which transport errors are worth a quick
+		// retry (not TLS verification, not a bad scheme).
+		retry, _ := retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+		if retry {
+			c.log.Warn("delivery attempt failed, retrying", "sink", c.opts.Label, "error", c.scrub(transportMessage(err)))
+		}
+		return retry, nil
+	}
+	if Classify(resp.StatusCode) != Retryable {
+		return false, nil
+	}
+	if d, ok := c.retryAfter(resp); ok && d > c.opts.MaxRetryAfter {
+		return false, nil
+	}
+	c.log.Warn("delivery attempt failed, retrying", "sink", c.opts.Label, "status", resp.Status)
+	return true, nil
+}
+
+func (c *Client) backoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
+	if d, ok := c.retryAfter(resp); ok {
+		return d // checkRetry already refused delays above the cap
+	}
+	d := float64(lo) * math.Pow(2, float64(attempt))
+	if d > float64(hi) {
+		return hi
+	}
+	return time.Duration(d)
+}
+
+// retryAfter reads Retry-After on a retryable status: delay-seconds or an
+// HTTP-date (RFC 9110 section 10.2.3).
+func (c *Client) retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp == nil || Classify(resp.StatusCode) != Retryable {
+		return 0, false
+	}
+	return ParseRetryAfter(resp.Header.Get("Retry-After"), c.opts.Now())
+}
+
+// ParseRetryAfter parses a Retry-After value relative to now. A date in the
+// past means "now" (0).
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		if n > int64(math.MaxInt64/time.Second) {
+			n = int64(math.MaxInt64 / time.Second)
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}
+
+func (c *Client) transportError(ctx context.Context, err error, attempts int) *Error {
+	e := &Error{Label: c.opts.Label, Op: "post", Retry: true, Attempts: attempts}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// url.Error's message quotes the URL; keep only what it wraps.
+		err = ue.Err
+	}
+	e.cause = err
+	e.Msg = c.scrub(err.Error())
+	if ctx.Err() != nil {
+		e.Msg = c.scrub(ctx.Err().Error())
+		e.cause = ctx.Err()
+	}
+	return e
+}
+
+func transportMessage(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+func (c *Client) statusError(resp *http.Response, attempts int) *Error {
+	class := Classify(resp.StatusCode)
+	if class == OK {
+		return nil
+	}
+	e := &Error{
+		Label:    c.opts.Label,
+		Status:   resp.StatusCode,
+		Msg:      resp.Status,
+		Retry:    class == Retryable,
+		Attempts: attempts,
+	}
+	if e.Msg == "" {
+		e.Msg = strconv.Itoa(resp.StatusCode)
+	}
+	if e.Retry {
+		e.RetryAfterDelay, _ = c.retryAfter(resp)
+	}
+	if d := c.bodySnippet(resp); d != "" {
+		e.Detail = d
+	}
+	if c.opts.Hint != nil {
+		e.Hint = c.opts.Hint(resp.StatusCode)
+	}
+	if e.Hint == "" {
+		e.Hint = genericHint(resp.StatusCode)
+	}
+	return e
+}
+
+// bodySnippet keeps the start of a short error body (Slack answers
+// "no_service", Alertmanager a validation message). HTML error pages are
+// noise in a log line and are left out.
+func (c *Client) bodySnippet(resp *http.Response) string {
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	b = bytes.TrimSpace(b)
+	var sb strings.Builder
+	for _, r := range string(b) {
+		if sb.Len() >= 200 {
+			sb.WriteString("…")
+			break
+		}
+		if unicode.IsPrint(r) {
+			sb.WriteRune(r)
+		} else {
+			sb.WriteRune(' ')
+		}
+	}
+	return c.scrub(strings.TrimSpace(sb.String()))
+}
+
+// Error is a failed delivery. Its message never holds a secret.
+type Error struct {
+	Label  string // "slack ops"
+	Op     string // "post" for transport errors; empty for a status
+	Status int    // HTTP status, 0 for transport errors
+	Msg    string // "404 Not Found" or the scrubbed transport error
+	Detail string // start of the response body, scrubbed
+	Hint   string
+	Retry  bool
+	// RetryAfterDelay is what the server asked for, when it did.
+	RetryAfterDelay time.Duration
+	Attempts        int
+	cause           error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Label != "" {
+		b.WriteString(e.Label)
+		b.WriteString(": ")
+	}
+	if e.Retry {
+		b.WriteString("retryable: ")
+	} else {
+		b.WriteString("permanent: ")
+	}
+	if e.Op != "" {
+		b.WriteString(e.Op)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	if e.Detail != "" && e.Detail != e.Msg {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(&b, " (%s)", e.Hint)
+	}
+	if e.RetryAfterDelay > 0 {
+		fmt.Fprintf(&b, ", retry after %s", e.RetryAfterDelay)
+	}
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
+	}
+	return b.String()
+}
+
+// Unwrap exposes the transport error (never a *url.Error, which quotes the
+// URL), so errors.Is(err, context.Canceled) works.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Temporary reports whether a later retry may succeed.
+func (e *Error) Temporary() bool { return e.Retry }
+
+// RetryAfter is how long the server asked the client to wait (0 when it
+// did not). The pipeline can look for this method to pace its spool
+// retries without importing this package.
+func (e *Error) RetryAfter() time.Duration { return e.RetryAfterDelay }
+
+// URLSecrets lists the parts of a secret URL that must never be printed:
+// the whole URL, its path (Slack's token lives there), query and password.
+func URLSecrets(raw string) []string {
+	s := []string{raw}
+	if u, err := url.Parse(raw); err == nil {
+		s = append(s, u.String(), u.Path, u.EscapedPath(), u.RawQuery)
+		if p, ok := u.User.Password(); ok {
+			s = append(s, p, url.QueryEscape(p))
+		}
+		if u.User != nil {
+			s = append(s, u.User.String())
+		}
+	}
+	return s
+}
+
+// Paths no longer than this are not secrets ("/", "/hook") and scrubbing
+// them would mangle every message.
+const minSecretLen = 6
+
+func cleanSecrets(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if len(s) >= minSecretLen {
+			out = append(out, s)
+		}
+	}
+	// Longest first, so a URL is replaced whole before its path is.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && len(out[j]) > len(out[j-1]); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// scrub replaces every secret in s.
+func (c *Client) scrub(s string) string { return Scrub(s, c.secrets) }
+
+// Scrub replaces every secret (at least minSecretLen bytes) in s with
+// <redacted>.
+func Scrub(s string, secrets []string) string {
+	for _, sec := range cleanSecrets(secrets) {
+		s = strings.ReplaceAll(s, sec, "<redacted>")
+	}
+	return s
+}
