@@ -1,0 +1,354 @@
+package journal
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+// Field is one event field flattened for a key=value destination. Name is
+// the lower-case form (the syslog PARAM-NAME); the journal field is
+// "EXECFAIL_" + upper-case Name.
+//
+// Value holds the exact bytes the probe reported (control characters and
+// invalid UTF-8 included) unless Quoted is set: then it is already a
+// printable, unambiguous rendering (shell quoting) that a destination
+// must not escape again.
+type Field struct {
+	Name   string
+	Value  string
+	Quoted bool
+}
+
+// Fields flattens ev in a fixed order. Absent values (nil pointers, empty
+// strings, a missing parent) produce no field rather than a zero that could
+// be mistaken for a real uid 0 or fd 0.
+func Fields(ev *event.Event) []Field {
+	var fs []Field
+	add := func(name, value string) { fs = append(fs, Field{Name: name, Value: value}) }
+	addStr := func(name, value string) {
+		if value != "" {
+			add(name, value)
+		}
+	}
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	octal := func(v uint32) string { return "0" + strconv.FormatUint(uint64(v), 8) }
+
+	if !ev.Time.IsZero() {
+		add("time", ev.Time.Format(time.RFC3339Nano))
+	}
+	addStr("host", ev.Host)
+	add("return_value", strconv.Itoa(int(ev.ReturnValue)))
+	addStr("error", ev.Error)
+	addStr("error_text", ev.ErrorText)
+	addStr("syscall", ev.Syscall)
+	if ev.Dirfd != nil {
+		add("dirfd", strconv.Itoa(int(*ev.Dirfd)))
+	}
+	if ev.Flags != nil {
+		add("flags", "0x"+strconv.FormatUint(uint64(*ev.Flags), 16))
+	}
+	addStr("stage", ev.Stage)
+	add("path", ev.Path)
+	if rp := ev.ResolvedPath(); rp != ev.Path {
+		addStr("resolved_path", rp)
+	}
+	if b := ev.Binary; b != nil {
+		addStr("binary_path", b.Path)
+		add("binary_device_id", u(b.DeviceID))
+		add("binary_inode_number", u(b.InodeNumber))
+		add("binary_ctime", u(b.Ctime))
+		add("binary_inode_mode", octal(b.InodeMode))
+		addStr("binary_source", b.Source)
+	}
+	addStr("interpreter_path", ev.InterpreterPath)
+	addStr("interpreter_source", ev.InterpreterSource)
+	addStr("stdin_type", ev.StdinType)
+	if ev.StdinMode != nil {
+		add("stdin_mode", octal(*ev.StdinMode))
+	}
+	addStr("stdin_path", ev.StdinPath)
+	add("kernel_invoked", strconv.FormatBool(ev.KernelInvoked))
+
+	fs = append(fs, Field{Name: "argv", Value: ShellJoin(ev.Arguments), Quoted: true})
+	add("argc", strconv.Itoa(len(ev.Arguments)))
+	if ev.ArgumentsTruncated {
+		add("arguments_truncated", "true")
+	}
+	if len(ev.Environment) > 0 {
+		fs = append(fs, Field{Name: "environment", Value: ShellJoin(ev.Environment), Quoted: true})
+		add("envc", strconv.Itoa(len(ev.Environment)))
+	}
+	if ev.EnvironmentTruncated {
+		add("environment_truncated", "true")
+	}
+	if ev.EnvironmentRedacted {
+		add("environment_redacted", "true")
+	}
+
+	p := &ev.Process
+	add("pid", u(uint64(p.PID)))
+	add("tid", u(uint64(p.TID)))
+	add("ppid", u(uint64(p.PPID)))
+	add("uid", u(uint64(p.UID)))
+	add("gid", u(uint64(p.GID)))
+	add("euid", u(uint64(p.EUID)))
+	if p.LoginUID != nil {
+		add("loginuid", u(uint64(*p.LoginUID)))
+	}
+	addStr("comm", p.Comm)
+	addStr("exe", p.Exe)
+	addStr("cwd", p.Cwd)
+	if p.CgroupID != 0 {
+		add("cgroup_id", u(p.CgroupID))
+	}
+	addStr("cgroup", p.Cgroup)
+	addStr("unit", p.Unit)
+	addStr("container_id", p.ContainerID)
+	if pp := ev.Parent; pp != nil {
+		add("parent_pid", u(uint64(pp.PID)))
+		addStr("parent_comm", pp.Comm)
+		addStr("parent_exe", pp.Exe)
+	}
+
+	if ev.Digest {
+		add("digest", "true")
+	}
+	if ev.Count > 0 {
+		add("count", u(ev.Count))
+	}
+	if ev.FirstSeen != nil {
+		add("first_seen", ev.FirstSeen.Format(time.RFC3339Nano))
+	}
+	if ev.LastSeen != nil {
+		add("last_seen", ev.LastSeen.Format(time.RFC3339Nano))
+	}
+	if len(ev.PIDs) > 0 {
+		pids := make([]string, len(ev.PIDs))
+		for i, pid := range ev.PIDs {
+			pids[i] = u(uint64(pid))
+		}
+		add("pids", strings.Join(pids, " "))
+	}
+	if len(ev.Tried) > 0 {
+		fs = append(fs, Field{Name: "path_search_tried", Value: ShellJoin(ev.Tried), Quoted: true})
+	}
+	return fs
+}
+
+// Message is the one readable sentence describing ev, for MESSAGE and the
+// syslog MSG. Every string the failing process controls goes through
+// Visible, so a crafted argv or path cannot forge a line break, a terminal
+// escape or a bidi override in a log viewer.
+func Message(ev *event.Event) string {
+	var b strings.Builder
+	b.WriteString("exec of ")
+	b.WriteString(quoteIfNeeded(ev.ResolvedPath()))
+	p := &ev.Process
+	if ev.KernelInvoked || ev.Syscall == event.SyscallKernel {
+		b.WriteString(" started by the kernel")
+		if p.Comm != "" {
+			fmt.Fprintf(&b, " in %s[%d]", quoteIfNeeded(p.Comm), p.PID)
+		}
+	} else {
+		fmt.Fprintf(&b, " by %s[%d]", quoteIfNeeded(p.Comm), p.PID)
+	}
+	b.WriteString(" (uid ")
+	b.WriteString(strconv.FormatUint(uint64(p.UID), 10))
+	switch {
+	case p.Unit != "":
+		b.WriteString(", ")
+		b.WriteString(Visible(p.Unit))
+	case p.ContainerID != "":
+		b.WriteString(", container ")
+		b.WriteString(Visible(p.ContainerID))
+	}
+	b.WriteString(") failed: ")
+	b.WriteString(ev.Error)
+	if ev.ErrorText != "" {
+		fmt.Fprintf(&b, " (%s)", ev.ErrorText)
+	}
+	if ev.InterpreterPath != "" {
+		fmt.Fprintf(&b, "; interpreter %s", quote(ev.InterpreterPath))
+		if ev.Error == "ENOENT" {
+			b.WriteString(" not found")
+		}
+	}
+	if len(ev.Tried) > 0 {
+		b.WriteString("; searched ")
+		for i, d := range ev.Tried {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(quoteIfNeeded(d))
+		}
+	}
+	if ev.ArgumentsTruncated {
+		b.WriteString("; arguments truncated")
+	}
+	if ev.Count > 1 || ev.Digest {
+		b.WriteString("; ")
+		b.WriteString(strconv.FormatUint(ev.Count, 10))
+		if ev.Digest {
+			b.WriteString(" more")
+		}
+		if ev.Count == 1 {
+			b.WriteString(" time")
+		} else {
+			b.WriteString(" times")
+		}
+		if ev.FirstSeen != nil && ev.LastSeen != nil {
+			first, last := *ev.FirstSeen, *ev.LastSeen
+			// The date is said once when both ends fall on the same day.
+			lastLayout := "2006-01-02 15:04:05 MST"
+			if first.Format("20060102 MST") == last.Format("20060102 MST") {
+				lastLayout = "15:04:05 MST"
+			}
+			fmt.Fprintf(&b, " between %s and %s", first.Format("2006-01-02 15:04:05"), last.Format(lastLayout))
+		}
+		if len(ev.PIDs) > 0 {
+			b.WriteString(" (pids ")
+			for i, pid := range ev.PIDs {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(strconv.FormatUint(uint64(pid), 10))
+			}
+			if uint64(len(ev.PIDs)) < ev.Count {
+				b.WriteString(", …")
+			}
+			b.WriteString(")")
+		}
+	}
+	return b.String()
+}
+
+// Visible renders s so that every byte is printable and the original can
+// be recovered: backslash doubles, \n \r \t and other control characters
+// become C escapes, bytes that are not UTF-8 become \xHH, and non-printing
+// Unicode (bidi overrides, zero-width joiners) becomes \u{HHHH}.
+func Visible(s string) string {
+	if isPlain(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r < 0x80 || strconv.IsPrint(r):
+			b.WriteString(s[i : i+size])
+		default:
+			fmt.Fprintf(&b, `\u{%04x}`, r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// isPlain reports whether Visible would return s unchanged.
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// quote wraps s in double quotes after Visible, escaping the quote itself.
+func quote(s string) string {
+	return `"` + strings.ReplaceAll(Visible(s), `"`, `\"`) + `"`
+}
+
+// quoteIfNeeded leaves plain words alone so the sentence reads naturally
+// and quotes anything with spaces, quotes or escapes, so where a path ends
+// is never in doubt.
+func quoteIfNeeded(s string) string {
+	if s != "" && isPlain(s) && !strings.ContainsAny(s, ` "`) {
+		return s
+	}
+	return quote(s)
+}
+
+// ShellJoin quotes each word for a POSIX shell (bash $'…' for words with
+// control characters or invalid UTF-8) and joins them with spaces. The
+// result is printable, pastes back into bash as the same argv, and keeps
+// "-v -v" and empty arguments distinct.
+func ShellJoin(words []string) string {
+	var b strings.Builder
+	for i, w := range words {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(shellQuote(w))
+	}
+	return b.String()
+}
+
+func shellQuote(w string) string {
+	if w == "" {
+		return "''"
+	}
+	safe, printable := true, true
+	for i := 0; i < len(w); {
+		r, size := utf8.DecodeRuneInString(w[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1, r < 0x20, r == 0x7f, r >= 0x80 && !strconv.IsPrint(r):
+			printable = false
+			safe = false
+		case !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)):
+			safe = false
+		}
+		i += size
+	}
+	if safe {
+		return w
+	}
+	if printable {
+		return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	}
+	var b strings.Builder
+	b.WriteString("$'")
+	for i := 0; i < len(w); {
+		r, size := utf8.DecodeRuneInString(w[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, w[i])
+		case r == '\\' || r == '\'':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r < 0x80 || strconv.IsPrint(r):
+			b.WriteString(w[i : i+size])
+		default:
+			// bash's \u takes up to four hex digits, \U up to eight.
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += size
+	}
+	b.WriteString("'")
+	return b.String()
+}
