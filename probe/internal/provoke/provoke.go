@@ -1,0 +1,411 @@
+// Package provoke makes the kernel fail program executions on purpose and
+// says what a correct failure event must contain.
+//
+// Every failing exec is issued by a helper process: the calling binary
+// re-executed with a switch in its environment (see MaybeHelper), which sets
+// up stdin, credentials and file descriptors as the case asks, calls the raw
+// execve/execveat syscall, reports the errno and its own identity on a pipe,
+// and then stays alive until released. Staying alive matters: a probe that
+// resolves fields in userspace (through /proc/<pid>) needs the caller to
+// exist when the event is read. Re-execution needs no toolchain and no
+// second binary, so it works inside a minimal VM as well.
+package provoke
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Environment switches read by MaybeHelper. They are distinct so that a
+// successful exec of the binary (exit0Env) cannot start a helper by accident.
+const (
+	helperEnv = "EXECFAILD_PROVOKE_HELPER"
+	exit0Env  = "EXECFAILD_PROVOKE_EXIT0"
+	crashEnv  = "EXECFAILD_PROVOKE_CRASH"
+)
+
+// Reach tells how far exec got with the file named by the path, which
+// decides whether an event may, must, or must not describe a binary.
+type Reach int
+
+const (
+	// ReachNone: no file exists at the end of the path (ENOENT, ELOOP,
+	// ENOTDIR); no event may carry binary fields.
+	ReachNone Reach = iota
+	// ReachRefused: the file exists but exec refused it while opening it
+	// or before its image was checked (EACCES, ETXTBSY, E2BIG). Kernel hooks
+	// placed after the open do not see it; a userspace stat does. Binary
+	// fields are optional but must be correct when present.
+	ReachRefused
+	// ReachOpened: exec opened the file and handed it to a binary loader
+	// (ENOEXEC, missing interpreter). Every mode must describe the binary.
+	ReachOpened
+)
+
+func (r Reach) String() string {
+	switch r {
+	case ReachNone:
+		return "none"
+	case ReachRefused:
+		return "refused"
+	case ReachOpened:
+		return "opened"
+	}
+	return fmt.Sprintf("Reach(%d)", int(r))
+}
+
+// File is what stat(2) says about a file, in the units of event.Binary.
+type File struct {
+	Path  string // absolute, symlinks resolved, as the kernel's d_path prints it
+	Dev   uint64 // st_dev, userspace encoding
+	Ino   uint64
+	Mode  uint32 // st_mode including the type bits
+	Ctime uint64 // ns since the epoch
+}
+
+// Stdin describes the caller's fd 0 at the moment of the exec, as the helper
+// saw it through fstat and /proc/self/fd/0.
+type Stdin struct {
+	Closed bool
+	Type   string // chr, fifo, sock, reg, dir, blk, lnk, or "closed"
+	Mode   uint32
+	Link   string // readlink /proc/self/fd/0: a path, or pipe:[N] / socket:[N]
+}
+
+// Caller is the helper's identity at the moment it called exec.
+type Caller struct {
+	PID, TID, PPID  uint32
+	UID, GID, EUID  uint32
+	LoginUID        *uint32 // nil when unset (4294967295)
+	Comm            string
+	Cwd             string
+	MainThread      bool // tid == pid
+	RequestedThread bool // the case asked for a non-main thread
+}
+
+// Outcome is one provoked exec: what the event must say, who called, and
+// what the kernel returned. Release must be called once the event was
+// checked, so the helper exits.
+type Outcome struct {
+	Case string
+
+	Syscall string // "execve", "execveat" or "kernel"
+	Path    string // as passed to the syscall
+	// Errno is what the case is built to produce; Got is what the kernel
+	// actually returned to the helper. A correct event carries Got.
+	Errno unix.Errno
+	Got   unix.Errno
+	Dirfd *int32  // execveat only: the descriptor number passed
+	Flags *uint32 // execveat only
+
+	Reach  Reach
+	Binary *File // stat of the file exec opens; nil with ReachNone
+
+	// Interpreter is the path a script's #! line names, byte for byte
+	// (a CRLF file yields a trailing "\r"); empty when no script is involved.
+	Interpreter string
+
+	Argv []string
+	Env  []string
+
+	Stdin  Stdin
+	Caller Caller
+
+	// Succeeded is set for cases that follow the failure with a successful
+	// exec from the same thread: the exec'd image ran and exited 0.
+	Succeeded bool
+	// KernelInvoked marks an exec the kernel started itself (usermode helper).
+	KernelInvoked bool
+
+	release func() error
+}
+
+// Release lets the helper exit and reaps it. Safe to call more than once.
+func (o *Outcome) Release() error {
+	if o.release == nil {
+		return nil
+	}
+	r := o.release
+	o.release = nil
+	return r()
+}
+
+// request is what the parent sends the helper on its control pipe. It goes
+// over a pipe rather than the environment because E2BIG cases carry more
+// than one environment string may hold.
+type request struct {
+	Syscall string   `json:"syscall"`
+	Path    string   `json:"path"`
+	Argv    []string `json:"argv"`
+	Env     []string `json:"env"`
+	Flags   uint32   `json:"flags"`
+	// DirfdOpen names a directory the helper opens and passes as dirfd.
+	DirfdOpen string `json:"dirfd_open,omitempty"`
+	// Memfd: the helper creates a memfd with this content (and mode, when
+	// non-zero) and passes it as dirfd with an empty path.
+	Memfd     []byte `json:"memfd,omitempty"`
+	MemfdMode uint32 `json:"memfd_mode,omitempty"`
+	// OpenForWrite is held open for writing across the exec (ETXTBSY).
+	OpenForWrite string `json:"open_for_write,omitempty"`
+	Thread       bool   `json:"thread,omitempty"`
+	CloseStdin   bool   `json:"close_stdin,omitempty"`
+	// DropTo switches uid and gid before the exec so identity fields are
+	// checked with values other than root's zeros.
+	DropTo *uint32 `json:"drop_to,omitempty"`
+	// SucceedAfter makes the helper exec SucceedPath (with SucceedEnv)
+	// right after the failure, from the same thread.
+	SucceedAfter bool     `json:"succeed_after,omitempty"`
+	SucceedPath  string   `json:"succeed_path,omitempty"`
+	SucceedEnv   []string `json:"succeed_env,omitempty"`
+}
+
+// report is what the helper sends back, one JSON object per exec attempt.
+type report struct {
+	Err        string `json:"err,omitempty"` // helper setup failed
+	Errno      int    `json:"errno"`
+	Succeeding bool   `json:"succeeding,omitempty"`
+
+	PID      int    `json:"pid"`
+	TID      int    `json:"tid"`
+	PPID     int    `json:"ppid"`
+	UID      int    `json:"uid"`
+	GID      int    `json:"gid"`
+	EUID     int    `json:"euid"`
+	LoginUID uint32 `json:"loginuid"`
+	Comm     string `json:"comm"`
+	Cwd      string `json:"cwd"`
+
+	Stdin Stdin `json:"stdin"`
+	Dirfd int   `json:"dirfd"`
+	// FdFile describes the memfd passed with AT_EMPTY_PATH.
+	FdFile *File `json:"fd_file,omitempty"`
+}
+
+// StatFile stats path (following symlinks) and reports it the way a
+// correct event's binary fields would.
+func StatFile(path string) (*File, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", path, err)
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return nil, fmt.Errorf("absolute path of %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(real, &st); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", real, err)
+	}
+	return fileFromStat(real, &st), nil
+}
+
+func fileFromStat(path string, st *unix.Stat_t) *File {
+	return &File{
+		Path:  path,
+		Dev:   st.Dev,
+		Ino:   st.Ino,
+		Mode:  st.Mode,
+		Ctime: uint64(st.Ctim.Sec)*1e9 + uint64(st.Ctim.Nsec),
+	}
+}
+
+// TypeName names the file type in a st_mode the way event.StdinType does.
+func TypeName(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		return "chr"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFSOCK:
+		return "sock"
+	case unix.S_IFREG:
+		return "reg"
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFBLK:
+		return "blk"
+	case unix.S_IFLNK:
+		return "lnk"
+	case 0:
+		// Anonymous inodes (eventfd, epoll…) carry no type bits.
+		return "anon"
+	}
+	return fmt.Sprintf("0%o", mode&unix.S_IFMT)
+}
+
+// helperTimeout bounds every wait on a helper so a wedged case fails the
+// test instead of hanging the kernel matrix.
+const helperTimeout = 30 * time.Second
+
+// spawn starts a helper with req, stdin (nil: /dev/null) and waits for the
+// failure report. With req.SucceedAfter it also waits for the successful
+// image to exit.
+func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) {
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("%s: control pipe: %w", name, err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		ctlR.Close()
+		ctlW.Close()
+		return nil, fmt.Errorf("%s: report pipe: %w", name, err)
+	}
+	cmd := exec.Command(l.Exe)
+	cmd.Env = append(cleanEnv(os.Environ()), helperEnv+"=1")
+	cmd.Dir = l.Dir
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &lockedWriter{w: &stderr}
+	cmd.Stdout = cmd.Stderr
+	cmd.ExtraFiles = []*os.File{ctlR, outW} // fds 3 and 4 in the helper
+	startErr := cmd.Start()
+	ctlR.Close()
+	outW.Close()
+	if startErr != nil {
+		ctlW.Close()
+		outR.Close()
+		return nil, fmt.Errorf("%s: start helper %s: %w", name, l.Exe, startErr)
+	}
+
+	var once sync.Once
+	var waitErr error
+	reap := func() error {
+		once.Do(func() {
+			ctlW.Close()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case waitErr = <-done:
+			case <-time.After(helperTimeout):
+				cmd.Process.Kill()
+				waitErr = fmt.Errorf("helper did not exit within %v", helperTimeout)
+				<-done
+			}
+			outR.Close()
+		})
+		return waitErr
+	}
+	fail := func(err error) (*Outcome, error) {
+		cmd.Process.Kill()
+		reap()
+		if s := strings.TrimSpace(stderr.String()); s != "" {
+			err = fmt.Errorf("%w (helper stderr: %s)", err, s)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+
+	// A killer bounds the whole conversation: reading a report from a
+	// helper that never writes one would block forever.
+	killer := time.AfterFunc(helperTimeout, func() { cmd.Process.Kill() })
+	defer killer.Stop()
+
+	if err := json.NewEncoder(ctlW).Encode(req); err != nil {
+		return fail(fmt.Errorf("send request: %w", err))
+	}
+	dec := json.NewDecoder(bufio.NewReader(outR))
+	var rep report
+	if err := dec.Decode(&rep); err != nil {
+		return fail(fmt.Errorf("read helper report: %w", err))
+	}
+	if rep.Err != "" {
+		return fail(errors.New(rep.Err))
+	}
+
+	o := &Outcome{
+		Case:    name,
+		Syscall: req.Syscall,
+		Path:    req.Path,
+		Got:     unix.Errno(rep.Errno),
+		Argv:    req.Argv,
+		Env:     req.Env,
+		Stdin:   rep.Stdin,
+		Caller: Caller{
+			PID: uint32(rep.PID), TID: uint32(rep.TID), PPID: uint32(rep.PPID),
+			UID: uint32(rep.UID), GID: uint32(rep.GID), EUID: uint32(rep.EUID),
+			Comm: rep.Comm, Cwd: rep.Cwd,
+			MainThread:      rep.PID == rep.TID,
+			RequestedThread: req.Thread,
+		},
+	}
+	if rep.LoginUID != 4294967295 {
+		v := rep.LoginUID
+		o.Caller.LoginUID = &v
+	}
+	if req.Syscall == "execveat" {
+		d, f := int32(rep.Dirfd), req.Flags
+		o.Dirfd, o.Flags = &d, &f
+	}
+	if rep.FdFile != nil {
+		o.Binary = rep.FdFile
+	}
+
+	if req.SucceedAfter {
+		var next report
+		if err := dec.Decode(&next); err != nil {
+			return fail(fmt.Errorf("read success announcement: %w", err))
+		}
+		if next.Err != "" {
+			return fail(errors.New(next.Err))
+		}
+		if !next.Succeeding {
+			return fail(fmt.Errorf("follow-up exec of %s failed: %v", req.SucceedPath, unix.Errno(next.Errno)))
+		}
+		if err := reap(); err != nil {
+			return fail(fmt.Errorf("successful image did not exit 0: %w", err))
+		}
+		o.Succeeded = true
+		return o, nil
+	}
+	o.release = reap
+	return o, nil
+}
+
+// cleanEnv drops the switches so a helper's own children behave normally.
+func cleanEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if strings.HasPrefix(kv, helperEnv+"=") || strings.HasPrefix(kv, exit0Env+"=") || strings.HasPrefix(kv, crashEnv+"=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// waitStatus extracts the signal that ended a process, if any.
+func waitStatus(err error) (syscall.WaitStatus, bool) {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			return ws, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,199 @@
+package provoke
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) {
+	MaybeHelper()
+	os.Exit(m.Run())
+}
+
+// TestCasesReturnClaimedErrno checks, without any probe, that each case
+// makes the kernel return what the case claims and that the helper's view of
+// itself matches what the case set up. The probe suite relies on both.
+func TestCasesReturnClaimedErrno(t *testing.T) {
+	root := unix.Geteuid() == 0
+	lab, err := NewLab(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, c := range Cases() {
+		t.Run(c.Name, func(t *testing.T) {
+			if c.Root && !root {
+				if os.Getenv("CI") == "true" {
+					t.Fatal("needs root, and CI runs as root")
+				}
+				t.Skip("needs root")
+			}
+			o, err := c.Run(lab)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := o.Release(); err != nil {
+					t.Errorf("release helper: %v", err)
+				}
+			}()
+			if o.Got != o.Errno {
+				t.Errorf("kernel returned %v (%d), case claims %v (%d)", unix.ErrnoName(o.Got), int(o.Got), unix.ErrnoName(o.Errno), int(o.Errno))
+			}
+			checkCaller(t, c.Name, o)
+			checkBinary(t, c.Name, o)
+			checkStdin(t, c.Name, o)
+		})
+	}
+}
+
+func checkCaller(t *testing.T, name string, o *Outcome) {
+	t.Helper()
+	c := o.Caller
+	if c.PPID != uint32(os.Getpid()) {
+		t.Errorf("caller ppid %d, want the test process %d", c.PPID, os.Getpid())
+	}
+	if c.PID == 0 || c.PID == uint32(os.Getpid()) {
+		t.Errorf("caller pid %d is not a separate helper", c.PID)
+	}
+	if name == "non_main_thread" {
+		if c.TID == c.PID || c.MainThread {
+			t.Errorf("exec from pid %d tid %d: want a non-main thread", c.PID, c.TID)
+		}
+	} else if c.TID != c.PID && !o.Succeeded {
+		t.Errorf("exec from pid %d tid %d: want the main thread", c.PID, c.TID)
+	}
+	if c.Comm == "" {
+		t.Error("caller comm empty")
+	}
+	if name == "unprivileged_caller" {
+		if c.UID != 65534 || c.GID != 65534 || c.EUID != 65534 {
+			t.Errorf("caller uid/gid/euid %d/%d/%d, want 65534", c.UID, c.GID, c.EUID)
+		}
+	} else if c.UID != uint32(os.Getuid()) {
+		t.Errorf("caller uid %d, want %d", c.UID, os.Getuid())
+	}
+	if c.Cwd != "" && o.Syscall != "kernel" {
+		// The helper runs in the lab dir; the path is what matters for
+		// relative cases.
+		if !strings.HasPrefix(c.Cwd, "/") {
+			t.Errorf("caller cwd %q not absolute", c.Cwd)
+		}
+	}
+	if name == "enoent_then_success" && !o.Succeeded {
+		t.Error("follow-up exec did not succeed")
+	}
+	if (o.Syscall == "execveat") != (o.Dirfd != nil) {
+		t.Errorf("syscall %s with dirfd %v", o.Syscall, o.Dirfd)
+	}
+	if o.Dirfd != nil && *o.Dirfd < 0 {
+		t.Errorf("execveat dirfd %d, want an open descriptor", *o.Dirfd)
+	}
+}
+
+func checkBinary(t *testing.T, name string, o *Outcome) {
+	t.Helper()
+	switch o.Reach {
+	case ReachNone:
+		if o.Binary != nil {
+			t.Errorf("reach none but binary %+v", o.Binary)
+		}
+		return
+	default:
+		if o.Binary == nil {
+			t.Fatalf("reach %v but no binary stat", o.Reach)
+		}
+	}
+	b := o.Binary
+	if b.Ino == 0 || b.Ctime == 0 || b.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.Errorf("implausible binary stat %+v", b)
+	}
+	if name == "execveat_empty_path_memfd" {
+		if !strings.HasPrefix(b.Path, "/memfd:execfaild-provoke") {
+			t.Errorf("memfd binary path %q", b.Path)
+		}
+		return
+	}
+	if !strings.HasPrefix(b.Path, "/") {
+		t.Errorf("binary path %q not absolute", b.Path)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(b.Path, &st); err != nil {
+		t.Fatalf("stat binary: %v", err)
+	}
+	if st.Ino != b.Ino || st.Dev != b.Dev {
+		t.Errorf("binary %s: stat says dev %d ino %d, case says %d %d", b.Path, st.Dev, st.Ino, b.Dev, b.Ino)
+	}
+}
+
+func checkStdin(t *testing.T, name string, o *Outcome) {
+	t.Helper()
+	want := map[string]string{
+		"stdin_tty":    "chr",
+		"stdin_pipe":   "fifo",
+		"stdin_file":   "reg",
+		"stdin_socket": "sock",
+		"stdin_closed": "closed",
+	}[name]
+	if want == "" {
+		want = "chr" // /dev/null
+	}
+	if o.Stdin.Type != want {
+		t.Errorf("stdin type %q, want %q (%+v)", o.Stdin.Type, want, o.Stdin)
+	}
+	if want == "closed" {
+		if !o.Stdin.Closed || o.Stdin.Link != "" {
+			t.Errorf("closed stdin reported as %+v", o.Stdin)
+		}
+		return
+	}
+	if TypeName(o.Stdin.Mode) != want {
+		t.Errorf("stdin mode 0%o is not %s", o.Stdin.Mode, want)
+	}
+	switch name {
+	case "stdin_tty":
+		if !strings.Contains(o.Stdin.Link, "pts/") {
+			t.Errorf("tty stdin link %q", o.Stdin.Link)
+		}
+	case "stdin_pipe":
+		if !strings.HasPrefix(o.Stdin.Link, "pipe:[") {
+			t.Errorf("pipe stdin link %q", o.Stdin.Link)
+		}
+	case "stdin_socket":
+		if !strings.HasPrefix(o.Stdin.Link, "socket:[") {
+			t.Errorf("socket stdin link %q", o.Stdin.Link)
+		}
+	case "stdin_file":
+		if !strings.HasSuffix(o.Stdin.Link, "/stdin-file") {
+			t.Errorf("file stdin link %q", o.Stdin.Link)
+		}
+	default:
+		if o.Stdin.Link != "/dev/null" {
+			t.Errorf("default stdin link %q, want /dev/null", o.Stdin.Link)
+		}
+	}
+}
+
+func TestTypeName(t *testing.T) {
+	for mode, want := range map[uint32]string{
+		unix.S_IFCHR | 0o620:  "chr",
+		unix.S_IFIFO | 0o600:  "fifo",
+		unix.S_IFSOCK | 0o777: "sock",
+		unix.S_IFREG | 0o644:  "reg",
+		unix.S_IFDIR | 0o755:  "dir",
+		unix.S_IFBLK | 0o660:  "blk",
+		unix.S_IFLNK | 0o777:  "lnk",
+		0o600:                 "anon",
+	} {
+		if got := TypeName(mode); got != want {
+			t.Errorf("TypeName(0%o) = %q, want %q", mode, got, want)
+		}
+	}
+}
