@@ -4,13 +4,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/execfaild/execfaild/notify"
 )
@@ -19,7 +17,7 @@ import (
 // configs embed it so its keys sit flat in the [[sink.<kind>]] table.
 type Settings struct {
 	// Timeout bounds one attempt; "10s" by default.
-	Timeout time.Duration `toml:"timeout"`
+	Timeout notify.Duration `toml:"timeout"`
 	// TLSCAFile replaces the system roots with the PEM certificates in
 	// the file (a private CA in front of an internal receiver).
 	TLSCAFile string `toml:"tls_ca_file"`
@@ -33,10 +31,13 @@ type Settings struct {
 // Validate checks the keys without reading files.
 func (s *Settings) Validate() error {
 	if s.Timeout < 0 {
-		return errors.New("timeout: must not be negative")
+		return notify.Errorf("timeout", "must be a positive duration")
 	}
-	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
-		return errors.New("tls_cert_file, tls_key_file: set both or neither")
+	if s.TLSCertFile != "" && s.TLSKeyFile == "" {
+		return notify.Errorf("tls_key_file", "required with tls_cert_file")
+	}
+	if s.TLSKeyFile != "" && s.TLSCertFile == "" {
+		return notify.Errorf("tls_cert_file", "required with tls_key_file")
 	}
 	return nil
 }
@@ -50,18 +51,18 @@ func (s *Settings) TLSConfig() (*tls.Config, error) {
 	if s.TLSCAFile != "" {
 		pem, err := os.ReadFile(s.TLSCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls_ca_file: %w", err)
+			return nil, &notify.FieldError{Key: "tls_ca_file", Err: err}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls_ca_file: no PEM certificate in %s", s.TLSCAFile)
+			return nil, notify.Errorf("tls_ca_file", "no PEM certificate in %s", s.TLSCAFile)
 		}
 		cfg.RootCAs = pool
 	}
 	if s.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls_cert_file, tls_key_file: %w", err)
+			return nil, &notify.FieldError{Key: "tls_cert_file", Err: fmt.Errorf("load key pair: %w", err)}
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
@@ -80,22 +81,22 @@ type Auth struct {
 
 // Validate checks the keys without reading files.
 func (a *Auth) Validate() error {
-	if err := bothSet(a.BearerToken, a.BearerTokenFile, "bearer_token"); err != nil {
-		return err
+	if a.BearerToken != "" && a.BearerTokenFile != "" {
+		return notify.Errorf("bearer_token", "set either bearer_token or bearer_token_file, not both")
 	}
-	if err := bothSet(a.Password, a.PasswordFile, "password"); err != nil {
-		return err
+	if a.Password != "" && a.PasswordFile != "" {
+		return notify.Errorf("password", "set either password or password_file, not both")
 	}
 	bearer := a.BearerToken != "" || a.BearerTokenFile != ""
 	basic := a.Username != "" || a.Password != "" || a.PasswordFile != ""
 	if bearer && basic {
-		return errors.New("bearer_token, username: choose bearer or basic auth, not both")
+		return notify.Errorf("username", "set either bearer_token or username/password, not both")
 	}
 	if basic && a.Username == "" {
-		return errors.New("username: required with password")
+		return notify.Errorf("username", "required with password")
 	}
 	if strings.Contains(a.Username, ":") {
-		return errors.New("username: must not contain ':'")
+		return notify.Errorf("username", "must not contain ':'")
 	}
 	return nil
 }
@@ -103,53 +104,25 @@ func (a *Auth) Validate() error {
 // Header resolves the secrets and returns the Authorization header value
 // ("" for none) and the secrets to scrub from errors.
 func (a *Auth) Header() (string, []string, error) {
-	tok, err := ResolveSecret(a.BearerToken, a.BearerTokenFile, "bearer_token")
-	if err != nil {
-		return "", nil, err
-	}
-	if tok != "" {
+	if a.BearerToken != "" || a.BearerTokenFile != "" {
+		tok, err := notify.ResolveSecret(a.BearerToken, a.BearerTokenFile, "bearer_token")
+		if err != nil {
+			return "", nil, err
+		}
 		return "Bearer " + tok.Reveal(), []string{tok.Reveal()}, nil
 	}
 	if a.Username == "" {
 		return "", nil, nil
 	}
-	pw, err := ResolveSecret(a.Password, a.PasswordFile, "password")
-	if err != nil {
-		return "", nil, err
+	var pw notify.Secret
+	if a.Password != "" || a.PasswordFile != "" {
+		var err error
+		if pw, err = notify.ResolveSecret(a.Password, a.PasswordFile, "password"); err != nil {
+			return "", nil, err
+		}
 	}
 	enc := base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + pw.Reveal()))
 	return "Basic " + enc, []string{pw.Reveal(), enc}, nil
-}
-
-func bothSet(v notify.Secret, file, key string) error {
-	if v != "" && file != "" {
-		return fmt.Errorf("%s, %s_file: set one, not both", key, key)
-	}
-	return nil
-}
-
-// ResolveSecret returns value, or the content of file (trailing newline
-// trimmed) when value is empty. key names the setting in errors; the secret
-// itself never appears in one.
-func ResolveSecret(value notify.Secret, file, key string) (notify.Secret, error) {
-	if err := bothSet(value, file, key); err != nil {
-		return "", err
-	}
-	if file == "" {
-		return value, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("%s_file: %w", key, err)
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if strings.TrimSpace(s) == "" {
-		return "", fmt.Errorf("%s_file: %s is empty", key, file)
-	}
-	if strings.ContainsAny(s, "\r\n") {
-		return "", fmt.Errorf("%s_file: %s holds more than one line", key, file)
-	}
-	return notify.Secret(s), nil
 }
 
 // CheckURL validates a destination URL without quoting it: url.Parse
@@ -157,16 +130,16 @@ func ResolveSecret(value notify.Secret, file, key string) (notify.Secret, error)
 func CheckURL(key string, raw notify.Secret) error {
 	u, err := url.Parse(raw.Reveal())
 	if err != nil {
-		return fmt.Errorf("%s: not a valid URL", key)
+		return notify.Errorf(key, "not a valid URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%s: scheme must be http or https", key)
+		return notify.Errorf(key, "scheme must be http or https")
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%s: no host", key)
+		return notify.Errorf(key, "no host")
 	}
 	if u.Fragment != "" {
-		return fmt.Errorf("%s: must not have a #fragment", key)
+		return notify.Errorf(key, "must not have a #fragment")
 	}
 	return nil
 }
@@ -174,11 +147,11 @@ func CheckURL(key string, raw notify.Secret) error {
 // RequireURL checks the url/url_file pair after decoding: exactly one set,
 // and an inline url well-formed. A url_file is checked when read.
 func RequireURL(raw notify.Secret, file string) error {
-	if err := bothSet(raw, file, "url"); err != nil {
-		return err
+	if raw != "" && file != "" {
+		return notify.Errorf("url", "set either url or url_file, not both")
 	}
 	if raw == "" && file == "" {
-		return errors.New("url: required (or url_file)")
+		return notify.Errorf("url", "missing: set url or url_file")
 	}
 	if raw != "" {
 		return CheckURL("url", raw)
@@ -188,7 +161,7 @@ func RequireURL(raw notify.Secret, file string) error {
 
 // LoadURL resolves url/url_file and validates the result.
 func LoadURL(raw notify.Secret, file string) (notify.Secret, error) {
-	u, err := ResolveSecret(raw, file, "url")
+	u, err := notify.ResolveSecret(raw, file, "url")
 	if err != nil {
 		return "", err
 	}
@@ -206,15 +179,15 @@ func LoadURL(raw notify.Secret, file string) (notify.Secret, error) {
 // mistake shows up in check-config instead.
 func CheckHeaderName(key, name string) error {
 	if name == "" {
-		return fmt.Errorf("%s: empty header name", key)
+		return notify.Errorf(key, "empty header name")
 	}
 	for _, r := range name {
 		if r > 0x7e || r <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r) {
-			return fmt.Errorf("%s: %q is not a valid header name", key, name)
+			return notify.Errorf(key, "%q is not a valid header name", name)
 		}
 	}
 	if http.CanonicalHeaderKey(name) == "Host" || http.CanonicalHeaderKey(name) == "Content-Length" {
-		return fmt.Errorf("%s: %s cannot be set", key, name)
+		return notify.Errorf(key, "%s cannot be set", name)
 	}
 	return nil
 }

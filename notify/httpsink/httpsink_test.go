@@ -415,41 +415,6 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-func TestResolveSecret(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good")
-	os.WriteFile(good, []byte("s3cr3t-value\n"), 0o600)
-	empty := filepath.Join(dir, "empty")
-	os.WriteFile(empty, []byte("\n"), 0o600)
-	multi := filepath.Join(dir, "multi")
-	os.WriteFile(multi, []byte("a-secret-line\nsecond-secret\n"), 0o600)
-
-	if s, err := ResolveSecret("", good, "url"); err != nil || s.Reveal() != "s3cr3t-value" {
-		t.Errorf("from file: %q, %v", s.Reveal(), err)
-	}
-	if s, err := ResolveSecret("inline-secret", "", "url"); err != nil || s.Reveal() != "inline-secret" {
-		t.Errorf("inline: %q, %v", s.Reveal(), err)
-	}
-	for _, tc := range []struct {
-		v    notify.Secret
-		file string
-		want string
-	}{
-		{"inline-secret", good, "url, url_file: set one, not both"},
-		{"", filepath.Join(dir, "missing"), "url_file: open " + filepath.Join(dir, "missing") + ": no such file or directory"},
-		{"", empty, "url_file: " + empty + " is empty"},
-		{"", multi, "url_file: " + multi + " holds more than one line"},
-	} {
-		_, err := ResolveSecret(tc.v, tc.file, "url")
-		if err == nil || err.Error() != tc.want {
-			t.Errorf("ResolveSecret(%q, %q) error = %v, want %q", tc.v, tc.file, err, tc.want)
-		}
-		if err != nil && (strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "s3cr3t")) {
-			t.Errorf("error reveals the secret: %v", err)
-		}
-	}
-}
-
 func TestCheckURL(t *testing.T) {
 	for raw, want := range map[string]string{
 		"https://hooks.example/services/SECRETPART":   "",
@@ -470,7 +435,7 @@ func TestCheckURL(t *testing.T) {
 			t.Errorf("CheckURL(%q) = %q, want %q", raw, got, want)
 		}
 	}
-	if err := RequireURL("", ""); err == nil || err.Error() != "url: required (or url_file)" {
+	if err := RequireURL("", ""); err == nil || err.Error() != "url: missing: set url or url_file" {
 		t.Errorf("RequireURL empty: %v", err)
 	}
 }
@@ -492,6 +457,9 @@ func TestAuth(t *testing.T) {
 	if len(secrets) == 0 || secrets[0] != "hunter2hunter2" {
 		t.Errorf("password not listed for scrubbing: %d secrets", len(secrets))
 	}
+	if _, _, err := (&Auth{Username: "bob", PasswordFile: filepath.Join(dir, "nope")}).Header(); err == nil || !strings.HasPrefix(err.Error(), "password_file: ") {
+		t.Errorf("missing password file: %v", err)
+	}
 	b := Auth{BearerToken: "tok-123456"}
 	if h, _, err := b.Header(); err != nil || h != "Bearer tok-123456" {
 		t.Errorf("bearer header = %q, %v", h, err)
@@ -500,9 +468,9 @@ func TestAuth(t *testing.T) {
 		a    Auth
 		want string
 	}{
-		{Auth{BearerToken: "x", BearerTokenFile: "/f"}, "bearer_token, bearer_token_file: set one, not both"},
-		{Auth{Password: "x", PasswordFile: "/f", Username: "u"}, "password, password_file: set one, not both"},
-		{Auth{BearerToken: "x", Username: "u"}, "bearer_token, username: choose bearer or basic auth, not both"},
+		{Auth{BearerToken: "x", BearerTokenFile: "/f"}, "bearer_token: set either bearer_token or bearer_token_file, not both"},
+		{Auth{Password: "x", PasswordFile: "/f", Username: "u"}, "password: set either password or password_file, not both"},
+		{Auth{BearerToken: "x", Username: "u"}, "username: set either bearer_token or username/password, not both"},
 		{Auth{Password: "x"}, "username: required with password"},
 		{Auth{Username: "a:b"}, "username: must not contain ':'"},
 	} {
