@@ -1,0 +1,46 @@
+#!/bin/bash
+# Builds dist/execfaild_<version>_amd64.deb with dpkg-buildpackage.
+#
+# The build runs in a scratch copy of the work tree so debhelper's output
+# (debian/execfaild/, debian/.debhelper/) and dpkg-buildpackage's files in
+# the parent directory never land in the repository. The Go module and build
+# caches of the caller are passed through, so no download happens when
+# `go mod download` already ran (as .ci/install-deps does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+export PATH=/usr/local/go/bin:$PATH
+for tool in dpkg-buildpackage dh go; do
+	command -v "$tool" >/dev/null || {
+		echo "build-deb: $tool not found (run .ci/install-deps)" >&2
+		exit 1
+	}
+done
+
+version=$(dpkg-parsechangelog -l debian/changelog -SVersion)
+GOMODCACHE=$(go env GOMODCACHE)
+GOCACHE=$(go env GOCACHE)
+export GOMODCACHE GOCACHE
+
+work=$(mktemp -d /tmp/execfaild-deb.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+src=$work/execfaild-$version
+mkdir -p "$src"
+# Tracked and new-but-not-ignored files: what a clean checkout would build.
+git ls-files -z --cached --others --exclude-standard |
+	while IFS= read -r -d '' f; do
+		[[ -e $f || -L $f ]] && printf '%s\0' "$f"
+	done |
+	tar -C "$root" --null -T - -cf - | tar -C "$src" -xf -
+
+(cd "$src" && dpkg-buildpackage -us -uc -b --no-sign) >"$work/build.log" 2>&1 || {
+	tail -40 "$work/build.log" >&2
+	echo "build-deb: dpkg-buildpackage failed (log above)" >&2
+	exit 1
+}
+
+mkdir -p dist
+deb=execfaild_${version}_amd64.deb
+cp "$work/$deb" dist/
+echo "dist/$deb"
