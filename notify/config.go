@@ -1,0 +1,145 @@
+package notify
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+)
+
+// Config is what a Pipeline is built from: the global stages and the sinks,
+// as the [filter], [dedup], [rate_limit], [spool] and [[sink.<kind>]]
+// sections of the configuration file describe them.
+type Config struct {
+	Filter    FilterConfig
+	Dedup     DedupConfig
+	RateLimit GlobalRateLimitConfig
+	Spool     SpoolConfig
+	Sinks     []SinkEntry
+}
+
+// SinkEntry is one [[sink.<kind>]] table.
+type SinkEntry struct {
+	Kind string
+	// Index is the entry's position among the tables of its kind, from 0.
+	Index  int
+	Config SinkConfig
+}
+
+// ID names the sink in logs, stats and the spool directory: "<kind>-<name>".
+func (e SinkEntry) ID() string { return e.Kind + "-" + e.Config.Common().Name }
+
+// DefaultConfig returns the global stages a fresh install runs with and no
+// sinks.
+func DefaultConfig() Config {
+	return Config{
+		Filter:    DefaultFilter(),
+		Dedup:     DefaultDedup(),
+		RateLimit: DefaultRateLimit(),
+		Spool:     DefaultSpool(),
+	}
+}
+
+// SinkError is a problem with one sink entry. Err is often a *FieldError
+// whose key is relative to the entry's table.
+type SinkError struct {
+	Kind  string
+	Index int
+	Err   error
+}
+
+func (e *SinkError) Error() string {
+	return fmt.Sprintf("sink.%s[%d]: %v", e.Kind, e.Index, e.Err)
+}
+func (e *SinkError) Unwrap() error { return e.Err }
+
+var sinkNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Normalize validates the configuration and fills every unset per-sink
+// setting from the global sections (or from the sink kind's own default
+// rate limit), so the result is the effective configuration. Errors about
+// a global section are *FieldError with the section in the key
+// ("dedup.window"); errors about a sink are *SinkError.
+func (c *Config) Normalize() error {
+	if err := c.Filter.Validate(); err != nil {
+		return prefixKey("filter", err)
+	}
+	if err := c.Dedup.Validate(); err != nil {
+		return prefixKey("dedup", err)
+	}
+	if err := c.RateLimit.Validate(); err != nil {
+		return prefixKey("rate_limit", err)
+	}
+	if err := c.Spool.Validate(); err != nil {
+		return prefixKey("spool", err)
+	}
+	perKind := map[string]int{}
+	for _, e := range c.Sinks {
+		perKind[e.Kind]++
+	}
+	seen := map[string]int{}
+	for i := range c.Sinks {
+		e := &c.Sinks[i]
+		serr := func(err error) error { return &SinkError{Kind: e.Kind, Index: e.Index, Err: err} }
+		if e.Config == nil {
+			return serr(errors.New("no configuration"))
+		}
+		com := e.Config.Common()
+		if com.Name == "" {
+			com.Name = e.Kind
+			if perKind[e.Kind] > 1 {
+				com.Name = e.Kind + "-" + strconv.Itoa(e.Index+1)
+			}
+		}
+		if !sinkNameRE.MatchString(com.Name) {
+			return serr(Errorf("name", "%q: use letters, digits, '.', '_' and '-' (it names the spool directory)", com.Name))
+		}
+		if prev, dup := seen[e.ID()]; dup {
+			return serr(Errorf("name", "%q is already used by sink.%s[%d]", com.Name, e.Kind, prev))
+		}
+		seen[e.ID()] = e.Index
+		if err := com.Filter.Validate(); err != nil {
+			return serr(prefixKey("filter", err))
+		}
+		d := &com.Dedup
+		if d.Window == 0 {
+			d.Window = c.Dedup.Window
+		}
+		if d.Keys == nil {
+			d.Keys = append([]string(nil), c.Dedup.Keys...)
+		}
+		if d.MaxPIDs == 0 {
+			d.MaxPIDs = c.Dedup.MaxPIDs
+		}
+		if d.MaxKeys == 0 {
+			d.MaxKeys = c.Dedup.MaxKeys
+		}
+		if err := d.Validate(); err != nil {
+			return serr(prefixKey("dedup", err))
+		}
+		def := c.RateLimit.RateLimitConfig
+		if rd, ok := e.Config.(RateLimitDefaulter); ok {
+			def = rd.DefaultRateLimit()
+		}
+		r := &com.RateLimit
+		if r.Rate == 0 {
+			r.Rate = def.Rate
+		}
+		if r.Burst == 0 {
+			r.Burst = def.Burst
+		}
+		if err := r.Validate(); err != nil {
+			return serr(prefixKey("rate_limit", err))
+		}
+		if com.QueueSize == 0 {
+			com.QueueSize = DefaultQueueSize
+		}
+		if com.QueueSize < 0 {
+			return serr(Errorf("queue_size", "must be positive"))
+		}
+		if err := e.Config.Validate(); err != nil {
+			return serr(err)
+		}
+	}
+	return nil
+}

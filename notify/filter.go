@@ -1,0 +1,80 @@
+package notify
+
+import (
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+// filter is a validated FilterConfig ready to match events.
+type filter struct{ c FilterConfig }
+
+func newFilter(c FilterConfig) *filter { return &filter{c: c} }
+
+// match tells whether ev passes the filter.
+func (f *filter) match(ev *event.Event) bool {
+	c := &f.c
+	switch c.KernelInvoked {
+	case "only":
+		if !ev.KernelInvoked {
+			return false
+		}
+	case "exclude":
+		if ev.KernelInvoked {
+			return false
+		}
+	}
+	if !includeExclude(c.Errors, c.ExcludeErrors, ev.Error, func(p, v string) bool { return p == v }) {
+		return false
+	}
+	if len(c.UIDs) > 0 && !slices.Contains(c.UIDs, ev.Process.UID) {
+		return false
+	}
+	if slices.Contains(c.ExcludeUIDs, ev.Process.UID) {
+		return false
+	}
+	return includeExclude(c.Paths, c.ExcludePaths, ev.ResolvedPath(), matchPath) &&
+		includeExclude(c.Comms, c.ExcludeComms, ev.Process.Comm, matchGlob) &&
+		includeExclude(c.Units, c.ExcludeUnits, ev.Process.Unit, matchGlob) &&
+		includeExclude(c.Cgroups, c.ExcludeCgroups, ev.Process.Cgroup, matchGlob)
+}
+
+func includeExclude(include, exclude []string, v string, match func(pattern, v string) bool) bool {
+	if len(include) > 0 && !slices.ContainsFunc(include, func(p string) bool { return match(p, v) }) {
+		return false
+	}
+	return !slices.ContainsFunc(exclude, func(p string) bool { return match(p, v) })
+}
+
+// matchGlob is path.Match plus "dir/**" for everything below dir, which
+// path.Match cannot say because its "*" stops at "/".
+func matchGlob(pattern, v string) bool {
+	if dir, ok := strings.CutSuffix(pattern, "/**"); ok {
+		if dir == "" {
+			return strings.HasPrefix(v, "/")
+		}
+		if ok, _ := path.Match(dir, v); ok {
+			return true
+		}
+		for d := path.Dir(v); d != "/" && d != "."; d = path.Dir(d) {
+			if ok, _ := path.Match(dir, d); ok {
+				return true
+			}
+		}
+		return false
+	}
+	ok, _ := path.Match(pattern, v)
+	return ok
+}
+
+// matchPath matches a program path; a pattern without "/" names the base
+// name, so "curl" or "python3*" work wherever the program lives.
+func matchPath(pattern, v string) bool {
+	if !strings.Contains(pattern, "/") {
+		ok, _ := path.Match(pattern, path.Base(v))
+		return ok
+	}
+	return matchGlob(pattern, v)
+}

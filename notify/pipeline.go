@@ -1,0 +1,556 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+// Clock tells the pipeline the time; tests substitute a fake one.
+type Clock interface{ Now() time.Time }
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// Option adjusts how New builds a Pipeline.
+type Option func(*Pipeline)
+
+// WithClock makes the pipeline read time from c (windows, buckets, holds).
+func WithClock(c Clock) Option { return func(p *Pipeline) { p.clock = c } }
+
+// tickInterval is how often held notifications (PATH-search holds, dedup
+// windows, rate-limited backlogs) are looked at.
+const tickInterval = 50 * time.Millisecond
+
+// Pipeline turns failures into notifications: global filter, PATH-search
+// coalescing, then per sink its filter, dedup and rate limit, and a worker
+// that delivers, retries and spools. Handle and Succeeded never wait for a
+// sink: every stage before delivery is in-memory bookkeeping, and delivery
+// queues are bounded, with anything that does not fit folded into a later
+// notification's count.
+//
+// Counting is exact: every failure handed to Handle ends up in exactly one
+// of filtered, path_search_resolved, or the Count of a notification that a
+// sink delivered, failed, or still holds (queued, spooled, held for a
+// digest).
+type Pipeline struct {
+	env   Env
+	log   *slog.Logger
+	clock Clock
+
+	mu       sync.Mutex
+	cfg      Config
+	filter   *filter
+	global   *bucket
+	coal     *coalescer
+	sinks    []*sinkState
+	counters map[string]*sinkCounters // by sink id, kept across reloads
+	closed   bool
+
+	detected, filtered, resolved, afterClose atomic.Uint64
+
+	manualTick bool
+	stopTick   chan struct{}
+	tickDone   chan struct{}
+}
+
+// sinkState is one sink's stages; guarded by Pipeline.mu except for w.
+type sinkState struct {
+	entry    SinkEntry
+	id       string
+	filter   *filter
+	dedup    DedupConfig
+	bucket   *bucket
+	entries  map[string]*held
+	overflow *event.Event // combined digest of what could not be sent on time
+	w        *worker
+	c        *sinkCounters
+}
+
+// held is one dedup key's state within its window.
+type held struct {
+	sample *event.Event // first occurrence, the digest's description
+	end    time.Time    // window end
+	digest *event.Event // failures not yet notified, merged; nil when none
+}
+
+// New builds the sinks and starts their workers. cfg is normalized first
+// (defaults filled, validated). Spooled notifications of sinks with the same
+// kind and name are delivered first.
+func New(cfg Config, env Env, opts ...Option) (*Pipeline, error) {
+	p := &Pipeline{env: env, log: env.Logger, clock: wallClock{}, counters: map[string]*sinkCounters{}}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		p.env.Logger = p.log
+	}
+	if err := cfg.Normalize(); err != nil {
+		return nil, err
+	}
+	sinks, err := p.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.apply(cfg, sinks)
+	p.coal = newCoalescer(PathSearchHold)
+	for _, s := range sinks {
+		s.w.start()
+	}
+	if !p.manualTick {
+		p.stopTick, p.tickDone = make(chan struct{}), make(chan struct{})
+		go p.ticker()
+	}
+	return p, nil
+}
+
+// build makes the sinks of cfg without starting them.
+func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
+	var out []*sinkState
+	fail := func(err error) ([]*sinkState, error) {
+		for _, s := range out {
+			s.w.sink.Close()
+		}
+		return nil, err
+	}
+	now := p.clock.Now()
+	for _, e := range cfg.Sinks {
+		com := e.Config.Common()
+		sink, err := e.Config.New(p.env)
+		if err != nil {
+			return fail(&SinkError{Kind: e.Kind, Index: e.Index, Err: err})
+		}
+		id := e.ID()
+		c := p.counters[id]
+		if c == nil {
+			c = &sinkCounters{}
+		}
+		sp, err := openSpool(filepath.Join(cfg.Spool.Dir, id), cfg.Spool.MaxBytes, cfg.Spool.MaxEntries, com.Dedup.MaxPIDs)
+		if err != nil {
+			p.log.Error("spool unusable: notifications this sink cannot deliver will be lost", "sink", id, "err", err)
+			sp = nil
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &sinkState{
+			entry:   e,
+			id:      id,
+			filter:  newFilter(com.Filter),
+			dedup:   com.Dedup,
+			bucket:  newBucket(com.RateLimit.Rate, com.RateLimit.Burst, now),
+			entries: map[string]*held{},
+			c:       c,
+			w: &worker{
+				id: id, sink: sink, q: make(chan *event.Event, com.QueueSize), spool: sp, log: p.log, c: c,
+				retryInitial: cfg.Spool.RetryInitial.D(), retryMax: cfg.Spool.RetryMax.D(),
+				ctx: ctx, abort: cancel, done: make(chan struct{}),
+			},
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// apply installs cfg and sinks; the caller holds mu or owns p exclusively.
+func (p *Pipeline) apply(cfg Config, sinks []*sinkState) {
+	p.cfg = cfg
+	p.filter = newFilter(cfg.Filter)
+	p.global = newBucket(cfg.RateLimit.GlobalRate, cfg.RateLimit.GlobalBurst, p.clock.Now())
+	p.sinks = sinks
+	for _, s := range sinks {
+		p.counters[s.id] = s.c
+	}
+}
+
+// Handle takes one failure from the probe. It does not keep ev.
+func (p *Pipeline) Handle(ev *event.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		p.afterClose.Add(count(ev))
+		return
+	}
+	p.detected.Add(count(ev))
+	if !p.filter.match(ev) {
+		p.filtered.Add(count(ev))
+		return
+	}
+	e := *ev
+	if e.Count == 0 {
+		e.Count = 1
+	}
+	now := p.clock.Now()
+	for _, out := range p.coal.add(&e, now) {
+		p.fanout(out, now)
+	}
+}
+
+// Succeeded takes the news that a thread with a recent ENOENT then exec'd
+// successfully: its pending PATH search found the program.
+func (p *Pipeline) Succeeded(s *event.Success) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.resolved.Add(p.coal.success(s.TID))
+}
+
+func (p *Pipeline) fanout(ev *event.Event, now time.Time) {
+	for i, s := range p.sinks {
+		if !s.filter.match(ev) {
+			s.c.filtered.Add(count(ev))
+			continue
+		}
+		e := ev
+		if i < len(p.sinks)-1 {
+			// Sinks may fold and mutate their copy.
+			cp := *ev
+			e = &cp
+		}
+		p.offer(s, e, now)
+	}
+}
+
+// offer runs dedup and the rate limit of one sink.
+func (p *Pipeline) offer(s *sinkState, ev *event.Event, now time.Time) {
+	if s.dedup.Window == Off {
+		if !p.emit(s, ev, now) {
+			p.fold(s, ev)
+		}
+		return
+	}
+	key := dedupKey(ev, s.dedup.Keys)
+	h := s.entries[key]
+	if h != nil && now.Before(h.end) {
+		s.c.deduped.Add(count(ev))
+		p.hold(s, h, ev)
+		return
+	}
+	if h != nil {
+		p.close(s, key, h, now)
+	}
+	if s.dedup.MaxKeys > 0 && len(s.entries) >= s.dedup.MaxKeys {
+		s.c.deduped.Add(count(ev))
+		p.fold(s, ev)
+		return
+	}
+	sample := *ev
+	h = &held{sample: &sample, end: now.Add(s.dedup.Window.D())}
+	s.entries[key] = h
+	if !p.emit(s, ev, now) {
+		p.hold(s, h, ev)
+	}
+}
+
+func (p *Pipeline) hold(s *sinkState, h *held, ev *event.Event) {
+	if h.digest == nil {
+		d := *h.sample
+		d.Count, d.PIDs, d.FirstSeen, d.LastSeen = 0, nil, nil, nil
+		// Start the digest from the sample's description with ev's count.
+		d.Count = count(ev)
+		d.Digest = true
+		f, l := firstSeen(ev), lastSeen(ev)
+		d.FirstSeen, d.LastSeen = &f, &l
+		d.Time = l
+		d.PIDs = addPIDs(nil, ev, s.dedup.MaxPIDs)
+		h.digest = &d
+		return
+	}
+	n := count(h.digest) + count(ev)
+	f, l := firstSeen(h.digest), lastSeen(h.digest)
+	if t := firstSeen(ev); t.Before(f) {
+		f = t
+	}
+	if t := lastSeen(ev); t.After(l) {
+		l = t
+	}
+	h.digest.Count, h.digest.FirstSeen, h.digest.LastSeen, h.digest.Time = n, &f, &l, l
+	h.digest.PIDs = addPIDs(h.digest.PIDs, ev, s.dedup.MaxPIDs)
+}
+
+// fold adds ev to the sink's combined digest of what could not be sent.
+func (p *Pipeline) fold(s *sinkState, ev *event.Event) {
+	if s.overflow == nil {
+		cp := *ev
+		f, l := firstSeen(ev), lastSeen(ev)
+		cp.FirstSeen, cp.LastSeen, cp.Digest, cp.Count = &f, &l, true, count(ev)
+		cp.PIDs = addPIDs(nil, ev, s.dedup.MaxPIDs)
+		s.overflow = &cp
+		return
+	}
+	merge(s.overflow, ev, s.dedup.MaxPIDs)
+}
+
+// emit sends ev to the sink's queue if both rate limits allow; false means
+// the caller must keep it for a later digest.
+func (p *Pipeline) emit(s *sinkState, ev *event.Event, now time.Time) bool {
+	if !s.bucket.ready(now) || !p.global.ready(now) {
+		s.c.limited.Add(count(ev))
+		return false
+	}
+	s.bucket.take()
+	p.global.take()
+	if !s.w.enqueue(ev) {
+		s.bucket.refund()
+		p.global.refund()
+		s.c.droppedQueueFull.Add(count(ev))
+		return false
+	}
+	return true
+}
+
+// close ends a dedup window: the held failures go out as one digest, or
+// into the combined digest when the limit or queue will not take it now.
+func (p *Pipeline) close(s *sinkState, key string, h *held, now time.Time) {
+	delete(s.entries, key)
+	if h.digest == nil {
+		return
+	}
+	if !p.emit(s, h.digest, now) {
+		p.fold(s, h.digest)
+	}
+}
+
+// Tick runs the time-driven work; the pipeline calls it itself unless the
+// clock is driven by a test.
+func (p *Pipeline) tick(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	for _, ev := range p.coal.expire(now, false) {
+		p.fanout(ev, now)
+	}
+	for _, s := range p.sinks {
+		for key, h := range s.entries {
+			if !now.Before(h.end) {
+				p.close(s, key, h, now)
+			}
+		}
+		if s.overflow != nil {
+			ov := s.overflow
+			s.overflow = nil
+			// Counted as limited once already when it was held back.
+			if s.bucket.ready(now) && p.global.ready(now) {
+				s.bucket.take()
+				p.global.take()
+				if s.w.enqueue(ov) {
+					continue
+				}
+				s.bucket.refund()
+				p.global.refund()
+			}
+			s.overflow = ov
+		}
+	}
+}
+
+func (p *Pipeline) ticker() {
+	defer close(p.tickDone)
+	t := time.NewTicker(tickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			p.tick(p.clock.Now())
+		case <-p.stopTick:
+			return
+		}
+	}
+}
+
+// flushAll pushes out everything held (PATH searches, dedup digests, the
+// combined digest), ignoring rate limits, into the queues or — when they
+// are full — the spool. Caller holds mu.
+func (p *Pipeline) flushAll(now time.Time) {
+	for _, ev := range p.coal.expire(now, true) {
+		p.fanout(ev, now)
+	}
+	for _, s := range p.sinks {
+		var out []*event.Event
+		for key, h := range s.entries {
+			if h.digest != nil {
+				out = append(out, h.digest)
+			}
+			delete(s.entries, key)
+		}
+		if s.overflow != nil {
+			out = append(out, s.overflow)
+			s.overflow = nil
+		}
+		for _, ev := range out {
+			if !s.w.enqueue(ev) {
+				s.w.stash(ev)
+			}
+		}
+	}
+}
+
+// Reload switches to cfg without losing anything queued or held: the new
+// sinks are built first (on error nothing changes); then, atomically for
+// Handle, everything held for the old sinks (dedup digests, rate-limited
+// backlog, pending PATH searches stay) is flushed to the old queues and new
+// failures go to the new sinks. The old workers deliver their queues until
+// ctx ends and spool the rest; only then do the new workers start, so a
+// sink keeping its kind and name delivers the old one's spool first.
+// Per-sink counters carry over for sinks keeping their kind and name; dedup
+// windows start afresh.
+func (p *Pipeline) Reload(ctx context.Context, cfg Config) error {
+	if err := cfg.Normalize(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return errors.New("reload: pipeline closed")
+	}
+	sinks, err := p.build(cfg)
+	if err != nil {
+		p.mu.Unlock()
+		return fmt.Errorf("reload: %w", err)
+	}
+	now := p.clock.Now()
+	// PATH searches are global; keep them pending across the switch.
+	saved := p.coal
+	p.coal = newCoalescer(0)
+	p.flushAll(now)
+	p.coal = saved
+	old := p.sinks
+	p.apply(cfg, sinks)
+	p.mu.Unlock()
+
+	errs := p.finish(ctx, old)
+	for _, s := range sinks {
+		s.w.start()
+	}
+	return errs
+}
+
+// finish drains and closes sinks.
+func (p *Pipeline) finish(ctx context.Context, sinks []*sinkState) error {
+	var wg sync.WaitGroup
+	for _, s := range sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.w.finish(ctx)
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, s := range sinks {
+		if err := s.w.sink.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close sink %s: %w", s.id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops intake, flushes everything held, lets the workers deliver
+// until ctx ends and spools what is left for the next start.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.flushAll(p.clock.Now())
+	p.closed = true
+	sinks := p.sinks
+	p.mu.Unlock()
+	if p.stopTick != nil {
+		close(p.stopTick)
+		<-p.tickDone
+	}
+	return p.finish(ctx, sinks)
+}
+
+// Stats is a snapshot of the pipeline's counters. Failure counts are in
+// failures (a digest of 37 adds 37); Delivered, Failed and Spooled count
+// notifications.
+type Stats struct {
+	Detected           uint64 `json:"detected"`
+	Filtered           uint64 `json:"filtered"`
+	PathSearchResolved uint64 `json:"path_search_resolved"`
+	// AfterClose counts failures handed in after Close; they are not reported.
+	AfterClose uint64      `json:"after_close,omitempty"`
+	Sinks      []SinkStats `json:"sinks"`
+}
+
+// SinkStats are one sink's counters.
+type SinkStats struct {
+	Kind             string `json:"kind"`
+	Name             string `json:"name"`
+	Filtered         uint64 `json:"filtered"`
+	Deduped          uint64 `json:"deduped"`
+	Limited          uint64 `json:"limited"`
+	DroppedQueueFull uint64 `json:"dropped_queue_full"`
+	Delivered        uint64 `json:"delivered"`
+	// DeliveredCount is how many failures the delivered notifications stand for.
+	DeliveredCount uint64 `json:"delivered_count"`
+	Failed         uint64 `json:"failed"`
+	Spooled        uint64 `json:"spooled"`
+	Queued         int    `json:"queued"`
+	SpoolEntries   int    `json:"spool_entries"`
+}
+
+// Stats returns the current counters.
+func (p *Pipeline) Stats() Stats {
+	p.mu.Lock()
+	sinks := p.sinks
+	p.mu.Unlock()
+	st := Stats{
+		Detected:           p.detected.Load(),
+		Filtered:           p.filtered.Load(),
+		PathSearchResolved: p.resolved.Load(),
+		AfterClose:         p.afterClose.Load(),
+	}
+	for _, s := range sinks {
+		ss := SinkStats{
+			Kind:             s.entry.Kind,
+			Name:             s.entry.Config.Common().Name,
+			Filtered:         s.c.filtered.Load(),
+			Deduped:          s.c.deduped.Load(),
+			Limited:          s.c.limited.Load(),
+			DroppedQueueFull: s.c.droppedQueueFull.Load(),
+			Delivered:        s.c.delivered.Load(),
+			DeliveredCount:   s.c.deliveredCount.Load(),
+			Failed:           s.c.failed.Load(),
+			Spooled:          s.c.spooled.Load(),
+			Queued:           len(s.w.q),
+		}
+		if s.w.spool != nil {
+			ss.SpoolEntries = s.w.spool.len()
+		}
+		st.Sinks = append(st.Sinks, ss)
+	}
+	return st
+}
+
+// String is a one-line summary for systemd's STATUS=.
+func (s Stats) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d failed execs, %d filtered, %d path searches resolved", s.Detected, s.Filtered, s.PathSearchResolved)
+	for _, k := range s.Sinks {
+		fmt.Fprintf(&b, "; %s/%s: %d sent", k.Kind, k.Name, k.Delivered)
+		if k.Failed > 0 {
+			fmt.Fprintf(&b, ", %d failed", k.Failed)
+		}
+		if k.SpoolEntries > 0 {
+			fmt.Fprintf(&b, ", %d spooled", k.SpoolEntries)
+		}
+	}
+	return b.String()
+}
