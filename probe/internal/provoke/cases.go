@@ -103,16 +103,15 @@ var Env = []string{
 	"EMPTY=",
 }
 
-// Truncation limits the truncation case exceeds: far above the defaults,
-// so any configuration near them truncates.
-const (
-	TruncArgs   = 100
-	TruncEnv    = 100
-	TruncArgLen = 5000
-)
+// Limits are the capture bounds of the probe under test (probe.Config's
+// MaxArgs, MaxEnv, MaxArgLen). The truncation case exceeds each of them and
+// the exact_limits case meets each exactly, so both edges are checked.
+type Limits struct {
+	MaxArgs, MaxEnv, MaxArgLen int
+}
 
 // Cases lists every failure the suite provokes, in a stable order.
-func Cases() []Case {
+func Cases(lim Limits) []Case {
 	return []Case{
 		{Name: "enoent", Run: func(l *Lab) (*Outcome, error) {
 			p := l.path("does-not-exist")
@@ -248,15 +247,16 @@ func Cases() []Case {
 		}},
 		{Name: "truncation", Run: func(l *Lab) (*Outcome, error) {
 			return l.execve("truncation", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
-				r.Argv = nil
-				for i := range TruncArgs {
-					r.Argv = append(r.Argv, "arg"+strconv.Itoa(i))
-				}
-				r.Argv[1] = "long=" + strings.Repeat("y", TruncArgLen)
-				r.Env = append([]string{}, Env...)
-				for i := range TruncEnv {
-					r.Env = append(r.Env, "EXECFAILD_FILL_"+strconv.Itoa(i)+"=v"+strconv.Itoa(i))
-				}
+				r.Argv = fill("arg", lim.MaxArgs+8, lim.MaxArgLen+100)
+				r.Env = append(append([]string{}, Env...), fill("EXECFAILD_FILL_", lim.MaxEnv+8, lim.MaxArgLen+50)...)
+			})
+		}},
+		{Name: "exact_limits", Run: func(l *Lab) (*Outcome, error) {
+			// Exactly as many entries as captured, one of exactly the
+			// captured length: nothing may be cut or marked truncated.
+			return l.execve("exact_limits", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
+				r.Argv = fill("arg", lim.MaxArgs, lim.MaxArgLen)
+				r.Env = append(append([]string{}, Env...), fill("EXECFAILD_FILL_", lim.MaxEnv-len(Env), lim.MaxArgLen)...)
 			})
 		}},
 		{Name: "enoent_then_success", Run: func(l *Lab) (*Outcome, error) {
@@ -270,6 +270,23 @@ func Cases() []Case {
 			})
 		}},
 	}
+}
+
+// fill makes n strings prefix0, prefix1, …; the second one is padded to
+// exactly long bytes, so it sits at (or beyond) the per-string limit.
+func fill(prefix string, n, long int) []string {
+	out := make([]string, 0, n)
+	for i := range n {
+		s := prefix + strconv.Itoa(i)
+		if prefix == "EXECFAILD_FILL_" {
+			s += "=v"
+		}
+		if i == 1 && len(s) < long {
+			s += strings.Repeat("y", long-len(s))
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func (l *Lab) baseRequest(path string) request {

@@ -27,7 +27,7 @@ func TestCasesReturnClaimedErrno(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	for _, c := range Cases() {
+	for _, c := range Cases(Limits{MaxArgs: 32, MaxEnv: 32, MaxArgLen: 256}) {
 		t.Run(c.Name, func(t *testing.T) {
 			if c.Root && !root {
 				if os.Getenv("CI") == "true" {
@@ -195,5 +195,21 @@ func TestTypeName(t *testing.T) {
 		if got := TypeName(mode); got != want {
 			t.Errorf("TypeName(0%o) = %q, want %q", mode, got, want)
 		}
+	}
+}
+
+func TestLimitCasesMeetAndExceed(t *testing.T) {
+	lim := Limits{MaxArgs: 5, MaxEnv: 7, MaxArgLen: 40}
+	exact := fill("arg", lim.MaxArgs, lim.MaxArgLen)
+	if len(exact) != 5 || len(exact[1]) != 40 || exact[0] != "arg0" {
+		t.Errorf("exact argv %q", exact)
+	}
+	env := fill("EXECFAILD_FILL_", lim.MaxEnv-len(Env), lim.MaxArgLen)
+	if len(env)+len(Env) != 7 || len(env[1]) != 40 || env[0] != "EXECFAILD_FILL_0=v" {
+		t.Errorf("exact env %q", env)
+	}
+	over := fill("arg", lim.MaxArgs+8, lim.MaxArgLen+100)
+	if len(over) != 13 || len(over[1]) != 140 {
+		t.Errorf("truncation argv has %d entries, second %d bytes", len(over), len(over[1]))
 	}
 }
