@@ -1,0 +1,75 @@
+#!/bin/bash
+# Boots a kernel and initramfs under qemu (software emulation) and waits,
+# with a deadline, until the guest powers off.
+#
+# Usage:
+#   vmtest/qemu.sh -k VMLINUZ -i INITRD -l LOG [-t SECONDS] [-m MEM] [-c CPUS]
+#                  [-a "KERNEL ARGS"] [-- EXTRA QEMU ARGS...]
+#
+#   -k  kernel image (e.g. "$(vmtest/kernels.sh 6.12)")
+#   -i  initramfs (e.g. from vmtest/initramfs.sh)
+#   -l  file that receives the serial console (kernel log and guest output)
+#   -t  deadline in seconds for the whole boot (default 600): a hung guest
+#       fails instead of eating CI's time
+#   -m  guest memory (default 2G); -c  vCPUs (default 2)
+#   -a  extra kernel command line words, appended after
+#       "console=ttyS0 panic=-1" (e.g. "rdinit=/sbin/init", or env words and
+#       "-- cmd args" for vmtest's /init)
+#   --  everything after is passed to qemu unchanged (disks, NICs, ...)
+#
+# Exit status: 0 when the guest powered off (or its kernel panicked, which
+# panic=-1 plus -no-reboot also turns into an exit) in time, 124 when the
+# deadline passed, qemu's own status otherwise. Whether the guest's work
+# succeeded is for the caller to read from the log. VMTEST_VERBOSE=1 also
+# copies the console to stderr while the guest runs.
+#
+# KVM is never used: on these machines it exists but hangs guests, so the
+# guest runs under TCG (-accel tcg -cpu max), which is slow but faithful.
+set -euo pipefail
+
+kernel= initrd= log= timeout=600 mem=2G cpus=2 append=
+while (($#)); do
+	case $1 in
+	-k) kernel=$2; shift 2 ;;
+	-i) initrd=$2; shift 2 ;;
+	-l) log=$2; shift 2 ;;
+	-t) timeout=$2; shift 2 ;;
+	-m) mem=$2; shift 2 ;;
+	-c) cpus=$2; shift 2 ;;
+	-a) append=$2; shift 2 ;;
+	--) shift; break ;;
+	*) echo "qemu.sh: unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
+	esac
+done
+for v in kernel initrd log; do
+	if [[ -z ${!v} ]]; then
+		echo "qemu.sh: -${v:0:1} ($v) is required" >&2
+		exit 2
+	fi
+done
+for f in "$kernel" "$initrd"; do
+	[[ -r $f ]] || { echo "qemu.sh: cannot read $f" >&2; exit 2; }
+done
+
+args=(
+	-accel tcg -cpu max -m "$mem" -smp "$cpus"
+	-nodefaults -no-user-config -display none -no-reboot
+	-serial "file:$log"
+	-kernel "$kernel" -initrd "$initrd"
+	-append "console=ttyS0 panic=-1 $append"
+	"$@"
+)
+: >"$log"
+tailpid=
+if [[ ${VMTEST_VERBOSE:-} == 1 ]]; then
+	tail -n +1 -f "$log" >&2 &
+	tailpid=$!
+fi
+rc=0
+# -k: qemu that ignores SIGTERM while wedged still goes away.
+timeout -k 10 "$timeout" qemu-system-x86_64 "${args[@]}" </dev/null || rc=$?
+[[ -n $tailpid ]] && kill "$tailpid" 2>/dev/null
+if ((rc == 124)); then
+	echo "qemu.sh: guest did not power off within ${timeout}s (log: $log)" >&2
+fi
+exit "$rc"
