@@ -1,0 +1,323 @@
+// Package config loads /etc/execfaild.toml: the [probe] settings, the
+// global pipeline stages ([filter], [dedup], [rate_limit], [spool]) and any
+// number of [[sink.<kind>]] tables for every registered sink kind.
+//
+// Loading follows one order: start from the defaults, decode over them,
+// reject every key nothing decoded, then validate. Every error names the
+// file, the line and the key; no error or printed config shows a secret.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/probe"
+)
+
+// DefaultPath is where the daemon looks when no file is named.
+const DefaultPath = "/etc/execfaild.toml"
+
+// journalSocket tells whether journald runs here; tests point it elsewhere.
+var journalSocket = "/run/systemd/journal/socket"
+
+// Config is the effective configuration.
+type Config struct {
+	// File is where it was loaded from; empty for the built-in defaults.
+	File string `toml:"-"`
+
+	Probe     probe.Config                 `toml:"probe"`
+	Filter    notify.FilterConfig          `toml:"filter"`
+	Dedup     notify.DedupConfig           `toml:"dedup"`
+	RateLimit notify.GlobalRateLimitConfig `toml:"rate_limit"`
+	Spool     notify.SpoolConfig           `toml:"spool"`
+	// Sinks in file order within each kind, kinds sorted by name.
+	Sinks []notify.SinkEntry `toml:"-"`
+}
+
+// Error is a configuration problem at a place in a file.
+type Error struct {
+	File string
+	Line int    // 0 when the key is not in the file (a default)
+	Key  string // dotted, with array indexes: "sink.slack[1].url"
+	Err  error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// fileFormat is the file's shape: like Config, but sinks stay undecoded
+// until their kind is known.
+type fileFormat struct {
+	Probe     probe.Config                 `toml:"probe"`
+	Filter    notify.FilterConfig          `toml:"filter"`
+	Dedup     notify.DedupConfig           `toml:"dedup"`
+	RateLimit notify.GlobalRateLimitConfig `toml:"rate_limit"`
+	Spool     notify.SpoolConfig           `toml:"spool"`
+	Sink      map[string][]toml.Primitive  `toml:"sink"`
+}
+
+func defaults() *Config {
+	nc := notify.DefaultConfig()
+	return &Config{
+		Probe:     probe.DefaultConfig(),
+		Filter:    nc.Filter,
+		Dedup:     nc.Dedup,
+		RateLimit: nc.RateLimit,
+		Spool:     nc.Spool,
+	}
+}
+
+// Default is the configuration without a file: the global defaults and one
+// sink, the journal when journald runs here and stdout otherwise.
+func Default() (*Config, error) {
+	c := defaults()
+	kind := "stdout"
+	if _, err := os.Stat(journalSocket); err == nil {
+		if _, ok := notify.NewSinkConfig("journal"); ok {
+			kind = "journal"
+		}
+	}
+	sc, ok := notify.NewSinkConfig(kind)
+	if !ok {
+		return nil, fmt.Errorf("default sink kind %q is not built in (known: %s)", kind, strings.Join(notify.SinkKinds(), ", "))
+	}
+	c.Sinks = []notify.SinkEntry{{Kind: kind, Config: sc}}
+	if err := c.normalize(); err != nil {
+		return nil, fmt.Errorf("built-in defaults: %w", err)
+	}
+	return c, nil
+}
+
+// Load reads the file at path. With an empty path it reads DefaultPath, and
+// falls back to Default when that does not exist.
+func Load(path string) (*Config, error) {
+	explicit := path != ""
+	if !explicit {
+		path = DefaultPath
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return Default()
+		}
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+var tomlLineErr = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
+// Parse decodes and validates a configuration; file names it in errors.
+func Parse(file string, data []byte) (*Config, error) {
+	loc := scanLines(string(data))
+	fail := func(key string, err error) error {
+		return &Error{File: file, Line: loc.find(key), Key: key, Err: err}
+	}
+	d := defaults()
+	raw := fileFormat{Probe: d.Probe, Filter: d.Filter, Dedup: d.Dedup, RateLimit: d.RateLimit, Spool: d.Spool}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
+	if err != nil {
+		return nil, decodeError(file, loc, "", err)
+	}
+	c := &Config{File: file, Probe: raw.Probe, Filter: raw.Filter, Dedup: raw.Dedup, RateLimit: raw.RateLimit, Spool: raw.Spool}
+
+	kinds := make([]string, 0, len(raw.Sink))
+	for k := range raw.Sink {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, kind := range kinds {
+		if _, ok := notify.NewSinkConfig(kind); !ok {
+			return nil, fail("sink."+kind, fmt.Errorf("unknown sink kind (known: %s)", strings.Join(notify.SinkKinds(), ", ")))
+		}
+		for i, prim := range raw.Sink[kind] {
+			sc, _ := notify.NewSinkConfig(kind)
+			prefix := fmt.Sprintf("sink.%s[%d]", kind, i)
+			if err := md.PrimitiveDecode(prim, sc); err != nil {
+				return nil, decodeError(file, loc, prefix, err)
+			}
+			c.Sinks = append(c.Sinks, notify.SinkEntry{Kind: kind, Index: i, Config: sc})
+		}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		key := loc.indexed(und[0].String())
+		return nil, fail(key, errors.New("unknown key"))
+	}
+	if err := c.normalize(); err != nil {
+		return nil, locate(file, loc, err)
+	}
+	return c, nil
+}
+
+// decodeError turns a decoder error into an *Error. prefix is the indexed
+// table a Primitive was decoded from, because the decoder reports keys
+// without indexes.
+func decodeError(file string, loc *lines, prefix string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		key := pe.LastKey
+		if prefix != "" {
+			key = qualify(prefix, key)
+		}
+		line := pe.Position.Line
+		if n := loc.find(key); n > 0 && key != "" && prefix != "" {
+			line = n
+		}
+		return &Error{File: file, Line: line, Key: key, Err: errors.New(strings.TrimPrefix(pe.Message, "toml: "))}
+	}
+	if m := tomlLineErr.FindStringSubmatch(err.Error()); m != nil {
+		key := m[2]
+		if prefix != "" {
+			key = qualify(prefix, key)
+		}
+		line, _ := strconv.Atoi(m[1])
+		if n := loc.find(key); n > 0 && (line == 0 || prefix != "") {
+			line = n
+		}
+		return &Error{File: file, Line: line, Key: key, Err: errors.New(m[3])}
+	}
+	return &Error{File: file, Key: prefix, Err: errors.New(strings.TrimPrefix(err.Error(), "toml: "))}
+}
+
+// qualify replaces the unindexed table part of a decoder key
+// ("sink.slack.url") with the indexed one ("sink.slack[1].url").
+func qualify(prefix, key string) string {
+	plain := indexRE.ReplaceAllString(prefix, "")
+	if rest, ok := strings.CutPrefix(key, plain); ok {
+		return prefix + rest
+	}
+	if key == "" {
+		return prefix
+	}
+	return prefix + "." + key
+}
+
+// leadingKey is a "key: message" error a sink returned without FieldError.
+var leadingKey = regexp.MustCompile(`^([a-z_][a-z0-9_.]*): (.*)$`)
+
+// locate turns a validation error into an *Error with file and line.
+func locate(file string, loc *lines, err error) error {
+	var se *notify.SinkError
+	prefix := ""
+	inner := err
+	if errors.As(err, &se) {
+		prefix = fmt.Sprintf("sink.%s[%d]", se.Kind, se.Index)
+		inner = se.Err
+	}
+	key, msg := prefix, inner
+	var fe *notify.FieldError
+	if errors.As(inner, &fe) {
+		key, msg = join(prefix, fe.Key), fe.Err
+	} else if m := leadingKey.FindStringSubmatch(inner.Error()); m != nil {
+		key, msg = join(prefix, m[1]), errors.New(m[2])
+	}
+	return &Error{File: file, Line: loc.find(key), Key: key, Err: msg}
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// normalize validates and fills the per-sink settings from the global ones.
+func (c *Config) normalize() error {
+	if err := validateProbe(&c.Probe); err != nil {
+		var fe *notify.FieldError
+		if errors.As(err, &fe) {
+			return &notify.FieldError{Key: "probe." + fe.Key, Err: fe.Err}
+		}
+		// The probe package words its errors "probe.mode: ...".
+		if m := leadingKey.FindStringSubmatch(err.Error()); m != nil {
+			return &notify.FieldError{Key: "probe." + strings.TrimPrefix(m[1], "probe."), Err: errors.New(m[2])}
+		}
+		return &notify.FieldError{Key: "probe", Err: err}
+	}
+	nc := c.Notify()
+	if err := nc.Normalize(); err != nil {
+		return err
+	}
+	c.Filter, c.Dedup, c.RateLimit, c.Spool, c.Sinks = nc.Filter, nc.Dedup, nc.RateLimit, nc.Spool, nc.Sinks
+	return nil
+}
+
+// Notify returns the part of the configuration the pipeline is built from.
+func (c *Config) Notify() notify.Config {
+	return notify.Config{Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Sinks: c.Sinks}
+}
+
+// validateProbe checks [probe]; the probe package's own Validate wins when
+// it has one, because it owns the section.
+func validateProbe(p *probe.Config) error {
+	if v, ok := any(p).(interface{ Validate() error }); ok {
+		return v.Validate()
+	}
+	switch p.Mode {
+	case "auto", "fentry", "kprobe", "tracepoint":
+	default:
+		return notify.Errorf("mode", "must be auto, fentry, kprobe or tracepoint, not %q", p.Mode)
+	}
+	switch p.Environment {
+	case "redact", "none", "full":
+	default:
+		return notify.Errorf("environment", "must be redact, none or full, not %q", p.Environment)
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"max_args", p.MaxArgs}, {"max_env", p.MaxEnv}, {"max_arg_len", p.MaxArgLen}} {
+		if f.v <= 0 {
+			return notify.Errorf(f.key, "must be positive, not %d", f.v)
+		}
+	}
+	if r := p.RingBufferBytes; r < 4096 || r&(r-1) != 0 {
+		return notify.Errorf("ring_buffer_bytes", "must be a power of two of at least 4096, not %d", r)
+	}
+	return nil
+}
+
+// WriteTOML prints the effective configuration; secrets print as
+// <redacted>.
+func (c *Config) WriteTOML(w io.Writer) error {
+	type out struct {
+		Probe     probe.Config                   `toml:"probe"`
+		Filter    notify.FilterConfig            `toml:"filter"`
+		Dedup     notify.DedupConfig             `toml:"dedup"`
+		RateLimit notify.GlobalRateLimitConfig   `toml:"rate_limit"`
+		Spool     notify.SpoolConfig             `toml:"spool"`
+		Sink      map[string][]notify.SinkConfig `toml:"sink"`
+	}
+	o := out{Probe: c.Probe, Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Sink: map[string][]notify.SinkConfig{}}
+	for _, e := range c.Sinks {
+		o.Sink[e.Kind] = append(o.Sink[e.Kind], e.Config)
+	}
+	if err := toml.NewEncoder(w).Encode(o); err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,8 @@
+package config
+
+// Every sink kind the daemon ships registers itself from init; importing
+// them here makes [[sink.<kind>]] work wherever the config is loaded.
+import (
+	_ "github.com/execfaild/execfaild/notify/file"
+	_ "github.com/execfaild/execfaild/notify/journal"
+)

@@ -1,0 +1,153 @@
+// Package file holds the "stdout" and "file" sinks: one event JSON object
+// per line (the DESIGN.md schema), for `execfaild run | jq`, for watching a
+// file and for feeding other tools.
+package file
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+func init() {
+	notify.RegisterSink("stdout", func() notify.SinkConfig { return &StdoutConfig{} })
+	notify.RegisterSink("file", func() notify.SinkConfig { return &FileConfig{Mode: 0o600} })
+}
+
+// StdoutConfig is a [[sink.stdout]] table; it has only the common settings.
+type StdoutConfig struct {
+	notify.SinkCommon
+}
+
+func (c *StdoutConfig) Validate() error { return nil }
+
+func (c *StdoutConfig) New(env notify.Env) (notify.Sink, error) {
+	return &writerSink{w: os.Stdout}, nil
+}
+
+// FileConfig is a [[sink.file]] table.
+type FileConfig struct {
+	notify.SinkCommon
+	// Path is appended to; it is reopened when it was moved away (logrotate).
+	Path string `toml:"path"`
+	// Mode is used when the file is created (0o600: events carry argv).
+	Mode int `toml:"mode"`
+}
+
+func (c *FileConfig) Validate() error {
+	if c.Path == "" {
+		return notify.Errorf("path", "missing: the file to append events to")
+	}
+	if !filepath.IsAbs(c.Path) {
+		return notify.Errorf("path", "must be absolute, not %q", c.Path)
+	}
+	if c.Mode <= 0 || c.Mode > 0o777 {
+		return notify.Errorf("mode", "must be a permission like 0o600, not %#o", c.Mode)
+	}
+	return nil
+}
+
+func (c *FileConfig) New(env notify.Env) (notify.Sink, error) {
+	return &fileSink{path: c.Path, mode: os.FileMode(c.Mode)}, nil
+}
+
+// encode renders one event as a JSON line. HTML escaping stays off: these
+// lines are read by people and jq, not embedded in web pages.
+func encode(ev *event.Event) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, notify.Permanent(fmt.Errorf("encode event: %w", err))
+	}
+	return b.Bytes(), nil
+}
+
+// writerSink writes to a stream that is already open (stdout).
+type writerSink struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *writerSink) Send(ctx context.Context, ev *event.Event) error {
+	line, err := encode(ev)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.w.Write(line); err != nil {
+		return fmt.Errorf("write event: %w", err)
+	}
+	return nil
+}
+
+func (s *writerSink) Close() error { return nil }
+
+// fileSink appends to a file, reopening it when it was rotated.
+type fileSink struct {
+	path string
+	mode os.FileMode
+	f    *os.File
+}
+
+func (s *fileSink) Send(ctx context.Context, ev *event.Event) error {
+	line, err := encode(ev)
+	if err != nil {
+		return err
+	}
+	if err := s.open(); err != nil {
+		return err
+	}
+	// One write per line: with O_APPEND, readers never see half a line
+	// interleaved with another writer's.
+	if _, err := s.f.Write(line); err != nil {
+		s.f.Close()
+		s.f = nil
+		return fmt.Errorf("write %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// open (re)opens the file when it is not open or the path now names a
+// different file.
+func (s *fileSink) open() error {
+	if s.f != nil {
+		cur, err1 := os.Stat(s.path)
+		open, err2 := s.f.Stat()
+		if err1 == nil && err2 == nil && os.SameFile(cur, open) {
+			return nil
+		}
+		s.f.Close()
+		s.f = nil
+	}
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, s.mode)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EISDIR) {
+			// Retrying will not change permissions; the operator must.
+			return notify.Permanent(fmt.Errorf("open %s: %w", s.path, err))
+		}
+		return fmt.Errorf("open %s: %w", s.path, err)
+	}
+	s.f = f
+	return nil
+}
+
+func (s *fileSink) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
