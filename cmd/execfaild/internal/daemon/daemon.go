@@ -1,0 +1,331 @@
+// Package daemon is the event loop of `execfaild run`: it moves records from
+// the probe into the notification pipeline and speaks systemd's notify
+// protocol (READY, RELOADING, STOPPING, STATUS, WATCHDOG) around reloads and
+// shutdown. It knows the probe and the pipeline only through small
+// interfaces, so the state machine is tested without a kernel.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+// Source yields what the probe saw. Next blocks until a record arrives; it
+// returns an error once Close was called (and for fatal read errors).
+type Source interface {
+	Next() (*event.Event, *event.Success, error)
+	Close() error
+	// Mode names the attach mode ("fentry", "kprobe", "tracepoint").
+	Mode() string
+	// Lost is how many failures the kernel could not hand over (ring
+	// buffer full): they are counted, never silently dropped.
+	Lost() uint64
+}
+
+// Pipeline is the part of notify.Pipeline the daemon drives.
+type Pipeline interface {
+	Handle(ev *event.Event)
+	Succeeded(s *event.Success)
+	Reload(ctx context.Context, cfg notify.Config) error
+	Close(ctx context.Context) error
+	Stats() notify.Stats
+}
+
+// Notifier sends one sd_notify datagram; it reports false when no
+// NOTIFY_SOCKET is set (not running under systemd).
+type Notifier func(state string) (bool, error)
+
+// Loader reads and validates the configuration again for a reload. Its
+// error is logged as it is, so it must name file, line and key and never
+// contain a secret.
+type Loader func() (notify.Config, error)
+
+// Options configure Run. Source, Pipeline, Load and Notify are required.
+type Options struct {
+	Source   Source
+	Pipeline Pipeline
+	Load     Loader
+	Notify   Notifier
+	Logger   *slog.Logger
+	// Signals delivers SIGHUP (reload) and SIGTERM/SIGINT (stop).
+	Signals <-chan os.Signal
+	// Watchdog is systemd's WATCHDOG_USEC; pings go out at half of it. Zero
+	// disables pings.
+	Watchdog time.Duration
+	// StatusEvery is how often STATUS= is refreshed (default 10s).
+	StatusEvery time.Duration
+	// ReloadTimeout bounds how long the old sinks get to deliver their
+	// queues during a reload before the rest is spooled (default 5s).
+	ReloadTimeout time.Duration
+	// DrainTimeout bounds delivery at shutdown before spooling (default 10s).
+	DrainTimeout time.Duration
+	// Stall is how long one record may stay unhandled before the loop counts
+	// as stuck and stops pinging the watchdog (default: Watchdog).
+	Stall time.Duration
+}
+
+// records is buffered so a reload or a slow tick does not push back on the
+// reader at once; the kernel ring buffer absorbs longer pauses.
+const recordBuffer = 1024
+
+type record struct {
+	failure *event.Event
+	success *event.Success
+}
+
+// Run announces readiness and runs until a stop signal, or until the source
+// fails. It returns nil after a clean stop.
+func Run(o Options) error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.StatusEvery <= 0 {
+		o.StatusEvery = 10 * time.Second
+	}
+	if o.ReloadTimeout <= 0 {
+		o.ReloadTimeout = 5 * time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 10 * time.Second
+	}
+	if o.Stall <= 0 {
+		o.Stall = o.Watchdog
+	}
+	d := &loop{Options: o, records: make(chan record, recordBuffer), readErr: make(chan error, 1)}
+	return d.run()
+}
+
+type loop struct {
+	Options
+	records chan record
+	readErr chan error
+	closing atomic.Bool
+	// pendingSince is the UnixNano at which the oldest record not yet
+	// handled was read, 0 when none waits: a watchdog tick that finds it
+	// older than Stall withholds the ping.
+	pendingSince atomic.Int64
+	handled      atomic.Uint64
+	lastReload   string
+}
+
+func (d *loop) read() {
+	for {
+		f, s, err := d.Source.Next()
+		if err != nil {
+			if d.closing.Load() {
+				close(d.records)
+				return
+			}
+			d.readErr <- err
+			close(d.records)
+			return
+		}
+		if f == nil && s == nil {
+			continue
+		}
+		d.pendingSince.CompareAndSwap(0, time.Now().UnixNano())
+		d.records <- record{f, s}
+	}
+}
+
+func (d *loop) handle(r record) {
+	if r.failure != nil {
+		d.Pipeline.Handle(r.failure)
+	}
+	if r.success != nil {
+		d.Pipeline.Succeeded(r.success)
+	}
+	d.handled.Add(1)
+	if len(d.records) == 0 {
+		d.pendingSince.Store(0)
+	} else {
+		d.pendingSince.Store(time.Now().UnixNano())
+	}
+}
+
+func (d *loop) notify(state string) {
+	if _, err := d.Notify(state); err != nil {
+		d.Logger.Warn("sd_notify failed", "state", firstLine(state), "err", err)
+	}
+}
+
+// Status is the one-line summary systemd shows in `systemctl status`.
+func Status(mode string, st notify.Stats, lost uint64) string {
+	var sent, failed, spooled uint64
+	for _, s := range st.Sinks {
+		sent += s.Delivered
+		failed += s.Failed
+		spooled += uint64(s.SpoolEntries)
+	}
+	line := fmt.Sprintf("mode %s; %d failed execs seen, %d filtered; %d notifications sent", mode, st.Detected, st.Filtered, sent)
+	if failed > 0 {
+		line += fmt.Sprintf(", %d failed", failed)
+	}
+	if spooled > 0 {
+		line += fmt.Sprintf(", %d spooled", spooled)
+	}
+	return line + fmt.Sprintf("; %d lost", lost)
+}
+
+func (d *loop) status() string {
+	s := Status(d.Source.Mode(), d.Pipeline.Stats(), d.Source.Lost())
+	if d.lastReload != "" {
+		s += "; " + d.lastReload
+	}
+	return s
+}
+
+// alive is the watchdog's evidence: the loop got here (so it is not blocked
+// in a handler), the pipeline answers Stats (so its lock is not stuck), and
+// no record has waited longer than Stall.
+func (d *loop) alive(now time.Time) bool {
+	_ = d.Pipeline.Stats()
+	since := d.pendingSince.Load()
+	return since == 0 || now.Sub(time.Unix(0, since)) < d.Stall
+}
+
+func (d *loop) run() error {
+	go d.read()
+
+	d.notify("READY=1\nSTATUS=" + d.status())
+	d.Logger.Info("ready", "mode", d.Source.Mode())
+
+	var wd <-chan time.Time
+	if d.Watchdog > 0 {
+		t := time.NewTicker(d.Watchdog / 2)
+		defer t.Stop()
+		wd = t.C
+		d.notify("WATCHDOG=1")
+	}
+	statusT := time.NewTicker(d.StatusEvery)
+	defer statusT.Stop()
+
+	var reloadDone chan error
+	reloadAgain := false
+	for {
+		select {
+		case r, ok := <-d.records:
+			if !ok {
+				err := <-d.readErr
+				d.notify("STOPPING=1\nSTATUS=probe failed: " + firstLine(err.Error()))
+				_ = d.shutdown()
+				return fmt.Errorf("read probe: %w", err)
+			}
+			d.handle(r)
+		case now := <-wd:
+			if d.alive(now) {
+				d.notify("WATCHDOG=1")
+			} else {
+				d.Logger.Error("event loop stalled: withholding watchdog ping", "waiting", now.Sub(time.Unix(0, d.pendingSince.Load())).Round(time.Millisecond))
+			}
+		case <-statusT.C:
+			d.notify("STATUS=" + d.status())
+		case sig := <-d.Signals:
+			switch sig {
+			case syscall.SIGHUP:
+				if reloadDone != nil {
+					reloadAgain = true
+					continue
+				}
+				reloadDone = d.startReload()
+			case syscall.SIGTERM, syscall.SIGINT:
+				d.Logger.Info("stopping", "signal", sig.String())
+				return d.shutdown()
+			}
+		case err := <-reloadDone:
+			reloadDone = nil
+			d.finishReload(err)
+			if reloadAgain {
+				reloadAgain = false
+				reloadDone = d.startReload()
+			}
+		}
+	}
+}
+
+// startReload validates the new file and swaps the pipeline's sinks in the
+// background: the old sinks drain while new records keep flowing, so the
+// probe is never detached and nothing queued is lost.
+func (d *loop) startReload() chan error {
+	// MONOTONIC_USEC lets systemd tell this reload from an earlier one.
+	d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=reloading configuration")
+	done := make(chan error, 1)
+	cfg, err := d.Load()
+	if err != nil {
+		done <- &rejectedError{err}
+		return done
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), d.ReloadTimeout)
+		defer cancel()
+		done <- d.Pipeline.Reload(ctx, cfg)
+	}()
+	return done
+}
+
+// rejectedError marks a reload refused before anything changed.
+type rejectedError struct{ err error }
+
+func (e *rejectedError) Error() string { return e.err.Error() }
+func (e *rejectedError) Unwrap() error { return e.err }
+
+func (d *loop) finishReload(err error) {
+	var rej *rejectedError
+	switch {
+	case err == nil:
+		d.lastReload = ""
+		d.Logger.Info("configuration reloaded")
+	case errors.As(err, &rej):
+		d.lastReload = "last reload rejected, previous configuration in use"
+		d.Logger.Error("reload rejected, previous configuration in use: " + firstLine(rej.err.Error()))
+	default:
+		// The new sinks are in place; closing an old one failed.
+		d.lastReload = ""
+		d.Logger.Warn("configuration reloaded; closing the previous sinks: " + firstLine(err.Error()))
+	}
+	d.notify("READY=1\nSTATUS=" + d.status())
+}
+
+// shutdown stops intake first (closing the source detaches the probes and
+// ends the reader), hands the records already read to the pipeline, then
+// lets the sinks deliver until the deadline and spool the rest.
+func (d *loop) shutdown() error {
+	d.notify("STOPPING=1\nSTATUS=stopping: delivering queued notifications")
+	d.closing.Store(true)
+	srcErr := d.Source.Close()
+	for r := range d.records {
+		d.handle(r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.DrainTimeout)
+	defer cancel()
+	err := d.Pipeline.Close(ctx)
+	st := d.Pipeline.Stats()
+	d.Logger.Info("stopped", "status", Status(d.Source.Mode(), st, d.Source.Lost()))
+	if srcErr != nil {
+		d.Logger.Warn("closing the probe: " + srcErr.Error())
+	}
+	if err != nil {
+		d.Logger.Warn("closing sinks: " + err.Error())
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

@@ -1,0 +1,449 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+// fakeSource hands out what the test pushes, like the probe's blocking Read.
+type fakeSource struct {
+	ch      chan *event.Event
+	done    chan struct{}
+	fail    chan error
+	once    sync.Once
+	closed  chan struct{}
+	lostCnt uint64
+}
+
+func newFakeSource() *fakeSource {
+	return &fakeSource{ch: make(chan *event.Event), done: make(chan struct{}), fail: make(chan error, 1), closed: make(chan struct{})}
+}
+
+func (s *fakeSource) Next() (*event.Event, *event.Success, error) {
+	select {
+	case ev := <-s.ch:
+		return ev, nil, nil
+	case err := <-s.fail:
+		return nil, nil, err
+	case <-s.done:
+		return nil, nil, errors.New("ring buffer closed")
+	}
+}
+
+func (s *fakeSource) Close() error {
+	s.once.Do(func() { close(s.done); close(s.closed) })
+	return nil
+}
+func (s *fakeSource) Mode() string { return "fentry" }
+func (s *fakeSource) Lost() uint64 { return s.lostCnt }
+
+// fakePipeline records calls. Handle blocks while gate is held, Reload
+// until release is closed, so tests can stall each on purpose.
+type fakePipeline struct {
+	mu       sync.Mutex
+	handled  []string
+	reloads  []notify.Config
+	closedAt int // len(handled) when Close was called, -1 before
+	gate     sync.Mutex
+	release  chan struct{}
+	handledC chan string
+}
+
+func newFakePipeline() *fakePipeline {
+	return &fakePipeline{closedAt: -1, handledC: make(chan string, 100)}
+}
+
+func (p *fakePipeline) Handle(ev *event.Event) {
+	p.gate.Lock()
+	p.gate.Unlock() // only waits while the test holds the gate
+	p.mu.Lock()
+	p.handled = append(p.handled, ev.Path)
+	p.mu.Unlock()
+	p.handledC <- ev.Path
+}
+func (p *fakePipeline) Succeeded(*event.Success) {}
+func (p *fakePipeline) Reload(ctx context.Context, cfg notify.Config) error {
+	if p.release != nil {
+		select {
+		case <-p.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.mu.Lock()
+	p.reloads = append(p.reloads, cfg)
+	p.mu.Unlock()
+	return nil
+}
+func (p *fakePipeline) Close(context.Context) error {
+	p.mu.Lock()
+	p.closedAt = len(p.handled)
+	p.mu.Unlock()
+	return nil
+}
+func (p *fakePipeline) Stats() notify.Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return notify.Stats{Detected: uint64(len(p.handled)), Sinks: []notify.SinkStats{{Kind: "journal", Name: "journal", Delivered: uint64(len(p.handled))}}}
+}
+
+// notifySocket stands in for systemd: a unixgram socket named by
+// NOTIFY_SOCKET, its datagrams delivered on a channel in arrival order.
+func notifySocket(t *testing.T) <-chan string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	out := make(chan string, 1000)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			out <- string(buf[:n])
+		}
+	}()
+	return out
+}
+
+func sdNotify(state string) (bool, error) { return sddaemon.SdNotify(false, state) }
+
+// nextState returns the next datagram that changes the unit's state
+// (READY/RELOADING/STOPPING), skipping watchdog pings and status refreshes
+// but counting the pings.
+func nextState(t *testing.T, msgs <-chan string, pings *int) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-msgs:
+			if m == "WATCHDOG=1" {
+				*pings++
+				continue
+			}
+			if strings.HasPrefix(m, "STATUS=") {
+				continue
+			}
+			return m
+		case <-deadline:
+			t.Fatal("no state change notification within 10s")
+		}
+	}
+}
+
+func field(t *testing.T, msg, key string) string {
+	t.Helper()
+	for _, l := range strings.Split(msg, "\n") {
+		if v, ok := strings.CutPrefix(l, key+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("%s= missing from %q", key, msg)
+	return ""
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestNotifyReloadStopSequence(t *testing.T) {
+	msgs := notifySocket(t)
+	src, pl := newFakeSource(), newFakePipeline()
+	sigs := make(chan os.Signal, 1)
+	var logs syncBuffer
+	loadErr := errors.New("/etc/execfaild.toml:7: sink.syslog[0].address: missing port")
+	var loadMu sync.Mutex
+	var nextLoad error
+	load := func() (notify.Config, error) {
+		loadMu.Lock()
+		defer loadMu.Unlock()
+		if nextLoad != nil {
+			return notify.Config{}, nextLoad
+		}
+		return notify.Config{Filter: notify.FilterConfig{}}, nil
+	}
+	result := make(chan error, 1)
+	go func() {
+		result <- Run(Options{
+			Source: src, Pipeline: pl, Load: load, Notify: sdNotify,
+			Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
+			Signals:  sigs,
+			Watchdog: 100 * time.Millisecond, StatusEvery: 20 * time.Millisecond,
+		})
+	}()
+	pings := 0
+
+	ready := nextState(t, msgs, &pings)
+	if !strings.HasPrefix(ready, "READY=1\n") {
+		t.Fatalf("first state = %q, want READY=1", ready)
+	}
+	if st := field(t, ready, "STATUS"); !strings.HasPrefix(st, "mode fentry; 0 failed execs seen") {
+		t.Errorf("STATUS at start = %q", st)
+	}
+
+	src.ch <- &event.Event{Path: "/first"}
+	if got := <-pl.handledC; got != "/first" {
+		t.Fatalf("handled %q", got)
+	}
+	// A refreshed STATUS= carries the count.
+	deadline := time.After(10 * time.Second)
+	for found := false; !found; {
+		select {
+		case m := <-msgs:
+			if m == "WATCHDOG=1" {
+				pings++
+			}
+			found = strings.HasPrefix(m, "STATUS=mode fentry; 1 failed execs seen")
+		case <-deadline:
+			t.Fatal("STATUS never showed the handled failure")
+		}
+	}
+
+	// Valid reload.
+	sigs <- syscall.SIGHUP
+	m := nextState(t, msgs, &pings)
+	if !strings.HasPrefix(m, "RELOADING=1\n") || field(t, m, "MONOTONIC_USEC") == "" {
+		t.Fatalf("after SIGHUP got %q, want RELOADING=1 with MONOTONIC_USEC", m)
+	}
+	if m = nextState(t, msgs, &pings); !strings.HasPrefix(m, "READY=1\n") {
+		t.Fatalf("after reload got %q, want READY=1", m)
+	}
+	pl.mu.Lock()
+	if len(pl.reloads) != 1 {
+		t.Errorf("pipeline reloaded %d times, want 1", len(pl.reloads))
+	}
+	pl.mu.Unlock()
+
+	// Broken config: RELOADING, READY again, nothing swapped, one log line
+	// naming file, line and key.
+	loadMu.Lock()
+	nextLoad = loadErr
+	loadMu.Unlock()
+	sigs <- syscall.SIGHUP
+	if m = nextState(t, msgs, &pings); !strings.HasPrefix(m, "RELOADING=1\n") {
+		t.Fatalf("after second SIGHUP got %q", m)
+	}
+	m = nextState(t, msgs, &pings)
+	if !strings.HasPrefix(m, "READY=1\n") || !strings.Contains(field(t, m, "STATUS"), "last reload rejected") {
+		t.Fatalf("after broken reload got %q, want READY=1 with a status saying so", m)
+	}
+	pl.mu.Lock()
+	if len(pl.reloads) != 1 {
+		t.Errorf("broken config reached the pipeline: %d reloads", len(pl.reloads))
+	}
+	pl.mu.Unlock()
+	var rejected []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "reload rejected") {
+			rejected = append(rejected, l)
+		}
+	}
+	if len(rejected) != 1 || !strings.Contains(rejected[0], "/etc/execfaild.toml:7: sink.syslog[0].address") {
+		t.Errorf("log lines about the rejected reload: %q", rejected)
+	}
+
+	// The old configuration keeps handling events.
+	src.ch <- &event.Event{Path: "/second"}
+	if got := <-pl.handledC; got != "/second" {
+		t.Fatalf("after rejected reload handled %q", got)
+	}
+
+	sigs <- syscall.SIGTERM
+	if m = nextState(t, msgs, &pings); !strings.HasPrefix(m, "STOPPING=1") {
+		t.Fatalf("after SIGTERM got %q, want STOPPING=1", m)
+	}
+	if err := <-result; err != nil {
+		t.Fatalf("Run after SIGTERM: %v", err)
+	}
+	select {
+	case <-src.closed:
+	default:
+		t.Error("source not closed on stop")
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.closedAt != 2 {
+		t.Errorf("pipeline closed after %d handled events, want 2", pl.closedAt)
+	}
+	// The loop ran for several watchdog intervals (50ms each).
+	for len(msgs) > 0 {
+		if <-msgs == "WATCHDOG=1" {
+			pings++
+		}
+	}
+	if pings == 0 {
+		t.Error("no WATCHDOG=1 ping arrived")
+	}
+}
+
+// A reload drains the old sinks in the background: records keep flowing
+// into the pipeline meanwhile, and READY=1 waits for the swap to finish.
+func TestReloadDoesNotStopIntake(t *testing.T) {
+	msgs := notifySocket(t)
+	src, pl := newFakeSource(), newFakePipeline()
+	pl.release = make(chan struct{})
+	sigs := make(chan os.Signal, 1)
+	result := make(chan error, 1)
+	go func() {
+		result <- Run(Options{
+			Source: src, Pipeline: pl, Notify: sdNotify, Signals: sigs,
+			Load:          func() (notify.Config, error) { return notify.Config{}, nil },
+			ReloadTimeout: time.Minute,
+		})
+	}()
+	pings := 0
+	if m := nextState(t, msgs, &pings); !strings.HasPrefix(m, "READY=1") {
+		t.Fatalf("got %q", m)
+	}
+	sigs <- syscall.SIGHUP
+	if m := nextState(t, msgs, &pings); !strings.HasPrefix(m, "RELOADING=1") {
+		t.Fatalf("got %q", m)
+	}
+	src.ch <- &event.Event{Path: "/during-reload"}
+	if got := <-pl.handledC; got != "/during-reload" {
+		t.Fatalf("handled %q", got)
+	}
+	select {
+	case m := <-msgs:
+		if strings.HasPrefix(m, "READY=1") {
+			t.Fatalf("READY=1 before the reload finished: %q", m)
+		}
+	default:
+	}
+	close(pl.release)
+	if m := nextState(t, msgs, &pings); !strings.HasPrefix(m, "READY=1") {
+		t.Fatalf("after reload finished got %q", m)
+	}
+	sigs <- syscall.SIGTERM
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A handler that never returns must stop the watchdog pings, so systemd
+// restarts the service instead of it silently reporting nothing.
+func TestWatchdogWithheldWhileStuck(t *testing.T) {
+	msgs := notifySocket(t)
+	src, pl := newFakeSource(), newFakePipeline()
+	sigs := make(chan os.Signal, 1)
+	result := make(chan error, 1)
+	go func() {
+		result <- Run(Options{
+			Source: src, Pipeline: pl, Notify: sdNotify, Signals: sigs,
+			Load:     func() (notify.Config, error) { return notify.Config{}, nil },
+			Watchdog: 40 * time.Millisecond, StatusEvery: time.Hour,
+		})
+	}()
+	waitPing := func() {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case m := <-msgs:
+				if m == "WATCHDOG=1" {
+					return
+				}
+			case <-deadline:
+				t.Fatal("no watchdog ping")
+			}
+		}
+	}
+	waitPing()
+	pl.gate.Lock()
+	src.ch <- &event.Event{Path: "/stuck"}
+	// Let any ping already in flight arrive, then expect silence over many
+	// intervals while the handler is stuck.
+	time.Sleep(60 * time.Millisecond)
+	for len(msgs) > 0 {
+		<-msgs
+	}
+	time.Sleep(400 * time.Millisecond)
+	for len(msgs) > 0 {
+		if m := <-msgs; m == "WATCHDOG=1" {
+			t.Fatal("watchdog pinged while the pipeline was stuck")
+		}
+	}
+	pl.gate.Unlock()
+	<-pl.handledC
+	waitPing()
+	sigs <- syscall.SIGTERM
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A probe that fails while running ends the daemon with an error (systemd
+// restarts it), after telling systemd it is stopping.
+func TestSourceFailure(t *testing.T) {
+	msgs := notifySocket(t)
+	src, pl := newFakeSource(), newFakePipeline()
+	result := make(chan error, 1)
+	go func() {
+		result <- Run(Options{
+			Source: src, Pipeline: pl, Notify: sdNotify, Signals: make(chan os.Signal),
+			Load: func() (notify.Config, error) { return notify.Config{}, nil },
+		})
+	}()
+	pings := 0
+	if m := nextState(t, msgs, &pings); !strings.HasPrefix(m, "READY=1") {
+		t.Fatalf("got %q", m)
+	}
+	src.fail <- errors.New("ring buffer: bad record")
+	err := <-result
+	if err == nil || !strings.Contains(err.Error(), "read probe: ring buffer: bad record") {
+		t.Fatalf("Run = %v", err)
+	}
+	if m := nextState(t, msgs, &pings); !strings.HasPrefix(m, "STOPPING=1") {
+		t.Fatalf("got %q, want STOPPING=1", m)
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.closedAt != 0 {
+		t.Errorf("pipeline closedAt = %d, want 0", pl.closedAt)
+	}
+}
+
+func TestStatusLine(t *testing.T) {
+	st := notify.Stats{Detected: 40, Filtered: 3, Sinks: []notify.SinkStats{
+		{Kind: "journal", Delivered: 30},
+		{Kind: "slack", Delivered: 5, Failed: 2, SpoolEntries: 4},
+	}}
+	got := Status("kprobe", st, 7)
+	want := "mode kprobe; 40 failed execs seen, 3 filtered; 35 notifications sent, 2 failed, 4 spooled; 7 lost"
+	if got != want {
+		t.Errorf("Status =\n %q\nwant\n %q", got, want)
+	}
+}
