@@ -1,0 +1,322 @@
+// Command bench measures what the probe costs the programs it watches: the
+// per-call time of failing execs (ENOENT, EACCES, ENOEXEC) and of successful
+// fork+exec+wait, first with nothing attached, then with the probe attached
+// in this process (a reader draining every record), then detached again so
+// drift between phases is visible. It prints a report, not a verdict.
+//
+// The execs are issued by a worker child (this binary re-executed), never by
+// the process that holds the probe, so the probe sees them exactly as it
+// sees any other program's, and the worker's own clock measures them.
+//
+// Run as root: bash probe/bench.sh [-n 20000] [-spawn 2000] [-mode auto]
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execfaild/execfaild/probe"
+)
+
+const workerEnv = "EXECFAILD_BENCH_WORKER" // "kind:count:path"
+
+func main() {
+	if w := os.Getenv(workerEnv); w != "" {
+		os.Exit(worker(w))
+	}
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type kind struct {
+	name  string
+	path  string
+	errno unix.Errno // 0: a successful fork+exec
+	n     int
+}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	n := fs.Int("n", 20000, "failing execs per kind and phase")
+	spawn := fs.Int("spawn", 2000, "successful fork+exec+wait per phase")
+	mode := fs.String("mode", "auto", "probe mode: auto, fentry, kprobe or tracepoint")
+	target := fs.String("target", "", "program the successful execs run (default: a generated 120-byte static ELF that exits 0)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n <= 0 || *spawn <= 0 {
+		return errors.New("-n and -spawn must be positive")
+	}
+	if unix.Geteuid() != 0 {
+		return errors.New("needs root to attach the probe")
+	}
+
+	dir, err := os.MkdirTemp("", "execfaild-bench-")
+	if err != nil {
+		return fmt.Errorf("scratch dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	files := map[string]struct {
+		mode os.FileMode
+		data []byte
+	}{
+		"not-executable": {0o644, []byte("#!/bin/sh\n")},
+		"garbage":        {0o755, []byte("\x00\x01\x02 no binary format\n")},
+		"exit0":          {0o755, tinyELF()},
+	}
+	for name, f := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", name, err)
+		}
+	}
+	succ := filepath.Join(dir, "exit0")
+	if *target != "" {
+		succ = *target
+	}
+	kinds := []kind{
+		{"ENOENT", filepath.Join(dir, "does-not-exist"), unix.ENOENT, *n},
+		{"EACCES", filepath.Join(dir, "not-executable"), unix.EACCES, *n},
+		{"ENOEXEC", filepath.Join(dir, "garbage"), unix.ENOEXEC, *n},
+		{"success", succ, 0, *spawn},
+	}
+
+	// Warm caches (dentries, the worker binary, the target) so the first
+	// measured phase is not penalised.
+	for _, k := range kinds {
+		w := k
+		w.n = max(k.n/20, 10)
+		if _, err := measure(w); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+
+	baseline, err := phase(kinds)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+
+	cfg := probe.DefaultConfig()
+	cfg.Mode = *mode
+	p, err := probe.New(cfg)
+	if err != nil {
+		return fmt.Errorf("attach probe: %w", err)
+	}
+	var failures, successes atomic.Int64
+	var readErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			rec, err := p.Read()
+			if err != nil {
+				if !errors.Is(err, probe.ErrClosed) {
+					readErr = err
+				}
+				return
+			}
+			if rec.Failure != nil {
+				failures.Add(1)
+			}
+			if rec.Success != nil {
+				successes.Add(1)
+			}
+		}
+	}()
+	attachedMode := p.Mode()
+	attached, err := phase(kinds)
+	// Let the reader catch up before counting: records still in flight
+	// belong to this phase.
+	time.Sleep(500 * time.Millisecond)
+	stats := fmt.Sprintf("%+v", p.Stats())
+	if cerr := p.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close probe: %w", cerr)
+	}
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("attached: %w", err)
+	}
+	if readErr != nil {
+		return fmt.Errorf("probe read: %w", readErr)
+	}
+
+	detached, err := phase(kinds)
+	if err != nil {
+		return fmt.Errorf("detached: %w", err)
+	}
+
+	fmt.Fprintf(out, "execfaild probe cost  kernel %s  mode %s  cpus %d\n", release(), attachedMode, numCPU())
+	fmt.Fprintf(out, "per call, measured by the calling process; success = fork+exec+wait of %s\n\n", filepath.Base(succ))
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kind\tcalls\tbaseline ns/op\tattached ns/op\tratio\tdetached ns/op\t")
+	for i, k := range kinds {
+		b, a, d := baseline[i], attached[i], detached[i]
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%.0f\t\n", k.name, k.n, b, a, a/b, d)
+	}
+	tw.Flush()
+	want := int64(3 * *n)
+	fmt.Fprintf(out, "\nfailure events read while attached: %d (the phase issued %d; other programs' failures count too)\n", failures.Load(), want)
+	fmt.Fprintf(out, "success records read while attached: %d\n", successes.Load())
+	fmt.Fprintf(out, "probe stats: %s\n", stats)
+	return nil
+}
+
+// phase measures every kind once, returning ns per call in kinds' order.
+func phase(kinds []kind) ([]float64, error) {
+	out := make([]float64, len(kinds))
+	for i, k := range kinds {
+		ns, err := measure(k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ns
+	}
+	return out, nil
+}
+
+// measure runs a worker for one kind and returns its ns per call.
+func measure(k kind) (float64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("own executable: %w", err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d:%s", workerEnv, int(k.errno), k.n, k.path))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("%s worker: %w: %s", k.name, err, strings.TrimSpace(stderr.String()))
+	}
+	total, err := strconv.ParseInt(strings.TrimSpace(stdout.String()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s worker output %q: %w", k.name, stdout.String(), err)
+	}
+	return float64(total) / float64(k.n), nil
+}
+
+// worker issues count execs of path and prints the elapsed nanoseconds.
+// errno 0 means fork+exec+wait of a program that must exit 0; otherwise
+// every raw execve must fail with that errno.
+func worker(spec string) int {
+	parts := strings.SplitN(spec, ":", 3)
+	if len(parts) != 3 {
+		fmt.Fprintf(os.Stderr, "bad worker spec %q\n", spec)
+		return 2
+	}
+	errno, err1 := strconv.Atoi(parts[0])
+	count, err2 := strconv.Atoi(parts[1])
+	path := parts[2]
+	if err1 != nil || err2 != nil {
+		fmt.Fprintf(os.Stderr, "bad worker spec %q\n", spec)
+		return 2
+	}
+	var elapsed time.Duration
+	if errno == 0 {
+		attr := &syscall.ProcAttr{Env: []string{}}
+		start := time.Now()
+		for range count {
+			pid, err := syscall.ForkExec(path, []string{path}, attr)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "fork+exec %s: %v\n", path, err)
+				return 1
+			}
+			var ws syscall.WaitStatus
+			if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
+				fmt.Fprintf(os.Stderr, "%s: wait %v status %v\n", path, err, ws)
+				return 1
+			}
+		}
+		elapsed = time.Since(start)
+	} else {
+		p, _ := unix.BytePtrFromString(path)
+		a0, _ := unix.BytePtrFromString(filepath.Base(path))
+		argv := []*byte{a0, nil}
+		envv := []*byte{nil}
+		start := time.Now()
+		for range count {
+			_, _, e := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(p)),
+				uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
+			if int(e) != errno {
+				fmt.Fprintf(os.Stderr, "execve %s: got %v, want %v\n", path, e, unix.Errno(errno))
+				return 1
+			}
+		}
+		elapsed = time.Since(start)
+	}
+	fmt.Println(elapsed.Nanoseconds())
+	return 0
+}
+
+// tinyELF is a complete x86-64 executable that calls exit(0): one ELF
+// header, one PT_LOAD program header, nine bytes of code. Its exec cost is
+// almost all kernel, which is what the probe could add to.
+func tinyELF() []byte {
+	const base = 0x400000
+	code := []byte{
+		0xb8, 0x3c, 0x00, 0x00, 0x00, // mov eax, 60 (exit)
+		0x31, 0xff, // xor edi, edi
+		0x0f, 0x05, // syscall
+	}
+	const ehsize, phsize = 64, 56
+	size := uint64(ehsize + phsize + len(code))
+	var b bytes.Buffer
+	b.Write([]byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0})
+	b.Write(make([]byte, 8))
+	le := binary.LittleEndian
+	hdr := struct {
+		Type, Machine              uint16
+		Version                    uint32
+		Entry, Phoff, Shoff        uint64
+		Flags                      uint32
+		Ehsize, Phentsize, Phnum   uint16
+		Shentsize, Shnum, Shstrndx uint16
+	}{2, 0x3e, 1, base + ehsize + phsize, ehsize, 0, 0, ehsize, phsize, 1, 0, 0, 0}
+	binary.Write(&b, le, hdr)
+	ph := struct {
+		Type, Flags                         uint32
+		Offset, Vaddr, Paddr, Filesz, Memsz uint64
+		Align                               uint64
+	}{1, 5, 0, base, base, size, size, 0x1000}
+	binary.Write(&b, le, ph)
+	b.Write(code)
+	return b.Bytes()
+}
+
+func release() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+func numCPU() int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return 0
+	}
+	return set.Count()
+}
