@@ -299,14 +299,23 @@ if ((${#failures[@]})); then
 		names=$(grep -oE '^[[:space:]]*--- FAIL: [^ ]+' <<<"$out" | awk '{print $3}')
 		if [[ -n $names ]]; then
 			for n in $names; do
-				# Each failing test from its RUN line to its FAIL line.
-				awk -v r="=== RUN   $n" -v f="--- FAIL: $n " \
-					'$0 == r {on=1} on {print} on && index($0, f) {exit}' <<<"$out" | sed -n '1,60p'
+				# A parent fails with its subtests: show only the leaves,
+				# where the messages are.
+				awk -v p="$n/" 'index($0, p) == 1 {f=1} END {exit !f}' <<<"$names" && continue
+				# go test -v says whose output follows with "=== RUN/CONT/
+				# NAME <test>" lines; keep the lines attributed to this test.
+				awk -v n="$n" -v f="--- FAIL: $n " '
+					/^=== (RUN|CONT|NAME|PAUSE) / {cur = $3}
+					cur == n || index($0, f) {print}
+					index($0, f) {exit}' <<<"$out" | sed -n '1,60p'
 			done
 		else
 			# No test failed by name: the binary crashed, timed out or the
-			# guest died; the end of the console says which.
-			tr -d '\r' <"$log" | tail -n 40
+			# guest died; a panic's first lines and the end of the console
+			# say which.
+			grep -m1 -A 15 '^panic: ' <<<"$out"
+			echo "  [last console lines]"
+			tr -d '\r' <"$log" | tail -n 25
 		fi
 	done
 fi
