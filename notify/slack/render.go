@@ -1,0 +1,441 @@
+package slack
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+// Block Kit limits (docs.slack.dev, block and composition object
+// references), counted in characters as Slack counts them (UTF-16 units).
+const (
+	maxBlocks      = 50
+	maxHeaderText  = 150
+	maxSectionText = 3000
+	maxFields      = 10
+	maxFieldText   = 2000
+	maxContextElem = 10
+	// The fallback text shows in notifications and screen readers; Slack
+	// truncates at 40,000 but a notification line is only useful short.
+	maxFallback = 300
+	// Argument lists beyond this many entries are cut before rendering so a
+	// huge argv cannot make rendering slow.
+	maxArgs = 200
+)
+
+// Message is an incoming-webhook payload.
+type Message struct {
+	Text      string  `json:"text"`
+	Blocks    []Block `json:"blocks"`
+	Channel   string  `json:"channel,omitempty"`
+	Username  string  `json:"username,omitempty"`
+	IconEmoji string  `json:"icon_emoji,omitempty"`
+	IconURL   string  `json:"icon_url,omitempty"`
+}
+
+// Block is the subset of Block Kit this sink sends: header, section
+// (text or fields), context.
+type Block struct {
+	Type     string `json:"type"`
+	Text     *Text  `json:"text,omitempty"`
+	Fields   []Text `json:"fields,omitempty"`
+	Elements []Text `json:"elements,omitempty"`
+}
+
+// Text is a composition text object.
+type Text struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+	// Verbatim stops Slack from turning plain URLs, #channel and @here in
+	// argv or paths into links and mentions.
+	Verbatim bool  `json:"verbatim,omitempty"`
+	Emoji    *bool `json:"emoji,omitempty"`
+}
+
+func mrkdwn(s string) Text { return Text{Type: "mrkdwn", Text: s, Verbatim: true} }
+
+// Render builds the message for ev. It never fails: whatever the event
+// holds, the result is within Slack's limits.
+func Render(ev *event.Event) Message {
+	what := ev.ResolvedPath()
+	if what == "" {
+		what = "(empty path)"
+	}
+	base := path.Base(what)
+	host := ev.Host
+	if host == "" {
+		host = "unknown host"
+	}
+	errName := ev.Error
+	if errName == "" {
+		errName = "E" + strconv.Itoa(int(-ev.ReturnValue))
+	}
+
+	var m Message
+	n := count(ev)
+
+	// Header: plain text, what and where at a glance.
+	head := fmt.Sprintf("Exec failed on %s: %s (%s)", host, base, errName)
+	if ev.Digest {
+		head = fmt.Sprintf("Exec failed %d more times on %s: %s (%s)", n, host, base, errName)
+	} else if n > 1 {
+		head = fmt.Sprintf("Exec failed %d times on %s: %s (%s)", n, host, base, errName)
+	}
+	no := false
+	m.Blocks = append(m.Blocks, Block{Type: "header", Text: &Text{Type: "plain_text", Text: plain(head, maxHeaderText), Emoji: &no}})
+
+	// What failed and why, in words.
+	var what1 strings.Builder
+	fmt.Fprintf(&what1, "*%s* could not be executed: *%s*", code(what), esc(errName))
+	if ev.ErrorText != "" {
+		fmt.Fprintf(&what1, " (%s)", esc(visible(ev.ErrorText)))
+	}
+	if ev.Path != "" && ev.Path != what {
+		fmt.Fprintf(&what1, "\ncalled as %s", code(ev.Path))
+	}
+	if ev.InterpreterPath != "" {
+		what1.WriteString("\n" + interpreterLine(ev))
+	}
+	if len(ev.Tried) > 0 {
+		dirs := make([]string, 0, len(ev.Tried))
+		for _, d := range ev.Tried {
+			dirs = append(dirs, code(d))
+		}
+		fmt.Fprintf(&what1, "\nnot found in any $PATH directory tried: %s", strings.Join(dirs, ", "))
+	}
+	if ev.KernelInvoked || ev.Syscall == event.SyscallKernel {
+		what1.WriteString("\nstarted by the kernel (usermode helper), not by a process")
+	}
+	m.Blocks = append(m.Blocks, section(what1.String()))
+
+	// How many times, for aggregates.
+	if n > 1 || ev.Digest {
+		m.Blocks = append(m.Blocks, section(countLine(ev, n)))
+	}
+
+	// Who and where.
+	m.Blocks = append(m.Blocks, Block{Type: "section", Fields: fields(ev, host)})
+
+	// The command line, as a shell would show it.
+	if len(ev.Arguments) > 0 {
+		label := "*Command*"
+		if ev.ArgumentsTruncated {
+			label = "*Command* (argument list truncated by the probe)"
+		}
+		m.Blocks = append(m.Blocks, section(label+"\n```"+codeBlock(argv(ev.Arguments), maxSectionText-len(label)-7)+"```"))
+	}
+
+	// Technical footer.
+	var ctx []string
+	if ev.Syscall != "" {
+		ctx = append(ctx, esc(ev.Syscall))
+	}
+	if ev.Stage != "" {
+		ctx = append(ctx, "stage "+esc(ev.Stage))
+	}
+	if !ev.Time.IsZero() {
+		ctx = append(ctx, slackDate(ev.Time, "{date_short} {time_secs}", "2006-01-02 15:04:05 MST"))
+	}
+	ctx = append(ctx, "execfaild")
+	m.Blocks = append(m.Blocks, Block{Type: "context", Elements: []Text{mrkdwn(strings.Join(ctx, " · "))}})
+
+	// Fallback for notifications: one line.
+	fb := fmt.Sprintf("%s failed on %s: %s", what, host, errName)
+	if ev.ErrorText != "" {
+		fb += " (" + ev.ErrorText + ")"
+	}
+	if ev.Digest {
+		fb = fmt.Sprintf("%d more times: %s", n, fb)
+	} else if n > 1 {
+		fb = fmt.Sprintf("%d times: %s", n, fb)
+	}
+	m.Text = plain(fb, maxFallback)
+
+	if len(m.Blocks) > maxBlocks {
+		m.Blocks = m.Blocks[:maxBlocks]
+	}
+	return m
+}
+
+func count(ev *event.Event) uint64 {
+	if ev.Count == 0 {
+		return 1
+	}
+	return ev.Count
+}
+
+func interpreterLine(ev *event.Event) string {
+	ip := ev.InterpreterPath
+	line := "interpreter " + code(ip) + " (from the script's `#!` line)"
+	switch ev.Error {
+	case "ENOENT":
+		line += " does not exist"
+	case "EACCES":
+		line += " is not executable"
+	case "ENOEXEC":
+		line += " is not an executable format"
+	}
+	if strings.HasSuffix(ip, "\r") {
+		line += " — the script has Windows (CRLF) line endings"
+	}
+	return line
+}
+
+func countLine(ev *event.Event, n uint64) string {
+	var b strings.Builder
+	if ev.Digest {
+		fmt.Fprintf(&b, "*%d more times*", n)
+	} else {
+		fmt.Fprintf(&b, "*%d times*", n)
+	}
+	if ev.FirstSeen != nil && ev.LastSeen != nil {
+		layout, tok := "15:04", "{time}"
+		if !sameDay(*ev.FirstSeen, *ev.LastSeen) {
+			layout, tok = "2006-01-02 15:04", "{date_short} {time}"
+		}
+		fmt.Fprintf(&b, " between %s and %s", slackDate(*ev.FirstSeen, tok, layout+" MST"), slackDate(*ev.LastSeen, tok, layout+" MST"))
+	}
+	if len(ev.PIDs) > 0 {
+		ps := make([]string, len(ev.PIDs))
+		for i, p := range ev.PIDs {
+			ps[i] = strconv.FormatUint(uint64(p), 10)
+		}
+		b.WriteString(", pids " + strings.Join(ps, ", "))
+		if uint64(len(ev.PIDs)) < n {
+			b.WriteString(", …")
+		}
+	}
+	return b.String()
+}
+
+func sameDay(a, b time.Time) bool {
+	a, b = a.UTC(), b.UTC()
+	return a.YearDay() == b.YearDay() && a.Year() == b.Year()
+}
+
+// slackDate shows t in each reader's own time zone; the fallback (UTC) is
+// what clients that cannot format dates display.
+func slackDate(t time.Time, tokens, fallback string) string {
+	return fmt.Sprintf("<!date^%d^%s|%s>", t.Unix(), tokens, t.UTC().Format(fallback))
+}
+
+func fields(ev *event.Event, host string) []Text {
+	p := &ev.Process
+	var fs []Text
+	add := func(label, value string) {
+		if len(fs) < maxFields && value != "" {
+			fs = append(fs, mrkdwn(fit("*"+label+"*\n"+value, maxFieldText)))
+		}
+	}
+	user := "uid " + strconv.FormatUint(uint64(p.UID), 10)
+	if p.EUID != p.UID {
+		user += ", euid " + strconv.FormatUint(uint64(p.EUID), 10)
+	}
+	if p.LoginUID != nil {
+		user += " (login uid " + strconv.FormatUint(uint64(*p.LoginUID), 10) + ")"
+	}
+	if ev.KernelInvoked {
+		user = "kernel"
+	}
+	add("User", user)
+	proc := ""
+	if p.Comm != "" || p.PID != 0 {
+		proc = code(p.Comm) + " pid " + strconv.FormatUint(uint64(p.PID), 10)
+	}
+	if ev.Parent != nil {
+		proc += "\nparent " + code(ev.Parent.Comm) + " pid " + strconv.FormatUint(uint64(ev.Parent.PID), 10)
+	}
+	add("Process", proc)
+	add("Host", esc(visible(host)))
+	switch {
+	case p.Unit != "":
+		add("Unit", code(p.Unit))
+	case p.Cgroup != "":
+		add("Cgroup", code(p.Cgroup))
+	}
+	if p.Cwd != "" {
+		add("Working directory", code(p.Cwd))
+	}
+	if p.ContainerID != "" {
+		add("Container", code(p.ContainerID))
+	}
+	return fs
+}
+
+func section(s string) Block {
+	t := mrkdwn(fit(s, maxSectionText))
+	return Block{Type: "section", Text: &t}
+}
+
+// esc escapes the three characters Slack treats as markup, so user text
+// (argv, paths, comm) can never become a mention, link or date token.
+func esc(s string) string {
+	if !strings.ContainsAny(s, "&<>") {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// visible spells out control and format characters (\r, ESC, bidi
+// overrides) and invalid UTF-8, which would otherwise be invisible or
+// reorder the text around them: the stray \r of a CRLF #! line is the whole
+// diagnosis. Backslashes stay single: doubling them would make every regex
+// in argv harder to read, and a literal "\r" in a path is rarer than CR.
+func visible(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case !unicode.IsPrint(r) && r != ' ':
+			if r > 0xffff {
+				fmt.Fprintf(&b, `\U%08x`, r)
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// code renders user text as inline code: markup characters (* _ ~) stay
+// literal inside it. A backtick would end the span, so it is shown as a
+// look-alike (U+02CB).
+func code(s string) string {
+	if s == "" {
+		return "`(none)`"
+	}
+	return "`" + esc(strings.ReplaceAll(visible(s), "`", "ˋ")) + "`"
+}
+
+func codeBlock(s string, limit int) string {
+	return fit(esc(strings.ReplaceAll(s, "`", "ˋ")), limit)
+}
+
+// argv joins arguments the way a shell would need them quoted, so
+// "--target=<prod> & all" reads as one argument.
+func argv(args []string) string {
+	if len(args) > maxArgs {
+		args = args[:maxArgs]
+	}
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(visible(a))
+	}
+	return strings.Join(q, " ")
+}
+
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r == '/' || r == '.' || r == '-' || r == '_' || r == '=' || r == ':' || r == ',' || r == '+' || r == '@' || r == '%' ||
+			unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// plain is for plain_text objects and the fallback: escaped, control
+// characters spelled out, cut to limit.
+func plain(s string, limit int) string { return fit(esc(visible(s)), limit) }
+
+// width counts like Slack: UTF-16 code units.
+func width(s string) int {
+	n := 0
+	for _, r := range s {
+		if r > 0xffff {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// fit cuts already-escaped text to limit, marking the cut with "…". It
+// never splits an entity (&amp;) or a date token (<!date^…>), and closes
+// a code span or block the cut left open.
+func fit(s string, limit int) string {
+	if width(s) <= limit {
+		return s
+	}
+	const ell = "…"
+	budget := limit - 1
+	cut, w := 0, 0
+	for i, r := range s {
+		rw := 1
+		if r > 0xffff {
+			rw = 2
+		}
+		if w+rw > budget {
+			break
+		}
+		w += rw
+		cut = i + utf8.RuneLen(r)
+	}
+	out := s[:cut]
+	closer := ""
+	for {
+		// Back off to before a partial entity or date token, and drop a
+		// trailing backtick run that may be half an opener.
+		if amp := strings.LastIndexByte(out, '&'); amp >= 0 && !strings.Contains(out[amp:], ";") {
+			out = out[:amp]
+		}
+		if lt := strings.LastIndexByte(out, '<'); lt >= 0 && !strings.Contains(out[lt:], ">") {
+			out = out[:lt]
+		}
+		out = strings.TrimRight(out, "`")
+		// Close a code block or span the cut left open.
+		closer = ""
+		if strings.Count(out, "```")%2 == 1 {
+			closer = "```"
+		} else if strings.Count(strings.ReplaceAll(out, "```", ""), "`")%2 == 1 {
+			closer = "`"
+		}
+		if width(out)+1+len(closer) <= limit || out == "" {
+			break
+		}
+		_, size := utf8.DecodeLastRuneInString(out)
+		out = out[:len(out)-size]
+	}
+	return out + ell + closer
+}

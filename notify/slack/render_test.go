@@ -1,0 +1,86 @@
+package slack
+
+import (
+	"math/rand"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var partialEntity = regexp.MustCompile(`&(?:a|am|amp|l|lt|g|gt)?$|&(?:a|am|l|g)?[^a-z;]`)
+
+func TestFitKeepsMarkupWhole(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	// Atoms as Render produces them; the cut may fall anywhere inside.
+	alphabet := []string{"a", "&amp;", "&lt;", "&gt;", "`co&lt;de`", "```blo\nck &amp;```", "é", "😀", "\n", " ", "<!date^1^{time}|10:00 UTC>"}
+	for i := 0; i < 5000; i++ {
+		var b strings.Builder
+		n := rng.Intn(60)
+		for j := 0; j < n; j++ {
+			b.WriteString(alphabet[rng.Intn(len(alphabet))])
+		}
+		in := b.String()
+		limit := 8 + rng.Intn(40)
+		out := fit(in, limit)
+		if width(out) > limit {
+			t.Fatalf("fit(%q, %d) = %q: %d wide", in, limit, out, width(out))
+		}
+		if width(in) <= limit {
+			if out != in {
+				t.Fatalf("fit changed text within the limit: %q -> %q", in, out)
+			}
+			continue
+		}
+		if !strings.Contains(out, "…") {
+			t.Fatalf("fit(%q, %d) = %q: cut not marked", in, limit, out)
+		}
+		if partialEntity.MatchString(strings.ReplaceAll(out, "…", "")) {
+			t.Fatalf("fit(%q, %d) = %q: split an entity", in, limit, out)
+		}
+		if strings.Count(out, "<") != strings.Count(out, ">") {
+			t.Fatalf("fit(%q, %d) = %q: split a date token", in, limit, out)
+		}
+		if strings.Count(out, "```")%2 != 0 || strings.Count(strings.ReplaceAll(out, "```", ""), "`")%2 != 0 {
+			t.Fatalf("fit(%q, %d) = %q: code left open", in, limit, out)
+		}
+	}
+}
+
+func TestVisible(t *testing.T) {
+	for in, want := range map[string]string{
+		"/bin/bash\r":       `/bin/bash\r`,
+		"a\tb\nc":           `a\tb\nc`,
+		"\x1b[1m":           `\x1b[1m`,
+		"x\u202ey":          `x\u202ey`,
+		"bad\xff":           `bad\xff`,
+		"C:\\dir":           `C:\dir`,
+		"ünïcode ok 😀":      "ünïcode ok 😀",
+		"zero\u200bwidth":   `zero\u200bwidth`,
+		"del\x7f":           `del\x7f`,
+		"nul\x00":           `nul\x00`,
+		"plain & <simple>":  "plain & <simple>",
+		"line\u2028sep":     `line\u2028sep`,
+		"tag\U000E0041char": `tag\U000e0041char`,
+	} {
+		if got := visible(in); got != want {
+			t.Errorf("visible(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"./deploy.sh":      "./deploy.sh",
+		"--target=prod":    "--target=prod",
+		"two words":        "'two words'",
+		"it's":             `'it'\''s'`,
+		"":                 "''",
+		"$HOME":            "'$HOME'",
+		"a;rm -rf /":       "'a;rm -rf /'",
+		"user@host:/path,": "user@host:/path,",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
