@@ -1,0 +1,637 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.now
+}
+
+func manualTick() Option { return func(p *Pipeline) { p.manualTick = true } }
+
+// recSink records what it is sent. It fails the first failN sends with a
+// retryable error, and permanently when the path is /permanent.
+type recSink struct {
+	mu     sync.Mutex
+	got    []event.Event
+	failN  int
+	tries  int
+	block  chan struct{} // when non-nil, Send waits for it
+	closed bool
+}
+
+func (s *recSink) Send(ctx context.Context, ev *event.Event) error {
+	if s.block != nil {
+		select {
+		case <-s.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tries++
+	if s.failN > 0 {
+		s.failN--
+		return errors.New("destination down")
+	}
+	if ev.Path == "/permanent" {
+		return Permanent(errors.New("rejected"))
+	}
+	s.got = append(s.got, *ev)
+	return nil
+}
+
+func (s *recSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *recSink) events() []event.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+func (s *recSink) total() uint64 {
+	var n uint64
+	for _, e := range s.events() {
+		n += count(&e)
+	}
+	return n
+}
+
+type testConfig struct {
+	SinkCommon
+	sink *recSink
+}
+
+func (c *testConfig) Validate() error                   { return nil }
+func (c *testConfig) New(Env) (Sink, error)             { return c.sink, nil }
+func (c *testConfig) DefaultRateLimit() RateLimitConfig { return RateLimitConfig{Rate: Off} }
+
+func init() { RegisterSink("test", func() SinkConfig { return &testConfig{} }) }
+
+// setup builds a pipeline with one recording sink; mod adjusts the config.
+func setup(t *testing.T, clk *fakeClock, sink *recSink, mod func(*Config, *SinkCommon)) *Pipeline {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Spool.Dir = t.TempDir()
+	cfg.Spool.RetryInitial = Duration(5 * time.Millisecond)
+	cfg.Spool.RetryMax = Duration(20 * time.Millisecond)
+	cfg.RateLimit.GlobalRate = Off
+	tc := &testConfig{sink: sink}
+	tc.Name = "rec"
+	cfg.Sinks = []SinkEntry{{Kind: "test", Config: tc}}
+	if mod != nil {
+		mod(&cfg, &tc.SinkCommon)
+	}
+	p, err := New(cfg, Env{Host: "h"}, WithClock(clk), manualTick())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func failure(now time.Time, tid uint32, p string, errno int32) *event.Event {
+	ev := &event.Event{
+		Time: now, Host: "h", Syscall: event.SyscallExecve, Path: p,
+		Arguments: []string{filepath.Base(p)},
+		Process:   event.Process{PID: tid, TID: tid, UID: 1000, Comm: "sh", Unit: "session-1.scope"},
+	}
+	ev.SetErrno(errno)
+	return ev
+}
+
+var t0 = time.Date(2026, 11, 27, 10, 2, 0, 0, time.UTC)
+
+func TestPathSearchCoalescing(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) { s.Dedup.Window = Off })
+
+	// Found in the third directory: nothing to report.
+	p.Handle(failure(clk.Now(), 10, "/usr/local/sbin/tool", -2))
+	p.Handle(failure(clk.Now(), 10, "/usr/local/bin/tool", -2))
+	p.Succeeded(&event.Success{Time: clk.Now(), PID: 10, TID: 10})
+
+	// Found nowhere: one notification listing the directories, after the hold.
+	for _, d := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
+		p.Handle(failure(clk.Now(), 20, d+"/nosuch", -2))
+	}
+	// Another thread's search ends with a different exec: the search is
+	// reported at once, then that exec.
+	p.Handle(failure(clk.Now(), 30, "/usr/bin/a", -2))
+	p.Handle(failure(clk.Now(), 30, "/bin/a", -2))
+	p.Handle(failure(clk.Now(), 30, "/srv/script", -13))
+
+	waitFor(t, "search 30 and the EACCES", func() bool { return len(sink.events()) == 2 })
+	got := sink.events()
+	if got[0].Path != "/bin/a" || got[0].Count != 2 || !slices.Equal(got[0].Tried, []string{"/usr/bin", "/bin"}) {
+		t.Errorf("first: path %q count %d tried %v", got[0].Path, got[0].Count, got[0].Tried)
+	}
+	if got[1].Error != "EACCES" || got[1].Count != 1 || got[1].Tried != nil {
+		t.Errorf("second: %s count %d tried %v", got[1].Error, got[1].Count, got[1].Tried)
+	}
+
+	p.tick(clk.Add(PathSearchHold / 2))
+	if n := len(sink.events()); n != 2 {
+		t.Fatalf("search 20 reported before its hold ended (%d events)", n)
+	}
+	p.tick(clk.Add(PathSearchHold))
+	waitFor(t, "search 20", func() bool { return len(sink.events()) == 3 })
+	ev := sink.events()[2]
+	if ev.Path != "/bin/nosuch" || ev.Count != 3 || !slices.Equal(ev.Tried, []string{"/usr/local/bin", "/usr/bin", "/bin"}) {
+		t.Errorf("search 20: path %q count %d tried %v", ev.Path, ev.Count, ev.Tried)
+	}
+	if ev.FirstSeen == nil || ev.LastSeen == nil {
+		t.Errorf("search 20 lacks first/last seen")
+	}
+	st := p.Stats()
+	if st.Detected != 8 || st.PathSearchResolved != 2 || st.Sinks[0].DeliveredCount != 6 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	base := failure(t0, 1, "/usr/bin/curl", -2)
+	base.Process.Cgroup = "/system.slice/cron.service"
+	base.Process.Unit = "cron.service"
+	kernel := *base
+	kernel.KernelInvoked = true
+	kernel.Syscall = event.SyscallKernel
+	rel := failure(t0, 1, "bin/tool", -13)
+	rel.Process.Cwd = "/opt/app"
+	tests := []struct {
+		name string
+		f    FilterConfig
+		ev   *event.Event
+		want bool
+	}{
+		{"empty passes", FilterConfig{}, base, true},
+		{"errno include", FilterConfig{Errors: []string{"eacces", "ENOENT"}}, base, true},
+		{"errno include miss", FilterConfig{Errors: []string{"EACCES"}}, base, false},
+		{"errno exclude", FilterConfig{ExcludeErrors: []string{"ENOENT"}}, base, false},
+		{"path glob", FilterConfig{Paths: []string{"/usr/bin/*"}}, base, true},
+		{"path glob stops at slash", FilterConfig{Paths: []string{"/usr/*"}}, base, false},
+		{"path double star", FilterConfig{Paths: []string{"/usr/**"}}, base, true},
+		{"path basename", FilterConfig{ExcludePaths: []string{"cur?"}}, base, false},
+		{"resolved relative path", FilterConfig{Paths: []string{"/opt/app/**"}}, rel, true},
+		{"comm", FilterConfig{Comms: []string{"bash"}}, base, false},
+		{"exclude comm glob", FilterConfig{ExcludeComms: []string{"s*"}}, base, false},
+		{"uid include", FilterConfig{UIDs: []uint32{0, 1000}}, base, true},
+		{"uid exclude", FilterConfig{ExcludeUIDs: []uint32{1000}}, base, false},
+		{"unit glob", FilterConfig{Units: []string{"*.service"}}, base, true},
+		{"unit exclude", FilterConfig{ExcludeUnits: []string{"cron.service"}}, base, false},
+		{"cgroup", FilterConfig{Cgroups: []string{"/system.slice/**"}}, base, true},
+		{"cgroup miss", FilterConfig{Cgroups: []string{"/user.slice/**"}}, base, false},
+		{"kernel only drops user", FilterConfig{KernelInvoked: "only"}, base, false},
+		{"kernel only keeps kernel", FilterConfig{KernelInvoked: "only"}, &kernel, true},
+		{"kernel exclude", FilterConfig{KernelInvoked: "exclude"}, &kernel, false},
+		{"all dimensions must match", FilterConfig{Errors: []string{"ENOENT"}, UIDs: []uint32{0}}, base, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.f
+			if err := f.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := newFilter(f).match(tc.ev); got != tc.want {
+				t.Errorf("match = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFilterCountsGlobalAndPerSink(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		c.Filter.ExcludeUIDs = []uint32{0}
+		s.Filter.Errors = []string{"EACCES"}
+		s.Dedup.Window = Off
+	})
+	root := failure(clk.Now(), 1, "x", -13)
+	root.Process.UID = 0
+	p.Handle(root)
+	p.Handle(failure(clk.Now(), 2, "y", -2))
+	p.Handle(failure(clk.Now(), 3, "z", -13))
+	waitFor(t, "one delivery", func() bool { return len(sink.events()) == 1 })
+	st := p.Stats()
+	if st.Filtered != 1 || st.Sinks[0].Filtered != 1 || sink.events()[0].Path != "z" {
+		t.Errorf("stats %+v, got %v", st, sink.events())
+	}
+}
+
+func TestDedupWindowDigest(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.Dedup = DedupConfig{Window: Duration(10 * time.Minute), MaxPIDs: 3}
+	})
+	for i := range 38 {
+		p.Handle(failure(clk.Now(), uint32(100+i), "relative/tool", -13))
+		clk.Add(time.Second)
+	}
+	// Same program failing another way is another key.
+	p.Handle(failure(clk.Now(), 1, "relative/tool", -2))
+	waitFor(t, "two first occurrences", func() bool { return len(sink.events()) == 2 })
+	if got := sink.events()[0]; got.Digest || got.Count != 1 || got.Process.PID != 100 {
+		t.Errorf("first occurrence: digest %v count %d pid %d", got.Digest, got.Count, got.Process.PID)
+	}
+
+	p.tick(t0.Add(10*time.Minute - time.Nanosecond))
+	if n := len(sink.events()); n != 2 {
+		t.Fatalf("digest before the window ended (%d events)", n)
+	}
+	p.tick(t0.Add(10 * time.Minute))
+	waitFor(t, "digest", func() bool { return len(sink.events()) == 3 })
+	d := sink.events()[2]
+	if !d.Digest || d.Count != 37 || d.Error != "EACCES" {
+		t.Fatalf("digest: digest %v count %d error %s", d.Digest, d.Count, d.Error)
+	}
+	if !d.FirstSeen.Equal(t0.Add(time.Second)) || !d.LastSeen.Equal(t0.Add(37*time.Second)) {
+		t.Errorf("digest range %v .. %v", d.FirstSeen, d.LastSeen)
+	}
+	if !slices.Equal(d.PIDs, []uint32{101, 102, 103}) {
+		t.Errorf("digest pids %v", d.PIDs)
+	}
+	if st := p.Stats().Sinks[0]; st.Deduped != 37 || st.DeliveredCount != 39 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// The window restarts: the next occurrence is a first occurrence again.
+	p.Handle(failure(clk.Now(), 7, "relative/tool", -13))
+	waitFor(t, "new first occurrence", func() bool { return len(sink.events()) == 4 })
+	if got := sink.events()[3]; got.Digest || got.Count != 1 {
+		t.Errorf("after window: digest %v count %d", got.Digest, got.Count)
+	}
+}
+
+func TestDedupKeysConfigurable(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.Dedup = DedupConfig{Window: Duration(time.Minute), Keys: []string{"error"}}
+	})
+	p.Handle(failure(clk.Now(), 1, "/a", -13))
+	p.Handle(failure(clk.Now(), 2, "/b", -13))
+	p.Handle(failure(clk.Now(), 3, "c", -2))
+	p.tick(clk.Add(time.Minute))
+	waitFor(t, "3 notifications", func() bool { return len(sink.events()) == 3 })
+	d := sink.events()[2]
+	if !d.Digest || d.Count != 1 || d.Path != "/a" {
+		t.Errorf("digest keyed by errno only: %+v", d)
+	}
+}
+
+func TestRateLimitFoldsIntoDigest(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.Dedup.Window = Off
+		s.RateLimit = RateLimitConfig{Rate: 1, Burst: 2}
+	})
+	for i := range 10 {
+		p.Handle(failure(clk.Now(), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
+	}
+	waitFor(t, "burst of 2", func() bool { return len(sink.events()) == 2 })
+	p.tick(clk.Now())
+	if n := len(sink.events()); n != 2 {
+		t.Fatalf("limit exceeded: %d", n)
+	}
+	p.tick(clk.Add(time.Second))
+	waitFor(t, "combined digest", func() bool { return len(sink.events()) == 3 })
+	d := sink.events()[2]
+	if !d.Digest || d.Count != 8 {
+		t.Fatalf("combined digest count %d digest %v", d.Count, d.Digest)
+	}
+	// The eight differ in path: a combined digest must not claim one.
+	if d.Path != "" || d.Binary != nil || d.Error != "EACCES" || len(d.PIDs) != 8 {
+		t.Errorf("combined digest fields: path %q error %q pids %v", d.Path, d.Error, d.PIDs)
+	}
+	if st := p.Stats().Sinks[0]; st.Limited != 8 || st.DeliveredCount != 10 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestGlobalCap(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	a, b := &recSink{}, &recSink{}
+	p := setup(t, clk, a, func(c *Config, s *SinkCommon) {
+		s.Dedup.Window = Off
+		c.RateLimit.GlobalRate, c.RateLimit.GlobalBurst = 1, 3
+		tb := &testConfig{sink: b}
+		tb.Name = "b"
+		tb.Dedup.Window = Off
+		c.Sinks = append(c.Sinks, SinkEntry{Kind: "test", Index: 1, Config: tb})
+	})
+	for i := range 4 {
+		p.Handle(failure(clk.Now(), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
+	}
+	waitFor(t, "3 notifications", func() bool { return len(a.events())+len(b.events()) == 3 })
+	p.tick(clk.Now())
+	if n := len(a.events()) + len(b.events()); n != 3 {
+		t.Fatalf("global cap exceeded: %d", n)
+	}
+	p.tick(clk.Add(2 * time.Second))
+	waitFor(t, "all", func() bool { return a.total() == 4 && b.total() == 4 })
+}
+
+func TestQueueFullFoldsInsteadOfDropping(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{block: make(chan struct{})}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.Dedup.Window = Off
+		s.QueueSize = 2
+	})
+	for i := range 20 {
+		p.Handle(failure(clk.Now(), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
+	}
+	st := p.Stats().Sinks[0]
+	if st.DroppedQueueFull < 17 {
+		t.Errorf("queue of 2 took too much: %+v", st)
+	}
+	close(sink.block)
+	waitFor(t, "queue drained", func() bool { return p.Stats().Sinks[0].Queued == 0 })
+	p.tick(clk.Now())
+	waitFor(t, "all 20 accounted", func() bool { return sink.total() == 20 })
+}
+
+func TestSpoolRetriesUntilRecovery(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{failN: 5}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) { s.Dedup.Window = Off })
+	for i := range 4 {
+		p.Handle(failure(clk.Now(), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
+	}
+	waitFor(t, "recovery", func() bool { return len(sink.events()) == 4 })
+	got := sink.events()
+	for i, e := range got {
+		if e.Path != fmt.Sprintf("/bin/p%d", i) {
+			t.Errorf("order: %d is %s", i, e.Path)
+		}
+	}
+	st := p.Stats().Sinks[0]
+	if st.Spooled == 0 || st.Delivered != 4 || st.Failed != 0 || st.SpoolEntries != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestPermanentFailureCounted(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) { s.Dedup.Window = Off })
+	p.Handle(failure(clk.Now(), 1, "/permanent", -13))
+	p.Handle(failure(clk.Now(), 2, "/fine", -13))
+	waitFor(t, "delivery", func() bool { return len(sink.events()) == 1 })
+	if st := p.Stats().Sinks[0]; st.Failed != 1 || st.Spooled != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestSpoolSurvivesRestart(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	dead := &recSink{failN: 1 << 30}
+	dir := t.TempDir()
+	cfg := func(s *recSink) Config {
+		c := DefaultConfig()
+		c.Spool.Dir = dir
+		c.Spool.RetryInitial = Duration(time.Hour) // no retry during the first run
+		c.Spool.RetryMax = Duration(time.Hour)
+		tc := &testConfig{sink: s}
+		tc.Name = "rec"
+		tc.Dedup.Window = Duration(time.Hour)
+		c.Sinks = []SinkEntry{{Kind: "test", Config: tc}}
+		return c
+	}
+	p, err := New(cfg(dead), Env{}, WithClock(clk), manualTick())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		p.Handle(failure(clk.Now(), uint32(i+1), "/bin/same", -13))
+	}
+	p.Handle(failure(clk.Now(), 9, "/bin/other", -2))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "test-rec", "*.json"))
+	if len(files) != 3 {
+		t.Fatalf("spool holds %d files, want 3 (two first occurrences, one digest)", len(files))
+	}
+
+	alive := &recSink{}
+	p2, err := New(cfg(alive), Env{}, WithClock(clk), manualTick())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close(context.Background())
+	waitFor(t, "replay", func() bool { return alive.total() == 6 })
+	if files, _ := filepath.Glob(filepath.Join(dir, "test-rec", "*.json")); len(files) != 0 {
+		t.Errorf("spool not emptied: %v", files)
+	}
+}
+
+func TestSpoolBoundMergesOldest(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := openSpool(dir, 1<<20, 3, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := sp.put(failure(t0.Add(time.Duration(i)*time.Second), uint32(i+1), "/bin/x", -13)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sp.len() != 3 {
+		t.Fatalf("spool has %d entries", sp.len())
+	}
+	var total uint64
+	for sp.len() > 0 {
+		ev, err := sp.head()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += count(ev)
+		sp.pop()
+	}
+	if total != 10 {
+		t.Errorf("counts add up to %d, want 10", total)
+	}
+
+	// By size: every entry is a few hundred bytes.
+	sp2, _ := openSpool(filepath.Join(dir, "b"), 1500, 1000, 16)
+	for i := range 20 {
+		sp2.put(failure(t0, uint32(i+1), "/bin/x", -13))
+	}
+	if sp2.bytes > 1500 {
+		t.Errorf("spool holds %d bytes", sp2.bytes)
+	}
+	total = 0
+	for sp2.len() > 0 {
+		ev, _ := sp2.head()
+		total += count(ev)
+		sp2.pop()
+	}
+	if total != 20 {
+		t.Errorf("counts add up to %d, want 20", total)
+	}
+
+	// A corrupt entry is set aside, not retried forever.
+	os.WriteFile(filepath.Join(dir, "00000000000000000001-00000001.json"), []byte("{"), 0o600)
+	sp3, _ := openSpool(dir, 1<<20, 10, 16)
+	if _, err := sp3.head(); !errors.Is(err, errCorrupt) {
+		t.Errorf("corrupt entry: %v", err)
+	}
+	if sp3.len() != 0 {
+		t.Errorf("corrupt entry still queued")
+	}
+}
+
+func TestReloadKeepsHeldNotifications(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	old := &recSink{}
+	p := setup(t, clk, old, func(c *Config, s *SinkCommon) { s.Dedup.Window = Duration(time.Hour) })
+	for i := range 3 {
+		p.Handle(failure(clk.Now(), uint32(i+1), "/bin/x", -13))
+	}
+	// A PATH search in flight survives the switch.
+	p.Handle(failure(clk.Now(), 50, "/usr/bin/y", -2))
+
+	fresh := &recSink{}
+	cfg := DefaultConfig()
+	cfg.Spool.Dir = t.TempDir()
+	tc := &testConfig{sink: fresh}
+	tc.Name = "new"
+	tc.Dedup.Window = Off
+	cfg.Sinks = []SinkEntry{{Kind: "test", Config: tc}}
+	if err := p.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if old.total() != 3 || !old.closed {
+		t.Errorf("old sink got %d failures (closed %v), want 3 (first + digest of 2)", old.total(), old.closed)
+	}
+	p.Handle(failure(clk.Now(), 50, "/bin/y", -2))
+	p.tick(clk.Add(time.Second))
+	waitFor(t, "new sink", func() bool { return fresh.total() == 2 })
+	if ev := fresh.events()[0]; !slices.Equal(ev.Tried, []string{"/usr/bin", "/bin"}) {
+		t.Errorf("search across reload: tried %v", ev.Tried)
+	}
+	st := p.Stats()
+	if len(st.Sinks) != 1 || st.Sinks[0].Name != "new" {
+		t.Errorf("stats after reload %+v", st)
+	}
+}
+
+func TestHandleAfterCloseCounted(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	p := setup(t, clk, &recSink{}, nil)
+	p.Close(context.Background())
+	p.Handle(failure(clk.Now(), 1, "/bin/x", -13))
+	if p.Stats().AfterClose != 1 {
+		t.Errorf("after close not counted")
+	}
+}
+
+// TestBurstCountsAddUp: 10,000 failures from a storm (a few programs,
+// many pids, PATH searches in between) give a bounded number of
+// notifications whose counts add up exactly.
+func TestBurstCountsAddUp(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.RateLimit = RateLimitConfig{Rate: 1, Burst: 5}
+		s.Dedup.Window = Duration(time.Minute)
+		s.QueueSize = 64
+	})
+	const n = 10000
+	resolvedWant := 0
+	for i := 0; i < n; {
+		tid := uint32(1000 + i)
+		switch i % 10 {
+		case 0, 1:
+			// A PATH search that finds nothing: two ENOENTs, then another exec.
+			p.Handle(failure(clk.Now(), tid, "/usr/bin/missing", -2))
+			p.Handle(failure(clk.Now(), tid, "/bin/missing", -2))
+			i += 2
+		case 2:
+			// A PATH search that succeeds: resolved, not reported.
+			p.Handle(failure(clk.Now(), tid, "/usr/local/bin/ls", -2))
+			p.Succeeded(&event.Success{TID: tid, PID: tid})
+			resolvedWant++
+			i++
+		default:
+			p.Handle(failure(clk.Now(), tid, fmt.Sprintf("/opt/app%d/run", i%37), -13))
+			i++
+		}
+		if i%500 == 0 {
+			p.tick(clk.Add(100 * time.Millisecond))
+		}
+	}
+	for range 200 {
+		p.tick(clk.Add(5 * time.Second))
+		waitFor(t, "queue to drain", func() bool { return p.Stats().Sinks[0].Queued == 0 })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	if st.Detected != n || st.PathSearchResolved != uint64(resolvedWant) {
+		t.Fatalf("detected %d resolved %d", st.Detected, st.PathSearchResolved)
+	}
+	if got := sink.total(); got != n-uint64(resolvedWant) {
+		t.Errorf("notifications stand for %d failures, want exactly %d", got, n-resolvedWant)
+	}
+	notes := len(sink.events())
+	// 38 distinct failures (37 programs, one missing command) within one
+	// dedup window: at most a first occurrence and a digest each, plus the
+	// combined digests of what the bucket held back — however many failures.
+	if notes > 2*38+2 {
+		t.Errorf("%d notifications for a %v storm", notes, clk.Now().Sub(t0))
+	}
+	t.Logf("%d failures -> %d notifications (%d resolved searches), stats %+v", n, notes, resolvedWant, st.Sinks[0])
+}
