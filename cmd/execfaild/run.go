@@ -1,0 +1,153 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"strings"
+	"syscall"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/execfaild/execfaild/cmd/execfaild/internal/daemon"
+	"github.com/execfaild/execfaild/config"
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/probe"
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+func init() {
+	register("run", command{
+		summary: "run as a daemon: report failed execs to the configured sinks",
+		run:     runDaemon,
+	})
+}
+
+// defaultStateDir is used when systemd does not pass STATE_DIRECTORY (a
+// manual start); the unit's StateDirectory= names the same place.
+const defaultStateDir = "/var/lib/execfaild"
+
+func runDaemon(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration `file` (default "+config.DefaultPath+"; built-in defaults when that does not exist)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: execfaild run [--config FILE]\n\nAttach the probes and report failed execs until SIGTERM; SIGHUP reloads the configuration.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	log := newDaemonLogger(stderr)
+
+	// Signals are caught before the slow start, so a stop requested while
+	// the probes load is honoured right after READY instead of killing the
+	// process half-attached.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	cfgName := cfg.File
+	if cfgName == "" {
+		cfgName = "built-in defaults"
+	}
+
+	p, err := probe.New(cfg.Probe)
+	if err != nil {
+		return fmt.Errorf("start probe: %w", firstLineError{err})
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	pl, err := notify.New(cfg.Notify(), notify.Env{Host: host, Logger: log, StateDir: stateDir()})
+	if err != nil {
+		p.Close()
+		return fmt.Errorf("start sinks: %w", err)
+	}
+	log.Info("started", "config", cfgName, "mode", p.Mode(), "sinks", len(cfg.Sinks))
+
+	watchdog, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil {
+		log.Warn("watchdog disabled: " + err.Error())
+		watchdog = 0
+	}
+	running := cfg.Probe
+	reload := func() (notify.Config, error) {
+		c, err := config.Load(*path)
+		if err != nil {
+			return notify.Config{}, err
+		}
+		if !reflect.DeepEqual(c.Probe, running) {
+			// The BPF program is configured at load time; swapping it would
+			// detach the hooks and miss failures meanwhile.
+			log.Warn("[probe] settings changed: they take effect at the next restart")
+		}
+		return c.Notify(), nil
+	}
+	return daemon.Run(daemon.Options{
+		Source:   probeSource{p},
+		Pipeline: pl,
+		Load:     reload,
+		Notify:   func(state string) (bool, error) { return sddaemon.SdNotify(false, state) },
+		Logger:   log,
+		Signals:  sigs,
+		Watchdog: watchdog,
+	})
+}
+
+// probeSource adapts the probe to the daemon loop.
+type probeSource struct{ p *probe.Probe }
+
+func (s probeSource) Next() (*event.Event, *event.Success, error) {
+	r, err := s.p.Read()
+	return r.Failure, r.Success, err
+}
+func (s probeSource) Close() error { return s.p.Close() }
+func (s probeSource) Mode() string { return s.p.Mode() }
+func (s probeSource) Lost() uint64 { return s.p.Stats().Lost }
+
+func stateDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return d
+	}
+	return defaultStateDir
+}
+
+// newDaemonLogger logs plain key=value lines. Under systemd (JOURNAL_STREAM
+// set) the journal stamps each line itself, so the time is left out.
+func newDaemonLogger(w io.Writer) *slog.Logger {
+	underJournal := os.Getenv("JOURNAL_STREAM") != ""
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if underJournal && len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+// firstLineError keeps a fatal error to the one line the journal shows next
+// to the unit's failure: a verifier log that follows it helps no operator.
+type firstLineError struct{ err error }
+
+func (e firstLineError) Error() string {
+	msg := e.err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		return msg[:i]
+	}
+	return msg
+}
+func (e firstLineError) Unwrap() error { return e.err }
