@@ -1,5 +1,15 @@
 package probe
 
+import "fmt"
+
+// Attach modes, richest first.
+const (
+	ModeAuto       = "auto"
+	ModeFentry     = "fentry"
+	ModeKprobe     = "kprobe"
+	ModeTracepoint = "tracepoint"
+)
+
 // Config is the [probe] section of /etc/execfaild.toml.
 type Config struct {
 	// Mode is auto, fentry, kprobe or tracepoint. auto picks the richest
@@ -35,4 +45,39 @@ func DefaultConfig() Config {
 		RingBufferBytes: 1 << 22,
 		ProcRoot:        "/proc",
 	}
+}
+
+// Limits the BPF program is compiled for (bpf/event.h); settings beyond
+// them are rejected rather than silently clamped.
+const (
+	maxArgsCap   = 64
+	maxArgLenCap = 4095
+)
+
+// Validate reports the first bad setting, naming its key.
+func (c Config) Validate() error {
+	switch c.Mode {
+	case "", ModeAuto, ModeFentry, ModeKprobe, ModeTracepoint:
+	default:
+		return fmt.Errorf("probe.mode: %q is not one of auto, fentry, kprobe, tracepoint", c.Mode)
+	}
+	if c.MaxArgs < 1 || c.MaxArgs > maxArgsCap {
+		return fmt.Errorf("probe.max_args: %d is outside 1..%d", c.MaxArgs, maxArgsCap)
+	}
+	if c.MaxEnv < 0 || c.MaxEnv > maxArgsCap {
+		return fmt.Errorf("probe.max_env: %d is outside 0..%d", c.MaxEnv, maxArgsCap)
+	}
+	if c.MaxArgLen < 16 || c.MaxArgLen > maxArgLenCap {
+		return fmt.Errorf("probe.max_arg_len: %d is outside 16..%d", c.MaxArgLen, maxArgLenCap)
+	}
+	switch c.Environment {
+	case "redact", "none", "full":
+	default:
+		return fmt.Errorf("probe.environment: %q is not one of redact, none, full", c.Environment)
+	}
+	rb := c.RingBufferBytes
+	if rb < 1<<16 || rb > 1<<30 || rb&(rb-1) != 0 {
+		return fmt.Errorf("probe.ring_buffer_bytes: %d is not a power of two between 65536 and 1073741824", rb)
+	}
+	return nil
 }

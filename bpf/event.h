@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Layout shared by execfaild.bpf.c and the Go decoder (probe/decode.go,
+ * generated binding execfaildEfHeader). A record on the ring buffer is one
+ * struct ef_header followed by `data_len` bytes of NUL-terminated strings,
+ * in this order:
+ *
+ *   path          the filename as the caller gave it          (1 string)
+ *   interp        the interpreter exec tried to open          (0/1 string)
+ *   binary path   components of the opened file, leaf first   (bin_ncomp)
+ *   stdin path    components of fd 0's file, leaf first       (stdin_ncomp)
+ *   argv                                                      (argc)
+ *   envp                                                      (envc)
+ *
+ * Paths are sent as components rather than joined in the kernel: the walk
+ * goes from the file up to the root, and appending forward keeps the
+ * verifier's bounds simple; userspace reverses them.
+ */
+#ifndef EXECFAILD_EVENT_H
+#define EXECFAILD_EVENT_H
+
+/* Room for the variable part; a record that would not fit is cut and marked. */
+#define EF_DATA_SIZE 24576
+/* Per-string caps. EF_ARG_LEN_CAP bounds probe.Config.MaxArgLen. */
+#define EF_PATH_CAP 4096
+#define EF_NAME_CAP 256
+#define EF_INTERP_CAP 256
+#define EF_ARG_LEN_CAP 4096
+/* Caps for probe.Config.MaxArgs / MaxEnv (bounded loops for the verifier). */
+#define EF_ARGS_CAP 64
+/* Deepest path walked, counting mount crossings. */
+#define EF_PATH_DEPTH 48
+/* Bytes kept per thread for the binary path between hook and syscall exit. */
+#define EF_BINPATH_CAP 2048
+
+enum ef_kind {
+	EF_KIND_FAILURE = 1,
+	EF_KIND_SUCCESS = 2,
+};
+
+enum ef_syscall {
+	EF_SYSCALL_EXECVE = 0,
+	EF_SYSCALL_EXECVEAT = 1,
+	EF_SYSCALL_KERNEL = 2,
+};
+
+/* Hooks inside exec that fired for this attempt (ef_header.hooks). */
+enum ef_hook {
+	EF_HOOK_OPEN = 1 << 0,   /* do_open_execat entered: path lookup and open started */
+	EF_HOOK_CREDS = 1 << 1,  /* security_bprm_creds_for_exec / exec_binprm entered */
+	EF_HOOK_LOADER = 1 << 2, /* security_bprm_check: a binary format handler ran */
+	EF_HOOK_INTERP = 1 << 3, /* open_exec: a loader tried to open an interpreter */
+};
+
+/* ef_header.flags */
+enum ef_flag {
+	EF_F_ARGS_TRUNC = 1 << 0,
+	EF_F_ENV_TRUNC = 1 << 1,
+	EF_F_HAS_BINARY = 1 << 2,
+	EF_F_HAS_INTERP = 1 << 3,
+	EF_F_STDIN_CLOSED = 1 << 4,
+	EF_F_HAS_STDIN = 1 << 5,
+	EF_F_HAS_LOGINUID = 1 << 6,
+	EF_F_BIN_PATH_TRUNC = 1 << 7,
+	EF_F_STDIN_PATH_TRUNC = 1 << 8,
+	EF_F_PATH_TRUNC = 1 << 9,
+	EF_F_NO_REGS = 1 << 10, /* the caller's registers were unreadable */
+	EF_F_INTERP_TRUNC = 1 << 11,
+	EF_F_PENDING_ENOENT = 1 << 16, /* per-thread state only */
+};
+
+struct ef_header {
+	__u8 kind;
+	__u8 syscall;
+	__u16 hooks;
+	__u32 flags;
+	__s32 ret;
+	__s32 dirfd;
+	__u32 at_flags;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 loginuid;
+	__u64 boot_ns;
+	__u64 cgroup_id;
+	/* binary: kernel dev_t (MAJOR << 20 | MINOR) */
+	__u64 bin_ino;
+	__u64 bin_ctime_ns;
+	__u32 bin_dev;
+	__u32 bin_mode;
+	__u64 stdin_ino;
+	__u32 stdin_dev;
+	__u32 stdin_mode;
+	__u16 path_len;   /* bytes incl. NUL, 0 when absent */
+	__u16 interp_len; /* bytes incl. NUL, 0 when absent */
+	__u16 bin_path_len;
+	__u16 bin_ncomp;
+	__u16 stdin_path_len;
+	__u16 stdin_ncomp;
+	__u16 argc;
+	__u16 envc;
+	__u32 args_len;
+	__u32 env_len;
+	__u32 data_len;
+	char comm[16];
+};
+
+#endif

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/execfaild/execfaild/probe"
+)
+
+func init() {
+	register("probe-check", command{
+		summary: "show the attach mode, hooks and fields this kernel provides",
+		run:     runProbeCheck,
+	})
+}
+
+func runProbeCheck(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("probe-check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mode := fs.String("mode", probe.ModeAuto, "attach mode to check: auto, fentry, kprobe or tracepoint")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := probe.DefaultConfig()
+	cfg.Mode = *mode
+	p, err := probe.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Fprint(stdout, p.Report().String())
+	return nil
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/execfaild/execfaild/probe"
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+func init() {
+	register("watch", command{
+		summary: "print each failed exec until interrupted",
+		run:     runWatch,
+	})
+}
+
+func runWatch(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print one JSON event per line")
+	mode := fs.String("mode", probe.ModeAuto, "attach mode: auto, fentry, kprobe or tracepoint")
+	env := fs.String("environment", "redact", "environment capture: redact, none or full")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg := probe.DefaultConfig()
+	cfg.Mode = *mode
+	cfg.Environment = *env
+	p, err := probe.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		<-sigs
+		p.Close()
+	}()
+
+	fmt.Fprintf(stderr, "execfaild watch: attached in %s mode\n", p.Mode())
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	if !*asJSON {
+		fmt.Fprintf(stdout, "%-12s %-7s %-16s %-8s %s\n", "TIME", "PID", "COMM", "ERROR", "PATH / ARGS")
+	}
+	for {
+		rec, err := p.Read()
+		if errors.Is(err, probe.ErrClosed) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Failure == nil {
+			continue
+		}
+		if *asJSON {
+			if err := enc.Encode(rec.Failure); err != nil {
+				return fmt.Errorf("write event: %w", err)
+			}
+			continue
+		}
+		fmt.Fprintln(stdout, formatLine(rec.Failure))
+	}
+	if s := p.Stats(); s.Lost > 0 || s.DecodeErrors > 0 {
+		fmt.Fprintf(stderr, "execfaild watch: %d failures, %d lost, %d undecodable\n", s.Failures, s.Lost, s.DecodeErrors)
+	}
+	return nil
+}
+
+// formatLine is one execsnoop-like line. Every string is quoted so a
+// trailing "\r" or a control character in a path or argument is visible.
+func formatLine(e *event.Event) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-12s %-7d %-16s %-8s %s", e.Time.Format("15:04:05.000"), e.Process.PID,
+		strconv.Quote(e.Process.Comm), e.Error, strconv.Quote(e.Path))
+	if e.KernelInvoked {
+		b.WriteString(" (kernel)")
+	}
+	if e.Binary != nil && e.Binary.Path != "" && e.Binary.Path != e.Path {
+		b.WriteString(" -> " + strconv.Quote(e.Binary.Path))
+	}
+	if e.InterpreterPath != "" {
+		b.WriteString(" interpreter " + strconv.Quote(e.InterpreterPath))
+	}
+	if e.Stage != "" {
+		b.WriteString(" stage=" + e.Stage)
+	}
+	b.WriteString(" args")
+	for _, a := range e.Arguments {
+		b.WriteString(" " + strconv.Quote(a))
+	}
+	if e.ArgumentsTruncated {
+		b.WriteString(" …")
+	}
+	return b.String()
+}

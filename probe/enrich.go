@@ -1,0 +1,293 @@
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+// enricher adds what userspace can tell about a failure: the caller's exe,
+// cwd, cgroup, unit and container, its parent, and - when the kernel hooks
+// could not - the binary and its interpreter. Everything is read through
+// procRoot so tests run on fixtures. The caller usually outlives its failed
+// exec only briefly, so every read here is best effort and racy.
+type enricher struct {
+	procRoot string
+	host     string
+	envMode  string
+	keepEnv  map[string]bool
+}
+
+func newEnricher(cfg Config) *enricher {
+	host, _ := os.Hostname()
+	keep := make(map[string]bool, len(cfg.KeepEnv))
+	for _, k := range cfg.KeepEnv {
+		keep[k] = true
+	}
+	root := cfg.ProcRoot
+	if root == "" {
+		root = "/proc"
+	}
+	return &enricher{procRoot: root, host: host, envMode: cfg.Environment, keepEnv: keep}
+}
+
+func (en *enricher) proc(pid uint32, rest ...string) string {
+	return filepath.Join(append([]string{en.procRoot, strconv.FormatUint(uint64(pid), 10)}, rest...)...)
+}
+
+// enrich completes e. userspaceFiles asks for binary.* and interpreter_path
+// to be resolved here (tracepoint-only mode).
+func (en *enricher) enrich(e *event.Event, userspaceFiles bool) {
+	e.Host = en.host
+	p := &e.Process
+	if e.KernelInvoked {
+		// A usermode helper thread: its exe and cwd are the kernel's, not
+		// a program worth naming.
+		en.parent(e)
+		return
+	}
+	p.Exe, _ = os.Readlink(en.proc(p.PID, "exe"))
+	p.Cwd, _ = os.Readlink(en.proc(p.PID, "cwd"))
+	if cg, err := readCgroup(en.proc(p.PID, "cgroup")); err == nil {
+		p.Cgroup = cg
+		p.Unit = unitFromCgroup(cg)
+		p.ContainerID = containerIDFromCgroup(cg)
+	}
+	en.parent(e)
+	if userspaceFiles {
+		en.resolveFiles(e)
+	}
+	en.redactEnv(e)
+}
+
+func (en *enricher) parent(e *event.Event) {
+	ppid := e.Process.PPID
+	if ppid == 0 {
+		return
+	}
+	par := &event.Parent{PID: ppid}
+	if b, err := os.ReadFile(en.proc(ppid, "comm")); err == nil {
+		par.Comm = strings.TrimSuffix(string(b), "\n")
+	}
+	par.Exe, _ = os.Readlink(en.proc(ppid, "exe"))
+	e.Parent = par
+}
+
+// readCgroup returns the process's cgroup path: the unified (v2) hierarchy
+// when present, else the systemd named hierarchy.
+func readCgroup(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read cgroup: %w", err)
+	}
+	var named string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		id, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		ctrl, cg, ok := strings.Cut(rest, ":")
+		if !ok {
+			continue
+		}
+		if id == "0" && ctrl == "" {
+			return cg, nil
+		}
+		if ctrl == "name=systemd" {
+			named = cg
+		}
+	}
+	if named != "" {
+		return named, nil
+	}
+	return "", errors.New("read cgroup: no unified or systemd hierarchy")
+}
+
+// unitFromCgroup names the innermost systemd unit of a cgroup path.
+func unitFromCgroup(cg string) string {
+	parts := strings.Split(cg, "/")
+	for i := len(parts) - 1; i >= 0; i-- {
+		for _, suf := range []string{".service", ".scope", ".socket", ".mount", ".swap"} {
+			if strings.HasSuffix(parts[i], suf) && len(parts[i]) > len(suf) {
+				return parts[i]
+			}
+		}
+	}
+	return ""
+}
+
+var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// containerIDFromCgroup returns a container id only when the cgroup path
+// makes one evident: the runtimes' scope names (docker-, cri-containerd-,
+// crio-, libpod-) under systemd, or a bare 64-hex directory (cgroupfs
+// drivers: /docker/<id>, /kubepods/.../<id>). The innermost one wins.
+func containerIDFromCgroup(cg string) string {
+	parts := strings.Split(cg, "/")
+	for i := len(parts) - 1; i >= 0; i-- {
+		c := strings.TrimSuffix(parts[i], ".scope")
+		for _, pre := range []string{"docker-", "cri-containerd-", "crio-", "libpod-", "containerd-"} {
+			c = strings.TrimPrefix(c, pre)
+		}
+		if hex64.MatchString(c) {
+			return c
+		}
+	}
+	return ""
+}
+
+// redactEnv applies the environment policy: values are replaced unless
+// their name is kept; an entry without "=" is replaced whole.
+func (en *enricher) redactEnv(e *event.Event) {
+	switch en.envMode {
+	case "none":
+		e.Environment = nil
+		e.EnvironmentTruncated = false
+		return
+	case "full":
+		return
+	}
+	for i, kv := range e.Environment {
+		name, _, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok:
+			e.Environment[i] = "<redacted>"
+			e.EnvironmentRedacted = true
+		case !en.keepEnv[name]:
+			e.Environment[i] = name + "=<redacted>"
+			e.EnvironmentRedacted = true
+		}
+	}
+}
+
+// resolveFiles stats the file the caller named and reads its #! line, as
+// the caller would have seen it: through its root, cwd or dirfd.
+func (en *enricher) resolveFiles(e *event.Event) {
+	target, display, ok := en.callerPath(e)
+	if !ok {
+		return
+	}
+	fd, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return
+	}
+	// Our own view of the opened file names it with symlinks resolved,
+	// which is what the kernel hooks report; it is only the caller's view
+	// when both share a root.
+	if root, _ := os.Readlink(en.proc(e.Process.PID, "root")); root == "/" && en.procRoot == "/proc" {
+		if p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil {
+			display = p
+		}
+	}
+	e.Binary = &event.Binary{
+		Path:        display,
+		DeviceID:    st.Dev,
+		InodeNumber: st.Ino,
+		Ctime:       uint64(st.Ctim.Sec)*1e9 + uint64(st.Ctim.Nsec),
+		InodeMode:   st.Mode,
+		Source:      event.SourceUserspace,
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		if interp, ok := readShebang(fmt.Sprintf("/proc/self/fd/%d", fd)); ok {
+			e.InterpreterPath = interp
+			e.InterpreterSource = event.SourceUserspace
+		}
+	}
+	if e.Stage == event.StageUnknown {
+		e.Stage = userspaceStage(e)
+	}
+}
+
+// userspaceStage places a failure from evidence userspace can see: the
+// loader refused the format, or the interpreter the #! line names is
+// missing.
+func userspaceStage(e *event.Event) string {
+	switch {
+	case e.Error == "ENOEXEC":
+		return event.StageLoader
+	case e.InterpreterPath != "" && e.Binary != nil && e.Error == "ENOENT":
+		return event.StageLoader
+	}
+	return event.StageUnknown
+}
+
+// callerPath maps the exec's path to a path we can open: under the
+// caller's root for absolute paths, its cwd for relative ones, its dirfd
+// for execveat. display is the path as the caller would name it.
+func (en *enricher) callerPath(e *event.Event) (target, display string, ok bool) {
+	pid := e.Process.PID
+	p := e.Path
+	atFDCWD := e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD
+	switch {
+	case p == "" && e.Flags != nil && *e.Flags&unix.AT_EMPTY_PATH != 0 && !atFDCWD:
+		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
+		display, _ = os.Readlink(fdPath)
+		return fdPath, display, true
+	case p == "":
+		return "", "", false
+	case path.IsAbs(p):
+		return en.proc(pid, "root") + path.Clean(p), path.Clean(p), true
+	case atFDCWD:
+		cwd := e.Process.Cwd
+		return en.proc(pid, "cwd", p), path.Join(cwd, p), true
+	default:
+		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
+		dir, _ := os.Readlink(fdPath)
+		return fdPath + "/" + p, path.Join(dir, p), true
+	}
+}
+
+// readShebang returns the interpreter a #! line names, parsed the way the
+// kernel's script loader does: within the first 256 bytes, leading blanks
+// skipped, the name ending at a blank, newline or NUL - so a CRLF line
+// keeps its "\r".
+func readShebang(file string) (string, bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	buf := make([]byte, 256)
+	n, _ := f.Read(buf)
+	return parseShebang(buf[:n])
+}
+
+func parseShebang(b []byte) (string, bool) {
+	if !bytes.HasPrefix(b, []byte("#!")) {
+		return "", false
+	}
+	b = b[2:]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	} else if len(b) >= 254 {
+		// The kernel refuses a line that does not end in the buffer when
+		// the interpreter name would be cut.
+		return "", false
+	}
+	b = bytes.TrimLeft(b, " \t")
+	end := bytes.IndexFunc(b, func(r rune) bool { return r == ' ' || r == '\t' || r == 0 })
+	if end >= 0 {
+		b = b[:end]
+	}
+	if len(b) == 0 {
+		return "", false
+	}
+	return string(b), true
+}
