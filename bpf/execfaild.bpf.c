@@ -388,14 +388,17 @@ static long strv_step(__u64 i, struct strv_ctx *c)
 		c->trunc = 1;
 		return 1;
 	}
-	if (len > EF_ARG_LEN_CAP - 1)
-		len = EF_ARG_LEN_CAP - 1;
-	/* One byte more than kept tells a cut string from one that fits. */
-	long n = read_str(e->data + off, len + 1, p, c->kernel);
+	if (len > EF_ARG_LEN_CAP - 2)
+		len = EF_ARG_LEN_CAP - 2;
+	/*
+	 * Room for one character more than kept (plus the NUL) tells a cut
+	 * string from one of exactly the kept length.
+	 */
+	long n = read_str(e->data + off, len + 2, p, c->kernel);
 
 	if (n <= 0)
 		return 1;
-	if (n > len) {
+	if (n > len + 1) {
 		c->trunc = 1;
 		n = len;
 		e->data[(off + n) & (EF_DATA_SIZE - 1)] = 0;

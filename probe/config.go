@@ -51,7 +51,7 @@ func DefaultConfig() Config {
 // them are rejected rather than silently clamped.
 const (
 	maxArgsCap   = 64
-	maxArgLenCap = 4095
+	maxArgLenCap = 4094
 )
 
 // Validate reports the first bad setting, naming its key.

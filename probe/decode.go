@@ -205,7 +205,9 @@ func stdinPath(comps []string, truncated bool, mode uint32, ino uint64) string {
 	switch {
 	case pseudo && mode&unix.S_IFMT == unix.S_IFIFO && comps[0] == "":
 		return fmt.Sprintf("pipe:[%d]", ino)
-	case pseudo && mode&unix.S_IFMT == unix.S_IFSOCK && comps[0] == "":
+	case mode&unix.S_IFMT == unix.S_IFSOCK:
+		// An open socket is always a sockfs inode (a socket file on disk
+		// cannot be opened); its dentry carries the protocol name.
 		return fmt.Sprintf("socket:[%d]", ino)
 	case pseudo && mode&unix.S_IFMT == 0:
 		return "anon_inode:" + comps[0]

@@ -204,7 +204,7 @@ func (en *enricher) resolveFiles(e *event.Event) {
 		InodeMode:   st.Mode,
 		Source:      event.SourceUserspace,
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+	if en.loaderCouldRun(e, fd, &st) {
 		if interp, ok := readShebang(fmt.Sprintf("/proc/self/fd/%d", fd)); ok {
 			e.InterpreterPath = interp
 			e.InterpreterSource = event.SourceUserspace
@@ -213,6 +213,37 @@ func (en *enricher) resolveFiles(e *event.Event) {
 	if e.Stage == event.StageUnknown {
 		e.Stage = userspaceStage(e)
 	}
+}
+
+// loaderCouldRun tells whether exec got as far as a binary format handler
+// for this file, so that its #! line is evidence: a regular file the caller
+// may execute, on a mount that allows exec, and a failure the loader can
+// produce. Supplementary groups are not known here and count as "other".
+func (en *enricher) loaderCouldRun(e *event.Event, fd int, st *unix.Stat_t) bool {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	switch e.Error {
+	case "E2BIG", "ETXTBSY", "ENOTDIR", "ELOOP", "EFAULT", "ENAMETOOLONG":
+		return false
+	}
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err == nil && fs.Flags&unix.ST_NOEXEC != 0 {
+		return false
+	}
+	p := &e.Process
+	var bit uint32
+	switch {
+	case p.EUID == 0:
+		bit = 0o111
+	case p.EUID == st.Uid:
+		bit = 0o100
+	case p.GID == st.Gid:
+		bit = 0o010
+	default:
+		bit = 0o001
+	}
+	return st.Mode&bit != 0
 }
 
 // userspaceStage places a failure from evidence userspace can see: the
@@ -233,6 +264,14 @@ func userspaceStage(e *event.Event) string {
 // for execveat. display is the path as the caller would name it.
 func (en *enricher) callerPath(e *event.Event) (target, display string, ok bool) {
 	pid := e.Process.PID
+	// A caller that already exited after its failure leaves no /proc
+	// entry; a forked child shares its parent's root and, usually, cwd.
+	if _, err := os.Stat(en.proc(pid)); err != nil && e.Process.PPID != 0 && (e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD) {
+		pid = e.Process.PPID
+		if e.Process.Cwd == "" {
+			e.Process.Cwd, _ = os.Readlink(en.proc(pid, "cwd"))
+		}
+	}
 	p := e.Path
 	atFDCWD := e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD
 	switch {
