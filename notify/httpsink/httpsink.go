@@ -157,7 +157,9 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 		// The parse error quotes the URL.
 		return c.fail(&Error{Label: c.opts.Label, Op: "build request", Msg: "invalid url", Retry: false})
 	}
+	req.Header.Set("User-Agent", "execfaild")
 	for k, vs := range header {
+		req.Header.Del(k)
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
