@@ -95,6 +95,20 @@ func defaults() *Config {
 // sink, the journal when journald runs here and stdout otherwise.
 func Default() (*Config, error) {
 	c := defaults()
+	e, err := defaultSink()
+	if err != nil {
+		return nil, err
+	}
+	c.Sinks = []notify.SinkEntry{e}
+	if err := c.normalize(); err != nil {
+		return nil, fmt.Errorf("built-in defaults: %w", err)
+	}
+	return c, nil
+}
+
+// defaultSink is where failures go when no sink is configured: a daemon
+// that reports to nobody would be a silent failure of its own.
+func defaultSink() (notify.SinkEntry, error) {
 	kind := "stdout"
 	if _, err := os.Stat(journalSocket); err == nil {
 		if _, ok := notify.NewSinkConfig("journal"); ok {
@@ -103,13 +117,9 @@ func Default() (*Config, error) {
 	}
 	sc, ok := notify.NewSinkConfig(kind)
 	if !ok {
-		return nil, fmt.Errorf("default sink kind %q is not built in (known: %s)", kind, strings.Join(notify.SinkKinds(), ", "))
+		return notify.SinkEntry{}, fmt.Errorf("default sink kind %q is not built in (known: %s)", kind, strings.Join(notify.SinkKinds(), ", "))
 	}
-	c.Sinks = []notify.SinkEntry{{Kind: kind, Config: sc}}
-	if err := c.normalize(); err != nil {
-		return nil, fmt.Errorf("built-in defaults: %w", err)
-	}
-	return c, nil
+	return notify.SinkEntry{Kind: kind, Config: sc}, nil
 }
 
 // Load reads the file at path. With an empty path it reads DefaultPath, and
@@ -162,6 +172,13 @@ func Parse(file string, data []byte) (*Config, error) {
 			}
 			c.Sinks = append(c.Sinks, notify.SinkEntry{Kind: kind, Index: i, Config: sc})
 		}
+	}
+	if len(c.Sinks) == 0 {
+		e, err := defaultSink()
+		if err != nil {
+			return nil, &Error{File: file, Key: "sink", Err: err}
+		}
+		c.Sinks = []notify.SinkEntry{e}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		key := loc.indexed(und[0].String())

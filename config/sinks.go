@@ -5,4 +5,5 @@ package config
 import (
 	_ "github.com/execfaild/execfaild/notify/file"
 	_ "github.com/execfaild/execfaild/notify/journal"
+	_ "github.com/execfaild/execfaild/notify/slack"
 )

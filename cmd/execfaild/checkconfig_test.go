@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	const hook = "https://hooks.slack.com/services/T1/B2/verysecretpart"
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte("[dedup]\nwindow = \"2m\"\n\n[[sink.slack]]\nname = \"ops\"\nurl = \""+hook+"\"\n"), 0o600)
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[dedup]\nwindow = \"2m\"\n\n[[sink.slack]]\nurl = \""+hook+"\"\nchanel = \"#ops\"\n"), 0o600)
+	both := filepath.Join(dir, "both.toml")
+	os.WriteFile(both, []byte("[[sink.slack]]\nurl = \""+hook+"\"\nurl_file = \"/etc/hook\"\n"), 0o600)
+
+	var out, errb bytes.Buffer
+	if code := run([]string{"check-config", good}, &out, &errb); code != 0 {
+		t.Fatalf("good config: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{`window = "2m0s"`, `name = "ops"`, `url = "<redacted>"`, `rate = "1/s"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("effective config lacks %s:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String()+errb.String(), "verysecretpart") {
+		t.Errorf("secret printed:\n%s", out.String())
+	}
+
+	for _, tc := range []struct{ file, want string }{
+		{bad, bad + ":6: sink.slack[0].chanel: unknown key"},
+		{both, both + ":2: sink.slack[0].url: set either url or url_file, not both"},
+	} {
+		out.Reset()
+		errb.Reset()
+		if code := run([]string{"check-config", tc.file}, &out, &errb); code != 1 {
+			t.Errorf("%s: exit %d, want 1", tc.file, code)
+		}
+		if !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("stderr %q does not contain %q", errb.String(), tc.want)
+		}
+		if strings.Contains(out.String()+errb.String(), "verysecretpart") {
+			t.Errorf("secret printed in error")
+		}
+	}
+}
+
+func TestTestSinks(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "events.jsonl")
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte(`
+[[sink.file]]
+name = "good"
+path = "`+target+`"
+[[sink.file]]
+name = "bad"
+path = "`+dir+`"
+`), 0o600)
+	var out, errb bytes.Buffer
+	code := run([]string{"test-sinks", cfg}, &out, &errb)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (one sink fails)", code)
+	}
+	if !strings.Contains(out.String(), "ok   file/good\n") || !strings.Contains(out.String(), "FAIL file/bad: ") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	b, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev event.Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Error != "ENOENT" || ev.Binary == nil || ev.Binary.Path != "/srv/app/deploy.sh" {
+		t.Errorf("synthetic event: %+v", ev)
+	}
+}
