@@ -16,8 +16,8 @@ const example = "../configs/execfaild.toml"
 // alternative (url_file for url) that cannot be enabled together with the
 // line above it.
 var (
-	setting     = regexp.MustCompile(`^#(\[.*\]|[a-z_]+ = .*)$`)
-	alternative = regexp.MustCompile(`^##(\[.*\]|[a-z_]+ = .*)$`)
+	setting     = regexp.MustCompile(`^#(\[.*\]|[A-Za-z0-9_-]+ = .*)$`)
+	alternative = regexp.MustCompile(`^##(\[.*\]|[A-Za-z0-9_-]+ = .*)$`)
 )
 
 func readExample(t *testing.T) (raw, enabled, documented string) {

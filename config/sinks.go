@@ -6,4 +6,5 @@ import (
 	_ "github.com/execfaild/execfaild/notify/file"
 	_ "github.com/execfaild/execfaild/notify/journal"
 	_ "github.com/execfaild/execfaild/notify/slack"
+	_ "github.com/execfaild/execfaild/notify/webhook"
 )

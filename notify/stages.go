@@ -39,9 +39,10 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("invalid duration %q (want e.g. \"500ms\", \"10m\" or \"off\")", s)
 	}
-	if v <= 0 {
+	if v < 0 {
 		return fmt.Errorf("duration %q must be positive (or \"off\")", s)
 	}
+	// "0s" is how an unset Duration prints; it reads back as unset.
 	*d = Duration(v)
 	return nil
 }
@@ -76,7 +77,8 @@ func (r *Rate) UnmarshalText(b []byte) error {
 		return fmt.Errorf("invalid rate %q (want e.g. \"1/s\", \"30/m\", \"100/h\" or \"off\")", s)
 	}
 	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+	// "0/s" is how an unset Rate prints; it reads back as unset.
+	if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) {
 		return fmt.Errorf("invalid rate %q: count must be a positive number", s)
 	}
 	switch strings.TrimSpace(unit) {
