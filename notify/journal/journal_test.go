@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe/event"
 )
@@ -499,5 +501,26 @@ func TestRealJournald(t *testing.T) {
 		if got[k] != want {
 			t.Errorf("journal %s = %#v, want %q", k, got[k], want)
 		}
+	}
+}
+
+func TestDecodeTOML(t *testing.T) {
+	c := DefaultConfig()
+	md, err := toml.Decode("name = \"local\"\nsocket = \"/run/container/journal.sock\"\npriority = \"notice\"\n", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		t.Errorf("keys not decoded: %v", und)
+	}
+	if c.Name != "local" || c.Socket != "/run/container/journal.sock" || c.Priority != "notice" {
+		t.Errorf("decoded %+v", c)
+	}
+	s, err := c.New(notify.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.(*Sink).priority != 5 {
+		t.Errorf("priority notice = %d, want 5", s.(*Sink).priority)
 	}
 }

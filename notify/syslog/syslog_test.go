@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/journal"
 	"github.com/execfaild/execfaild/probe/event"
@@ -389,5 +391,124 @@ func TestGolden(t *testing.T) {
 				t.Errorf("%s differs (go test -update rewrites it):\n got %s\nwant %s", path, out, want)
 			}
 		})
+	}
+}
+
+// parseSDStrict reads one SD-ELEMENT the way RFC 5424 §6.3 defines it,
+// rejecting a '"', '\' or ']' that is not escaped inside a PARAM-VALUE,
+// which lenient receivers such as rsyslog would let pass.
+func parseSDStrict(sd string) (string, map[string]string, string, error) {
+	if !strings.HasPrefix(sd, "[") {
+		return "", nil, "", fmt.Errorf("no SD-ELEMENT")
+	}
+	i := 1
+	end := strings.IndexAny(sd[i:], " ]")
+	if end < 0 {
+		return "", nil, "", fmt.Errorf("unterminated SD-ID")
+	}
+	id := sd[i : i+end]
+	i += end
+	params := map[string]string{}
+	for i < len(sd) && sd[i] == ' ' {
+		i++
+		eq := strings.IndexByte(sd[i:], '=')
+		if eq <= 0 || eq > 32 || i+eq+1 >= len(sd) || sd[i+eq+1] != '"' {
+			return "", nil, "", fmt.Errorf("bad PARAM-NAME at %d", i)
+		}
+		name := sd[i : i+eq]
+		i += eq + 2
+		var v strings.Builder
+		for {
+			if i >= len(sd) {
+				return "", nil, "", fmt.Errorf("unterminated value of %s", name)
+			}
+			c := sd[i]
+			if c == '\\' && i+1 < len(sd) && strings.IndexByte(`"\]`, sd[i+1]) >= 0 {
+				v.WriteByte(sd[i+1])
+				i += 2
+				continue
+			}
+			if c == '\\' {
+				// RFC 5424 keeps a lone backslash, but this encoder
+				// never emits one.
+				return "", nil, "", fmt.Errorf("unescaped backslash in %s", name)
+			}
+			if c == ']' {
+				return "", nil, "", fmt.Errorf("unescaped ']' in %s", name)
+			}
+			i++
+			if c == '"' {
+				break
+			}
+			v.WriteByte(c)
+		}
+		if _, dup := params[name]; dup {
+			return "", nil, "", fmt.Errorf("PARAM-NAME %s twice", name)
+		}
+		params[name] = v.String()
+	}
+	if i >= len(sd) || sd[i] != ']' {
+		return "", nil, "", fmt.Errorf("SD-ELEMENT not closed at %d", i)
+	}
+	return id, params, sd[i+1:], nil
+}
+
+func TestStructuredDataStrict(t *testing.T) {
+	h := header{Priority: 28, Hostname: "web-1", AppName: AppName, ProcID: 1, MsgID: MsgID, SDID: DefaultSDID}
+	for _, ev := range []event.Event{event.Synthetic(fixedTime, "web-1"), hostile("/p"), digest(hostile("/q"))} {
+		out := format5424(h, fixedTime, &ev, 1<<20)
+		const head = "<28>1 2026-11-27T10:02:03.456789Z web-1 execfaild 1 EXECFAIL "
+		if !strings.HasPrefix(out, head) {
+			t.Fatalf("header: %.80s", out)
+		}
+		id, got, rest, err := parseSDStrict(out[len(head):])
+		if err != nil {
+			t.Fatalf("strict parse: %v\n%s", err, out)
+		}
+		if id != DefaultSDID {
+			t.Errorf("SD-ID %q", id)
+		}
+		if want := wantParams(&ev); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("params\n got %v\nwant %v", got, want)
+		}
+		if rest != " "+journal.Message(&ev) {
+			t.Errorf("MSG %q", rest)
+		}
+		for _, c := range out {
+			if c < 0x20 || c == 0x7f {
+				t.Errorf("control character %U in the message", c)
+			}
+		}
+	}
+}
+
+// TestDecodeTOML checks the key names an operator writes, with the
+// embedded common settings flattened beside them.
+func TestDecodeTOML(t *testing.T) {
+	c := DefaultConfig()
+	md, err := toml.Decode(`
+name = "central"
+network = "tcp+tls"
+address = "logs.example.net:6514"
+facility = "local3"
+severity = "err"
+sd_id = "execfail@99999"
+max_message_bytes = 4096
+ca_file = "/etc/ssl/logs-ca.pem"
+server_name = "logs.example.net"
+timeout = "3s"
+`, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		t.Errorf("keys not decoded: %v", und)
+	}
+	if c.Name != "central" || c.Network != "tcp+tls" || c.Facility != "local3" || c.SDID != "execfail@99999" ||
+		c.MaxMessageBytes != 4096 || c.ServerName != "logs.example.net" || c.Timeout != 3*time.Second || c.Severity != "err" {
+		t.Errorf("decoded %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("validate: %v", err)
 	}
 }
