@@ -6,9 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/execfaild/execfaild/notify/httpsink"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
@@ -94,7 +94,7 @@ func Render(ev *event.Event) Message {
 	var what1 strings.Builder
 	fmt.Fprintf(&what1, "*%s* could not be executed: *%s*", code(what), esc(errName))
 	if ev.ErrorText != "" {
-		fmt.Fprintf(&what1, " (%s)", esc(visible(ev.ErrorText)))
+		fmt.Fprintf(&what1, " (%s)", esc(httpsink.Visible(ev.ErrorText)))
 	}
 	if ev.Path != "" && ev.Path != what {
 		fmt.Fprintf(&what1, "\ncalled as %s", code(ev.Path))
@@ -252,7 +252,7 @@ func fields(ev *event.Event, host string) []Text {
 		proc += "\nparent " + code(ev.Parent.Comm) + " pid " + strconv.FormatUint(uint64(ev.Parent.PID), 10)
 	}
 	add("Process", proc)
-	add("Host", esc(visible(host)))
+	add("Host", esc(httpsink.Visible(host)))
 	switch {
 	case p.Unit != "":
 		add("Unit", code(p.Unit))
@@ -295,40 +295,6 @@ func esc(s string) string {
 	return b.String()
 }
 
-// visible spells out control and format characters (\r, ESC, bidi
-// overrides) and invalid UTF-8, which would otherwise be invisible or
-// reorder the text around them: the stray \r of a CRLF #! line is the whole
-// diagnosis. Backslashes stay single: doubling them would make every regex
-// in argv harder to read, and a literal "\r" in a path is rarer than CR.
-func visible(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case !unicode.IsPrint(r) && r != ' ':
-			if r > 0xffff {
-				fmt.Fprintf(&b, `\U%08x`, r)
-			} else {
-				fmt.Fprintf(&b, `\u%04x`, r)
-			}
-		default:
-			b.WriteRune(r)
-		}
-		i += size
-	}
-	return b.String()
-}
-
 // code renders user text as inline code: markup characters (* _ ~) stay
 // literal inside it. A backtick would end the span, so it is shown as a
 // look-alike (U+02CB).
@@ -336,47 +302,24 @@ func code(s string) string {
 	if s == "" {
 		return "`(none)`"
 	}
-	return "`" + esc(strings.ReplaceAll(visible(s), "`", "ˋ")) + "`"
+	return "`" + esc(strings.ReplaceAll(httpsink.Visible(s), "`", "ˋ")) + "`"
 }
 
 func codeBlock(s string, limit int) string {
 	return fit(esc(strings.ReplaceAll(s, "`", "ˋ")), limit)
 }
 
-// argv joins arguments the way a shell would need them quoted, so
-// "--target=<prod> & all" reads as one argument.
+// argv joins arguments as a shell would need them quoted.
 func argv(args []string) string {
 	if len(args) > maxArgs {
 		args = args[:maxArgs]
 	}
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = shellQuote(visible(a))
-	}
-	return strings.Join(q, " ")
-}
-
-func shellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r == '/' || r == '.' || r == '-' || r == '_' || r == '=' || r == ':' || r == ',' || r == '+' || r == '@' || r == '%' ||
-			unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return httpsink.ShellJoin(args)
 }
 
 // plain is for plain_text objects and the fallback: escaped, control
 // characters spelled out, cut to limit.
-func plain(s string, limit int) string { return fit(esc(visible(s)), limit) }
+func plain(s string, limit int) string { return fit(esc(httpsink.Visible(s)), limit) }
 
 // width counts like Slack: UTF-16 code units.
 func width(s string) int {
