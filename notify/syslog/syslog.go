@@ -18,8 +18,11 @@
 // same sentence as the journal's MESSAGE.
 //
 // A message longer than max_message_bytes (default 2048 over UDP, 8192
-// otherwise, 1024 for rfc3164) is cut visibly: the longest values first,
-// then the sentence, each ending in "...(truncated)".
+// otherwise, 1024 for rfc3164) is cut visibly: the longest values first
+// (down to 48 bytes each), then the sentence, each cut ending in
+// "...(truncated)", and the element gains truncated="true". Only when that
+// is still too long (a bound near the 480-byte minimum) are the last
+// params left out.
 //
 // Over TCP and TLS messages are framed by octet counting (RFC 5425,
 // RFC 6587 §3.4.1); framing = "newline" selects LF-terminated frames for

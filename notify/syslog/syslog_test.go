@@ -512,3 +512,34 @@ timeout = "3s"
 		t.Errorf("validate: %v", err)
 	}
 }
+
+// TestEveryFieldIsAValidParamName sets every optional event field and
+// checks each PARAM-NAME against RFC 5424 §6.3.3.
+func TestEveryFieldIsAValidParamName(t *testing.T) {
+	ev := digest(hostile("/p"))
+	dirfd, flags := int32(-100), uint32(0x1000)
+	ev.Syscall, ev.Dirfd, ev.Flags = event.SyscallExecveat, &dirfd, &flags
+	ev.Binary = &event.Binary{Path: "/p", Source: event.SourceUserspace}
+	ev.ArgumentsTruncated, ev.EnvironmentTruncated = true, true
+	ev.Process.ContainerID = "0123abcd"
+	ev.Tried = []string{"/usr/local/bin", "/usr/bin"}
+	seen := map[string]bool{}
+	for _, p := range params(&ev) {
+		if len(p.name) == 0 || len(p.name) > 32 || strings.ContainsAny(p.name, "=]\" ") {
+			t.Errorf("PARAM-NAME %q breaks RFC 5424", p.name)
+		}
+		for _, c := range p.name {
+			if c < 33 || c > 126 {
+				t.Errorf("PARAM-NAME %q holds %U", p.name, c)
+			}
+		}
+		seen[p.name] = true
+	}
+	for _, name := range []string{"dirfd", "flags", "arguments_truncated", "environment_truncated", "container_id", "path_search_tried", "digest", "first_seen", "last_seen", "pids"} {
+		if !seen[name] {
+			t.Errorf("%s missing although the event has it", name)
+		}
+	}
+	// The journal sink panics on a field name journald would drop.
+	journal.Entry(&ev, 4)
+}
