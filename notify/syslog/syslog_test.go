@@ -543,3 +543,33 @@ func TestEveryFieldIsAValidParamName(t *testing.T) {
 	// The journal sink panics on a field name journald would drop.
 	journal.Entry(&ev, 4)
 }
+
+func TestTLSServerNameChecked(t *testing.T) {
+	r := startRsyslog(t)
+	ev := event.Synthetic(fixedTime, "web-1")
+	for _, tc := range []struct {
+		name, serverName string
+		ok               bool
+	}{
+		{"certificate name", "localhost", true},
+		{"other name", "logs.example.net", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Network, c.Address, c.ServerName, c.Hostname = "tcp+tls", r.tls, tc.serverName, "h-sn-"+tc.serverName
+			c.CAFile, c.CertFile, c.KeyFile = r.caFile, r.clientCert, r.clientKey
+			s := newSink(t, c)
+			err := s.Send(context.Background(), &ev)
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.waitFor(1, func(rec record) bool { return rec.Hostname == c.Hostname })
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "logs.example.net") {
+				t.Errorf("send with server_name %q: %v, want a certificate name error", tc.serverName, err)
+			}
+		})
+	}
+}
