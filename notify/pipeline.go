@@ -48,6 +48,8 @@ type Pipeline struct {
 	log   *slog.Logger
 	clock Clock
 
+	// lifeMu serializes Reload and Close; mu guards the stages.
+	lifeMu   sync.Mutex
 	mu       sync.Mutex
 	cfg      Config
 	filter   *filter
@@ -132,10 +134,7 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 			return fail(&SinkError{Kind: e.Kind, Index: e.Index, Err: err})
 		}
 		id := e.ID()
-		c := p.counters[id]
-		if c == nil {
-			c = &sinkCounters{}
-		}
+		c := &sinkCounters{}
 		sp, err := openSpool(filepath.Join(cfg.Spool.Dir, id), cfg.Spool.MaxBytes, cfg.Spool.MaxEntries, com.Dedup.MaxPIDs)
 		if err != nil {
 			p.log.Error("spool unusable: notifications this sink cannot deliver will be lost", "sink", id, "err", err)
@@ -168,11 +167,16 @@ func (p *Pipeline) apply(cfg Config, sinks []*sinkState) {
 	p.global = newBucket(cfg.RateLimit.GlobalRate, cfg.RateLimit.GlobalBurst, p.clock.Now())
 	p.sinks = sinks
 	for _, s := range sinks {
+		if c := p.counters[s.id]; c != nil {
+			// Same kind and name as before a reload: keep counting on.
+			s.c, s.w.c = c, c
+		}
 		p.counters[s.id] = s.c
 	}
 }
 
-// Handle takes one failure from the probe. It does not keep ev.
+// Handle takes one failure from the probe. It keeps a copy of ev but shares
+// its slices (argv, environment): do not modify them afterwards.
 func (p *Pipeline) Handle(ev *event.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -374,9 +378,11 @@ func (p *Pipeline) ticker() {
 // flushAll pushes out everything held (PATH searches, dedup digests, the
 // combined digest), ignoring rate limits, into the queues or — when they
 // are full — the spool. Caller holds mu.
-func (p *Pipeline) flushAll(now time.Time) {
-	for _, ev := range p.coal.expire(now, true) {
-		p.fanout(ev, now)
+func (p *Pipeline) flushAll(now time.Time, searches bool) {
+	if searches {
+		for _, ev := range p.coal.expire(now, true) {
+			p.fanout(ev, now)
+		}
 	}
 	for _, s := range p.sinks {
 		var out []*event.Event
@@ -408,25 +414,25 @@ func (p *Pipeline) flushAll(now time.Time) {
 // Per-sink counters carry over for sinks keeping their kind and name; dedup
 // windows start afresh.
 func (p *Pipeline) Reload(ctx context.Context, cfg Config) error {
+	p.lifeMu.Lock()
+	defer p.lifeMu.Unlock()
 	if err := cfg.Normalize(); err != nil {
 		return err
+	}
+	sinks, err := p.build(cfg)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
+		for _, s := range sinks {
+			s.w.sink.Close()
+		}
 		return errors.New("reload: pipeline closed")
 	}
-	sinks, err := p.build(cfg)
-	if err != nil {
-		p.mu.Unlock()
-		return fmt.Errorf("reload: %w", err)
-	}
-	now := p.clock.Now()
-	// PATH searches are global; keep them pending across the switch.
-	saved := p.coal
-	p.coal = newCoalescer(0)
-	p.flushAll(now)
-	p.coal = saved
+	// PATH searches are global: they stay pending across the switch.
+	p.flushAll(p.clock.Now(), false)
 	old := p.sinks
 	p.apply(cfg, sinks)
 	p.mu.Unlock()
@@ -461,12 +467,14 @@ func (p *Pipeline) finish(ctx context.Context, sinks []*sinkState) error {
 // Close stops intake, flushes everything held, lets the workers deliver
 // until ctx ends and spools what is left for the next start.
 func (p *Pipeline) Close(ctx context.Context) error {
+	p.lifeMu.Lock()
+	defer p.lifeMu.Unlock()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil
 	}
-	p.flushAll(p.clock.Now())
+	p.flushAll(p.clock.Now(), true)
 	p.closed = true
 	sinks := p.sinks
 	p.mu.Unlock()

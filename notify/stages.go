@@ -55,15 +55,27 @@ type Rate float64
 func (r Rate) PerSecond() float64 { return float64(r) }
 
 func (r Rate) MarshalText() ([]byte, error) {
-	switch {
-	case r == Off:
+	if r == Off {
 		return []byte("off"), nil
-	case r >= 1 || r == 0:
-		return []byte(strconv.FormatFloat(float64(r), 'g', -1, 64) + "/s"), nil
-	case r*60 >= 1:
-		return []byte(strconv.FormatFloat(math.Round(float64(r)*60*1e6)/1e6, 'g', -1, 64) + "/m"), nil
 	}
-	return []byte(strconv.FormatFloat(math.Round(float64(r)*3600*1e6)/1e6, 'g', -1, 64) + "/h"), nil
+	// The unit in which the count is a whole number reads best ("100/h"
+	// rather than "1.666667/m"); otherwise the largest count below 1/s.
+	for _, u := range []struct {
+		per  float64
+		name string
+	}{{1, "s"}, {60, "m"}, {3600, "h"}} {
+		n := float64(r) * u.per
+		if math.Abs(n-math.Round(n)) < 1e-6 {
+			return []byte(strconv.FormatFloat(math.Round(n), 'g', -1, 64) + "/" + u.name), nil
+		}
+	}
+	switch {
+	case r >= 1:
+		return []byte(strconv.FormatFloat(float64(r), 'g', 6, 64) + "/s"), nil
+	case r*60 >= 1:
+		return []byte(strconv.FormatFloat(float64(r)*60, 'g', 6, 64) + "/m"), nil
+	}
+	return []byte(strconv.FormatFloat(float64(r)*3600, 'g', 6, 64) + "/h"), nil
 }
 
 func (r *Rate) UnmarshalText(b []byte) error {
@@ -264,7 +276,7 @@ func (f *FilterConfig) Validate() error {
 
 // Validate checks dedup settings after defaults were applied.
 func (d *DedupConfig) Validate() error {
-	if d.Window < 0 && d.Window != Off {
+	if d.Window == 0 || (d.Window < 0 && d.Window != Off) {
 		return Errorf("window", "must be positive or \"off\"")
 	}
 	if len(d.Keys) == 0 {
@@ -286,7 +298,7 @@ func (d *DedupConfig) Validate() error {
 
 // Validate checks a token bucket after defaults were applied.
 func (r *RateLimitConfig) Validate() error {
-	if r.Rate < 0 && r.Rate != Off {
+	if r.Rate == 0 || (r.Rate < 0 && r.Rate != Off) {
 		return Errorf("rate", "must be positive or \"off\"")
 	}
 	if r.Burst < 0 {
@@ -303,7 +315,7 @@ func (g *GlobalRateLimitConfig) Validate() error {
 	if err := g.RateLimitConfig.Validate(); err != nil {
 		return err
 	}
-	if g.GlobalRate < 0 && g.GlobalRate != Off {
+	if g.GlobalRate == 0 || (g.GlobalRate < 0 && g.GlobalRate != Off) {
 		return Errorf("global_rate", "must be positive or \"off\"")
 	}
 	if g.GlobalBurst < 0 {
