@@ -1,0 +1,434 @@
+package alertmanager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+var t0 = time.Date(2026, 3, 1, 10, 2, 3, 0, time.UTC)
+
+func synthetic() *event.Event {
+	ev := event.Synthetic(t0, "web-1")
+	return &ev
+}
+
+func digest() *event.Event {
+	ev := synthetic()
+	first, last := t0, t0.Add(10*time.Minute)
+	ev.Time = last
+	ev.Digest = true
+	ev.Count = 37
+	ev.FirstSeen, ev.LastSeen = &first, &last
+	ev.PIDs = []uint32{4242, 4250, 4251, 4307}
+	return ev
+}
+
+func build(t *testing.T, c *Config, log *slog.Logger) *Sink {
+	t.Helper()
+	if c.Name == "" {
+		c.Name = "fleet"
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s, err := c.New(notify.Env{Host: "web-1", Logger: log})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s.(*Sink)
+}
+
+func TestGolden(t *testing.T) {
+	s := build(t, &Config{URL: "http://alertmanager.example:9093", Labels: map[string]string{"severity": "warning"}}, nil)
+	s.now = func() time.Time { return t0.Add(10 * time.Minute) }
+	for name, ev := range map[string]*event.Event{"synthetic": synthetic(), "digest": digest()} {
+		body, err := s.Payload(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pretty bytes.Buffer
+		json.Indent(&pretty, body, "", "  ")
+		pretty.WriteString("\n")
+		file := filepath.Join("testdata", name+".golden")
+		if *update {
+			os.WriteFile(file, pretty.Bytes(), 0o644)
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("%v (go test -update)", err)
+		}
+		if !bytes.Equal(pretty.Bytes(), want) {
+			t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", name, file, pretty.Bytes())
+		}
+	}
+}
+
+func TestEndpoint(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://am:9093":                     "http://am:9093/api/v2/alerts",
+		"http://am:9093/":                    "http://am:9093/api/v2/alerts",
+		"https://am.example/prefix":          "https://am.example/prefix/api/v2/alerts",
+		"https://am.example/api/v2/alerts":   "https://am.example/api/v2/alerts",
+		"https://am.example/x/?tenant=a&b=c": "https://am.example/x/api/v2/alerts?tenant=a&b=c",
+		"http://u:p@am:9093/api/v2/alerts/":  "http://u:p@am:9093/api/v2/alerts",
+	} {
+		if got := endpoint(in); got != want {
+			t.Errorf("endpoint(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestEndsAtNeverBeforeStartsAt(t *testing.T) {
+	s := build(t, &Config{URL: "http://am:9093", ResolveTimeout: notify.Duration(time.Minute)}, nil)
+	s.now = func() time.Time { return t0.Add(-time.Hour) } // clock stepped back
+	a := s.Alert(synthetic())
+	if !a.StartsAt.Equal(t0) || !a.EndsAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("startsAt %v endsAt %v; want %v and a minute later", a.StartsAt, a.EndsAt, t0)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{}, "url: missing: set url or url_file"},
+		{Config{URL: "http://am:9093", ResolveTimeout: notify.Off}, "resolve_timeout: must be a positive duration"},
+		{Config{URL: "http://am:9093", Labels: map[string]string{"team-name": "x"}}, `labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)`},
+		{Config{URL: "http://am:9093", Labels: map[string]string{"__meta": "x"}}, `labels.__meta: "__meta" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)`},
+		{Config{URL: "http://am:9093", Labels: map[string]string{"host": "x"}}, "labels.host: host is set by execfaild"},
+		{Config{URL: "http://am:9093", Labels: map[string]string{"team": ""}}, "labels.team: value must be non-empty UTF-8"},
+		{Config{URL: "http://am:9093", GeneratorURL: "javascript:alert(1)"}, "generator_url: scheme must be http or https"},
+	} {
+		if err := tc.c.Validate(); err == nil || err.Error() != tc.want {
+			t.Errorf("Validate = %v, want %q", err, tc.want)
+		}
+	}
+	cfg, ok := notify.NewSinkConfig("alertmanager")
+	if !ok {
+		t.Fatal("alertmanager is not registered")
+	}
+	if rt := cfg.(*Config).ResolveTimeout.D(); rt != 5*time.Minute {
+		t.Errorf("default resolve_timeout = %v, want 5m", rt)
+	}
+}
+
+// The real Alertmanager, shared by the tests below.
+var (
+	amOnce sync.Once
+	amURL  string
+	amErr  error
+	amCmd  *exec.Cmd
+	amLog  bytes.Buffer
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if amCmd != nil && amCmd.Process != nil {
+		amCmd.Process.Kill()
+		amCmd.Wait()
+	}
+	os.Exit(code)
+}
+
+func alertmanagerBinary() string {
+	if p := os.Getenv("EXECFAILD_ALERTMANAGER"); p != "" {
+		return p
+	}
+	return "/usr/bin/prometheus-alertmanager"
+}
+
+// realAlertmanager starts Debian's Alertmanager on a loopback port with
+// clustering off and returns its base URL. Outside CI a missing binary
+// skips; in CI it fails, since .ci/install-deps installs it.
+func realAlertmanager(t *testing.T) string {
+	t.Helper()
+	bin := alertmanagerBinary()
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("alertmanager binary %s missing in CI (.ci/install-deps installs prometheus-alertmanager): %v", bin, err)
+		}
+		t.Skipf("no %s (apt install prometheus-alertmanager)", bin)
+	}
+	amOnce.Do(func() { amURL, amErr = startAlertmanager(bin) })
+	if amErr != nil {
+		t.Fatalf("start alertmanager: %v\n%s", amErr, amLog.String())
+	}
+	return amURL
+}
+
+func startAlertmanager(bin string) (string, error) {
+	dir, err := os.MkdirTemp("", "execfaild-am-")
+	if err != nil {
+		return "", err
+	}
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	// Alerts only need to be stored and listed; a receiver without
+	// integrations keeps notifications inside the process.
+	if err := os.WriteFile(cfg, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o644); err != nil {
+		return "", err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	amCmd = exec.Command(bin,
+		"--config.file="+cfg,
+		"--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--cluster.listen-address=",
+		"--log.level=warn",
+	)
+	amCmd.Stdout, amCmd.Stderr = &amLog, &amLog
+	if err := amCmd.Start(); err != nil {
+		return "", err
+	}
+	base := "http://" + addr
+	exited := make(chan error, 1)
+	go func() { exited <- amCmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			amCmd = nil
+			return "", fmt.Errorf("alertmanager exited: %v", err)
+		default:
+		}
+		resp, err := http.Get(base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", errors.New("alertmanager not ready after 30s")
+}
+
+// gettable is the part of a GettableAlert the tests read.
+type gettable struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	StartsAt    time.Time         `json:"startsAt"`
+	EndsAt      time.Time         `json:"endsAt"`
+	Fingerprint string            `json:"fingerprint"`
+	Status      struct {
+		State string `json:"state"`
+	} `json:"status"`
+}
+
+func listAlerts(t *testing.T, base string, matchers ...string) []gettable {
+	t.Helper()
+	q := url.Values{}
+	for _, m := range matchers {
+		q.Add("filter", m)
+	}
+	resp, err := http.Get(base + "/api/v2/alerts?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET alerts: %s: %s", resp.Status, b)
+	}
+	var out []gettable
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("decode alerts: %v", err)
+	}
+	return out
+}
+
+func TestRealAlertmanagerStoresTheAlert(t *testing.T) {
+	base := realAlertmanager(t)
+	s := build(t, &Config{URL: notify.Secret(base), Labels: map[string]string{"severity": "warning", "team": "platform"}}, nil)
+	ev := synthetic()
+	ev.Host = "stores-1" // a host of its own: tests share one Alertmanager
+	ev.Time = time.Now().Add(-time.Second)
+	before := time.Now()
+	if err := s.Send(context.Background(), ev); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	after := time.Now()
+	alerts := listAlerts(t, base, `host="stores-1"`)
+	if len(alerts) != 1 {
+		t.Fatalf("alertmanager holds %d alerts for the host, want 1: %+v", len(alerts), alerts)
+	}
+	a := alerts[0]
+	wantLabels := map[string]string{
+		"alertname": "ExecFailed", "host": "stores-1", "error": "ENOENT",
+		"binary": "/srv/app/deploy.sh", "unit": "deployer.service",
+		"severity": "warning", "team": "platform",
+	}
+	if !reflect.DeepEqual(a.Labels, wantLabels) {
+		t.Errorf("labels = %v\nwant %v", a.Labels, wantLabels)
+	}
+	for k, want := range map[string]string{
+		"summary":     "deploy.sh failed on stores-1: ENOENT (no such file or directory)",
+		"description": `deployer (pid 4242, uid 1000, deployer.service) could not execute /srv/app/deploy.sh: no such file or directory; its #! line names the interpreter /bin/bash\r (Windows line endings).`,
+		"argv":        `./deploy.sh '--target=<prod> & "all"' ']\x'`,
+		"interpreter": `/bin/bash\r`,
+		"pid":         "4242",
+		"uid":         "1000",
+		"count":       "1",
+		"cwd":         "/srv/app",
+		"errno":       "2",
+	} {
+		if a.Annotations[k] != want {
+			t.Errorf("annotation %s = %q, want %q", k, a.Annotations[k], want)
+		}
+	}
+	if a.Status.State != "active" {
+		t.Errorf("state = %q, want active", a.Status.State)
+	}
+	// Alertmanager keeps millisecond precision.
+	lo, hi := before.Add(DefaultResolveTimeout-time.Millisecond), after.Add(DefaultResolveTimeout+time.Millisecond)
+	if a.EndsAt.Before(lo) || a.EndsAt.After(hi) {
+		t.Errorf("endsAt = %v, want now + 5m (between %v and %v)", a.EndsAt, lo, hi)
+	}
+	if d := a.StartsAt.Sub(ev.Time); d < -time.Millisecond || d > time.Millisecond {
+		t.Errorf("startsAt = %v, want the failure time %v", a.StartsAt, ev.Time)
+	}
+}
+
+func TestRealAlertmanagerDigestUpdatesTheSameAlert(t *testing.T) {
+	base := realAlertmanager(t)
+	s := build(t, &Config{URL: notify.Secret(base)}, nil)
+	now := time.Now()
+	first := synthetic()
+	first.Host, first.Time = "digest-1", now.Add(-2*time.Minute)
+	if err := s.Send(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	d := digest()
+	d.Host = "digest-1"
+	fs, ls := now.Add(-time.Minute), now
+	d.FirstSeen, d.LastSeen, d.Time = &fs, &ls, ls
+	if err := s.Send(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	other := synthetic()
+	other.Host, other.Time = "digest-2", now
+	if err := s.Send(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	alerts := listAlerts(t, base, `host=~"digest-.*"`)
+	if len(alerts) != 2 {
+		t.Fatalf("got %d alerts, want 2 (one per host): %+v", len(alerts), alerts)
+	}
+	var a gettable
+	for _, x := range alerts {
+		if x.Labels["host"] == "digest-1" {
+			a = x
+		}
+	}
+	if a.Annotations["count"] != "37" || a.Annotations["pids"] != "4242 4250 4251 4307" {
+		t.Errorf("digest did not update the alert's annotations: %v", a.Annotations)
+	}
+	if !strings.Contains(a.Annotations["description"], " 37 more times between ") {
+		t.Errorf("description = %q", a.Annotations["description"])
+	}
+	if a.Annotations["first_seen"] != fs.UTC().Format(time.RFC3339Nano) || a.Annotations["last_seen"] != ls.UTC().Format(time.RFC3339Nano) {
+		t.Errorf("first/last seen = %q / %q", a.Annotations["first_seen"], a.Annotations["last_seen"])
+	}
+}
+
+func TestRealAlertmanagerResolvesAfterTimeout(t *testing.T) {
+	base := realAlertmanager(t)
+	s := build(t, &Config{URL: notify.Secret(base), ResolveTimeout: notify.Duration(time.Second)}, nil)
+	ev := synthetic()
+	ev.Host, ev.Time = "resolve-1", time.Now()
+	if err := s.Send(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := listAlerts(t, base, `host="resolve-1"`); len(got) != 1 || got[0].Status.State != "active" {
+		t.Fatalf("right after sending: %+v, want one active alert", got)
+	}
+	// Alertmanager lists only unresolved alerts; poll until endsAt passes.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if len(listAlerts(t, base, `host="resolve-1"`)) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alert still listed 20s after its endsAt: it would never resolve")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestRealAlertmanagerRejectionsArePermanent(t *testing.T) {
+	base := realAlertmanager(t)
+	// A wrong route prefix: Alertmanager answers 404.
+	s := build(t, &Config{URL: notify.Secret(base + "/wrong-prefix")}, nil)
+	err := s.Send(context.Background(), synthetic())
+	if !notify.IsPermanent(err) || !strings.Contains(err.Error(), "alertmanager fleet: permanent: 404 Not Found") {
+		t.Errorf("wrong prefix: err = %v, want permanent 404", err)
+	}
+	// A label Alertmanager refuses (bypassing Validate, which would catch
+	// it): its 400 names the problem and is permanent.
+	s = build(t, &Config{URL: notify.Secret(base)}, nil)
+	s.labels = map[string]string{"bad-name": "x"}
+	err = s.Send(context.Background(), synthetic())
+	if !notify.IsPermanent(err) || !strings.Contains(err.Error(), `400 Bad Request: "invalid label set: invalid name \"bad-name\""`) {
+		t.Errorf("invalid label: err = %v, want permanent 400 quoting Alertmanager", err)
+	}
+}
+
+func TestSecretsNeverShown(t *testing.T) {
+	base := realAlertmanager(t)
+	u, _ := url.Parse(base)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Credentials in the URL and a bearer token, against a wrong prefix
+	// (404) and a closed port (refused, retried and logged).
+	c := &Config{URL: notify.Secret("http://amuser:AMpassSECRET@" + u.Host + "/wrong/")}
+	c.BearerToken = "AMbearerSECRET"
+	c.Username = ""
+	errWrong := build(t, c, log).Send(context.Background(), synthetic())
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := l.Addr().String()
+	l.Close()
+	c2 := &Config{URL: notify.Secret("http://amuser:AMpassSECRET@" + dead + "/")}
+	c2.BearerToken = "AMbearerSECRET"
+	errDown := build(t, c2, log).Send(context.Background(), synthetic())
+	if errWrong == nil || errDown == nil || notify.IsPermanent(errDown) {
+		t.Fatalf("errors: %v / %v", errWrong, errDown)
+	}
+	if logs.Len() == 0 {
+		t.Fatal("no retry logged; nothing checked")
+	}
+	printed := errWrong.Error() + errDown.Error() + logs.String() + fmt.Sprintf("%v %+v", c, c)
+	for _, s := range []string{"AMpassSECRET", "AMbearerSECRET"} {
+		if strings.Contains(printed, s) {
+			t.Errorf("a secret (%d bytes) appears in an error, log line or config dump", len(s))
+		}
+	}
+}
