@@ -635,3 +635,47 @@ func TestBurstCountsAddUp(t *testing.T) {
 	}
 	t.Logf("%d failures -> %d notifications (%d resolved searches), stats %+v", n, notes, resolvedWant, st.Sinks[0])
 }
+
+// TestDeadSinkBlocksNobody: one sink hangs in Send; the other still gets
+// everything, and Close with a deadline spools what the hung one holds.
+func TestDeadSinkBlocksNobody(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	hung := &recSink{block: make(chan struct{})}
+	ok := &recSink{}
+	var spoolDir string
+	p := setup(t, clk, hung, func(c *Config, s *SinkCommon) {
+		s.Dedup.Window = Off
+		s.QueueSize = 4
+		tb := &testConfig{sink: ok}
+		tb.Name = "ok"
+		tb.Dedup.Window = Off
+		c.Sinks = append(c.Sinks, SinkEntry{Kind: "test", Index: 1, Config: tb})
+		spoolDir = c.Spool.Dir
+	})
+	for i := range 50 {
+		p.Handle(failure(clk.Now(), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
+	}
+	waitFor(t, "healthy sink", func() bool { return ok.total() == 50 })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// What the hung sink never got is on disk, counts intact.
+	sp, err := openSpool(filepath.Join(spoolDir, "test-rec"), 1<<30, 1<<20, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for sp.len() > 0 {
+		ev, err := sp.head()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += count(ev)
+		sp.pop()
+	}
+	if total != 50 {
+		t.Errorf("hung sink's spool stands for %d failures, want 50", total)
+	}
+}
