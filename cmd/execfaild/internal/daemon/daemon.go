@@ -259,7 +259,7 @@ func (d *loop) run() error {
 // probe is never detached and nothing queued is lost.
 func (d *loop) startReload() chan error {
 	// MONOTONIC_USEC lets systemd tell this reload from an earlier one.
-	d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=reloading configuration")
+	d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "STATUS=reloading configuration")
 	done := make(chan error, 1)
 	cfg, err := d.Load()
 	if err != nil {

@@ -235,8 +235,8 @@ func TestNotifyReloadStopSequence(t *testing.T) {
 	// Valid reload.
 	sigs <- syscall.SIGHUP
 	m := nextState(t, msgs, &pings)
-	if !strings.HasPrefix(m, "RELOADING=1\n") || field(t, m, "MONOTONIC_USEC") == "" {
-		t.Fatalf("after SIGHUP got %q, want RELOADING=1 with MONOTONIC_USEC", m)
+	if !strings.HasPrefix(m, "RELOADING=1\n") || field(t, m, "MONOTONIC_USEC") == "" || strings.Contains(m, "\n\n") {
+		t.Fatalf("after SIGHUP got %q, want RELOADING=1 with MONOTONIC_USEC, no empty line", m)
 	}
 	if m = nextState(t, msgs, &pings); !strings.HasPrefix(m, "READY=1\n") {
 		t.Fatalf("after reload got %q, want READY=1", m)

@@ -1,0 +1,214 @@
+#!/bin/bash
+# The booted-system checks, run inside the guest by execfaild-systemtest.service
+# after systemd, journald and rsyslog are up. Every check prints one line
+#   CHECK <name> PASS|FAIL <detail>
+# on the console; the host collects them. A failed check does not stop the
+# ones after it unless they cannot mean anything without it.
+set -uo pipefail
+export LC_ALL=C.UTF-8 SYSTEMD_PAGER= SYSTEMD_COLORS=0
+
+deb=/root/execfaild.deb
+conf=/etc/execfaild.toml
+tests=/usr/local/share/execfaild-systemtest
+catalog_id=ce8d01c1beb44bcc809ec2c048e10010
+failed=0
+
+check() { # name PASS|FAIL detail...
+	local name=$1 verdict=$2
+	shift 2
+	# One console line per check, whatever the detail holds.
+	local detail=${*//$'\n'/ }
+	[[ $verdict == PASS ]] || failed=$((failed + 1))
+	printf 'CHECK %s %s %s\n' "$name" "$verdict" "${detail:0:400}"
+}
+ok() { # name condition-exit-status detail
+	if (($2 == 0)); then check "$1" PASS "$3"; else check "$1" FAIL "$3"; fi
+}
+
+# Waits up to $1 seconds for the command to succeed.
+wait_for() {
+	local t=$1
+	shift
+	for ((i = 0; i < t * 5; i++)); do
+		"$@" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# fail_exec PATH ARGV... runs a process whose execve fails with PATH and
+# exactly ARGV (argv[0] included) and prints that process's pid.
+fail_exec() {
+	perl -e 'exec {$ARGV[0]} @ARGV[1..$#ARGV]; exit 0' -- "$@" &
+	local pid=$!
+	wait "$pid"
+	echo "$pid"
+}
+
+# journal_entry PATH prints the newest execfaild entry (JSON) whose
+# EXECFAIL_PATH is PATH; journalctl shows a value that is not printable
+# UTF-8 as an array of bytes, so the path is compared in both forms.
+journal_entry() {
+	local bytes
+	bytes=$(perl -e 'print "[", join(",", unpack("C*", $ARGV[0])), "]"' -- "$1")
+	journalctl -u execfaild -o json --no-pager 2>/dev/null |
+		jq -c --arg p "$1" --argjson b "$bytes" 'select(.MESSAGE_ID == "'$catalog_id'" and (.EXECFAIL_PATH == $p or .EXECFAIL_PATH == $b))' |
+		tail -n 1
+}
+has_entry() { [[ -n $(journal_entry "$1") ]]; }
+
+# reload_and_wait FILE installs FILE as the configuration, reloads and waits
+# for the daemon to log the outcome; prints that log line.
+reload_and_wait() {
+	local cursor line
+	cursor=$(journalctl -u execfaild -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+	install -m 0600 "$1" "$conf"
+	systemctl reload execfaild || return 1
+	for ((i = 0; i < 150; i++)); do
+		line=$(journalctl -u execfaild --after-cursor="$cursor" -o cat --no-pager | grep -E 'configuration reloaded|reload rejected' | tail -n 1)
+		if [[ -n $line ]] && [[ $(systemctl is-active execfaild) == active ]]; then
+			echo "$line"
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+mainpid() { systemctl show -P MainPID execfaild; }
+
+echo "SYSTEMTEST BEGIN kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
+
+# --- install ---------------------------------------------------------------
+ms() { echo $(($(date +%s%N) / 1000000)); }
+t0=$(ms)
+out=$(dpkg -i "$deb" 2>&1)
+rc=$?
+ok install $rc "dpkg -i rc=$rc in $(($(ms) - t0))ms: $(tail -n 2 <<<"$out")"
+
+# Type=notify: "active" is only reached after READY=1 arrived.
+wait_for 120 bash -c '[[ $(systemctl is-active execfaild) != activating ]]'
+state=$(systemctl is-active execfaild)
+status_text=$(systemctl show -P StatusText execfaild)
+ok active "$([[ $state == active ]]; echo $?)" "is-active=$state $(($(ms) - t0))ms after dpkg -i began"
+if [[ $state != active ]]; then
+	journalctl -u execfaild --no-pager -n 30 | sed 's/^/  journal: /'
+fi
+ok status-line "$([[ $status_text == mode\ * ]]; echo $?)" "STATUS= \"$status_text\""
+ok enabled "$([[ $(systemctl is-enabled execfaild) == enabled ]]; echo $?)" "is-enabled=$(systemctl is-enabled execfaild)"
+ok conffile-mode "$([[ $(stat -c '%a %U' $conf) == '600 root' ]]; echo $?)" "$(stat -c '%a %U' $conf)"
+ok catalog "$(journalctl --list-catalog 2>/dev/null | grep -q "$catalog_id"; echo $?)" "MESSAGE_ID $catalog_id in journalctl --list-catalog"
+ok man-page "$([[ -f /usr/share/man/man8/execfaild.8.gz && -f /usr/share/man/man5/execfaild.toml.5.gz ]]; echo $?)" "execfaild(8) and execfaild.toml(5) installed"
+exposure=$(systemd-analyze security execfaild 2>/dev/null | sed -n 's/.*Overall exposure level for execfaild.service: //p')
+check exposure "$([[ -n $exposure ]] && echo PASS || echo FAIL)" "systemd-analyze security (running unit): ${exposure:-unknown}"
+
+# --- journal fields with the packaged configuration --------------------------
+mkdir -p /tmp/systest
+p1=/tmp/systest/enoent-packaged
+pid=$(fail_exec "$p1" enoent-packaged --flag)
+if wait_for 30 has_entry "$p1"; then
+	e=$(journal_entry "$p1")
+	got=$(jq -r '[.EXECFAIL_ERROR, .ERRNO, .OBJECT_PID, .EXECFAIL_PID, .EXECFAIL_SYSCALL, .EXECFAIL_ARGC, .PRIORITY] | join(" ")' <<<"$e")
+	want="ENOENT 2 $pid $pid execve 2"
+	ok journal-fields "$([[ $got == "$want "* ]]; echo $?)" "ERROR ERRNO OBJECT_PID PID SYSCALL ARGC PRIORITY: got \"$got\" want \"$want …\""
+	ok journal-message "$(jq -e '.MESSAGE | type == "string" and contains("enoent-packaged")' <<<"$e" >/dev/null; echo $?)" "MESSAGE=$(jq -c .MESSAGE <<<"$e")"
+	ok journal-catalog-x "$(journalctl -u execfaild -x --no-pager MESSAGE_ID=$catalog_id | grep -q '^-- '; echo $?)" "journalctl -x shows the catalog text"
+	check mode PASS "$(jq -r '"binary_source=" + (.EXECFAIL_BINARY_SOURCE // "absent") + " stage=" + (.EXECFAIL_STAGE // "absent")' <<<"$e") $(systemctl show -P StatusText execfaild)"
+else
+	check journal-fields FAIL "no journal entry with EXECFAIL_PATH=$p1 within 30s"
+	journalctl -u execfaild --no-pager -n 30 | sed 's/^/  journal: /'
+fi
+
+# --- test configuration: journal + rsyslog over TCP -------------------------
+line=$(reload_and_wait $tests/base.toml)
+ok reload-base $? "$line"
+
+p2=/tmp/systest/enoent-syslog
+pid=$(fail_exec "$p2" enoent-syslog)
+wait_for 30 has_entry "$p2"
+ok journal-after-reload $? "EXECFAIL_PATH=$p2"
+if wait_for 30 grep -qF "path=\"$p2\"" /var/log/execfaild-5424.log; then
+	l=$(grep -F "path=\"$p2\"" /var/log/execfaild-5424.log | tail -n 1)
+	# <PRI>1 TIMESTAMP HOST execfaild PROCID MSGID [execfail@32473 ...]
+	re='^<[0-9]+>1 [^ ]+ [^ ]+ execfaild [0-9]+ [^ ]+ \[execfail@32473 '
+	ok syslog-rfc5424 "$([[ $l =~ $re && $l == *"pid=\"$pid\""* && $l == *'error="ENOENT"'* ]]; echo $?)" "${l:0:300}"
+else
+	check syslog-rfc5424 FAIL "nothing for $p2 in /var/log/execfaild-5424.log: $(tail -c 300 /var/log/execfaild-5424.log 2>/dev/null)"
+fi
+
+# Hostile bytes in path and argv: quotes, CR, LF, ']', backslash, non-UTF-8.
+hp=$'/tmp/systest/h "q\' \r\n]\xff/prog'
+pid=$(fail_exec "$hp" $'h"ost]ile' $'cr\rlf\n' 'back\slash' $'\xfe\xff' 'end]')
+if wait_for 30 has_entry "$hp"; then
+	e=$(journal_entry "$hp")
+	argv=$(jq -r '.EXECFAIL_ARGV | if type == "string" then . else "NOT-A-STRING" end' <<<"$e")
+	ok journal-hostile "$([[ $(jq -r .OBJECT_PID <<<"$e") == "$pid" && $(jq -r .EXECFAIL_ARGC <<<"$e") == 5 && $argv != *$'\n'* && $argv != *$'\r'* && $argv == *'end]'* ]]; echo $?)" "exact path bytes matched; ARGC=$(jq -r .EXECFAIL_ARGC <<<"$e") ARGV=$(jq -c .EXECFAIL_ARGV <<<"$e")"
+else
+	check journal-hostile FAIL "no entry whose EXECFAIL_PATH has the exact hostile bytes; newest: $(journalctl -u execfaild -o json -n 1 --no-pager | jq -c .EXECFAIL_PATH)"
+fi
+if wait_for 30 grep -qF 'end\]' /var/log/execfaild-5424.log; then
+	l=$(grep -F 'end\]' /var/log/execfaild-5424.log | tail -n 1)
+	# One record per message, SD-PARAM escapes in place.
+	ok syslog-hostile "$([[ $l == *'[execfail@32473 '* && $l == *"pid=\"$pid\""* && $l == *'h\"ost\]ile'* ]]; echo $?)" "${l:0:300}"
+else
+	check syslog-hostile FAIL "no record with end\\] in /var/log/execfaild-5424.log"
+fi
+
+# --- valid reload that changes behaviour ------------------------------------
+pid_before=$(mainpid)
+line=$(reload_and_wait $tests/filtered.toml)
+rc=$?
+ok reload-valid "$([[ $rc == 0 && $line == *'configuration reloaded'* && $(mainpid) == "$pid_before" ]]; echo $?)" "$line; MainPID $pid_before -> $(mainpid)"
+touch /tmp/systest/not-executable-1 && chmod 0644 /tmp/systest/not-executable-1
+fail_exec /tmp/systest/not-executable-1 x >/dev/null
+p3=/tmp/systest/enoent-after-filter
+fail_exec "$p3" x >/dev/null
+# Failures go through the pipeline in order: once the later ENOENT is in
+# the journal, the EACCES before it was decided on.
+if wait_for 30 has_entry "$p3"; then
+	! has_entry /tmp/systest/not-executable-1
+	ok reload-takes-effect $? "EACCES excluded, ENOENT after it reported"
+else
+	check reload-takes-effect FAIL "ENOENT after the reload not reported"
+fi
+
+# --- broken reload ------------------------------------------------------------
+line=$(reload_and_wait $tests/broken.toml)
+ok reload-broken-rejected "$([[ $line == *'reload rejected'*'/etc/execfaild.toml:5'*'exclude_errnos'* ]]; echo $?)" "$line"
+ok reload-broken-still-up "$([[ $(systemctl is-active execfaild) == active && $(mainpid) == "$pid_before" ]]; echo $?)" "is-active=$(systemctl is-active execfaild) MainPID=$(mainpid)"
+touch /tmp/systest/not-executable-2 && chmod 0644 /tmp/systest/not-executable-2
+fail_exec /tmp/systest/not-executable-2 x >/dev/null
+p4=/tmp/systest/enoent-after-broken
+fail_exec "$p4" x >/dev/null
+if wait_for 30 has_entry "$p4"; then
+	! has_entry /tmp/systest/not-executable-2
+	ok old-config-kept $? "after the rejected reload: ENOENT reported (the broken file excluded it), EACCES still excluded"
+else
+	check old-config-kept FAIL "ENOENT after the rejected reload not reported"
+fi
+
+# --- restart ------------------------------------------------------------------
+install -m 0600 $tests/base.toml $conf
+systemctl restart execfaild
+state=$(systemctl is-active execfaild)
+ok restart "$([[ $state == active && $(mainpid) != "$pid_before" ]]; echo $?)" "is-active=$state MainPID $pid_before -> $(mainpid)"
+p5=/tmp/systest/enoent-after-restart
+fail_exec "$p5" x >/dev/null
+wait_for 30 has_entry "$p5"
+ok reported-after-restart $? "EXECFAIL_PATH=$p5"
+stop_line=$(journalctl -u execfaild -o cat --no-pager | grep -E '^level=INFO msg=stopped' | tail -n 1)
+ok clean-stop "$([[ -n $stop_line ]]; echo $?)" "${stop_line:-no stop line logged}"
+
+# --- remove and purge ---------------------------------------------------------
+out=$(dpkg -r execfaild 2>&1)
+rc=$?
+state=$(systemctl is-active execfaild)
+ok remove "$([[ $rc == 0 && $state != active && ! -e /usr/sbin/execfaild && -e $conf ]]; echo $?)" "dpkg -r rc=$rc is-active=$state binary-gone=$([[ -e /usr/sbin/execfaild ]] && echo no || echo yes) conffile-kept=$([[ -e $conf ]] && echo yes || echo no)"
+out=$(dpkg -P execfaild 2>&1)
+rc=$?
+systemctl daemon-reload
+load=$(systemctl show -P LoadState execfaild)
+ok purge "$([[ $rc == 0 && ! -e $conf && ! -e /var/lib/execfaild && $load == not-found ]]; echo $?)" "dpkg -P rc=$rc LoadState=$load conffile-gone=$([[ -e $conf ]] && echo no || echo yes) statedir-gone=$([[ -e /var/lib/execfaild ]] && echo no || echo yes)"
+
+echo "SYSTEMTEST END failed=$failed uptime=$(cut -d' ' -f1 /proc/uptime) install-to-end=$((($(ms) - t0) / 1000))s"
+exit 0
