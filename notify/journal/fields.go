@@ -2,6 +2,7 @@ package journal
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -147,7 +148,13 @@ func Fields(ev *event.Event) []Field {
 func Message(ev *event.Event) string {
 	var b strings.Builder
 	b.WriteString("exec of ")
-	b.WriteString(quoteIfNeeded(ev.ResolvedPath()))
+	if len(ev.Tried) > 0 {
+		// A PATH search: the command name says more than the last
+		// directory's candidate, and the directories follow below.
+		b.WriteString(quoteIfNeeded(path.Base(ev.Path)))
+	} else {
+		b.WriteString(quoteIfNeeded(ev.ResolvedPath()))
+	}
 	p := &ev.Process
 	if ev.KernelInvoked || ev.Syscall == event.SyscallKernel {
 		b.WriteString(" started by the kernel")
@@ -179,7 +186,7 @@ func Message(ev *event.Event) string {
 		}
 	}
 	if len(ev.Tried) > 0 {
-		b.WriteString("; searched ")
+		b.WriteString("; searched PATH ")
 		for i, d := range ev.Tried {
 			if i > 0 {
 				b.WriteString(", ")
@@ -190,7 +197,9 @@ func Message(ev *event.Event) string {
 	if ev.ArgumentsTruncated {
 		b.WriteString("; arguments truncated")
 	}
-	if ev.Count > 1 || ev.Digest {
+	// A PATH search counts one failure per directory; that is what
+	// "searched" already said, so only a larger count is news.
+	if ev.Digest || ev.Count > 1 && ev.Count > uint64(len(ev.Tried)) {
 		b.WriteString("; ")
 		b.WriteString(strconv.FormatUint(ev.Count, 10))
 		if ev.Digest {

@@ -524,3 +524,51 @@ func TestDecodeTOML(t *testing.T) {
 		t.Errorf("priority notice = %d, want 5", s.(*Sink).priority)
 	}
 }
+
+func TestMessage(t *testing.T) {
+	base := func() event.Event { return event.Synthetic(fixedTime, "web-1") }
+	first, last := fixedTime.Add(-2*time.Second), fixedTime
+	for _, tc := range []struct {
+		name string
+		ev   func() event.Event
+		want string
+	}{
+		{"synthetic", base, `exec of /srv/app/deploy.sh by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory); interpreter "/bin/bash\r" not found`},
+		{"path search", func() event.Event {
+			ev := base()
+			ev.Binary, ev.InterpreterPath = nil, ""
+			ev.Path, ev.Count, ev.FirstSeen, ev.LastSeen = "/bin/deplyo", 3, &first, &last
+			ev.Tried = []string{"/usr/local/bin", "/usr/bin", "/bin"}
+			return ev
+		}, `exec of deplyo by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory); searched PATH /usr/local/bin, /usr/bin, /bin`},
+		{"kernel helper", func() event.Event {
+			ev := base()
+			ev.Binary, ev.InterpreterPath, ev.Path, ev.Syscall, ev.KernelInvoked = nil, "", "/sbin/modprobe", event.SyscallKernel, true
+			ev.Process = event.Process{PID: 77, Comm: "kworker/u8:1"}
+			ev.SetErrno(-13)
+			return ev
+		}, `exec of /sbin/modprobe started by the kernel in kworker/u8:1[77] (uid 0) failed: EACCES (permission denied)`},
+		{"container, folded, truncated", func() event.Event {
+			ev := base()
+			ev.Binary, ev.InterpreterPath, ev.Path = nil, "", "/app/run me"
+			ev.Process.Unit, ev.Process.ContainerID = "", "0123abcd"
+			ev.ArgumentsTruncated = true
+			ev.Count, ev.FirstSeen, ev.LastSeen = 5, &first, &last
+			ev.SetErrno(-8)
+			return ev
+		}, `exec of "/app/run me" by deployer[4242] (uid 1000, container 0123abcd) failed: ENOEXEC (exec format error); arguments truncated; 5 times between 2026-11-27 10:02:01 and 10:02:03 UTC`},
+		{"digest over midnight", func() event.Event {
+			ev := base()
+			f, l := time.Date(2026, 11, 26, 23, 59, 0, 0, time.UTC), time.Date(2026, 11, 27, 0, 1, 0, 0, time.UTC)
+			ev.Digest, ev.Count, ev.FirstSeen, ev.LastSeen, ev.PIDs = true, 2, &f, &l, []uint32{1, 2}
+			return ev
+		}, `exec of /srv/app/deploy.sh by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory); interpreter "/bin/bash\r" not found; 2 more times between 2026-11-26 23:59:00 and 2026-11-27 00:01:00 UTC (pids 1, 2)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := tc.ev()
+			if got := Message(&ev); got != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
