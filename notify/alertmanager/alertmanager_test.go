@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe/event"
 )
@@ -430,5 +432,38 @@ func TestSecretsNeverShown(t *testing.T) {
 		if strings.Contains(printed, s) {
 			t.Errorf("a secret (%d bytes) appears in an error, log line or config dump", len(s))
 		}
+	}
+}
+
+func TestDecodesEveryKey(t *testing.T) {
+	const doc = `
+name = "fleet"
+url = "http://alertmanager.example:9093"
+resolve_timeout = "15m"
+generator_url = "https://grafana.example/d/execfaild"
+bearer_token_file = "/etc/execfaild/am.token"
+timeout = "5s"
+tls_ca_file = "/etc/execfaild/ca.pem"
+[labels]
+severity = "warning"
+team = "platform"
+`
+	cfg, _ := notify.NewSinkConfig("alertmanager")
+	md, err := toml.Decode(doc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		t.Fatalf("keys not decoded: %v", und)
+	}
+	c := cfg.(*Config)
+	if c.URL.Reveal() != "http://alertmanager.example:9093" || c.ResolveTimeout.D() != 15*time.Minute ||
+		c.GeneratorURL != "https://grafana.example/d/execfaild" || c.BearerTokenFile != "/etc/execfaild/am.token" ||
+		c.Timeout.D() != 5*time.Second || c.TLSCAFile != "/etc/execfaild/ca.pem" ||
+		!reflect.DeepEqual(c.Labels, map[string]string{"severity": "warning", "team": "platform"}) {
+		t.Errorf("decoded %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
 	}
 }

@@ -45,7 +45,9 @@ func (c *Config) DefaultRateLimit() notify.RateLimitConfig {
 }
 
 var (
-	channelRE = regexp.MustCompile(`^[#@]?[a-z0-9][a-z0-9._-]{0,79}$|^[CGDU][A-Z0-9]{8,}$`)
+	// Slack channel names are lowercase but may be non-Latin; anything
+	// without spaces or markup characters is passed on for Slack to judge.
+	channelRE = regexp.MustCompile(`^[#@]?[^\s<>&#@]{1,80}$`)
 	emojiRE   = regexp.MustCompile(`^:[a-z0-9_+'-]+:$`)
 )
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/slack"
 	"github.com/execfaild/execfaild/notify/slack/slacktest"
@@ -358,4 +360,34 @@ func errorAs(err error, target any) bool {
 		e = u.Unwrap()
 	}
 	return false
+}
+
+func TestDecodesEveryKey(t *testing.T) {
+	const doc = `
+name = "ops"
+url = "https://hooks.slack.example/services/T/B/decode"
+channel = "#ops"
+username = "execfaild"
+icon_emoji = ":warning:"
+timeout = "3s"
+[rate_limit]
+rate = "1/s"
+burst = 2
+`
+	cfg, _ := notify.NewSinkConfig("slack")
+	md, err := toml.Decode(doc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		t.Fatalf("keys not decoded: %v", und)
+	}
+	c := cfg.(*slack.Config)
+	if c.Name != "ops" || c.URL.Reveal() != "https://hooks.slack.example/services/T/B/decode" || c.Channel != "#ops" ||
+		c.Username != "execfaild" || c.IconEmoji != ":warning:" || c.Timeout.D() != 3*time.Second || c.RateLimit.Burst != 2 {
+		t.Errorf("decoded %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
 }

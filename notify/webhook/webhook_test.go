@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/httpsink"
 	"github.com/execfaild/execfaild/notify/webhook/webhooktest"
@@ -454,5 +456,47 @@ func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn strin
 func writePEM(t *testing.T, path, typ string, der []byte) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDecodesEveryKey(t *testing.T) {
+	const doc = `
+name = "hook"
+url_file = "/etc/execfaild/hook.url"
+hmac_secret_file = "/etc/execfaild/hook.key"
+username = "execfaild"
+password_file = "/etc/execfaild/hook.password"
+timeout = "4s"
+tls_ca_file = "/etc/execfaild/ca.pem"
+tls_cert_file = "/etc/execfaild/client.pem"
+tls_key_file = "/etc/execfaild/client.key"
+tls_server_name = "events.example.com"
+[headers]
+X-Api-Key = "key-value"
+`
+	cfg, _ := notify.NewSinkConfig("webhook")
+	md, err := toml.Decode(doc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		t.Fatalf("keys not decoded: %v", und)
+	}
+	c := cfg.(*Config)
+	if c.URLFile != "/etc/execfaild/hook.url" || c.HMACSecretFile != "/etc/execfaild/hook.key" || c.Username != "execfaild" ||
+		c.PasswordFile != "/etc/execfaild/hook.password" || c.Timeout.D() != 4*time.Second || c.TLSCAFile != "/etc/execfaild/ca.pem" ||
+		c.TLSCertFile != "/etc/execfaild/client.pem" || c.TLSKeyFile != "/etc/execfaild/client.key" ||
+		c.TLSServerName != "events.example.com" || c.Headers["X-Api-Key"].Reveal() != "key-value" {
+		t.Errorf("decoded %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+	var out bytes.Buffer
+	if err := toml.NewEncoder(&out).Encode(c); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "key-value") {
+		t.Errorf("a header value is printed in the effective config:\n%s", out.String())
 	}
 }
