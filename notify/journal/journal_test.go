@@ -280,6 +280,7 @@ func hostile() event.Event {
 	ev.Arguments = []string{"evil", "a\nb", "\xff\xfe", "it's", "", "\u202egnp.exe", `\`}
 	ev.Process.Comm = "x\ny"
 	ev.Process.Cwd = "/"
+	ev.Process.Exe = "/usr/bin/\xff\xfe=x"
 	return ev
 }
 
@@ -293,6 +294,9 @@ func TestHostileValuesRoundTrip(t *testing.T) {
 	}
 	if got := m["EXECFAIL_INTERPRETER_PATH"]; got != ev.InterpreterPath {
 		t.Errorf("EXECFAIL_INTERPRETER_PATH = %q, want %q", got, ev.InterpreterPath)
+	}
+	if got := m["EXECFAIL_EXE"]; got != "/usr/bin/\xff\xfe=x" {
+		t.Errorf("EXECFAIL_EXE = %q, want the raw bytes", got)
 	}
 	if got := m["EXECFAIL_COMM"]; got != "x\ny" {
 		t.Errorf("EXECFAIL_COMM = %q", got)
