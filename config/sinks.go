@@ -4,7 +4,6 @@ package config
 // them here makes [[sink.<kind>]] work wherever the config is loaded.
 import (
 	_ "github.com/execfaild/execfaild/notify/alertmanager"
-	_ "github.com/execfaild/execfaild/notify/alertmanager"
 	_ "github.com/execfaild/execfaild/notify/file"
 	_ "github.com/execfaild/execfaild/notify/journal"
 	_ "github.com/execfaild/execfaild/notify/slack"
