@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -22,6 +24,31 @@ import (
 func init() {
 	notify.RegisterSink("stdout", func() notify.SinkConfig { return &StdoutConfig{} })
 	notify.RegisterSink("file", func() notify.SinkConfig { return &FileConfig{Mode: 0o600} })
+}
+
+// Mode is a permission written in TOML as an octal integer (0o600), also
+// accepted as a string ("0600"), and printed in octal.
+type Mode uint32
+
+func (m Mode) MarshalTOML() ([]byte, error) { return []byte(fmt.Sprintf("0o%o", uint32(m))), nil }
+
+func (m *Mode) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 0 || x > 0o777 {
+			return fmt.Errorf("0o%o is not a permission (0o000 to 0o777)", x)
+		}
+		*m = Mode(x)
+	case string:
+		n, err := strconv.ParseUint(strings.TrimPrefix(x, "0o"), 8, 32)
+		if err != nil || n > 0o777 {
+			return fmt.Errorf("%q is not an octal permission like 0o600", x)
+		}
+		*m = Mode(n)
+	default:
+		return fmt.Errorf("mode must be an octal integer like 0o600, not %T", v)
+	}
+	return nil
 }
 
 // StdoutConfig is a [[sink.stdout]] table; it has only the common settings.
@@ -41,7 +68,7 @@ type FileConfig struct {
 	// Path is appended to; it is reopened when it was moved away (logrotate).
 	Path string `toml:"path"`
 	// Mode is used when the file is created (0o600: events carry argv).
-	Mode int `toml:"mode"`
+	Mode Mode `toml:"mode"`
 }
 
 func (c *FileConfig) Validate() error {
@@ -51,8 +78,11 @@ func (c *FileConfig) Validate() error {
 	if !filepath.IsAbs(c.Path) {
 		return notify.Errorf("path", "must be absolute, not %q", c.Path)
 	}
-	if c.Mode <= 0 || c.Mode > 0o777 {
-		return notify.Errorf("mode", "must be a permission like 0o600, not %#o", c.Mode)
+	if c.Mode == 0 || c.Mode > 0o777 {
+		return notify.Errorf("mode", "must be a permission like 0o600, not 0o%o", uint32(c.Mode))
+	}
+	if c.Mode&0o200 == 0 {
+		return notify.Errorf("mode", "0o%o leaves the owner unable to append", uint32(c.Mode))
 	}
 	return nil
 }
