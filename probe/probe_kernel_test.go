@@ -323,7 +323,11 @@ func TestKernelProbe(t *testing.T) {
 func eq[T comparable](t *testing.T, field string, got, want T) {
 	t.Helper()
 	if got != want {
-		t.Errorf("%s: got %#v, want %#v", field, got, want)
+		if g, ok := any(got).(string); ok {
+			t.Errorf("%s: got %q, want %q", field, g, any(want))
+			return
+		}
+		t.Errorf("%s: got %v, want %v", field, got, want)
 	}
 }
 
