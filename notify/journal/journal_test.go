@@ -463,48 +463,121 @@ func checkGolden(t *testing.T, path, got string) {
 	}
 }
 
-// TestRealJournald sends one entry to the host's journald, when there is
-// one, and reads it back. The booted-system test covers this everywhere.
+// TestRealJournald sends entries to the host's journald, when there is
+// one, and reads them back; TestPrivateJournald provides one where root can.
 func TestRealJournald(t *testing.T) {
 	if _, err := os.Stat(DefaultSocket); err != nil {
-		t.Skipf("no journald here (%v); the booted-system test reads fields back", err)
+		t.Skipf("no journald here (%v); TestPrivateJournald and the booted-system test cover it", err)
 	}
 	journalctl, err := exec.LookPath("journalctl")
 	if err != nil {
 		t.Skip("journalctl not installed")
 	}
-	ev := hostile()
+	read := func(host string) map[string]any {
+		t.Helper()
+		var out []byte
+		for i := 0; i < 50; i++ {
+			out, err = exec.Command(journalctl, "-o", "json", "--all", "MESSAGE_ID="+MessageID, "EXECFAIL_HOST="+host).Output()
+			if err == nil && len(out) > 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(out) == 0 {
+			t.Fatalf("entry not found in the journal (journalctl: %v)", err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(bytes.SplitN(out, []byte("\n"), 2)[0], &got); err != nil {
+			t.Fatalf("journalctl -o json: %v", err)
+		}
+		return got
+	}
 	marker := strconv.FormatInt(time.Now().UnixNano(), 10)
-	ev.Host = "test-" + marker
 	s := newSink(t, DefaultSocket, "debug")
+
+	ev := hostile()
+	ev.Host = "test-" + marker
 	if err := s.Send(context.Background(), &ev); err != nil {
 		t.Fatal(err)
 	}
-	var out []byte
-	for i := 0; i < 50; i++ {
-		out, err = exec.Command(journalctl, "-o", "json", "MESSAGE_ID="+MessageID, "EXECFAIL_HOST="+ev.Host).Output()
-		if err == nil && len(out) > 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if len(out) == 0 {
-		t.Fatalf("entry not found in the journal (journalctl: %v)", err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(bytes.SplitN(out, []byte("\n"), 2)[0], &got); err != nil {
-		t.Fatalf("journalctl -o json: %v", err)
-	}
+	got := read(ev.Host)
 	for k, want := range map[string]string{
 		"EXECFAIL_PATH":     ev.Path,
 		"EXECFAIL_ARGV":     ShellJoin(ev.Arguments),
+		"EXECFAIL_COMM":     ev.Process.Comm,
 		"MESSAGE":           Message(&ev),
 		"PRIORITY":          "7",
 		"SYSLOG_IDENTIFIER": "execfaild",
+		"ERRNO":             "2",
 	} {
 		if got[k] != want {
 			t.Errorf("journal %s = %#v, want %q", k, got[k], want)
 		}
+	}
+	// journalctl shows a value that is not UTF-8 as its bytes.
+	if exe, _ := json.Marshal(got["EXECFAIL_EXE"]); string(exe) != "[47,117,115,114,47,98,105,110,47,255,254,61,120]" {
+		t.Errorf("journal EXECFAIL_EXE = %s, want the raw bytes of %q", exe, ev.Process.Exe)
+	}
+
+	// An entry too large for a datagram goes through the memfd, which
+	// journald accepts only sealed.
+	big := event.Synthetic(fixedTime, "test-big-"+marker)
+	big.Arguments = []string{strings.Repeat("x", 1<<20), "end"}
+	if err := s.Send(context.Background(), &big); err != nil {
+		t.Fatal(err)
+	}
+	got = read(big.Host)
+	if got["EXECFAIL_ARGC"] != "2" || got["EXECFAIL_ARGV"] != ShellJoin(big.Arguments) {
+		t.Errorf("large entry: EXECFAIL_ARGC %v, EXECFAIL_ARGV of %d bytes", got["EXECFAIL_ARGC"], len(fmt.Sprint(got["EXECFAIL_ARGV"])))
+	}
+}
+
+// TestPrivateJournald runs TestRealJournald against a journald of its own,
+// started in a private mount namespace (tmpfs over /run and
+// /var/log/journal), so the real daemon's parsing is checked wherever the
+// systemd package is installed, even on a host without journald.
+func TestPrivateJournald(t *testing.T) {
+	if os.Getenv("EXECFAILD_PRIVATE_JOURNALD") != "" {
+		t.Skip("already inside the private namespace")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a private mount namespace")
+	}
+	var journald string
+	for _, p := range []string{"/usr/lib/systemd/systemd-journald", "/lib/systemd/systemd-journald"} {
+		if _, err := os.Stat(p); err == nil {
+			journald = p
+			break
+		}
+	}
+	unshare, err := exec.LookPath("unshare")
+	if journald == "" || err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("systemd-journald or unshare missing in CI: .ci/install-deps installs systemd")
+		}
+		t.Skip("systemd-journald or unshare not installed")
+	}
+	const script = `
+mount -t tmpfs tmpfs /run || exit 97
+mkdir -p /run/systemd/journal /run/log/journal
+if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
+"$1" & j=$!
+i=0
+while [ ! -S /run/systemd/journal/socket ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+EXECFAILD_PRIVATE_JOURNALD=1 "$2" -test.run '^TestRealJournald$' -test.count=1 -test.v
+rc=$?
+kill $j; wait $j
+exit $rc
+`
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script, "sh", journald, os.Args[0])
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && (ee.ExitCode() == 97 || bytes.Contains(out, []byte("unshare failed"))) {
+		// A container without CAP_SYS_ADMIN: nothing here is broken.
+		t.Skipf("no private mount namespace here: %s", bytes.TrimSpace(out))
+	}
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestRealJournald")) {
+		t.Fatalf("TestRealJournald against a private journald: %v\n%s", err, out)
 	}
 }
 
