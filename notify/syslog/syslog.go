@@ -316,7 +316,7 @@ type Sink struct {
 // Send implements notify.Sink.
 func (s *Sink) Send(ctx context.Context, ev *event.Event) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("syslog: %w", err)
 	}
 	if s.w == nil {
 		// srslog dials inside its constructor; with the "custom"
