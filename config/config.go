@@ -77,7 +77,7 @@ type fileFormat struct {
 	Dedup     notify.DedupConfig           `toml:"dedup"`
 	RateLimit notify.GlobalRateLimitConfig `toml:"rate_limit"`
 	Spool     notify.SpoolConfig           `toml:"spool"`
-	Sink      map[string][]toml.Primitive  `toml:"sink"`
+	Sink      map[string]toml.Primitive    `toml:"sink"`
 }
 
 func defaults() *Config {
@@ -154,6 +154,9 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, decodeError(file, loc, "", err)
 	}
 	c := &Config{File: file, Probe: raw.Probe, Filter: raw.Filter, Dedup: raw.Dedup, RateLimit: raw.RateLimit, Spool: raw.Spool}
+	if t := md.Type("sink"); t != "" && t != "Hash" {
+		return nil, fail("sink", errors.New("must be tables: [[sink.<kind>]]"))
+	}
 
 	kinds := make([]string, 0, len(raw.Sink))
 	for k := range raw.Sink {
@@ -164,7 +167,14 @@ func Parse(file string, data []byte) (*Config, error) {
 		if _, ok := notify.NewSinkConfig(kind); !ok {
 			return nil, fail("sink."+kind, fmt.Errorf("unknown sink kind (known: %s)", strings.Join(notify.SinkKinds(), ", ")))
 		}
-		for i, prim := range raw.Sink[kind] {
+		if t := md.Type("sink", kind); t != "ArrayHash" {
+			return nil, fail("sink."+kind, fmt.Errorf("write each sink as [[sink.%s]] (an array of tables), not %s", kind, tomlKind(t)))
+		}
+		var entries []toml.Primitive
+		if err := md.PrimitiveDecode(raw.Sink[kind], &entries); err != nil {
+			return nil, decodeError(file, loc, "sink."+kind, err)
+		}
+		for i, prim := range entries {
 			sc, _ := notify.NewSinkConfig(kind)
 			prefix := fmt.Sprintf("sink.%s[%d]", kind, i)
 			if err := md.PrimitiveDecode(prim, sc); err != nil {
@@ -188,6 +198,13 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, locate(file, loc, err)
 	}
 	return c, nil
+}
+
+func tomlKind(t string) string {
+	if t == "Hash" || t == "" {
+		return "a single [sink.<kind>] table"
+	}
+	return "a value of TOML type " + strings.ToLower(t)
 }
 
 // decodeError turns a decoder error into an *Error. prefix is the indexed

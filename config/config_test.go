@@ -45,6 +45,10 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"spool dir relative", "[spool]\ndir = \"spool\"\n", 2, "spool.dir", "absolute"},
 		{"syntax error", "[probe]\nmode = \"auto\n", 2, "probe.mode", "newlines"},
 		{"kernel_invoked", "[filter]\n# comment\nkernel_invoked = \"sometimes\"\n", 3, "filter.kernel_invoked", "must be include, only or exclude"},
+		{"single sink table", "[probe]\nmode = \"auto\"\n\n[sink.stdout]\nname = \"x\"\n", 4, "sink.stdout", "write each sink as [[sink.stdout]]"},
+		{"sink not a table", "sink = 3\n", 1, "sink", "must be tables"},
+		{"both url and url_file", "[[sink.slack]]\nname = \"ops\"\nurl = \"https://hooks.slack.com/services/T/B/secretpart\"\nurl_file = \"/etc/x\"\n", 3, "sink.slack[0].url", "not both"},
+		{"bad value in sink", "[[sink.syslog]]\nnetwork = \"carrier\"\n", 2, "sink.syslog[0].network", "unknown"},
 		{"multi-line array then bad key", "[filter]\nerrors = [\n  \"ENOENT\",\n  \"EACCES\",\n]\nbad = true\n", 6, "filter.bad", "unknown key"},
 	}
 	for _, tc := range tests {
@@ -56,6 +60,9 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			}
 			if ce.File != "/etc/test.toml" || ce.Line != tc.line || ce.Key != tc.key {
 				t.Errorf("got file %q line %d key %q (%v), want line %d key %q", ce.File, ce.Line, ce.Key, err, tc.line, tc.key)
+			}
+			if strings.Contains(err.Error(), "secretpart") {
+				t.Errorf("error reveals a secret: %v", err)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("error %q does not say %q", err, tc.msg)
