@@ -28,7 +28,6 @@ import (
 // in a temp dir, listening on loopback for UDP, TCP and TLS and on a unix
 // socket, parsing RFC 5424 and writing every message as one JSON line.
 type rsyslog struct {
-	t                             *testing.T
 	bin, dir, conf, out           string
 	udp, tcp, tls                 string // 127.0.0.1:port
 	unix                          string
@@ -66,16 +65,50 @@ func rsyslogd(t *testing.T) string {
 	return bin
 }
 
+// startRsyslog starts an rsyslogd without TLS for one test, which may
+// stop and start it again. (The TLS driver's start-up takes seconds.)
 func startRsyslog(t *testing.T) *rsyslog {
 	t.Helper()
-	r := &rsyslog{t: t, bin: rsyslogd(t)}
+	r := newRsyslog(t, false)
+	t.Cleanup(func() { r.stop(t); os.RemoveAll(r.dir) })
+	return r
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *rsyslog
+)
+
+// sharedRsyslog returns the rsyslogd the read-only tests share, started
+// by the first of them and stopped by TestMain.
+func sharedRsyslog(t *testing.T) *rsyslog {
+	t.Helper()
+	rsyslogd(t) // skip or fail here, per test, when it is missing
+	sharedOnce.Do(func() { shared = newRsyslog(t, true) })
+	if shared == nil {
+		t.Fatal("the shared rsyslogd failed to start (see the first test using it)")
+	}
+	return shared
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.stop(nil)
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+func newRsyslog(t *testing.T, withTLS bool) *rsyslog {
+	t.Helper()
+	r := &rsyslog{bin: rsyslogd(t)}
 	// rsyslog's config and sockets live here; the unix socket path must
 	// stay under 108 bytes, which t.TempDir's long names can exceed.
 	dir, err := os.MkdirTemp("", "execfaild-rsyslog-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	r.dir = dir
 	r.conf = filepath.Join(dir, "rsyslog.conf")
 	r.out = filepath.Join(dir, "out.json")
@@ -83,9 +116,16 @@ func startRsyslog(t *testing.T) *rsyslog {
 	r.udp = "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
 	r.tcp = "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
 	r.tls = "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
-	r.writeCerts()
+	r.writeCerts(t)
 
 	port := func(a string) string { _, p, _ := net.SplitHostPort(a); return p }
+	tlsInput := fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port=%q name="imtcp-tls"
+      streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid"
+      streamDriver.CAFile=%q streamDriver.CertFile=%q streamDriver.KeyFile=%q)`,
+		port(r.tls), filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"))
+	if !withTLS {
+		tlsInput, r.tls = "", ""
+	}
 	conf := fmt.Sprintf(`
 global(workDirectory=%[1]q maxMessageSize="64k")
 module(load="imudp")
@@ -94,38 +134,33 @@ module(load="imuxsock" SysSock.Use="off")
 module(load="mmpstrucdata")
 input(type="imudp" address="127.0.0.1" port=%[2]q)
 input(type="imtcp" address="127.0.0.1" port=%[3]q)
-input(type="imtcp" address="127.0.0.1" port=%[4]q name="imtcp-tls"
-      streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid"
-      streamDriver.CAFile=%[5]q streamDriver.CertFile=%[6]q streamDriver.KeyFile=%[7]q)
-input(type="imuxsock" socket=%[8]q useSpecialParser="off" parseHostname="on" ignoreTimestamp="off" createPath="off")
+%[4]s
+input(type="imuxsock" socket=%[5]q useSpecialParser="off" parseHostname="on" ignoreTimestamp="off" createPath="off")
 template(name="rfc5424" type="string" string="{\"input\":\"%%inputname%%\",\"pri\":%%pri%%,\"facility\":\"%%syslogfacility-text%%\",\"severity\":\"%%syslogseverity-text%%\",\"hostname\":\"%%hostname:::json%%\",\"app\":\"%%app-name:::json%%\",\"procid\":\"%%procid:::json%%\",\"msgid\":\"%%msgid:::json%%\",\"ts\":\"%%timereported:::date-rfc3339%%\",\"msg\":\"%%msg:::json%%\",\"sd\":%%$!rfc5424-sd%%,\"raw\":\"%%rawmsg:::json%%\"}\n")
 template(name="rfc3164" type="string" string="{\"input\":\"%%inputname%%\",\"pri\":%%pri%%,\"hostname\":\"%%hostname:::json%%\",\"tag\":\"%%syslogtag:::json%%\",\"app\":\"%%programname:::json%%\",\"procid\":\"%%procid:::json%%\",\"msg\":\"%%msg:::json%%\",\"raw\":\"%%rawmsg:::json%%\"}\n")
 if $protocol-version == "1" then {
 	action(type="mmpstrucdata")
-	action(type="omfile" file=%[9]q template="rfc5424")
+	action(type="omfile" file=%[6]q template="rfc5424")
 } else {
-	action(type="omfile" file=%[9]q template="rfc3164")
+	action(type="omfile" file=%[6]q template="rfc3164")
 }
-`, dir, port(r.udp), port(r.tcp), port(r.tls),
-		filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"),
-		r.unix, r.out)
+`, dir, port(r.udp), port(r.tcp), tlsInput, r.unix, r.out)
 	if err := os.WriteFile(r.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.start()
-	t.Cleanup(r.stop)
+	r.start(t)
 	return r
 }
 
-func (r *rsyslog) start() {
-	r.t.Helper()
+func (r *rsyslog) start(t *testing.T) {
+	t.Helper()
 	// A socket left by a previous run would pass the readiness check.
 	os.Remove(r.unix)
 	cmd := exec.Command(r.bin, "-n", "-f", r.conf, "-i", filepath.Join(r.dir, "rsyslogd.pid"))
 	stderr := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start rsyslogd: %v", err)
+		t.Fatalf("start rsyslogd: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -137,7 +172,7 @@ func (r *rsyslog) start() {
 		select {
 		case <-done:
 			r.cmd = nil
-			r.t.Fatalf("rsyslogd exited at start (%v):\n%s", cmd.ProcessState, stderr.String())
+			t.Fatalf("rsyslogd exited at start (%v):\n%s", cmd.ProcessState, stderr.String())
 		default:
 		}
 		_, err := os.Stat(r.unix)
@@ -145,14 +180,15 @@ func (r *rsyslog) start() {
 			return
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("rsyslogd not listening after 20s:\n%s", stderr.String())
+			t.Fatalf("rsyslogd not listening after 20s:\n%s", stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// stop ends the rsyslogd this test started, by its pid.
-func (r *rsyslog) stop() {
+// stop ends the rsyslogd this test started, by its pid, and shows what
+// it complained about in t's log (when there is a t).
+func (r *rsyslog) stop(t *testing.T) {
 	if r.cmd == nil {
 		return
 	}
@@ -164,8 +200,8 @@ func (r *rsyslog) stop() {
 		<-r.done
 	}
 	r.cmd = nil
-	if out := r.stderr.String(); strings.Contains(out, "error") {
-		r.t.Logf("rsyslogd reported:\n%s", out)
+	if out := r.stderr.String(); t != nil && strings.Contains(out, "error") {
+		t.Logf("rsyslogd reported:\n%s", out)
 	}
 }
 
@@ -230,20 +266,35 @@ type record struct {
 	Raw      string                       `json:"raw"`
 }
 
-// waitFor polls rsyslog's output until n records match, and returns them.
-func (r *rsyslog) waitFor(n int, match func(record) bool) []record {
-	r.t.Helper()
+// offset marks the end of rsyslog's output so far; waitFor looks only
+// beyond it, so a test (or a repeated run with -count) never matches an
+// earlier test's records in the shared output.
+func (r *rsyslog) offset() int64 {
+	fi, err := os.Stat(r.out)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// waitFor polls rsyslog's output after off until n records match, and
+// returns them.
+func (r *rsyslog) waitFor(t *testing.T, off int64, n int, match func(record) bool) []record {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var got []record
 		if f, err := os.Open(r.out); err == nil {
+			if _, err := f.Seek(off, 0); err != nil {
+				t.Fatal(err)
+			}
 			sc := bufio.NewScanner(f)
 			sc.Buffer(make([]byte, 1<<20), 1<<20)
 			for sc.Scan() {
 				var rec record
 				if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 					f.Close()
-					r.t.Fatalf("rsyslog wrote a line that is not JSON (%v): %s", err, sc.Text())
+					t.Fatalf("rsyslog wrote a line that is not JSON (%v): %s", err, sc.Text())
 				}
 				if match(rec) {
 					got = append(got, rec)
@@ -256,7 +307,7 @@ func (r *rsyslog) waitFor(n int, match func(record) bool) []record {
 		}
 		if time.Now().After(deadline) {
 			out, _ := os.ReadFile(r.out)
-			r.t.Fatalf("rsyslog received %d of %d expected messages; its output:\n%s", len(got), n, out)
+			t.Fatalf("rsyslog received %d of %d expected messages; its output:\n%s", len(got), n, out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -264,8 +315,7 @@ func (r *rsyslog) waitFor(n int, match func(record) bool) []record {
 
 // writeCerts creates a CA, a server certificate for 127.0.0.1 and a client
 // certificate, as an operator's private PKI would.
-func (r *rsyslog) writeCerts() {
-	t := r.t
+func (r *rsyslog) writeCerts(t *testing.T) {
 	t.Helper()
 	newKey := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

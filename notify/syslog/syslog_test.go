@@ -99,7 +99,8 @@ func check5424(t *testing.T, rec record, ev *event.Event, host string, pri int) 
 // TestRsyslogRFC5424 sends the synthetic event, a hostile one and a digest
 // over every network to a real rsyslog and compares what it parsed.
 func TestRsyslogRFC5424(t *testing.T) {
-	r := startRsyslog(t)
+	r := sharedRsyslog(t)
+	off := r.offset()
 	for _, tc := range []struct {
 		network, addr string
 		tune          func(*Config)
@@ -130,7 +131,7 @@ func TestRsyslogRFC5424(t *testing.T) {
 					t.Fatalf("send: %v", err)
 				}
 			}
-			recs := r.waitFor(3, func(rec record) bool { return rec.Hostname == host })
+			recs := r.waitFor(t, off, 3, func(rec record) bool { return rec.Hostname == host })
 			if len(recs) != 3 {
 				t.Fatalf("got %d records, want 3", len(recs))
 			}
@@ -145,7 +146,8 @@ func TestRsyslogRFC5424(t *testing.T) {
 }
 
 func TestRsyslogRFC3164(t *testing.T) {
-	r := startRsyslog(t)
+	r := sharedRsyslog(t)
+	off := r.offset()
 	for _, tc := range []struct{ network, addr string }{{"udp", r.udp}, {"unix", r.unix}} {
 		t.Run(tc.network, func(t *testing.T) {
 			c := DefaultConfig()
@@ -156,7 +158,7 @@ func TestRsyslogRFC3164(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := journal.Message(&ev)
-			recs := r.waitFor(1, func(rec record) bool { return strings.Contains(rec.Raw, "/old-"+tc.network) })
+			recs := r.waitFor(t, off, 1, func(rec record) bool { return strings.Contains(rec.Raw, "/old-"+tc.network) })
 			rec := recs[0]
 			if got := strings.TrimPrefix(rec.Msg, " "); got != want {
 				t.Errorf("msg =\n%q\nwant\n%q", got, want)
@@ -177,7 +179,8 @@ func TestRsyslogRFC3164(t *testing.T) {
 // TestRsyslogUDPTruncation sends an argv far beyond the UDP bound and
 // checks the receiver gets a parseable message, visibly cut, within it.
 func TestRsyslogUDPTruncation(t *testing.T) {
-	r := startRsyslog(t)
+	r := sharedRsyslog(t)
+	off := r.offset()
 	c := DefaultConfig()
 	c.Network, c.Address, c.Hostname = "udp", r.udp, "h-trunc"
 	s := newSink(t, c)
@@ -186,7 +189,7 @@ func TestRsyslogUDPTruncation(t *testing.T) {
 	if err := s.Send(context.Background(), &ev); err != nil {
 		t.Fatal(err)
 	}
-	rec := r.waitFor(1, func(rec record) bool { return rec.Hostname == "h-trunc" })[0]
+	rec := r.waitFor(t, off, 1, func(rec record) bool { return rec.Hostname == "h-trunc" })[0]
 	if n := len(rec.Raw); n > 2048 || n < 1500 {
 		t.Errorf("message is %d bytes, want at most 2048 and not cut needlessly", n)
 	}
@@ -206,6 +209,7 @@ func TestRsyslogUDPTruncation(t *testing.T) {
 // second must arrive over a new connection, not vanish into the old one.
 func TestRsyslogReconnect(t *testing.T) {
 	r := startRsyslog(t)
+	off := r.offset()
 	c := DefaultConfig()
 	c.Network, c.Address, c.Hostname = "tcp", r.tcp, "h-reconnect"
 	s := newSink(t, c)
@@ -213,20 +217,20 @@ func TestRsyslogReconnect(t *testing.T) {
 	if err := s.Send(context.Background(), &ev); err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor(1, func(rec record) bool { return rec.Hostname == "h-reconnect" })
-	r.stop()
-	r.start()
+	r.waitFor(t, off, 1, func(rec record) bool { return rec.Hostname == "h-reconnect" })
+	r.stop(t)
+	r.start(t)
 	ev.Path = "./after-restart.sh"
 	if err := s.Send(context.Background(), &ev); err != nil {
 		t.Fatalf("send after restart: %v", err)
 	}
-	r.waitFor(1, func(rec record) bool {
+	r.waitFor(t, off, 1, func(rec record) bool {
 		return rec.Hostname == "h-reconnect" && rec.SD[DefaultSDID]["path"] == "./after-restart.sh"
 	})
 }
 
 func TestTLSUnknownCA(t *testing.T) {
-	r := startRsyslog(t)
+	r := sharedRsyslog(t)
 	c := DefaultConfig()
 	c.Network, c.Address = "tcp+tls", r.tls
 	c.CertFile, c.KeyFile = r.clientCert, r.clientKey
@@ -545,7 +549,8 @@ func TestEveryFieldIsAValidParamName(t *testing.T) {
 }
 
 func TestTLSServerNameChecked(t *testing.T) {
-	r := startRsyslog(t)
+	r := sharedRsyslog(t)
+	off := r.offset()
 	ev := event.Synthetic(fixedTime, "web-1")
 	for _, tc := range []struct {
 		name, serverName string
@@ -564,7 +569,7 @@ func TestTLSServerNameChecked(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r.waitFor(1, func(rec record) bool { return rec.Hostname == c.Hostname })
+				r.waitFor(t, off, 1, func(rec record) bool { return rec.Hostname == c.Hostname })
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), "logs.example.net") {
