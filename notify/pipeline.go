@@ -84,6 +84,10 @@ type held struct {
 	sample *event.Event // first occurrence, the digest's description
 	end    time.Time    // window end
 	digest *event.Event // failures not yet notified, merged; nil when none
+	// notified is false while the rate limit has kept even the first
+	// occurrence back: such a key goes out as soon as a token is free
+	// instead of waiting for its window to end.
+	notified bool
 }
 
 // New builds the sinks and starts their workers. cfg is normalized first
@@ -229,7 +233,7 @@ func (p *Pipeline) fanout(ev *event.Event, now time.Time) {
 // offer runs dedup and the rate limit of one sink.
 func (p *Pipeline) offer(s *sinkState, ev *event.Event, now time.Time) {
 	if s.dedup.Window == Off {
-		if !p.emit(s, ev, now) {
+		if !p.emit(s, ev, now, true) {
 			p.fold(s, ev)
 		}
 		return
@@ -252,7 +256,9 @@ func (p *Pipeline) offer(s *sinkState, ev *event.Event, now time.Time) {
 	sample := *ev
 	h = &held{sample: &sample, end: now.Add(s.dedup.Window.D())}
 	s.entries[key] = h
-	if !p.emit(s, ev, now) {
+	if p.emit(s, ev, now, true) {
+		h.notified = true
+	} else {
 		p.hold(s, h, ev)
 	}
 }
@@ -297,10 +303,13 @@ func (p *Pipeline) fold(s *sinkState, ev *event.Event) {
 }
 
 // emit sends ev to the sink's queue if both rate limits allow; false means
-// the caller must keep it for a later digest.
-func (p *Pipeline) emit(s *sinkState, ev *event.Event, now time.Time) bool {
+// the caller must keep it for a later digest. Limited counts failures the
+// first time a limit holds them back (fresh), not at every later attempt.
+func (p *Pipeline) emit(s *sinkState, ev *event.Event, now time.Time, fresh bool) bool {
 	if !s.bucket.ready(now) || !p.global.ready(now) {
-		s.c.limited.Add(count(ev))
+		if fresh {
+			s.c.limited.Add(count(ev))
+		}
 		return false
 	}
 	s.bucket.take()
@@ -321,9 +330,25 @@ func (p *Pipeline) close(s *sinkState, key string, h *held, now time.Time) {
 	if h.digest == nil {
 		return
 	}
-	if !p.emit(s, h.digest, now) {
+	if !p.emit(s, h.digest, now, false) {
 		p.fold(s, h.digest)
 	}
+}
+
+// release sends the held failures of a key whose first occurrence the rate
+// limit kept back, now that a token may be free. A lone failure goes out as
+// itself, not as a digest of one.
+func (p *Pipeline) release(s *sinkState, h *held, now time.Time) bool {
+	ev := h.digest
+	if count(ev) == 1 {
+		cp := *h.sample
+		ev = &cp
+	}
+	if !p.emit(s, ev, now, false) {
+		return false
+	}
+	h.digest, h.notified = nil, true
+	return true
 }
 
 // Tick runs the time-driven work; the pipeline calls it itself unless the
@@ -338,9 +363,14 @@ func (p *Pipeline) tick(now time.Time) {
 		p.fanout(ev, now)
 	}
 	for _, s := range p.sinks {
+		blocked := false
 		for key, h := range s.entries {
-			if !now.Before(h.end) {
+			switch {
+			case !now.Before(h.end):
 				p.close(s, key, h, now)
+			case !h.notified && h.digest != nil && !blocked:
+				// Stop at the first refusal: the bucket is empty for now.
+				blocked = !p.release(s, h, now)
 			}
 		}
 		if s.overflow != nil {

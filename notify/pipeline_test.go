@@ -679,3 +679,48 @@ func TestDeadSinkBlocksNobody(t *testing.T) {
 		t.Errorf("hung sink's spool stands for %d failures, want 50", total)
 	}
 }
+
+// TestLimitedFirstOccurrenceGoesOutWhenTokensReturn: a failure the rate
+// limit kept back does not wait for the end of its dedup window.
+func TestLimitedFirstOccurrenceGoesOutWhenTokensReturn(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.RateLimit = RateLimitConfig{Rate: 1, Burst: 1}
+	})
+	p.Handle(failure(clk.Now(), 1, "/bin/a", -13))
+	p.Handle(failure(clk.Now(), 2, "/bin/b", -13))
+	p.Handle(failure(clk.Now(), 3, "/bin/b", -13))
+	p.Handle(failure(clk.Now(), 4, "/bin/c", -13))
+	waitFor(t, "first", func() bool { return len(sink.events()) == 1 })
+	p.tick(clk.Add(time.Second))
+	waitFor(t, "second", func() bool { return len(sink.events()) == 2 })
+	p.tick(clk.Add(time.Second))
+	waitFor(t, "third", func() bool { return len(sink.events()) == 3 })
+	p.tick(clk.Add(time.Second))
+	got := sink.events()
+	if len(got) != 3 {
+		t.Fatalf("%d notifications", len(got))
+	}
+	byPath := map[string]event.Event{}
+	for _, e := range got {
+		byPath[e.Path] = e
+	}
+	if b := byPath["/bin/b"]; !b.Digest || b.Count != 2 {
+		t.Errorf("/bin/b: digest %v count %d, want a digest of 2", b.Digest, b.Count)
+	}
+	if c := byPath["/bin/c"]; c.Digest || c.Count != 1 || c.Process.PID != 4 {
+		t.Errorf("/bin/c: digest %v count %d pid %d, want the failure itself", c.Digest, c.Count, c.Process.PID)
+	}
+	if st := p.Stats().Sinks[0]; st.Limited != 2 || st.Deduped != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	// Repeats after the release wait for the window's digest as usual.
+	p.Handle(failure(clk.Now(), 5, "/bin/c", -13))
+	p.tick(clk.Add(time.Minute))
+	if n := len(sink.events()); n != 3 {
+		t.Errorf("repeat sent before the window ended (%d)", n)
+	}
+	p.tick(clk.Add(10 * time.Minute))
+	waitFor(t, "digest", func() bool { return sink.total() == 5 })
+}
