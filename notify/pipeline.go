@@ -529,11 +529,18 @@ type Stats struct {
 
 // SinkStats are one sink's counters.
 type SinkStats struct {
-	Kind             string `json:"kind"`
-	Name             string `json:"name"`
-	Filtered         uint64 `json:"filtered"`
-	Deduped          uint64 `json:"deduped"`
-	Limited          uint64 `json:"limited"`
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Filtered failures did not pass this sink's own filter.
+	Filtered uint64 `json:"filtered"`
+	// Deduped failures were repeats folded into a digest (or, beyond
+	// max_keys, into the combined digest).
+	Deduped uint64 `json:"deduped"`
+	// Limited failures had their first notification held back by a rate
+	// limit; they went out later, in a digest or when tokens returned.
+	Limited uint64 `json:"limited"`
+	// DroppedQueueFull failures did not fit the delivery queue and were
+	// folded into the combined digest: delayed, not lost.
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
 	Delivered        uint64 `json:"delivered"`
 	// DeliveredCount is how many failures the delivered notifications stand for.
