@@ -57,11 +57,11 @@ func runTestSinks(args []string, stdout, stderr io.Writer) error {
 		err := testSink(e, env, *timeout)
 		if err != nil {
 			failed++
-			kind := "retryable"
+			hint := ""
 			if notify.IsPermanent(err) {
-				kind = "permanent"
+				hint = " (the destination refused it: fix the configuration, retrying will not help)"
 			}
-			fmt.Fprintf(stdout, "FAIL %s/%s: %v (%s)\n", e.Kind, e.Config.Common().Name, err, kind)
+			fmt.Fprintf(stdout, "FAIL %s/%s: %v%s\n", e.Kind, e.Config.Common().Name, err, hint)
 			continue
 		}
 		fmt.Fprintf(stdout, "ok   %s/%s\n", e.Kind, e.Config.Common().Name)
