@@ -140,10 +140,12 @@ static __always_inline __u64 inode_ctime_ns(struct inode *inode)
 }
 
 /*
- * Path walks and argv copies run under bpf_loop: the verifier checks the
- * callback once instead of every unrolled iteration, which would exceed
- * its budget. The callback re-finds its buffer by map lookup because only
- * scalars travel through the context.
+ * Path walks and argv copies run under bpf_loop. Their state lives in a
+ * per-CPU map, not in a stack context: values loaded from a map are
+ * unknown to the verifier, so it checks a callback a couple of times
+ * instead of once per distinct offset - hundreds of thousands of
+ * instructions, minutes under emulation. Every bound is therefore checked
+ * explicitly in the callback.
  */
 enum walk_dst {
 	WALK_EVENT = 0, /* scratch event data (stdin path) */
@@ -160,6 +162,13 @@ struct walk_ctx {
 	__u8 trunc;
 	__u8 done;
 };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk_ctx);
+} walk_state SEC(".maps");
 
 static __always_inline __u8 *walk_buf(struct walk_ctx *c, __u32 *limit)
 {
@@ -183,8 +192,13 @@ static __always_inline __u8 *walk_buf(struct walk_ctx *c, __u32 *limit)
  * mount. A pseudo file (pipe, socket) has a dentry that is its own parent
  * without being a mount root: its name is kept and the walk stops.
  */
-static long walk_step(__u64 i, struct walk_ctx *c)
+static long walk_step(__u64 i, void *unused)
 {
+	__u32 zero = 0;
+	struct walk_ctx *c = bpf_map_lookup_elem(&walk_state, &zero);
+
+	if (!c)
+		return 1;
 	struct vfsmount *vfsmnt = (void *)c->vfsmnt;
 	struct dentry *dentry = (void *)c->dentry;
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
@@ -239,18 +253,25 @@ static long walk_step(__u64 i, struct walk_ctx *c)
 static __always_inline __u32 walk_path(struct vfsmount *vfsmnt, struct dentry *dentry, __u8 dst,
 				       __u32 tid, __u32 off, __u16 *ncomp, bool *trunc)
 {
-	struct walk_ctx c = {
-		.vfsmnt = (__u64)vfsmnt,
-		.dentry = (__u64)dentry,
-		.off = off,
-		.tid = tid,
-		.dst = dst,
-	};
+	__u32 zero = 0;
+	struct walk_ctx *c = bpf_map_lookup_elem(&walk_state, &zero);
 
-	bpf_loop(EF_PATH_DEPTH, walk_step, &c, 0);
-	*ncomp = c.ncomp;
-	*trunc = c.trunc || !c.done;
-	return c.off;
+	if (!c) {
+		*trunc = true;
+		return off;
+	}
+	c->vfsmnt = (__u64)vfsmnt;
+	c->dentry = (__u64)dentry;
+	c->off = off;
+	c->tid = tid;
+	c->dst = dst;
+	c->ncomp = 0;
+	c->trunc = 0;
+	c->done = 0;
+	bpf_loop(EF_PATH_DEPTH, walk_step, 0, 0);
+	*ncomp = c->ncomp;
+	*trunc = c->trunc || !c->done;
+	return c->off;
 }
 
 static __always_inline struct ef_task *task_state(__u32 tid)
@@ -365,13 +386,24 @@ struct strv_ctx {
 	__u8 trunc;
 };
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct strv_ctx);
+} strv_state SEC(".maps");
+
 /* Appends one string of a NULL-terminated pointer array. */
-static long strv_step(__u64 i, struct strv_ctx *c)
+static long strv_step(__u64 i, void *unused)
 {
-	const char *const *v = (void *)c->v;
-	const char *p = 0;
 	__u32 zero = 0;
+	struct strv_ctx *c = bpf_map_lookup_elem(&strv_state, &zero);
+	const char *p = 0;
 	__u32 len = max_arg_len;
+
+	if (!c)
+		return 1;
+	const char *const *v = (void *)c->v;
 
 	if (read_ptr((const void **)&p, &v[i], c->kernel) < 0 || !p)
 		return 1;
@@ -414,19 +446,24 @@ static long strv_step(__u64 i, struct strv_ctx *c)
 static __always_inline __u32 read_strv(__u32 off, const char *const *v, __u32 max, bool kernel,
 				       __u16 *count, __u32 *bytes, bool *trunc)
 {
-	struct strv_ctx c = {
-		.v = (__u64)v,
-		.max = max,
-		.off = off,
-		.kernel = kernel,
-	};
+	__u32 zero = 0;
+	struct strv_ctx *c = bpf_map_lookup_elem(&strv_state, &zero);
 
+	if (!c)
+		return off;
+	c->v = (__u64)v;
+	c->max = max;
+	c->off = off;
+	c->bytes = 0;
+	c->count = 0;
+	c->kernel = kernel;
+	c->trunc = 0;
 	/* One iteration beyond max looks for an entry that did not fit. */
-	bpf_loop(EF_ARGS_CAP + 1, strv_step, &c, 0);
-	*count = c.count;
-	*bytes = c.bytes;
-	*trunc = c.trunc;
-	return c.off;
+	bpf_loop(EF_ARGS_CAP + 1, strv_step, 0, 0);
+	*count = c->count;
+	*bytes = c->bytes;
+	*trunc = c->trunc;
+	return c->off;
 }
 
 static __always_inline __u32 copy_task_state(struct ef_event *e, __u32 off, struct ef_task *st)

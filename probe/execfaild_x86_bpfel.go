@@ -82,6 +82,30 @@ type execfaildKexecArgs struct {
 	Envp     uint64
 }
 
+type execfaildStrvCtx struct {
+	_      structs.HostLayout
+	V      uint64
+	Max    uint32
+	Off    uint32
+	Bytes  uint32
+	Count  uint16
+	Kernel uint8
+	Trunc  uint8
+}
+
+type execfaildWalkCtx struct {
+	_      structs.HostLayout
+	Vfsmnt uint64
+	Dentry uint64
+	Off    uint32
+	Tid    uint32
+	Ncomp  uint16
+	Dst    uint8
+	Trunc  uint8
+	Done   uint8
+	_      [3]byte
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -90,7 +114,9 @@ const (
 	execfaildMapKexec                  = "kexec"
 	execfaildMapLost                   = "lost"
 	execfaildMapScratch                = "scratch"
+	execfaildMapStrvState              = "strv_state"
 	execfaildMapTasks                  = "tasks"
+	execfaildMapWalkState              = "walk_state"
 	execfaildMapZeroTask               = "zero_task"
 	execfaildProgFentryBprmCheck       = "fentry_bprm_check"
 	execfaildProgFentryCreds           = "fentry_creds"
@@ -176,12 +202,14 @@ type execfaildProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execfaildMapSpecs struct {
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	Kexec    *ebpf.MapSpec `ebpf:"kexec"`
-	Lost     *ebpf.MapSpec `ebpf:"lost"`
-	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
-	Tasks    *ebpf.MapSpec `ebpf:"tasks"`
-	ZeroTask *ebpf.MapSpec `ebpf:"zero_task"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	Kexec     *ebpf.MapSpec `ebpf:"kexec"`
+	Lost      *ebpf.MapSpec `ebpf:"lost"`
+	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
+	StrvState *ebpf.MapSpec `ebpf:"strv_state"`
+	Tasks     *ebpf.MapSpec `ebpf:"tasks"`
+	WalkState *ebpf.MapSpec `ebpf:"walk_state"`
+	ZeroTask  *ebpf.MapSpec `ebpf:"zero_task"`
 }
 
 // execfaildVariableSpecs contains global variables before they are loaded into the kernel.
@@ -214,12 +242,14 @@ func (o *execfaildObjects) Close() error {
 //
 // It can be passed to loadExecfaildObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execfaildMaps struct {
-	Events   *ebpf.Map `ebpf:"events"`
-	Kexec    *ebpf.Map `ebpf:"kexec"`
-	Lost     *ebpf.Map `ebpf:"lost"`
-	Scratch  *ebpf.Map `ebpf:"scratch"`
-	Tasks    *ebpf.Map `ebpf:"tasks"`
-	ZeroTask *ebpf.Map `ebpf:"zero_task"`
+	Events    *ebpf.Map `ebpf:"events"`
+	Kexec     *ebpf.Map `ebpf:"kexec"`
+	Lost      *ebpf.Map `ebpf:"lost"`
+	Scratch   *ebpf.Map `ebpf:"scratch"`
+	StrvState *ebpf.Map `ebpf:"strv_state"`
+	Tasks     *ebpf.Map `ebpf:"tasks"`
+	WalkState *ebpf.Map `ebpf:"walk_state"`
+	ZeroTask  *ebpf.Map `ebpf:"zero_task"`
 }
 
 func (m *execfaildMaps) Close() error {
@@ -228,7 +258,9 @@ func (m *execfaildMaps) Close() error {
 		m.Kexec,
 		m.Lost,
 		m.Scratch,
+		m.StrvState,
 		m.Tasks,
+		m.WalkState,
 		m.ZeroTask,
 	)
 }
