@@ -520,7 +520,7 @@ func TestSpoolBoundMergesOldest(t *testing.T) {
 	}
 
 	// A corrupt entry is set aside, not retried forever.
-	os.WriteFile(filepath.Join(dir, "00000000000000000001-00000001.json"), []byte("{"), 0o600)
+	os.WriteFile(filepath.Join(dir, "00000000000000000000.json"), []byte("{"), 0o600)
 	sp3, _ := openSpool(dir, 1<<20, 10, 16)
 	if _, err := sp3.head(); !errors.Is(err, errCorrupt) {
 		t.Errorf("corrupt entry: %v", err)

@@ -7,15 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/execfaild/execfaild/probe/event"
 )
 
 // spool keeps one sink's undelivered notifications on disk, one JSON file
-// each, named so that lexical order is arrival order. It is bounded: when
+// each, named by a zero-padded sequence number so that lexical order is
+// arrival order. It is bounded: when
 // full, the oldest entry is merged into the next oldest so its count is
 // reported later instead of vanishing.
 type spool struct {
@@ -69,6 +70,11 @@ func (s *spool) rescan() error {
 		s.names = append(s.names, name)
 		s.sizes[name] = info.Size()
 		s.bytes += info.Size()
+		// A sequence number, not a time, orders entries: the wall clock
+		// may step back between runs.
+		if n, err := strconv.ParseUint(strings.TrimSuffix(name, ".json"), 10, 64); err == nil && n > s.seq {
+			s.seq = n
+		}
 	}
 	slices.Sort(s.names)
 	return nil
@@ -99,7 +105,7 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 		}
 	}
 	s.seq++
-	name := fmt.Sprintf("%020d-%08d.json", time.Now().UnixNano(), s.seq%1e8)
+	name := fmt.Sprintf("%020d.json", s.seq)
 	if err := s.write(name, b); err != nil {
 		return merged, err
 	}
