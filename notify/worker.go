@@ -208,4 +208,5 @@ func (w *worker) finish(ctx context.Context) {
 		w.abort()
 		<-w.done
 	}
+	w.abort() // releases the context's resources once the worker is gone
 }
