@@ -131,14 +131,12 @@ func TestFileConfigValidate(t *testing.T) {
 	}
 }
 
-func TestUnwritableFileIsPermanent(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root can write anywhere; needs an unprivileged user")
-	}
-	dir := t.TempDir()
-	os.Chmod(dir, 0o500)
-	s := &fileSink{path: filepath.Join(dir, "x"), mode: 0o600}
-	if err := s.Send(context.Background(), samples()[0]); !notify.IsPermanent(err) {
+// A path that names a directory cannot be fixed by retrying: the worker
+// must count it failed instead of spooling forever.
+func TestDirectoryPathIsPermanent(t *testing.T) {
+	s := &fileSink{path: t.TempDir(), mode: 0o600}
+	err := s.Send(context.Background(), samples()[0])
+	if err == nil || !notify.IsPermanent(err) {
 		t.Errorf("got %v, want a permanent error", err)
 	}
 }
