@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -723,4 +724,115 @@ func TestLimitedFirstOccurrenceGoesOutWhenTokensReturn(t *testing.T) {
 	}
 	p.tick(clk.Add(10 * time.Minute))
 	waitFor(t, "digest", func() bool { return sink.total() == 5 })
+}
+
+// flakySink fails a random share of sends with a retryable error.
+type flakySink struct {
+	recSink
+	mu   sync.Mutex
+	rand *rand.Rand
+	p    float64
+}
+
+func (s *flakySink) Send(ctx context.Context, ev *event.Event) error {
+	s.mu.Lock()
+	fail := s.rand.Float64() < s.p
+	s.mu.Unlock()
+	if fail {
+		return errors.New("flaky")
+	}
+	return s.recSink.Send(ctx, ev)
+}
+
+type flakyConfig struct {
+	SinkCommon
+	sink *flakySink
+}
+
+func (c *flakyConfig) Validate() error       { return nil }
+func (c *flakyConfig) New(Env) (Sink, error) { return c.sink, nil }
+
+func init() { RegisterSink("flaky", func() SinkConfig { return &flakyConfig{} }) }
+
+// spooledCount is how many failures the spool of a sink holds.
+func spooledCount(t *testing.T, dir string) uint64 {
+	t.Helper()
+	sp, err := openSpool(dir, 1<<40, 1<<30, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for sp.len() > 0 {
+		ev, err := sp.head()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += count(ev)
+		sp.pop()
+	}
+	return n
+}
+
+// TestRandomizedAccounting drives the pipeline with random failures,
+// successes and ticks into sinks with small queues, tight limits, filters
+// and random send errors, and checks that for every sink each failure is
+// filtered, resolved, delivered or spooled — exactly once.
+func TestRandomizedAccounting(t *testing.T) {
+	for seed := int64(1); seed <= 5; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewSource(seed))
+			clk := &fakeClock{now: t0}
+			plain := &recSink{}
+			flaky := &flakySink{rand: rand.New(rand.NewSource(seed)), p: 0.3}
+			var spoolDir string
+			p := setup(t, clk, plain, func(c *Config, s *SinkCommon) {
+				spoolDir = c.Spool.Dir
+				c.Spool.MaxEntries = 5 // forces merging in the spool
+				c.RateLimit.GlobalRate, c.RateLimit.GlobalBurst = 20, 20
+				s.QueueSize = 3
+				s.RateLimit = RateLimitConfig{Rate: 2, Burst: 3}
+				s.Dedup = DedupConfig{Window: Duration(2 * time.Second), MaxKeys: 4}
+				fc := &flakyConfig{sink: flaky}
+				fc.Name = "flaky"
+				fc.QueueSize = 2
+				fc.Filter.ExcludeErrors = []string{"EPERM"}
+				fc.Dedup.Window = Off
+				fc.RateLimit = RateLimitConfig{Rate: Off}
+				c.Sinks = append(c.Sinks, SinkEntry{Kind: "flaky", Index: 0, Config: fc})
+			})
+			errnos := []int32{-2, -2, -13, -1, -8}
+			for range 3000 {
+				tid := uint32(r.Intn(40) + 1)
+				switch x := r.Intn(100); {
+				case x < 70:
+					dir := []string{"/usr/local/bin", "/usr/bin", "/bin", "relative"}[r.Intn(4)]
+					p.Handle(failure(clk.Now(), tid, dir+"/prog"+fmt.Sprint(r.Intn(6)), errnos[r.Intn(len(errnos))]))
+				case x < 80:
+					p.Succeeded(&event.Success{TID: tid, PID: tid})
+				default:
+					p.tick(clk.Add(time.Duration(r.Intn(400)) * time.Millisecond))
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := p.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st := p.Stats()
+			t.Logf("stats %+v", st)
+			in := st.Detected - st.Filtered - st.PathSearchResolved
+			for i, s := range []*recSink{plain, &flaky.recSink} {
+				ss := st.Sinks[i]
+				spooled := spooledCount(t, filepath.Join(spoolDir, "test-rec"))
+				if i == 1 {
+					spooled = spooledCount(t, filepath.Join(spoolDir, "flaky-flaky"))
+				}
+				got := s.total() + spooled + ss.Filtered
+				if got != in {
+					t.Errorf("sink %s: delivered %d + spooled %d + filtered %d = %d, want %d (stats %+v)",
+						ss.Name, s.total(), spooled, ss.Filtered, got, in, ss)
+				}
+			}
+		})
+	}
 }
