@@ -60,7 +60,11 @@ func (w *worker) stash(ev *event.Event) {
 		w.log.Error("notification lost: queue full and no spool", "sink", w.id, "count", count(ev))
 		return
 	}
-	if _, err := w.spool.put(ev); err != nil {
+	merged, err := w.spool.put(ev)
+	if merged > 0 {
+		w.log.Warn("spool full: oldest notifications merged, their counts kept", "sink", w.id, "merged", merged)
+	}
+	if err != nil {
 		w.c.failed.Add(1)
 		w.log.Error("notification lost: spool", "sink", w.id, "count", count(ev), "err", err)
 		return
