@@ -214,14 +214,17 @@ func decodeError(file string, loc *lines, prefix string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		key := pe.LastKey
+		line := pe.Position.Line
 		if prefix != "" {
 			key = qualify(prefix, key)
+			if n := loc.find(key); n > 0 && key != "" {
+				line = n
+			}
+		} else if k := loc.keyAt(line); k != "" && indexRE.ReplaceAllString(k, "") == key {
+			// A syntax error inside [[sink.x]]: name the entry.
+			key = k
 		}
-		line := pe.Position.Line
-		if n := loc.find(key); n > 0 && key != "" && prefix != "" {
-			line = n
-		}
-		return &Error{File: file, Line: line, Key: key, Err: errors.New(strings.TrimPrefix(pe.Message, "toml: "))}
+		return &Error{File: file, Line: line, Key: key, Err: errors.New(scrub(key, strings.TrimPrefix(pe.Message, "toml: ")))}
 	}
 	if m := tomlLineErr.FindStringSubmatch(err.Error()); m != nil {
 		key := m[2]
@@ -232,9 +235,24 @@ func decodeError(file string, loc *lines, prefix string, err error) error {
 		if n := loc.find(key); n > 0 && (line == 0 || prefix != "") {
 			line = n
 		}
-		return &Error{File: file, Line: line, Key: key, Err: errors.New(m[3])}
+		return &Error{File: file, Line: line, Key: key, Err: errors.New(scrub(key, m[3]))}
 	}
 	return &Error{File: file, Key: prefix, Err: errors.New(strings.TrimPrefix(err.Error(), "toml: "))}
+}
+
+var (
+	secretKey = regexp.MustCompile(`(^|[._])(url|token|password|secret)($|[._])|(^|\.)headers\.`)
+	quoted    = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'[^']*'`)
+)
+
+// scrub removes quoted text from a decoder message about a key that may
+// hold a secret: a syntax error quotes the offending value, and a webhook
+// URL with a typo is still a webhook URL.
+func scrub(key, msg string) string {
+	if !secretKey.MatchString(key) {
+		return msg
+	}
+	return quoted.ReplaceAllString(msg, "<redacted>")
 }
 
 // qualify replaces the unindexed table part of a decoder key

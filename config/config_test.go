@@ -48,6 +48,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"single sink table", "[probe]\nmode = \"auto\"\n\n[sink.stdout]\nname = \"x\"\n", 4, "sink.stdout", "write each sink as [[sink.stdout]]"},
 		{"sink not a table", "sink = 3\n", 1, "sink", "must be tables"},
 		{"both url and url_file", "[[sink.slack]]\nname = \"ops\"\nurl = \"https://hooks.slack.com/services/T/B/secretpart\"\nurl_file = \"/etc/x\"\n", 3, "sink.slack[0].url", "not both"},
+		{"syntax error in a secret", "[[sink.slack]]\nurl = secretpart\n", 2, "sink.slack[0].url", "expected value but found <redacted>"},
+		{"bad escape in a secret", "[[sink.webhook]]\nname = \"a\"\n[sink.webhook.headers]\nX-Key = \"secretpart\\q\"\n", 4, "sink.webhook[0].headers.X-Key", "invalid escape"},
 		{"bad value in sink", "[[sink.syslog]]\nnetwork = \"carrier\"\n", 2, "sink.syslog[0].network", "unknown"},
 		{"multi-line array then bad key", "[filter]\nerrors = [\n  \"ENOENT\",\n  \"EACCES\",\n]\nbad = true\n", 6, "filter.bad", "unknown key"},
 	}

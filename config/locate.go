@@ -180,3 +180,14 @@ func resolveArrays(name string, counts map[string]int) string {
 	}
 	return out
 }
+
+// keyAt returns the longest key that starts on line n, or "".
+func (l *lines) keyAt(n int) string {
+	best := ""
+	for k, at := range l.at {
+		if at == n && len(k) > len(best) {
+			best = k
+		}
+	}
+	return best
+}
