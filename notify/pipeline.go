@@ -144,6 +144,10 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 			p.log.Error("spool unusable: notifications this sink cannot deliver will be lost", "sink", id, "err", err)
 			sp = nil
 		}
+		var pace time.Duration
+		if r := com.RateLimit.Rate; r > 0 {
+			pace = time.Duration(float64(time.Second) / float64(r))
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &sinkState{
 			entry:   e,
@@ -155,7 +159,7 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 			c:       c,
 			w: &worker{
 				id: id, sink: sink, q: make(chan *event.Event, com.QueueSize), spool: sp, log: p.log, c: c,
-				retryInitial: cfg.Spool.RetryInitial.D(), retryMax: cfg.Spool.RetryMax.D(),
+				retryInitial: cfg.Spool.RetryInitial.D(), retryMax: cfg.Spool.RetryMax.D(), pace: pace,
 				ctx: ctx, abort: cancel, done: make(chan struct{}),
 			},
 		}

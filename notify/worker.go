@@ -33,6 +33,10 @@ type worker struct {
 	c     *sinkCounters
 
 	retryInitial, retryMax time.Duration
+	// pace spaces out spool replays at the sink's rate limit: the entries
+	// were limited once already, and a recovered destination should not
+	// get the whole outage at once.
+	pace time.Duration
 
 	ctx   context.Context // cancelled to abandon the drain
 	abort context.CancelFunc
@@ -127,7 +131,7 @@ func (w *worker) run() {
 			case err == nil:
 				w.spool.pop()
 				backoff = w.retryInitial
-				timer.Reset(0)
+				timer.Reset(w.pace)
 			case IsPermanent(err):
 				w.spool.pop()
 				w.permanent(ev, err)
