@@ -46,7 +46,7 @@ enum ef_syscall {
 
 /* Hooks inside exec that fired for this attempt (ef_header.hooks). */
 enum ef_hook {
-	EF_HOOK_OPEN = 1 << 0,   /* do_open_execat entered: path lookup and open started */
+	EF_HOOK_OPEN = 1 << 0,   /* do_open_execat returned a file: the binary was opened */
 	EF_HOOK_CREDS = 1 << 1,  /* security_bprm_creds_for_exec / exec_binprm entered */
 	EF_HOOK_LOADER = 1 << 2, /* security_bprm_check: a binary format handler ran */
 	EF_HOOK_INTERP = 1 << 3, /* open_exec: a loader tried to open an interpreter */

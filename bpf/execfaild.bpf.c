@@ -334,12 +334,19 @@ static __always_inline void on_bprm_check(struct linux_binprm *bprm)
 	record_binary(st, tid, BPF_CORE_READ(bprm, file));
 }
 
-static __always_inline void on_open(void)
+/* do_open_execat returned: a file means the open succeeded. */
+static __always_inline void on_open_ret(__u64 ret)
 {
-	struct ef_task *st = task_state((__u32)bpf_get_current_pid_tgid());
+	/* IS_ERR: the top 4095 values are negative errnos. */
+	if (!ret || ret >= (__u64)-4095)
+		return;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct ef_task *st = task_state(tid);
 
-	if (st)
-		st->hooks |= EF_HOOK_OPEN;
+	if (!st)
+		return;
+	st->hooks |= EF_HOOK_OPEN;
+	record_binary(st, tid, (struct file *)ret);
 }
 
 /* open_exec is called by binary loaders only: its name is the interpreter. */
@@ -428,8 +435,13 @@ static long strv_step(__u64 i, void *unused)
 	 */
 	long n = read_str(e->data + off, len + 2, p, c->kernel);
 
-	if (n <= 0)
+	if (n < 0)
 		return 1;
+	/* Before 6.16 an empty user string reads as 0 bytes, not 1. */
+	if (n == 0) {
+		e->data[off] = 0;
+		n = 1;
+	}
 	if (n > len + 1) {
 		c->trunc = 1;
 		n = len;
@@ -589,6 +601,10 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 	__u32 off = 0;
 	long n = read_str(e->data, EF_PATH_CAP, filename, kernel);
 
+	if (n == 0 && filename) {
+		e->data[0] = 0;
+		n = 1;
+	}
 	if (n > 0) {
 		off = n;
 		e->h.path_len = n;
@@ -709,11 +725,17 @@ int tp_exit_execveat(struct trace_event_raw_sys_exit *ctx)
 
 /* fentry mode */
 
-/* Entered for the binary and for every interpreter: only "got this far". */
-SEC("fentry/do_open_execat")
-int BPF_PROG(fentry_open)
+/*
+ * Returns for the binary and for every interpreter; the first file is the
+ * binary. Raw context: the return value is all that is needed.
+ */
+SEC("fexit/do_open_execat")
+int fexit_open(__u64 *ctx)
 {
-	on_open();
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	on_open_ret(ret);
 	return 0;
 }
 
@@ -757,20 +779,30 @@ static __always_inline void on_kernel_execve_ret(const char *filename, const cha
 		bpf_map_delete_elem(&tasks, &tid);
 }
 
+/*
+ * The helpers read the arguments: kernels before 6.13 refuse direct context
+ * access to a pointer-to-pointer argument such as argv.
+ */
 SEC("fexit/kernel_execve")
-int BPF_PROG(fexit_kernel_execve, const char *filename, const char *const *argv,
-	     const char *const *envp, int ret)
+int fexit_kernel_execve(__u64 *ctx)
 {
-	on_kernel_execve_ret(filename, argv, envp, ret);
+	__u64 filename = 0, argv = 0, envp = 0, ret = 0;
+
+	bpf_get_func_arg(ctx, 0, &filename);
+	bpf_get_func_arg(ctx, 1, &argv);
+	bpf_get_func_arg(ctx, 2, &envp);
+	bpf_get_func_ret(ctx, &ret);
+	on_kernel_execve_ret((const char *)filename, (const char *const *)argv,
+			     (const char *const *)envp, (int)ret);
 	return 0;
 }
 
 /* kprobe mode: the same hooks where trampolines are unavailable */
 
-SEC("kprobe/do_open_execat")
-int BPF_KPROBE(kprobe_open)
+SEC("kretprobe/do_open_execat")
+int BPF_KRETPROBE(kretprobe_open, long ret)
 {
-	on_open();
+	on_open_ret((__u64)ret);
 	return 0;
 }
 

@@ -121,16 +121,16 @@ const (
 	execfaildProgFentryBprmCheck       = "fentry_bprm_check"
 	execfaildProgFentryCreds           = "fentry_creds"
 	execfaildProgFentryExecBinprm      = "fentry_exec_binprm"
-	execfaildProgFentryOpen            = "fentry_open"
 	execfaildProgFentryOpenExec        = "fentry_open_exec"
 	execfaildProgFexitKernelExecve     = "fexit_kernel_execve"
+	execfaildProgFexitOpen             = "fexit_open"
 	execfaildProgKprobeBprmCheck       = "kprobe_bprm_check"
 	execfaildProgKprobeCreds           = "kprobe_creds"
 	execfaildProgKprobeExecBinprm      = "kprobe_exec_binprm"
 	execfaildProgKprobeKernelExecve    = "kprobe_kernel_execve"
-	execfaildProgKprobeOpen            = "kprobe_open"
 	execfaildProgKprobeOpenExec        = "kprobe_open_exec"
 	execfaildProgKretprobeKernelExecve = "kretprobe_kernel_execve"
+	execfaildProgKretprobeOpen         = "kretprobe_open"
 	execfaildProgTpExitExecve          = "tp_exit_execve"
 	execfaildProgTpExitExecveat        = "tp_exit_execveat"
 	execfaildVarCaptureEnv             = "capture_env"
@@ -184,16 +184,16 @@ type execfaildProgramSpecs struct {
 	FentryBprmCheck       *ebpf.ProgramSpec `ebpf:"fentry_bprm_check"`
 	FentryCreds           *ebpf.ProgramSpec `ebpf:"fentry_creds"`
 	FentryExecBinprm      *ebpf.ProgramSpec `ebpf:"fentry_exec_binprm"`
-	FentryOpen            *ebpf.ProgramSpec `ebpf:"fentry_open"`
 	FentryOpenExec        *ebpf.ProgramSpec `ebpf:"fentry_open_exec"`
 	FexitKernelExecve     *ebpf.ProgramSpec `ebpf:"fexit_kernel_execve"`
+	FexitOpen             *ebpf.ProgramSpec `ebpf:"fexit_open"`
 	KprobeBprmCheck       *ebpf.ProgramSpec `ebpf:"kprobe_bprm_check"`
 	KprobeCreds           *ebpf.ProgramSpec `ebpf:"kprobe_creds"`
 	KprobeExecBinprm      *ebpf.ProgramSpec `ebpf:"kprobe_exec_binprm"`
 	KprobeKernelExecve    *ebpf.ProgramSpec `ebpf:"kprobe_kernel_execve"`
-	KprobeOpen            *ebpf.ProgramSpec `ebpf:"kprobe_open"`
 	KprobeOpenExec        *ebpf.ProgramSpec `ebpf:"kprobe_open_exec"`
 	KretprobeKernelExecve *ebpf.ProgramSpec `ebpf:"kretprobe_kernel_execve"`
+	KretprobeOpen         *ebpf.ProgramSpec `ebpf:"kretprobe_open"`
 	TpExitExecve          *ebpf.ProgramSpec `ebpf:"tp_exit_execve"`
 	TpExitExecveat        *ebpf.ProgramSpec `ebpf:"tp_exit_execveat"`
 }
@@ -282,16 +282,16 @@ type execfaildPrograms struct {
 	FentryBprmCheck       *ebpf.Program `ebpf:"fentry_bprm_check"`
 	FentryCreds           *ebpf.Program `ebpf:"fentry_creds"`
 	FentryExecBinprm      *ebpf.Program `ebpf:"fentry_exec_binprm"`
-	FentryOpen            *ebpf.Program `ebpf:"fentry_open"`
 	FentryOpenExec        *ebpf.Program `ebpf:"fentry_open_exec"`
 	FexitKernelExecve     *ebpf.Program `ebpf:"fexit_kernel_execve"`
+	FexitOpen             *ebpf.Program `ebpf:"fexit_open"`
 	KprobeBprmCheck       *ebpf.Program `ebpf:"kprobe_bprm_check"`
 	KprobeCreds           *ebpf.Program `ebpf:"kprobe_creds"`
 	KprobeExecBinprm      *ebpf.Program `ebpf:"kprobe_exec_binprm"`
 	KprobeKernelExecve    *ebpf.Program `ebpf:"kprobe_kernel_execve"`
-	KprobeOpen            *ebpf.Program `ebpf:"kprobe_open"`
 	KprobeOpenExec        *ebpf.Program `ebpf:"kprobe_open_exec"`
 	KretprobeKernelExecve *ebpf.Program `ebpf:"kretprobe_kernel_execve"`
+	KretprobeOpen         *ebpf.Program `ebpf:"kretprobe_open"`
 	TpExitExecve          *ebpf.Program `ebpf:"tp_exit_execve"`
 	TpExitExecveat        *ebpf.Program `ebpf:"tp_exit_execveat"`
 }
@@ -301,16 +301,16 @@ func (p *execfaildPrograms) Close() error {
 		p.FentryBprmCheck,
 		p.FentryCreds,
 		p.FentryExecBinprm,
-		p.FentryOpen,
 		p.FentryOpenExec,
 		p.FexitKernelExecve,
+		p.FexitOpen,
 		p.KprobeBprmCheck,
 		p.KprobeCreds,
 		p.KprobeExecBinprm,
 		p.KprobeKernelExecve,
-		p.KprobeOpen,
 		p.KprobeOpenExec,
 		p.KretprobeKernelExecve,
+		p.KretprobeOpen,
 		p.TpExitExecve,
 		p.TpExitExecveat,
 	)

@@ -68,6 +68,7 @@ type hookSpec struct {
 	kprobe    string
 	kprobeFn  string
 	kretprobe string
+	kprobeRet bool // the kprobe program runs at return only
 }
 
 // New checks the prerequisites, loads the program and attaches it.
@@ -166,7 +167,7 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg Config) error {
 }
 
 var execHooks = []hookSpec{
-	{name: "open", fn: "do_open_execat", fentry: "fentry_open", kprobe: "kprobe_open"},
+	{name: "open", fn: "do_open_execat", fentry: "fexit_open", kprobe: "kretprobe_open", kprobeRet: true},
 	{name: "binary", fn: "security_bprm_creds_for_exec", alt: "exec_binprm",
 		fentry: "fentry_creds", fentryFn: "fentry_exec_binprm", kprobe: "kprobe_creds", kprobeFn: "kprobe_exec_binprm"},
 	{name: "loader", fn: "security_bprm_check", fentry: "fentry_bprm_check", kprobe: "kprobe_bprm_check"},
@@ -259,7 +260,9 @@ func (p *Probe) attach(plan []plannedHook) error {
 		hs := HookStatus{Name: ph.spec.name, Function: ph.fn, Kind: p.mode}
 		if ph.spec.kretprobe != "" && p.mode == ModeKprobe {
 			hs.Kind = "kprobe+kretprobe"
-		} else if ph.spec.name == "kernel_execve" && p.mode == ModeFentry {
+		} else if ph.spec.kprobeRet && p.mode == ModeKprobe {
+			hs.Kind = "kretprobe"
+		} else if (ph.spec.name == "kernel_execve" || ph.spec.name == "open") && p.mode == ModeFentry {
 			hs.Kind = "fexit"
 		}
 		if ph.missing != "" {
@@ -293,7 +296,11 @@ func (p *Probe) attach(plan []plannedHook) error {
 
 func (p *Probe) attachKprobe(ph plannedHook) error {
 	fn, prog := ph.fn, ph.prog
-	l, err := link.Kprobe(fn, p.program(prog), nil)
+	attach := link.Kprobe
+	if ph.spec.kprobeRet {
+		attach = link.Kretprobe
+	}
+	l, err := attach(fn, p.program(prog), nil)
 	if err != nil && ph.spec.alt != "" {
 		var err2 error
 		l, err2 = link.Kprobe(ph.spec.alt, p.program(ph.spec.kprobeFn), nil)
