@@ -1,8 +1,8 @@
 // Command bench measures what the probe costs the programs it watches: the
 // per-call time of failing execs (ENOENT, EACCES, ENOEXEC) and of successful
-// fork+exec+wait, first with nothing attached, then with the probe attached
-// in this process (a reader draining every record), then detached again so
-// drift between phases is visible. It prints a report, not a verdict.
+// fork+exec+wait, with nothing attached and with the probe attached in this
+// process (a reader draining every record), alternating over several rounds.
+// It prints a report, not a verdict.
 //
 // The execs are issued by a worker child (this binary re-executed), never by
 // the process that holds the probe, so the probe sees them exactly as it
@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,12 +60,13 @@ func run(args []string, out io.Writer) error {
 	n := fs.Int("n", 20000, "failing execs per kind and phase")
 	spawn := fs.Int("spawn", 2000, "successful fork+exec+wait per phase")
 	mode := fs.String("mode", "auto", "probe mode: auto, fentry, kprobe or tracepoint")
+	rounds := fs.Int("rounds", 5, "alternating baseline/attached rounds; each issues n/rounds calls per kind")
 	target := fs.String("target", "", "program the successful execs run (default: a generated 120-byte static ELF that exits 0)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *n <= 0 || *spawn <= 0 {
-		return errors.New("-n and -spawn must be positive")
+	if *n <= 0 || *spawn <= 0 || *rounds <= 0 {
+		return errors.New("-n, -spawn and -rounds must be positive")
 	}
 	if unix.Geteuid() != 0 {
 		return errors.New("needs root to attach the probe")
@@ -113,18 +115,72 @@ func run(args []string, out io.Writer) error {
 		}
 	}
 
-	baseline, err := phase(kinds)
-	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
+	// Other load on the machine moves single measurements by a factor of
+	// two; alternating short baseline and attached phases and taking the
+	// median of each spreads that noise over both sides evenly.
+	perRound := make([]kind, len(kinds))
+	for i, k := range kinds {
+		perRound[i] = k
+		perRound[i].n = max(k.n / *rounds, 1)
+	}
+	baseline := make([][]float64, len(kinds))
+	attached := make([][]float64, len(kinds))
+	var attachedMode string
+	var failures, successes, lost uint64
+	for r := range *rounds {
+		// The baseline settles as long as the attached phase drains, so
+		// both see the same pauses between kinds.
+		b, err := phase(perRound, func() { time.Sleep(300 * time.Millisecond) })
+		if err != nil {
+			return fmt.Errorf("baseline round %d: %w", r+1, err)
+		}
+		a, res, err := attachedPhase(perRound, *mode)
+		if err != nil {
+			return fmt.Errorf("attached round %d: %w", r+1, err)
+		}
+		attachedMode = res.mode
+		failures += res.failures
+		successes += res.successes
+		lost += res.lost
+		for i := range kinds {
+			baseline[i] = append(baseline[i], b[i])
+			attached[i] = append(attached[i], a[i])
+		}
 	}
 
+	fmt.Fprintf(out, "execfaild probe cost  kernel %s  mode %s  cpus %d  load %s\n", release(), attachedMode, numCPU(), loadavg())
+	fmt.Fprintf(out, "ns per call as the calling process measured it, median of %d alternating rounds;\n", *rounds)
+	fmt.Fprintf(out, "success = fork+exec+wait of %s\n\n", filepath.Base(succ))
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kind\tcalls\tbaseline ns/op\tattached ns/op\tratio\tbaseline range\tattached range\t")
+	for i, k := range perRound {
+		b, a := median(baseline[i]), median(attached[i])
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t\n", k.name, k.n**rounds, b, a, a/b, span(baseline[i]), span(attached[i]))
+	}
+	tw.Flush()
+	issued := uint64(3 * perRound[0].n * *rounds)
+	fmt.Fprintf(out, "\nwhile attached: %d failure events read, %d lost in the ring buffer (failing execs issued: %d,\n", failures, lost, issued)
+	fmt.Fprintf(out, "plus any other program's); %d success records\n", successes)
+	return nil
+}
+
+type phaseResult struct {
+	mode                      string
+	failures, successes, lost uint64
+}
+
+// attachedPhase attaches the probe with a reader draining it, measures
+// every kind, and detaches.
+func attachedPhase(kinds []kind, mode string) ([]float64, phaseResult, error) {
+	var res phaseResult
 	cfg := probe.DefaultConfig()
-	cfg.Mode = *mode
+	cfg.Mode = mode
 	p, err := probe.New(cfg)
 	if err != nil {
-		return fmt.Errorf("attach probe: %w", err)
+		return nil, res, fmt.Errorf("attach probe: %w", err)
 	}
-	var failures, successes atomic.Int64
+	res.mode = p.Mode()
+	var failures, successes atomic.Uint64
 	var readErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -146,46 +202,60 @@ func run(args []string, out io.Writer) error {
 			}
 		}
 	}()
-	attachedMode := p.Mode()
-	attached, err := phase(kinds)
-	// Let the reader catch up before counting: records still in flight
-	// belong to this phase.
-	time.Sleep(500 * time.Millisecond)
-	stats := fmt.Sprintf("%+v", p.Stats())
+	// Records still queued belong to the kind that produced them: wait
+	// until the reader has drained them (no progress for 300 ms) before the
+	// next kind, so one kind's backlog is not billed to the next. Bounded,
+	// so a stuck reader cannot hang the report.
+	drain := func() {
+		for last, deadline := failures.Load(), time.Now().Add(20*time.Second); time.Now().Before(deadline); {
+			time.Sleep(300 * time.Millisecond)
+			now := failures.Load()
+			if now == last {
+				return
+			}
+			last = now
+		}
+	}
+	ns, err := phase(kinds, drain)
+	res.lost = p.Stats().Lost
 	if cerr := p.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close probe: %w", cerr)
 	}
 	wg.Wait()
-	if err != nil {
-		return fmt.Errorf("attached: %w", err)
+	if err == nil && readErr != nil {
+		err = fmt.Errorf("probe read: %w", readErr)
 	}
-	if readErr != nil {
-		return fmt.Errorf("probe read: %w", readErr)
-	}
+	res.failures, res.successes = failures.Load(), successes.Load()
+	return ns, res, err
+}
 
-	detached, err := phase(kinds)
-	if err != nil {
-		return fmt.Errorf("detached: %w", err)
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
 	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
 
-	fmt.Fprintf(out, "execfaild probe cost  kernel %s  mode %s  cpus %d\n", release(), attachedMode, numCPU())
-	fmt.Fprintf(out, "per call, measured by the calling process; success = fork+exec+wait of %s\n\n", filepath.Base(succ))
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kind\tcalls\tbaseline ns/op\tattached ns/op\tratio\tdetached ns/op\t")
-	for i, k := range kinds {
-		b, a, d := baseline[i], attached[i], detached[i]
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%.0f\t\n", k.name, k.n, b, a, a/b, d)
+func span(v []float64) string {
+	return fmt.Sprintf("%.0f-%.0f", slices.Min(v), slices.Max(v))
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
 	}
-	tw.Flush()
-	want := int64(3 * *n)
-	fmt.Fprintf(out, "\nfailure events read while attached: %d (the phase issued %d; other programs' failures count too)\n", failures.Load(), want)
-	fmt.Fprintf(out, "success records read while attached: %d\n", successes.Load())
-	fmt.Fprintf(out, "probe stats: %s\n", stats)
-	return nil
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // phase measures every kind once, returning ns per call in kinds' order.
-func phase(kinds []kind) ([]float64, error) {
+func phase(kinds []kind, settle func()) ([]float64, error) {
 	out := make([]float64, len(kinds))
 	for i, k := range kinds {
 		ns, err := measure(k)
@@ -193,6 +263,7 @@ func phase(kinds []kind) ([]float64, error) {
 			return nil, err
 		}
 		out[i] = ns
+		settle()
 	}
 	return out, nil
 }
