@@ -142,7 +142,7 @@ func (c *Config) New(env notify.Env) (notify.Sink, error) {
 		resolveTimeout: rt,
 		now:            time.Now,
 		client: httpsink.New(httpsink.Options{
-			Label:   strings.TrimSpace("alertmanager " + c.Name),
+			Label:   httpsink.Label("alertmanager", c.Name),
 			Timeout: c.Timeout.D(),
 			TLS:     tlsCfg,
 			Secrets: secrets,
@@ -354,4 +354,7 @@ func (s *Sink) Send(ctx context.Context, ev *event.Event) error {
 }
 
 // Close implements notify.Sink.
-func (s *Sink) Close() error { return nil }
+func (s *Sink) Close() error {
+	s.client.Close()
+	return nil
+}

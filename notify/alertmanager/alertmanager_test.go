@@ -147,13 +147,19 @@ var (
 	amErr  error
 	amCmd  *exec.Cmd
 	amLog  bytes.Buffer
+	// amExited receives Wait's result; only its goroutine may call Wait.
+	amExited = make(chan error, 1)
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if amCmd != nil && amCmd.Process != nil {
+	if amCmd != nil {
 		amCmd.Process.Kill()
-		amCmd.Wait()
+		select {
+		case <-amExited:
+		case <-time.After(10 * time.Second):
+			fmt.Fprintln(os.Stderr, "alertmanager did not exit after SIGKILL")
+		}
 	}
 	os.Exit(code)
 }
@@ -213,17 +219,17 @@ func startAlertmanager(bin string) (string, error) {
 		return "", err
 	}
 	base := "http://" + addr
-	exited := make(chan error, 1)
-	go func() { exited <- amCmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
+	go func() { amExited <- amCmd.Wait() }()
+	probe := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-exited:
+		case err := <-amExited:
 			amCmd = nil
 			return "", fmt.Errorf("alertmanager exited: %v", err)
 		default:
 		}
-		resp, err := http.Get(base + "/-/ready")
+		resp, err := probe.Get(base + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -232,7 +238,7 @@ func startAlertmanager(bin string) (string, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return "", errors.New("alertmanager not ready after 30s")
+	return "", errors.New("alertmanager not ready after 60s")
 }
 
 // gettable is the part of a GettableAlert the tests read.
@@ -253,7 +259,7 @@ func listAlerts(t *testing.T, base string, matchers ...string) []gettable {
 	for _, m := range matchers {
 		q.Add("filter", m)
 	}
-	resp, err := http.Get(base + "/api/v2/alerts?" + q.Encode())
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(base + "/api/v2/alerts?" + q.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,6 +187,18 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 	return c.fail(e)
 }
 
+// Close drops idle keep-alive connections.
+func (c *Client) Close() { c.rc.HTTPClient.CloseIdleConnections() }
+
+// Label names a sink in errors: "slack ops", or just "slack" when the
+// entry kept the kind as its name.
+func Label(kind, name string) string {
+	if name == "" || name == kind {
+		return kind
+	}
+	return kind + " " + name
+}
+
 func (c *Client) fail(e *Error) error {
 	if e.Retry {
 		return e

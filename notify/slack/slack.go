@@ -85,12 +85,11 @@ func (c *Config) New(env notify.Env) (notify.Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	label := "slack " + c.Name
 	return &Sink{
 		cfg: *c,
 		url: u,
 		client: httpsink.New(httpsink.Options{
-			Label:   strings.TrimSpace(label),
+			Label:   httpsink.Label("slack", c.Name),
 			Timeout: c.Timeout.D(),
 			Secrets: httpsink.URLSecrets(u.Reveal()),
 			Hint:    hint,
@@ -151,4 +150,7 @@ func (s *Sink) Send(ctx context.Context, ev *event.Event) error {
 }
 
 // Close implements notify.Sink.
-func (s *Sink) Close() error { return nil }
+func (s *Sink) Close() error {
+	s.client.Close()
+	return nil
+}

@@ -139,7 +139,7 @@ func (c *Config) New(env notify.Env) (notify.Sink, error) {
 	}
 	s.header.Set("Content-Type", "application/json")
 	o := httpsink.Options{
-		Label:   strings.TrimSpace("webhook " + c.Name),
+		Label:   httpsink.Label("webhook", c.Name),
 		Timeout: c.Timeout.D(),
 		TLS:     tlsCfg,
 		Secrets: secrets,
@@ -202,4 +202,7 @@ func (s *Sink) Send(ctx context.Context, ev *event.Event) error {
 }
 
 // Close implements notify.Sink.
-func (s *Sink) Close() error { return nil }
+func (s *Sink) Close() error {
+	s.client.Close()
+	return nil
+}
