@@ -470,8 +470,13 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	}
 	defer p2.Close(context.Background())
 	waitFor(t, "replay", func() bool { return alive.total() == 6 })
-	if files, _ := filepath.Glob(filepath.Join(dir, "test-rec", "*.json")); len(files) != 0 {
-		t.Errorf("spool not emptied: %v", files)
+	// Entries are removed after their delivery was acknowledged.
+	waitFor(t, "spool emptied", func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "test-rec", "*.json"))
+		return len(files) == 0
+	})
+	if alive.total() != 6 {
+		t.Errorf("replayed %d failures, want 6", alive.total())
 	}
 }
 
