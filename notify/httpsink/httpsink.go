@@ -255,9 +255,14 @@ func genericHint(status int) string {
 }
 
 func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	attempt := 0
 	if p, ok := ctx.Value(attemptsKey{}).(*int); ok {
 		*p++
+		attempt = *p
 	}
+	// Only announce a retry that will happen: after the last attempt the
+	// caller reports the failure itself.
+	last := attempt > c.opts.RetryMax
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
@@ -265,8 +270,8 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 		// retryablehttp knows which transport errors are worth a quick
 		// retry (not TLS verification, not a bad scheme).
 		retry, _ := retryablehttp.DefaultRetryPolicy(ctx, resp, err)
-		if retry {
-			c.log.Warn("delivery attempt failed, retrying", "sink", c.opts.Label, "error", c.scrub(transportMessage(err)))
+		if retry && !last {
+			c.log.Warn("delivery attempt failed, retrying", "sink", c.opts.Label, "attempt", attempt, "error", c.scrub(transportMessage(err)))
 		}
 		return retry, nil
 	}
@@ -276,7 +281,9 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	if d, ok := c.retryAfter(resp); ok && d > c.opts.MaxRetryAfter {
 		return false, nil
 	}
-	c.log.Warn("delivery attempt failed, retrying", "sink", c.opts.Label, "status", resp.Status)
+	if !last {
+		c.log.Warn("delivery attempt failed, retrying", "sink", c.opts.Label, "attempt", attempt, "status", resp.Status)
+	}
 	return true, nil
 }
 

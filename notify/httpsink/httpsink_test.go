@@ -198,6 +198,21 @@ func TestServerErrorsExhaustQuickRetries(t *testing.T) {
 	}
 }
 
+func TestLogsOnlyRetriesThatHappen(t *testing.T) {
+	rec := &recorder{script: []func(http.ResponseWriter){status(500), status(502), status(503)}}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	var logs bytes.Buffer
+	o := fast("hook")
+	o.RetryMax = 2
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	New(o).Post(context.Background(), srv.URL, nil, nil, nil)
+	got := strings.Count(logs.String(), "retrying")
+	if got != 2 || !strings.Contains(logs.String(), "attempt=1 status=\"500 Internal Server Error\"") {
+		t.Errorf("want 2 retry lines (after attempts 1 and 2), got %d:\n%s", got, logs.String())
+	}
+}
+
 func TestPermanentStatuses(t *testing.T) {
 	for _, tc := range []struct {
 		code int
