@@ -473,3 +473,30 @@ team = "platform"
 		t.Error(err)
 	}
 }
+
+func TestPathSearchAndKernelExec(t *testing.T) {
+	s := build(t, &Config{URL: "http://am:9093"}, nil)
+	ev := event.Synthetic(t0, "web-1")
+	ev.Binary, ev.InterpreterPath = nil, ""
+	ev.Path = "/bin/kubectl"
+	ev.Tried = []string{"/usr/local/bin", "/usr/bin", "/bin"}
+	a := s.Alert(&ev)
+	if a.Labels["binary"] != "/bin/kubectl" || a.Annotations["path_search_tried"] != "/usr/local/bin:/usr/bin:/bin" {
+		t.Errorf("labels %v annotations %v", a.Labels, a.Annotations)
+	}
+	if !strings.HasSuffix(a.Annotations["description"], "; searched /usr/local/bin:/usr/bin:/bin.") {
+		t.Errorf("description = %q", a.Annotations["description"])
+	}
+	k := event.Synthetic(t0, "web-1")
+	k.KernelInvoked, k.Syscall = true, event.SyscallKernel
+	k.Binary, k.InterpreterPath, k.Path = nil, "", "/sbin/modprobe"
+	k.Process.Unit = ""
+	k.SetErrno(-13)
+	a = s.Alert(&k)
+	if _, ok := a.Labels["unit"]; ok {
+		t.Errorf("empty unit sent as a label: %v", a.Labels)
+	}
+	if a.Annotations["description"] != "The kernel could not execute /sbin/modprobe: permission denied." {
+		t.Errorf("description = %q", a.Annotations["description"])
+	}
+}

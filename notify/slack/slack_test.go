@@ -391,3 +391,30 @@ burst = 2
 		t.Error(err)
 	}
 }
+
+func TestPathSearchAndKernelExec(t *testing.T) {
+	s := newSink(t, &slack.Config{URL: "https://hooks.slack.example/services/T/B/x"}, nil)
+	ev := event.Synthetic(t0, "web-1")
+	ev.Binary, ev.InterpreterPath = nil, ""
+	ev.Path = "/bin/kubectl"
+	ev.Tried = []string{"/usr/local/bin", "/usr/bin", "/bin"}
+	body, _ := s.Payload(&ev)
+	if p := slacktest.Check(body); p != nil {
+		t.Fatal(p)
+	}
+	if text := reader(t, body); !strings.Contains(text, "not found in any $PATH directory tried: `/usr/local/bin`, `/usr/bin`, `/bin`") {
+		t.Errorf("PATH search not shown:\n%s", text)
+	}
+
+	k := event.Synthetic(t0, "web-1")
+	k.Syscall, k.KernelInvoked = event.SyscallKernel, true
+	k.Binary, k.InterpreterPath, k.Path = nil, "", "/sbin/modprobe"
+	k.SetErrno(-13)
+	body, _ = s.Payload(&k)
+	text := reader(t, body)
+	for _, want := range []string{"*`/sbin/modprobe`* could not be executed: *EACCES* (permission denied)", "started by the kernel (usermode helper)", "*User*\nkernel"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("kernel exec lacks %q:\n%s", want, text)
+		}
+	}
+}
