@@ -146,6 +146,7 @@ var (
 	amURL  string
 	amErr  error
 	amCmd  *exec.Cmd
+	amDir  string
 	amLog  bytes.Buffer
 	// amExited receives Wait's result; only its goroutine may call Wait.
 	amExited = make(chan error, 1)
@@ -160,6 +161,9 @@ func TestMain(m *testing.M) {
 		case <-time.After(10 * time.Second):
 			fmt.Fprintln(os.Stderr, "alertmanager did not exit after SIGKILL")
 		}
+	}
+	if amDir != "" {
+		os.RemoveAll(amDir)
 	}
 	os.Exit(code)
 }
@@ -195,6 +199,7 @@ func startAlertmanager(bin string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	amDir = dir
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	// Alerts only need to be stored and listed; a receiver without
 	// integrations keeps notifications inside the process.
