@@ -841,3 +841,33 @@ func TestRandomizedAccounting(t *testing.T) {
 		})
 	}
 }
+
+// TestSpoolEvictionSparesEntryInFlight: while the worker sends the oldest
+// entry, a full spool merges the ones behind it, so a successful send is
+// neither lost nor reported twice.
+func TestSpoolEvictionSparesEntryInFlight(t *testing.T) {
+	sp, err := openSpool(t.TempDir(), 1<<20, 2, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(pid uint32) {
+		if _, err := sp.put(failure(t0, pid, "/bin/x", -13)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1)
+	inflight, _ := sp.head()
+	put(2)
+	put(3)
+	put(4)
+	sp.pop() // delivered
+	var rest uint64
+	for sp.len() > 0 {
+		ev, _ := sp.head()
+		rest += count(ev)
+		sp.pop()
+	}
+	if inflight.Process.PID != 1 || count(inflight)+rest != 4 {
+		t.Errorf("sent pid %d (%d) and %d remained, want pid 1 and 4 in all", inflight.Process.PID, count(inflight), rest)
+	}
+}

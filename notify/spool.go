@@ -29,6 +29,7 @@ type spool struct {
 	sizes      map[string]int64
 	bytes      int64
 	seq        uint64
+	inflight   string // entry head handed out and not yet popped or kept
 }
 
 func openSpool(dir string, maxBytes int64, maxEntries, maxPIDs int) (*spool, error) {
@@ -95,7 +96,7 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("encode spool entry: %w", err)
 	}
-	for len(s.names) > 0 && (len(s.names)+1 > s.maxEntries || s.bytes+int64(len(b)) > s.maxBytes) {
+	for len(s.names) > s.first() && (len(s.names)+1 > s.maxEntries || s.bytes+int64(len(b)) > s.maxBytes) {
 		if err := s.evictOldest(ev); err != nil {
 			return merged, err
 		}
@@ -113,24 +114,35 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 	return merged, nil
 }
 
-// evictOldest merges the oldest entry into the next one, or into the new
-// entry ev when it is the only one.
+// first is the index of the oldest entry eviction may touch: the one the
+// worker is sending right now must stay as it is, or a delivery that
+// succeeds would also be reported again (or lost) through a merge.
+func (s *spool) first() int {
+	if s.inflight != "" && len(s.names) > 0 && s.names[0] == s.inflight {
+		return 1
+	}
+	return 0
+}
+
+// evictOldest merges the oldest evictable entry into the next one, or into
+// the new entry ev when it is the last one.
 func (s *spool) evictOldest(ev *event.Event) error {
-	oldest, err := s.read(s.names[0])
+	i := s.first()
+	oldest, err := s.read(s.names[i])
 	if err != nil {
 		// Unreadable: nothing to carry over; drop it so the spool can move.
-		s.drop(s.names[0])
+		s.drop(s.names[i])
 		return nil
 	}
-	if len(s.names) == 1 {
+	if len(s.names) == i+1 {
 		merge(ev, oldest, s.maxPIDs)
-		s.drop(s.names[0])
+		s.drop(s.names[i])
 		return nil
 	}
-	next, err := s.read(s.names[1])
+	next, err := s.read(s.names[i+1])
 	if err != nil {
 		// Unreadable: drop it and merge into the one after on the next pass.
-		s.drop(s.names[1])
+		s.drop(s.names[i+1])
 		return nil
 	}
 	// The merged entry keeps the place of the older one so nothing overtakes it.
@@ -139,13 +151,10 @@ func (s *spool) evictOldest(ev *event.Event) error {
 	if err != nil {
 		return fmt.Errorf("encode spool entry: %w", err)
 	}
-	keep := s.names[1]
-	s.drop(s.names[0])
+	keep := s.names[i+1]
+	s.drop(s.names[i])
 	s.bytes -= s.sizes[keep]
-	if err := s.write(keep, b); err != nil {
-		return err
-	}
-	return nil
+	return s.write(keep, b)
 }
 
 func (s *spool) write(name string, b []byte) error {
@@ -174,7 +183,7 @@ func (s *spool) read(name string) (*event.Event, error) {
 	return &ev, nil
 }
 
-// drop removes the entry name, which must be first or second.
+// drop removes the entry name.
 func (s *spool) drop(name string) {
 	os.Remove(filepath.Join(s.dir, name))
 	s.bytes -= s.sizes[name]
@@ -184,8 +193,9 @@ func (s *spool) drop(name string) {
 	}
 }
 
-// head returns the oldest entry. A corrupt entry is set aside (renamed to
-// .bad, never retried) and reported as an error with errCorrupt.
+// head returns the oldest entry and marks it in flight until pop or keep.
+// A corrupt entry is set aside (renamed to .bad, never retried) and
+// reported as an error with errCorrupt.
 func (s *spool) head() (*event.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -201,16 +211,25 @@ func (s *spool) head() (*event.Event, error) {
 		s.names = s.names[1:]
 		return nil, errors.Join(errCorrupt, err)
 	}
+	s.inflight = name
 	return ev, nil
 }
 
 var errCorrupt = errors.New("corrupt spool entry set aside")
 
-// pop removes the oldest entry after it was delivered or given up on.
+// pop removes the entry head returned, after it was delivered or given up on.
 func (s *spool) pop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.names) > 0 {
-		s.drop(s.names[0])
+	if s.inflight != "" {
+		s.drop(s.inflight)
+		s.inflight = ""
 	}
+}
+
+// keep leaves the entry head returned in place for a later attempt.
+func (s *spool) keep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight = ""
 }

@@ -137,6 +137,7 @@ func (w *worker) run() {
 				w.permanent(ev, err)
 				timer.Reset(0)
 			default:
+				w.spool.keep()
 				backoff = min(backoff*2, w.retryMax)
 				w.log.Warn("sink still failing, will retry", "sink", w.id, "retry_in", backoff.String(), "err", err)
 				timer.Reset(backoff)
