@@ -849,8 +849,9 @@ int BPF_KPROBE(kprobe_kernel_execve, const char *filename, const char *const *ar
 	return 0;
 }
 
+/* int, not long: only eax holds the return value, the upper half is junk. */
 SEC("kretprobe/kernel_execve")
-int BPF_KRETPROBE(kretprobe_kernel_execve, long ret)
+int BPF_KRETPROBE(kretprobe_kernel_execve, int ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct kexec_args *a = bpf_map_lookup_elem(&kexec, &tid);
