@@ -183,6 +183,11 @@ report() {
 		result=FAIL note="no END marker (guest hung or crashed)"
 	elif [[ $code != 0 ]]; then
 		result=FAIL note="exit $code"
+		# A test binary that panicked (its -test.timeout included) names
+		# no failed test; the panic line is the useful summary.
+		local p
+		p=$(grep -m1 '^panic: ' <<<"$out" | cut -c1-70)
+		[[ -n $p ]] && note="exit $code, $p"
 	elif ((failed > 0)); then
 		result=FAIL note="exit 0 but $failed failed"
 	elif ((passed == 0)); then
