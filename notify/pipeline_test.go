@@ -789,24 +789,42 @@ func TestRandomizedAccounting(t *testing.T) {
 			clk := &fakeClock{now: t0}
 			plain := &recSink{}
 			flaky := &flakySink{rand: rand.New(rand.NewSource(seed)), p: 0.3}
-			var spoolDir string
-			p := setup(t, clk, plain, func(c *Config, s *SinkCommon) {
-				spoolDir = c.Spool.Dir
+			spoolDir := t.TempDir()
+			build := func() Config {
+				c := DefaultConfig()
+				c.Spool.Dir = spoolDir
+				c.Spool.RetryInitial = Duration(5 * time.Millisecond)
+				c.Spool.RetryMax = Duration(20 * time.Millisecond)
 				c.Spool.MaxEntries = 5 // forces merging in the spool
 				c.RateLimit.GlobalRate, c.RateLimit.GlobalBurst = 20, 20
-				s.QueueSize = 3
-				s.RateLimit = RateLimitConfig{Rate: 2, Burst: 3}
-				s.Dedup = DedupConfig{Window: Duration(2 * time.Second), MaxKeys: 4}
+				tc := &testConfig{sink: plain}
+				tc.Name = "rec"
+				tc.QueueSize = 3
+				tc.RateLimit = RateLimitConfig{Rate: 2, Burst: 3}
+				tc.Dedup = DedupConfig{Window: Duration(2 * time.Second), MaxKeys: 4}
 				fc := &flakyConfig{sink: flaky}
 				fc.Name = "flaky"
 				fc.QueueSize = 2
 				fc.Filter.ExcludeErrors = []string{"EPERM"}
 				fc.Dedup.Window = Off
 				fc.RateLimit = RateLimitConfig{Rate: Off}
-				c.Sinks = append(c.Sinks, SinkEntry{Kind: "flaky", Index: 0, Config: fc})
-			})
+				c.Sinks = []SinkEntry{{Kind: "test", Config: tc}, {Kind: "flaky", Config: fc}}
+				return c
+			}
+			p, err := New(build(), Env{}, WithClock(clk), manualTick())
+			if err != nil {
+				t.Fatal(err)
+			}
 			errnos := []int32{-2, -2, -13, -1, -8}
-			for range 3000 {
+			for i := range 3000 {
+				if i == 1500 {
+					// A reload mid-storm keeps every count.
+					rctx, rcancel := context.WithTimeout(context.Background(), time.Duration(r.Intn(20))*time.Millisecond)
+					if err := p.Reload(rctx, build()); err != nil {
+						t.Fatal(err)
+					}
+					rcancel()
+				}
 				tid := uint32(r.Intn(40) + 1)
 				switch x := r.Intn(100); {
 				case x < 70:

@@ -37,15 +37,17 @@ func openSpool(dir string, maxBytes int64, maxEntries, maxPIDs int) (*spool, err
 		return nil, fmt.Errorf("create spool: %w", err)
 	}
 	s := &spool{dir: dir, maxBytes: maxBytes, maxEntries: max(maxEntries, 1), maxPIDs: maxPIDs}
-	if err := s.rescan(); err != nil {
+	if err := s.rescan(false); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
 // rescan reloads the entry list from disk: a reload's outgoing worker may
-// have spooled into the same directory after this spool was opened.
-func (s *spool) rescan() error {
+// have spooled into the same directory after this spool was opened. Only
+// the worker that owns the directory from now on may clean up (cleanup):
+// before that, a temporary file may be another worker's write in progress.
+func (s *spool) rescan(cleanup bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ents, err := os.ReadDir(s.dir)
@@ -56,9 +58,11 @@ func (s *spool) rescan() error {
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
-			// A temporary file a crash left behind: never renamed, so never
-			// acknowledged as spooled.
-			os.Remove(filepath.Join(s.dir, name))
+			if cleanup {
+				// A temporary file a crash left behind: never renamed, so
+				// never acknowledged as spooled.
+				os.Remove(filepath.Join(s.dir, name))
+			}
 			continue
 		}
 		if !strings.HasSuffix(name, ".json") || !e.Type().IsRegular() {

@@ -44,7 +44,18 @@ type worker struct {
 	once  sync.Once
 }
 
-func (w *worker) start() { go w.run() }
+// start takes over the spool directory and starts delivering. The rescan
+// happens here, synchronously, because until now another worker (the one a
+// reload replaced) may have been writing to the same directory, and a
+// notification stashed before the rescan would reuse an entry's name.
+func (w *worker) start() {
+	if w.spool != nil {
+		if err := w.spool.rescan(true); err != nil {
+			w.log.Error("spool unreadable", "sink", w.id, "err", err)
+		}
+	}
+	go w.run()
+}
 
 // enqueue hands ev to the worker without waiting.
 func (w *worker) enqueue(ev *event.Event) bool {
@@ -80,11 +91,6 @@ func (w *worker) run() {
 	defer close(w.done)
 	backoff := w.retryInitial
 	var timer *time.Timer
-	if w.spool != nil {
-		if err := w.spool.rescan(); err != nil {
-			w.log.Error("spool unreadable", "sink", w.id, "err", err)
-		}
-	}
 	if w.spool != nil && w.spool.len() > 0 {
 		// Left from an outage or the previous run: deliver those first.
 		timer = time.NewTimer(0)
