@@ -57,6 +57,10 @@ fi
 dir=
 if [[ -n $pkg && -n $ver ]]; then
 	dir=$cache/${pkg}_${ver}
+	# Matrix and booted-system runs may fetch the same kernel at once; the
+	# second waits and then finds the unpack complete.
+	exec 9>"$cache/.lock"
+	flock 9
 	if [[ ! -f $dir/.complete ]]; then
 		echo "kernels.sh: fetching $pkg $ver" >&2
 		tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
@@ -70,6 +74,7 @@ if [[ -n $pkg && -n $ver ]]; then
 		dpkg -x "$tmp"/*.deb "$dir"
 		touch "$dir/.complete"
 	fi
+	flock -u 9
 else
 	# Offline: newest complete unpack whose package name belongs to the series.
 	case $series in
