@@ -1,0 +1,300 @@
+package probe
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+func fixtureEnricher(t *testing.T, procRoot string, mutate func(*Config)) *enricher {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.ProcRoot = procRoot
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return newEnricher(cfg)
+}
+
+func TestEnrichFromProcFixture(t *testing.T) {
+	en := fixtureEnricher(t, "testdata/proc", nil)
+	e := &event.Event{
+		Path:        "./deploy.sh",
+		Process:     event.Process{PID: 4242, PPID: 4200},
+		Environment: []string{"PATH=/bin", "TOKEN=s3cret", "HOME=/root", "garbage-without-equals"},
+	}
+	e.SetErrno(-2)
+	en.enrich(e, false)
+	checks := []struct{ name, got, want string }{
+		{"exe", e.Process.Exe, "/usr/bin/deployer"},
+		{"cwd", e.Process.Cwd, "/srv/app"},
+		{"cgroup", e.Process.Cgroup, "/system.slice/deployer.service"},
+		{"unit", e.Process.Unit, "deployer.service"},
+		{"container_id", e.Process.ContainerID, ""},
+		{"parent.comm", e.Parent.Comm, "systemd"},
+		{"parent.exe", e.Parent.Exe, "/usr/lib/systemd/systemd"},
+		{"environment", strings.Join(e.Environment, "|"), "PATH=/bin|TOKEN=<redacted>|HOME=/root|<redacted>"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if e.Parent.PID != 4200 {
+		t.Errorf("parent.pid %d", e.Parent.PID)
+	}
+	if !e.EnvironmentRedacted {
+		t.Error("environment_redacted not set")
+	}
+	if e.Binary != nil {
+		t.Errorf("binary %+v resolved although the kernel hooks were asked to", e.Binary)
+	}
+}
+
+func TestEnrichGoneProcess(t *testing.T) {
+	en := fixtureEnricher(t, "testdata/proc", nil)
+	e := &event.Event{Path: "/x", Process: event.Process{PID: 999999, PPID: 999998}}
+	e.SetErrno(-2)
+	en.enrich(e, true)
+	if e.Process.Exe != "" || e.Process.Cwd != "" || e.Process.Cgroup != "" || e.Binary != nil {
+		t.Errorf("invented fields for a process that is gone: %+v binary %+v", e.Process, e.Binary)
+	}
+	if e.Parent == nil || e.Parent.PID != 999998 || e.Parent.Comm != "" {
+		t.Errorf("parent %+v, want only the pid", e.Parent)
+	}
+}
+
+func TestEnvironmentPolicies(t *testing.T) {
+	env := []string{"PATH=/bin", "AWS_SECRET_ACCESS_KEY=abc", "LANG=C"}
+	cases := []struct {
+		mode, keep string
+		want       string
+		redacted   bool
+	}{
+		{"redact", "PATH,LANG", "PATH=/bin|AWS_SECRET_ACCESS_KEY=<redacted>|LANG=C", true},
+		{"redact", "", "PATH=<redacted>|AWS_SECRET_ACCESS_KEY=<redacted>|LANG=<redacted>", true},
+		{"full", "", "PATH=/bin|AWS_SECRET_ACCESS_KEY=abc|LANG=C", false},
+		{"none", "", "", false},
+	}
+	for _, c := range cases {
+		en := fixtureEnricher(t, "testdata/proc", func(cfg *Config) {
+			cfg.Environment = c.mode
+			cfg.KeepEnv = nil
+			if c.keep != "" {
+				cfg.KeepEnv = strings.Split(c.keep, ",")
+			}
+		})
+		e := &event.Event{Environment: append([]string(nil), env...), EnvironmentTruncated: true}
+		en.redactEnv(e)
+		if got := strings.Join(e.Environment, "|"); got != c.want {
+			t.Errorf("%s keep %q: %q, want %q", c.mode, c.keep, got, c.want)
+		}
+		if e.EnvironmentRedacted != c.redacted {
+			t.Errorf("%s: redacted %v, want %v", c.mode, e.EnvironmentRedacted, c.redacted)
+		}
+		if c.mode == "none" && e.EnvironmentTruncated {
+			t.Errorf("none: truncation marked for an environment not captured")
+		}
+	}
+}
+
+func TestReadCgroup(t *testing.T) {
+	got, err := readCgroup("testdata/proc/5000/cgroup")
+	if err != nil || got != "/docker/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" {
+		t.Errorf("v1 named hierarchy: %q %v", got, err)
+	}
+	if _, err := readCgroup("testdata/proc/1/cgroup"); err == nil {
+		t.Error("missing file: no error")
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "cgroup")
+	os.WriteFile(f, []byte("3:cpu:/x\n"), 0o644)
+	if _, err := readCgroup(f); err == nil || !strings.Contains(err.Error(), "no unified or systemd hierarchy") {
+		t.Errorf("no usable hierarchy: %v", err)
+	}
+}
+
+func TestContainerAndUnit(t *testing.T) {
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	cases := []struct{ cg, id, unit string }{
+		{"/system.slice/docker-" + id + ".scope", id, "docker-" + id + ".scope"},
+		{"/system.slice/containerd.service/kubepods-burstable-pod1.slice:cri-containerd:" + id, "", "containerd.service"},
+		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-" + id + ".scope", id, "cri-containerd-" + id + ".scope"},
+		{"/machine.slice/libpod-" + id + ".scope/container", id, "libpod-" + id + ".scope"},
+		{"/kubepods/burstable/pod6f1c/" + id, id, ""},
+		{"/docker/" + id, id, ""},
+		{"/crio-" + id + ".scope", id, "crio-" + id + ".scope"},
+		{"/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service", "", "foo.service"},
+		{"/user.slice/user-1000.slice/session-3.scope", "", "session-3.scope"},
+		{"/", "", ""},
+		// 63 hex digits is not an id, and upper case is not what runtimes write.
+		{"/docker/" + id[:63], "", ""},
+		{"/docker/" + strings.ToUpper(id), "", ""},
+	}
+	for _, c := range cases {
+		if got := containerIDFromCgroup(c.cg); got != c.id {
+			t.Errorf("container id of %q: %q, want %q", c.cg, got, c.id)
+		}
+		if got := unitFromCgroup(c.cg); got != c.unit {
+			t.Errorf("unit of %q: %q, want %q", c.cg, got, c.unit)
+		}
+	}
+}
+
+func TestParseShebang(t *testing.T) {
+	cases := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"#!/bin/sh\n", "/bin/sh", true},
+		{"#!/bin/bash\r\necho\r\n", "/bin/bash\r", true},
+		{"#! \t/usr/bin/env python3\n", "/usr/bin/env", true},
+		{"#!/bin/sh", "/bin/sh", true},
+		{"#!\n", "", false},
+		{"#!   \n", "", false},
+		{"echo hi\n", "", false},
+		{"\x7fELF", "", false},
+		{"", "", false},
+	}
+	for _, c := range cases {
+		got, ok := parseShebang([]byte(c.in))
+		if got != c.want || ok != c.ok {
+			t.Errorf("%q: %q %v, want %q %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// userspaceLab is a procfs fixture whose cwd link points at a real
+// directory, so tracepoint-mode resolution stats real files.
+func userspaceLab(t *testing.T) (procRoot, dir string) {
+	t.Helper()
+	procRoot, dir = t.TempDir(), t.TempDir()
+	pd := filepath.Join(procRoot, "4242")
+	os.MkdirAll(filepath.Join(pd, "fd"), 0o755)
+	os.Symlink(dir, filepath.Join(pd, "cwd"))
+	os.Symlink(dir, filepath.Join(pd, "fd", "7"))
+	os.Symlink("/", filepath.Join(pd, "root"))
+	return procRoot, dir
+}
+
+func TestUserspaceBinaryAndInterpreter(t *testing.T) {
+	procRoot, dir := userspaceLab(t)
+	script := filepath.Join(dir, "deploy.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/bash\r\necho hi\r\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(script, &st); err != nil {
+		t.Fatal(err)
+	}
+	en := fixtureEnricher(t, procRoot, nil)
+
+	for _, c := range []struct {
+		name  string
+		path  string
+		dirfd *int32
+	}{
+		{"cwd-relative", "./deploy.sh", nil},
+		{"dirfd-relative", "deploy.sh", ptr(int32(7))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := &event.Event{Path: c.path, Dirfd: c.dirfd, Process: event.Process{PID: 4242, EUID: 0}}
+			e.SetErrno(-2)
+			en.enrich(e, true)
+			if e.Binary == nil {
+				t.Fatal("binary not resolved")
+			}
+			b := e.Binary
+			if b.Path != script || b.InodeNumber != st.Ino || b.DeviceID != st.Dev || b.InodeMode != st.Mode || b.Source != event.SourceUserspace {
+				t.Errorf("binary %+v, want path %s ino %d dev %d mode %o from userspace", b, script, st.Ino, st.Dev, st.Mode)
+			}
+			if want := uint64(st.Ctim.Sec)*1e9 + uint64(st.Ctim.Nsec); b.Ctime != want {
+				t.Errorf("ctime %d, want %d", b.Ctime, want)
+			}
+			if e.InterpreterPath != "/bin/bash\r" || e.InterpreterSource != event.SourceUserspace {
+				t.Errorf("interpreter %q from %q", e.InterpreterPath, e.InterpreterSource)
+			}
+			if e.Stage != event.StageLoader {
+				t.Errorf("stage %q, want loader for a missing interpreter", e.Stage)
+			}
+		})
+	}
+}
+
+func TestUserspaceNoInterpreterWhenLoaderCannotRun(t *testing.T) {
+	procRoot, dir := userspaceLab(t)
+	// Not executable: exec refuses it at open, so its #! line says nothing.
+	p := filepath.Join(dir, "notes.sh")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Executable only by its owner, and the caller is someone else.
+	q := filepath.Join(dir, "owner-only.sh")
+	if err := os.WriteFile(q, []byte("#!/bin/sh\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	en := fixtureEnricher(t, procRoot, nil)
+	for _, c := range []struct {
+		path string
+		euid uint32
+	}{{"notes.sh", 0}, {"owner-only.sh", 4321}} {
+		e := &event.Event{Path: c.path, Process: event.Process{PID: 4242, EUID: c.euid, GID: 4321}}
+		e.SetErrno(-13)
+		en.enrich(e, true)
+		if e.Binary == nil {
+			t.Errorf("%s: binary not resolved", c.path)
+		}
+		if e.InterpreterPath != "" || e.Stage != event.StageUnknown {
+			t.Errorf("%s: interpreter %q stage %q, want neither", c.path, e.InterpreterPath, e.Stage)
+		}
+	}
+}
+
+func TestUserspaceMissingFile(t *testing.T) {
+	procRoot, _ := userspaceLab(t)
+	en := fixtureEnricher(t, procRoot, nil)
+	e := &event.Event{Path: "does-not-exist", Process: event.Process{PID: 4242}}
+	e.SetErrno(-2)
+	en.enrich(e, true)
+	if e.Binary != nil || e.InterpreterPath != "" || e.Stage != event.StageUnknown {
+		t.Errorf("binary %+v interpreter %q stage %q for a missing file", e.Binary, e.InterpreterPath, e.Stage)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		mutate func(*Config)
+		key    string
+	}{
+		{func(c *Config) { c.Mode = "ebpf" }, "probe.mode"},
+		{func(c *Config) { c.MaxArgs = 0 }, "probe.max_args"},
+		{func(c *Config) { c.MaxArgs = maxArgsCap + 1 }, "probe.max_args"},
+		{func(c *Config) { c.MaxEnv = -1 }, "probe.max_env"},
+		{func(c *Config) { c.MaxArgLen = maxArgLenCap + 1 }, "probe.max_arg_len"},
+		{func(c *Config) { c.Environment = "secret" }, "probe.environment"},
+		{func(c *Config) { c.RingBufferBytes = 3 << 20 }, "probe.ring_buffer_bytes"},
+	}
+	for _, c := range cases {
+		cfg := DefaultConfig()
+		c.mutate(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), c.key+":") {
+			t.Errorf("error %v, want one naming %s", err, c.key)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("defaults rejected: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
