@@ -836,7 +836,8 @@ func TestRandomizedAccounting(t *testing.T) {
 					p.tick(clk.Add(time.Duration(r.Intn(400)) * time.Millisecond))
 				}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// A short shutdown deadline abandons deliveries; they must be spooled.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(r.Intn(30))*time.Millisecond)
 			defer cancel()
 			if err := p.Close(ctx); err != nil {
 				t.Fatal(err)
