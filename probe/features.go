@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -40,6 +41,11 @@ func probeFentry() error {
 		Instructions: trivial(),
 		License:      "GPL",
 	})
+	if errors.Is(err, unix.EPERM) {
+		// The library's hint about memlock does not apply: the limit was
+		// raised already. EPERM here is lockdown, an LSM or no trampolines.
+		return fmt.Errorf("load fentry program on %s: %w", probeTarget, unix.EPERM)
+	}
 	if err != nil {
 		return fmt.Errorf("load fentry program: %w", err)
 	}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+func TestWatchLineShowsControlCharacters(t *testing.T) {
+	e := event.Synthetic(time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC), "h")
+	e.Arguments = []string{"./deploy.sh", "a b", "\x1b[31m"}
+	e.ArgumentsTruncated = true
+	got := formatLine(&e)
+	for _, want := range []string{
+		"03:04:05.006", "4242", `"deployer"`, "ENOENT", `"./deploy.sh"`,
+		`-> "/srv/app/deploy.sh"`, `interpreter "/bin/bash\r"`, "stage=loader",
+		`args "./deploy.sh" "a b" "\x1b[31m" …`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("line %q lacks %q", got, want)
+		}
+	}
+	if strings.ContainsAny(got, "\r\x1b\n") {
+		t.Errorf("raw control character in %q", got)
+	}
+}
+
+func TestWatchLineKernelInvoked(t *testing.T) {
+	e := event.Event{Path: "/sbin/modprobe", KernelInvoked: true, Arguments: []string{}}
+	e.SetErrno(-2)
+	got := formatLine(&e)
+	if !strings.Contains(got, `"/sbin/modprobe" (kernel)`) || strings.Contains(got, "->") {
+		t.Errorf("line %q", got)
+	}
+}
