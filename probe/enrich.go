@@ -3,6 +3,7 @@ package probe
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -205,7 +206,7 @@ func (en *enricher) resolveFiles(e *event.Event) {
 		Source:      event.SourceUserspace,
 	}
 	if en.loaderCouldRun(e, fd, &st) {
-		if interp, ok := readShebang(fmt.Sprintf("/proc/self/fd/%d", fd)); ok {
+		if interp, ok := readInterpreter(fmt.Sprintf("/proc/self/fd/%d", fd)); ok {
 			e.InterpreterPath = interp
 			e.InterpreterSource = event.SourceUserspace
 		}
@@ -291,6 +292,31 @@ func (en *enricher) callerPath(e *event.Event) (target, display string, ok bool)
 		dir, _ := os.Readlink(fdPath)
 		return fdPath + "/" + p, path.Join(dir, p), true
 	}
+}
+
+// readInterpreter returns the interpreter a file names: its #! line, or
+// an ELF program's PT_INTERP (the dynamic loader, whose absence makes exec
+// fail with ENOENT although the program exists).
+func readInterpreter(file string) (string, bool) {
+	if interp, ok := readShebang(file); ok {
+		return interp, true
+	}
+	f, err := elf.Open(file)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_INTERP || p.Filesz == 0 || p.Filesz > 4096 {
+			continue
+		}
+		b := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(b, 0); err != nil {
+			return "", false
+		}
+		return string(bytes.TrimRight(b, "\x00")), true
+	}
+	return "", false
 }
 
 // readShebang returns the interpreter a #! line names, parsed the way the

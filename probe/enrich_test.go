@@ -297,3 +297,25 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestReadInterpreterELF(t *testing.T) {
+	// The test binary itself is a Go ELF: static unless cgo linked it.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if interp, ok := readInterpreter(exe); ok && !strings.HasPrefix(interp, "/") {
+		t.Errorf("PT_INTERP %q is not a path", interp)
+	}
+	sh, err := os.ReadFile("/bin/sh")
+	if err != nil || len(sh) < 4 || string(sh[1:4]) != "ELF" {
+		t.Skip("no ELF /bin/sh to read a dynamic loader from")
+	}
+	interp, ok := readInterpreter("/bin/sh")
+	if !ok || !strings.HasPrefix(interp, "/") || !strings.Contains(interp, "ld") {
+		t.Errorf("/bin/sh PT_INTERP %q %v, want the dynamic loader", interp, ok)
+	}
+	if strings.ContainsRune(interp, 0) {
+		t.Errorf("PT_INTERP %q keeps its NUL", interp)
+	}
+}
