@@ -81,9 +81,9 @@ else
 	6.1) pat='linux-image-6.1.0-*-cloud-amd64_*' ;;
 	6.12) pat='linux-image-6.12.*-cloud-amd64_*' ;;
 	esac
-	for d in $(ls -d "$cache"/$pat 2>/dev/null | sort -V); do
+	while IFS= read -r d; do
 		[[ -f $d/.complete ]] && dir=$d
-	done
+	done < <(find "$cache" -mindepth 1 -maxdepth 1 -type d -name "$pat" | sort -V)
 	if [[ -z $dir ]]; then
 		echo "kernels.sh: apt knows no $meta and nothing is cached in $cache" >&2
 		exit 1
@@ -91,7 +91,7 @@ else
 	echo "kernels.sh: apt has no answer, using cached $(basename "$dir")" >&2
 fi
 
-vmlinuz=$(ls "$dir"/boot/vmlinuz-* 2>/dev/null | head -n1)
+vmlinuz=$(find "$dir/boot" -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | head -n1)
 if [[ -z $vmlinuz ]]; then
 	echo "kernels.sh: no boot/vmlinuz-* in $dir" >&2
 	exit 1

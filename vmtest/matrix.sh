@@ -29,7 +29,7 @@
 # status is non-zero when any row failed.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 root=$PWD
 here=$root/vmtest
 
@@ -75,7 +75,6 @@ row() { rows+=("$(IFS='|'; echo "$*")"); }
 # ---- suites -------------------------------------------------------------
 
 suites=()
-probe_build_error=
 case $suite_mode in
 canary) suites=(canary) ;;
 probe) suites=(probe) ;;
@@ -243,7 +242,8 @@ run_vm_cell() {
 
 run_host_cell() {
 	local log=$logs/host-tracepoint.log s
-	local kname="host ($(uname -r))"
+	local kname
+	kname="host ($(uname -r))"
 	if ((EUID != 0)); then
 		for s in "${suites[@]}"; do
 			if ci; then row "$kname" tracepoint "$s" FAIL - - - - - "needs root"; else row "$kname" tracepoint "$s" SKIP - - - - - "needs root"; fi

@@ -27,7 +27,7 @@
 # guest runs under TCG (-accel tcg -cpu max), which is slow but faithful.
 set -euo pipefail
 
-kernel= initrd= log= timeout=600 mem=2G cpus=2 append=
+kernel='' initrd='' log='' timeout=600 mem=2G cpus=2 append=''
 while (($#)); do
 	case $1 in
 	-k) kernel=$2; shift 2 ;;
