@@ -890,3 +890,72 @@ func TestSpoolEvictionSparesEntryInFlight(t *testing.T) {
 		t.Errorf("sent pid %d (%d) and %d remained, want pid 1 and 4 in all", inflight.Process.PID, count(inflight), rest)
 	}
 }
+
+// busyErr is a retryable error carrying a destination's Retry-After.
+type busyErr struct{ wait time.Duration }
+
+func (e busyErr) Error() string             { return "busy" }
+func (e busyErr) RetryAfter() time.Duration { return e.wait }
+
+// busySink answers the first sends with a Retry-After and records when
+// each attempt came.
+type busySink struct {
+	recSink
+	mu       sync.Mutex
+	fails    int
+	attempts []time.Time
+}
+
+func (s *busySink) Send(ctx context.Context, ev *event.Event) error {
+	s.mu.Lock()
+	s.attempts = append(s.attempts, time.Now())
+	fail := len(s.attempts) <= s.fails
+	s.mu.Unlock()
+	if fail {
+		return busyErr{300 * time.Millisecond}
+	}
+	return s.recSink.Send(ctx, ev)
+}
+
+type busyConfig struct {
+	SinkCommon
+	sink *busySink
+}
+
+func (c *busyConfig) Validate() error       { return nil }
+func (c *busyConfig) New(Env) (Sink, error) { return c.sink, nil }
+
+func init() { RegisterSink("busy", func() SinkConfig { return &busyConfig{} }) }
+
+// TestRetryAfterHonoured checks the worker waits at least as long as the
+// destination asked, although its own backoff (5–20 ms) is far shorter.
+func TestRetryAfterHonoured(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &busySink{fails: 2}
+	cfg := DefaultConfig()
+	cfg.Spool.Dir = t.TempDir()
+	cfg.Spool.RetryInitial = Duration(5 * time.Millisecond)
+	cfg.Spool.RetryMax = Duration(20 * time.Millisecond)
+	cfg.RateLimit.GlobalRate = Off
+	bc := &busyConfig{sink: sink}
+	bc.Name = "busy"
+	bc.RateLimit = RateLimitConfig{Rate: Off}
+	cfg.Sinks = []SinkEntry{{Kind: "busy", Config: bc}}
+	p, err := New(cfg, Env{Host: "h"}, WithClock(clk), manualTick())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	p.Handle(failure(clk.Now(), 7, "/bin/x", -13))
+	waitFor(t, "delivery after Retry-After", func() bool { return sink.total() == 1 })
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.attempts) != 3 {
+		t.Fatalf("attempts = %d, want 3", len(sink.attempts))
+	}
+	for i := 1; i < 3; i++ {
+		if gap := sink.attempts[i].Sub(sink.attempts[i-1]); gap < 300*time.Millisecond {
+			t.Errorf("attempt %d came %v after the previous one; the destination asked for 300ms", i+1, gap)
+		}
+	}
+}

@@ -102,8 +102,8 @@ func (w *worker) run() {
 				if !ok {
 					return
 				}
-				if !w.send(ev) {
-					timer = time.NewTimer(backoff)
+				if err := w.send(ev); err != nil {
+					timer = time.NewTimer(max(backoff, retryAfter(err)))
 				}
 			case <-w.ctx.Done():
 				w.drainToSpool()
@@ -145,8 +145,11 @@ func (w *worker) run() {
 			default:
 				w.spool.keep()
 				backoff = min(backoff*2, w.retryMax)
-				w.log.Warn("sink still failing, will retry", "sink", w.id, "retry_in", backoff.String(), "err", err)
-				timer.Reset(backoff)
+				// A server that said when to come back (429/503 Retry-After)
+				// is believed even beyond our own backoff ceiling.
+				wait := max(backoff, retryAfter(err))
+				w.log.Warn("sink still failing, will retry", "sink", w.id, "retry_in", wait.String(), "err", err)
+				timer.Reset(wait)
 			}
 		case <-w.ctx.Done():
 			timer.Stop()
@@ -156,26 +159,40 @@ func (w *worker) run() {
 	}
 }
 
-// send delivers ev from the queue; false means the sink is failing and ev
-// was spooled.
-func (w *worker) send(ev *event.Event) bool {
+// send delivers ev from the queue; a non-nil error means the sink is
+// failing and ev was spooled.
+func (w *worker) send(ev *event.Event) error {
 	err := w.try(ev)
 	switch {
 	case err == nil:
-		return true
+		return nil
 	case IsPermanent(err):
 		w.permanent(ev, err)
-		return true
+		return nil
 	}
 	if w.spool == nil {
 		w.c.failed.Add(1)
 		w.log.Error("notification lost: send failed and no spool", "sink", w.id, "count", count(ev), "err", err)
-		return true
+		return nil
 	}
 	w.log.Warn("sink failing, spooling", "sink", w.id, "err", err)
 	w.stash(ev)
-	return false
+	return err
 }
+
+// retryAfter is the delay a sink's error says the destination asked for
+// (an HTTP Retry-After), or zero.
+func retryAfter(err error) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return min(ra.RetryAfter(), maxRetryAfter)
+	}
+	return 0
+}
+
+// maxRetryAfter caps a destination's Retry-After so a hostile or broken
+// server cannot park a sink for days.
+const maxRetryAfter = 15 * time.Minute
 
 func (w *worker) try(ev *event.Event) error {
 	ctx, cancel := context.WithTimeout(w.ctx, SendTimeout)
