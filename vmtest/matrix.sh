@@ -22,7 +22,8 @@
 #                   failed row instead of a skipped one
 #
 # Each guest boots the kernel from vmtest/kernels.sh with an initramfs
-# holding vmtest/init as /init, busybox, and the test binaries built with
+# holding vmtest/init as /init, busybox (applets at Debian's paths, so
+# /bin/sh and /sbin/modprobe exist) and the test binaries built with
 # CGO_ENABLED=0; the tests get EXECFAILD_TEST_MODE=<mode>,
 # EXECFAILD_TEST_VM=1 and EXECFAILD_TEST_KERNEL=<series>. Cells are
 # independent: a failing or hung one does not stop the others. The exit
@@ -122,15 +123,20 @@ json_escape() {
 make_initramfs() {
 	local stage=$build/stage
 	rm -rf "$stage"
-	mkdir -p "$stage"/{bin,etc,root,vmtest/bin,vmtest/pkg}
+	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,root,vmtest/bin,vmtest/pkg}
 	CGO_ENABLED=0 go build -o "$stage/init" ./vmtest/init || return 1
 	# busybox-static's binary: the guest has no libc for a dynamic one.
 	local bb=/bin/busybox
 	[[ -x $bb ]] || { echo "matrix.sh: $bb missing (apt-get install busybox-static)" >&2; return 1; }
 	cp "$bb" "$stage/bin/busybox"
+	# Applets where Debian keeps the real tools, so a kernel-started
+	# /sbin/modprobe (binfmt and module requests) exists as it would on a
+	# real system instead of failing as an extra kernel-invoked exec.
 	local applet
-	for applet in $("$stage/bin/busybox" --list); do
-		[[ -e $stage/bin/$applet ]] || ln -s busybox "$stage/bin/$applet"
+	for applet in $("$stage/bin/busybox" --list-full); do
+		[[ -e $stage/$applet ]] && continue
+		mkdir -p "$stage/$(dirname "$applet")"
+		ln -s /bin/busybox "$stage/$applet"
 	done
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$stage/etc/passwd"
 	printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' >"$stage/etc/group"
