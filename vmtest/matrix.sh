@@ -173,7 +173,8 @@ section() {
 }
 count() { grep -cE "^[[:space:]]*--- $1: " || true; }
 
-# report LABEL KERNEL MODE SUITE LOG SECONDS BOOT: adds the row for one job.
+# report LABEL KERNEL MODE SUITE LOG CELL_SECONDS BOOT: adds the row for one
+# job; its own run time comes from the END marker.
 report() {
 	local label=$1 kernel=$2 mode=$3 suite=$4 log=$5 secs=$6 boot=$7
 	local out passed failed skipped endline code result note=
@@ -198,7 +199,9 @@ report() {
 	elif ((passed == 0)); then
 		result=FAIL note="no test passed"
 	fi
-	row "$kernel" "$mode" "$suite" "$result" "$passed" "$failed" "$skipped" "$secs" "$boot" "$note"
+	local run
+	run=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$endline")
+	row "$kernel" "$mode" "$suite" "$result" "$passed" "$failed" "$skipped" "${run:--}" "$secs" "$boot" "$note"
 	[[ $result == FAIL ]] && failures+=("$label $suite|$log|$suite")
 }
 
@@ -210,9 +213,9 @@ run_vm_cell() {
 	if ! command -v qemu-system-x86_64 >/dev/null; then
 		for s in "${suites[@]}"; do
 			if ci; then
-				row "$series" "$mode" "$s" FAIL - - - - - "qemu-system-x86_64 missing"
+				row "$series" "$mode" "$s" FAIL - - - - - - "qemu-system-x86_64 missing"
 			else
-				row "$series" "$mode" "$s" SKIP - - - - - "qemu-system-x86_64 missing (make deps)"
+				row "$series" "$mode" "$s" SKIP - - - - - - "qemu-system-x86_64 missing (make deps)"
 			fi
 		done
 		return
@@ -220,7 +223,7 @@ run_vm_cell() {
 	local kernel release
 	if ! kernel=$("$here/kernels.sh" "$series" 2>>"$logs/kernels.log"); then
 		tail -n 3 "$logs/kernels.log" >&2
-		for s in "${suites[@]}"; do row "$series" "$mode" "$s" FAIL - - - - - "kernel fetch failed (see $logs/kernels.log)"; done
+		for s in "${suites[@]}"; do row "$series" "$mode" "$s" FAIL - - - - - - "kernel fetch failed (see $logs/kernels.log)"; done
 		return
 	fi
 	release=$(basename "$kernel")
@@ -235,7 +238,7 @@ run_vm_cell() {
 	[[ -n $release ]] && kname="$series ($release)"
 	for s in "${suites[@]}"; do
 		if ! ((suite_ok[$s])); then
-			row "$kname" "$mode" "$s" FAIL - - - - - "test binary did not build"
+			row "$kname" "$mode" "$s" FAIL - - - - - - "test binary did not build"
 			continue
 		fi
 		report "$label" "$kname" "$mode" "$s" "$log" "$secs" "${boot:--}"
@@ -252,7 +255,7 @@ run_host_cell() {
 	kname="host ($(uname -r))"
 	if ((EUID != 0)); then
 		for s in "${suites[@]}"; do
-			if ci; then row "$kname" tracepoint "$s" FAIL - - - - - "needs root"; else row "$kname" tracepoint "$s" SKIP - - - - - "needs root"; fi
+			if ci; then row "$kname" tracepoint "$s" FAIL - - - - - - "needs root"; else row "$kname" tracepoint "$s" SKIP - - - - - - "needs root"; fi
 		done
 		return
 	fi
@@ -265,7 +268,7 @@ run_host_cell() {
 	local t0 dir code
 	for s in "${suites[@]}"; do
 		if ! ((suite_ok[$s])); then
-			row "$kname" tracepoint "$s" FAIL - - - - - "test binary did not build"
+			row "$kname" tracepoint "$s" FAIL - - - - - - "test binary did not build"
 			continue
 		fi
 		case $s in
@@ -333,9 +336,9 @@ fi
 
 echo
 echo "==================== kernel matrix ===================="
-fmt='%-34s %-10s %-6s %-6s %4s %4s %4s %7s %6s  %s\n'
+fmt='%-34s %-10s %-6s %-6s %4s %4s %4s %6s %6s %6s  %s\n'
 # shellcheck disable=SC2059
-printf "$fmt" KERNEL MODE SUITE RESULT PASS FAIL SKIP SECONDS BOOT_S NOTE
+printf "$fmt" KERNEL MODE SUITE RESULT PASS FAIL SKIP RUN_S CELL_S BOOT_S NOTE
 for r in "${rows[@]}"; do
 	IFS='|' read -r -a f <<<"$r"
 	# shellcheck disable=SC2059
