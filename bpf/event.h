@@ -64,8 +64,6 @@ enum ef_flag {
 	EF_F_BIN_PATH_TRUNC = 1 << 7,
 	EF_F_STDIN_PATH_TRUNC = 1 << 8,
 	EF_F_PATH_TRUNC = 1 << 9,
-	EF_F_NO_REGS = 1 << 10, /* the caller's registers were unreadable */
-	EF_F_INTERP_TRUNC = 1 << 11,
 	EF_F_PENDING_ENOENT = 1 << 16, /* per-thread state only */
 };
 

@@ -37,7 +37,6 @@ const (
 	flagBinPathTrunc   = 1 << 7
 	flagStdinPathTrunc = 1 << 8
 	flagPathTrunc      = 1 << 9
-	flagInterpTrunc    = 1 << 11
 )
 
 // headerSize is sizeof(struct ef_header), trailing padding included.

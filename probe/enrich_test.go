@@ -1,6 +1,9 @@
 package probe
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,24 +301,58 @@ func TestConfigValidate(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestReadInterpreterELF(t *testing.T) {
-	// The test binary itself is a Go ELF: static unless cgo linked it.
-	exe, err := os.Executable()
-	if err != nil {
+// writeELF writes the smallest ELF the loader code looks at: a header and
+// one PT_INTERP program header naming interp.
+func writeELF(t *testing.T, file, interp string) {
+	t.Helper()
+	str := append([]byte(interp), 0)
+	hdr := elf.Header64{
+		Type: uint16(elf.ET_EXEC), Machine: uint16(elf.EM_X86_64), Version: uint32(elf.EV_CURRENT),
+		Phoff: 64, Ehsize: 64, Phentsize: 56, Phnum: 1,
+	}
+	copy(hdr.Ident[:], elf.ELFMAG)
+	hdr.Ident[elf.EI_CLASS] = byte(elf.ELFCLASS64)
+	hdr.Ident[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
+	hdr.Ident[elf.EI_VERSION] = byte(elf.EV_CURRENT)
+	prog := elf.Prog64{Type: uint32(elf.PT_INTERP), Flags: uint32(elf.PF_R), Off: 64 + 56,
+		Filesz: uint64(len(str)), Memsz: uint64(len(str)), Align: 1}
+	var b bytes.Buffer
+	binary.Write(&b, binary.LittleEndian, &hdr)
+	binary.Write(&b, binary.LittleEndian, &prog)
+	b.Write(str)
+	if err := os.WriteFile(file, b.Bytes(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if interp, ok := readInterpreter(exe); ok && !strings.HasPrefix(interp, "/") {
-		t.Errorf("PT_INTERP %q is not a path", interp)
+}
+
+func TestReadInterpreterELF(t *testing.T) {
+	dir := t.TempDir()
+	musl := filepath.Join(dir, "musl-prog")
+	writeELF(t, musl, "/lib/ld-musl-x86_64.so.1")
+	if got, ok := readInterpreter(musl); !ok || got != "/lib/ld-musl-x86_64.so.1" {
+		t.Errorf("PT_INTERP %q %v", got, ok)
 	}
-	sh, err := os.ReadFile("/bin/sh")
-	if err != nil || len(sh) < 4 || string(sh[1:4]) != "ELF" {
-		t.Skip("no ELF /bin/sh to read a dynamic loader from")
+	// A #! line wins over anything after it; garbage names nothing.
+	script := filepath.Join(dir, "script")
+	os.WriteFile(script, []byte("#!/bin/sh\n\x7fELF"), 0o755)
+	if got, ok := readInterpreter(script); !ok || got != "/bin/sh" {
+		t.Errorf("script: %q %v", got, ok)
 	}
-	interp, ok := readInterpreter("/bin/sh")
-	if !ok || !strings.HasPrefix(interp, "/") || !strings.Contains(interp, "ld") {
-		t.Errorf("/bin/sh PT_INTERP %q %v, want the dynamic loader", interp, ok)
+	junk := filepath.Join(dir, "junk")
+	os.WriteFile(junk, []byte("\x7fELF\x02\x01garbage"), 0o755)
+	if got, ok := readInterpreter(junk); ok {
+		t.Errorf("truncated ELF: interpreter %q", got)
 	}
-	if strings.ContainsRune(interp, 0) {
-		t.Errorf("PT_INTERP %q keeps its NUL", interp)
+}
+
+func TestUserspaceMissingELFLoader(t *testing.T) {
+	procRoot, dir := userspaceLab(t)
+	writeELF(t, filepath.Join(dir, "musl-prog"), "/nonexistent/ld-musl.so.1")
+	en := fixtureEnricher(t, procRoot, nil)
+	e := &event.Event{Path: "./musl-prog", Process: event.Process{PID: 4242}}
+	e.SetErrno(-2)
+	en.enrich(e, true)
+	if e.InterpreterPath != "/nonexistent/ld-musl.so.1" || e.Stage != event.StageLoader {
+		t.Errorf("interpreter %q stage %q, want the missing loader at the loader stage", e.InterpreterPath, e.Stage)
 	}
 }

@@ -1,5 +1,22 @@
 // Package probe loads the BPF program of bpf/, attaches it in the richest
 // mode the kernel allows, and turns its ring buffer records into events.
+//
+// The verdict always comes from the sys_exit_execve/sys_exit_execveat
+// tracepoints; the modes differ in what can see inside exec:
+//
+//	mode        chosen when                       binary.*, interpreter_path   stage              kernel_invoked
+//	fentry      fentry/fexit load and attach      kernel (fexit do_open_execat, from hooks that      fexit kernel_execve
+//	                                              creds, bprm_check, open_exec) fired
+//	kprobe      kprobes attach, trampolines not   kernel (same hooks)          from hooks         kprobe+kretprobe
+//	tracepoint  neither (lockdown, no kprobes)    userspace: stat and #!/      loader only, from  not observable
+//	                                              PT_INTERP via /proc/<pid>    userspace evidence
+//
+// Everything else - errno, syscall, path, dirfd, flags, argv, envp (bounded,
+// truncation marked), ids, comm, loginuid, cgroup id, stdin type/mode/path -
+// comes from the kernel in every mode. exe, cwd, cgroup path, unit,
+// container id and parent are read from /proc after the fact, as are the
+// userspace-resolved fields, which are marked with source "userspace".
+// binary.device_id is in stat(2)'s st_dev encoding.
 package probe
 
 import (
