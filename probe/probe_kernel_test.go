@@ -297,27 +297,65 @@ func TestKernelProbe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		checkKernelInvoked(t, col, mode, o)
+	})
+
+	t.Run("kernel_invoked_modprobe", func(t *testing.T) {
+		if os.Getenv("EXECFAILD_TEST_VM") != "1" {
+			t.Skip("changes the system-wide kernel.modprobe: runs only in a test VM (EXECFAILD_TEST_VM=1)")
+		}
+		if mode == "tracepoint" {
+			t.Skip("tracepoint mode cannot observe kernel-initiated execs")
+		}
+		helper, o, err := lab.ModprobeFailure()
+		if errors.Is(err, provoke.ErrNoModules) {
+			t.Skip(err.Error())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer helper.Release()
+		// The exec that made the kernel look for a module is an ordinary
+		// failure of its own, reported like any other.
 		ev, err := col.wait(eventTimeout, func(e *event.Event) bool {
-			return e.KernelInvoked && e.Path == o.Path
+			return e.Process.TID == helper.Caller.TID && e.Path == helper.Path && !e.KernelInvoked
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ev == nil {
-			t.Fatalf("no kernel_invoked event for %s within %v", o.Path, eventTimeout)
+			t.Fatalf("no event for the triggering exec of %s", helper.Path)
 		}
-		eq(t, "syscall", ev.Syscall, event.SyscallKernel)
-		eq(t, "return_value", ev.ReturnValue, -int32(unix.ENOENT))
-		eq(t, "error", ev.Error, "ENOENT")
-		eq(t, "arguments", fmt.Sprintf("%q", ev.Arguments), fmt.Sprintf("%q", o.Argv))
-		if ev.Dirfd != nil || ev.Flags != nil {
-			t.Errorf("dirfd/flags %v/%v on a kernel exec, want absent", ev.Dirfd, ev.Flags)
-		}
-		if ev.Binary != nil {
-			t.Errorf("binary %+v for a helper that does not exist", ev.Binary)
-		}
-		t.Logf("case kernel_invoked_core_pipe mode %s: %s path=%q comm=%q", mode, ev.Error, ev.Path, ev.Process.Comm)
+		checkEvent(t, mode, openHook, cfg, lab, helper, ev)
+		checkKernelInvoked(t, col, mode, o)
 	})
+}
+
+// checkKernelInvoked waits for the kernel's own failed exec of o.Path. The
+// caller is a kernel worker, so the event is matched by path, and only the
+// fields a usermode helper has are checked.
+func checkKernelInvoked(t *testing.T, col *collector, mode string, o *provoke.Outcome) {
+	t.Helper()
+	ev, err := col.wait(eventTimeout, func(e *event.Event) bool {
+		return e.KernelInvoked && e.Path == o.Path
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev == nil {
+		t.Fatalf("no kernel_invoked event for %s within %v", o.Path, eventTimeout)
+	}
+	eq(t, "syscall", ev.Syscall, event.SyscallKernel)
+	eq(t, "return_value", ev.ReturnValue, -int32(o.Got))
+	eq(t, "error", ev.Error, unix.ErrnoName(o.Got))
+	eq(t, "arguments", fmt.Sprintf("%q", ev.Arguments), fmt.Sprintf("%q", o.Argv))
+	if ev.Dirfd != nil || ev.Flags != nil {
+		t.Errorf("dirfd/flags %v/%v on a kernel exec, want absent", ev.Dirfd, ev.Flags)
+	}
+	if ev.Binary != nil {
+		t.Errorf("binary %+v for a program that does not exist", ev.Binary)
+	}
+	t.Logf("case %s mode %s: %s path=%q argv=%q comm=%q", o.Case, mode, ev.Error, ev.Path, ev.Arguments, ev.Process.Comm)
 }
 
 func eq[T comparable](t *testing.T, field string, got, want T) {

@@ -82,8 +82,11 @@ func run(args []string, out io.Writer) error {
 		data []byte
 	}{
 		"not-executable": {0o644, []byte("#!/bin/sh\n")},
-		"garbage":        {0o755, []byte("\x00\x01\x02 no binary format\n")},
-		"exit0":          {0o755, tinyELF()},
+		// Printable text, like a script without #!: unprintable leading
+		// bytes would make the kernel run modprobe for a binfmt module on
+		// every exec, and the bench would measure modprobe.
+		"garbage": {0o755, []byte("no binary format, no interpreter line\n")},
+		"exit0":   {0o755, tinyELF()},
 	}
 	for name, f := range files {
 		p := filepath.Join(dir, name)

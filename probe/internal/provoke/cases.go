@@ -22,8 +22,18 @@ type Lab struct {
 }
 
 // garbage is neither ELF nor #! nor anything binfmt_misc is likely to
-// claim, so exec answers ENOEXEC.
-var garbage = []byte("\x00\x01\x02execfaild garbage, no known binary format\n")
+// claim, so exec answers ENOEXEC. Its first four bytes are printable text:
+// for anything else a kernel with module support asks modprobe for a
+// "binfmt-XXXX" handler before giving up, a side effect only the modprobe
+// case wants (binaryGarbage).
+var garbage = []byte("execfaild: text, no known binary format\n")
+
+// binaryGarbage starts with unprintable bytes, which makes exec request
+// module binfmt-6502 (the little-endian u16 at offset 2, 0x02 0x65).
+var binaryGarbage = []byte("\x00\x01\x02execfaild binary garbage\n")
+
+// BinaryGarbageModule is the module exec requests for binaryGarbage.
+const BinaryGarbageModule = "binfmt-6502"
 
 // NewLab prepares dir (which must exist and be empty enough for the case
 // files) for provoking failures.
@@ -47,6 +57,7 @@ func NewLab(dir string) (*Lab, error) {
 		{"garbage-at", 0o755, garbage},
 		{"garbage-big", 0o755, garbage},
 		{"garbage-busy", 0o755, garbage},
+		{"binary-garbage", 0o755, binaryGarbage},
 		{"no-shebang.sh", 0o755, []byte("echo this script has no interpreter line\n")},
 		{"missing-interp.sh", 0o755, []byte("#!/nonexistent/sh -e\necho unreachable\n")},
 		{"crlf.sh", 0o755, []byte("#!/bin/bash\r\necho unreachable\r\n")},

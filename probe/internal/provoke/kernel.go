@@ -2,6 +2,7 @@ package provoke
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -75,3 +76,55 @@ func lastLine(b []byte) string {
 	}
 	return string(b)
 }
+
+// ModprobePath is a modprobe that cannot exist, so the kernel's own exec of
+// it fails with ENOENT.
+const ModprobePath = "/nonexistent/execfaild-modprobe"
+
+const modprobeFile = "/proc/sys/kernel/modprobe"
+
+// ModprobeFailure makes the kernel fail the exec of its module loader: it
+// points kernel.modprobe at a missing program and execs a file whose
+// unprintable first bytes make exec request a binfmt module. It returns the
+// helper's own ENOEXEC (to release) and the kernel-invoked exec's expected
+// event. System-wide setting: only on a machine the test owns (a VM). A
+// kernel without module support never calls modprobe; the caller tells that
+// from the absence of /proc/sys/kernel/modprobe (ErrNoModules).
+func (l *Lab) ModprobeFailure() (helper, kernel *Outcome, err error) {
+	old, err := os.ReadFile(modprobeFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, ErrNoModules
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read kernel.modprobe: %w", err)
+	}
+	if err := os.WriteFile(modprobeFile, []byte(ModprobePath), 0); err != nil {
+		return nil, nil, fmt.Errorf("set kernel.modprobe: %w", err)
+	}
+	// request_module waits for modprobe to finish (or fail to start), so
+	// by the time the helper reports, the kernel's exec attempt is over.
+	helper, herr := l.execve("modprobe_trigger", l.path("binary-garbage"), unix.ENOEXEC, ReachOpened, "", nil)
+	restore := bytes.TrimSuffix(old, []byte("\n"))
+	if err := os.WriteFile(modprobeFile, restore, 0); err != nil {
+		if helper != nil {
+			helper.Release()
+		}
+		return nil, nil, fmt.Errorf("restore kernel.modprobe to %q: %w", restore, err)
+	}
+	if herr != nil {
+		return nil, nil, herr
+	}
+	return helper, &Outcome{
+		Case:          "kernel_invoked_modprobe",
+		Syscall:       "kernel",
+		Path:          ModprobePath,
+		Errno:         unix.ENOENT,
+		Got:           unix.ENOENT,
+		Reach:         ReachNone,
+		Argv:          []string{ModprobePath, "-q", "--", BinaryGarbageModule},
+		KernelInvoked: true,
+	}, nil
+}
+
+// ErrNoModules: the kernel has no module support, so exec never runs modprobe.
+var ErrNoModules = errors.New("kernel without module support: exec never runs modprobe")
