@@ -77,6 +77,12 @@ reload_and_wait() {
 
 mainpid() { systemctl show -P MainPID execfaild; }
 
+# The daemon's own log goes to the console too: when a check fails, the
+# console log is all the host keeps.
+journalctl -f -n 0 -u execfaild -o short-monotonic --no-pager | sed -u 's/^/  daemon: /' &
+follow=$!
+trap 'kill $follow 2>/dev/null' EXIT
+
 echo "SYSTEMTEST BEGIN kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 # --- install ---------------------------------------------------------------
