@@ -60,6 +60,12 @@ esac
 boot_timeout=${VMTEST_TIMEOUT:-600}
 [[ $boot_timeout =~ ^[0-9]+$ ]] || { echo "matrix.sh: VMTEST_TIMEOUT must be seconds, not '$boot_timeout'" >&2; exit 2; }
 export EXECFAILD_CACHE=${EXECFAILD_CACHE:-/var/cache/execfaild}
+if [[ -z ${VMTEST_LOGS:-} && -d $root/dist/vmtest ]]; then
+	# Each run keeps its own directory; without pruning, iterating on one
+	# cell fills the disk with initramfs copies.
+	find "$root/dist/vmtest" -mindepth 1 -maxdepth 1 -type d -name '20*Z' | sort | head -n -9 |
+		while IFS= read -r old; do rm -rf "$old"; done
+fi
 logs=${VMTEST_LOGS:-$root/dist/vmtest/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$logs"
 logs=$(realpath "$logs")
