@@ -105,7 +105,7 @@ func run() error {
 	_ = unix.Uname(&uts)
 	fmt.Printf("=== VMTEST INIT release=%s uptime=%s\n", unix.ByteSliceToString(uts.Release[:]), uptime())
 
-	jobs, err := loadJobs(os.Args[1:])
+	jobs, err := loadJobs(jobsFile, os.Args[1:])
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -138,13 +138,13 @@ func setupConsole() {
 	}
 }
 
-func loadJobs(args []string) ([]Job, error) {
+func loadJobs(file string, args []string) ([]Job, error) {
 	var jobs []Job
-	b, err := os.ReadFile(jobsFile)
+	b, err := os.ReadFile(file)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &jobs); err != nil {
-			return nil, fmt.Errorf("parse %s: %w", jobsFile, err)
+			return nil, fmt.Errorf("parse %s: %w", file, err)
 		}
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("read jobs: %w", err)
@@ -190,6 +190,10 @@ func runJob(j Job) int {
 	}
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stdout
+	// A timed-out test binary leaves helpers behind; its own process group
+	// lets one signal take them all.
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
 	err := cmd.Run()
 	code := 0
 	if err != nil {
