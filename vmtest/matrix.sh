@@ -130,7 +130,7 @@ make_initramfs() {
 	local stage=$build/stage
 	rm -rf "$stage"
 	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,root,vmtest/bin,vmtest/pkg}
-	CGO_ENABLED=0 go build -o "$stage/init" ./vmtest/init || return 1
+	CGO_ENABLED=0 go build -buildvcs=false -o "$stage/init" ./vmtest/init || return 1
 	# busybox-static's binary: the guest has no libc for a dynamic one.
 	local bb=/bin/busybox
 	[[ -x $bb ]] || { echo "matrix.sh: $bb missing (apt-get install busybox-static)" >&2; return 1; }
