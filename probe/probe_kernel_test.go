@@ -2,8 +2,11 @@ package probe_test
 
 // The real-kernel suite: attach the probe, make exec fail in every way
 // provoke knows, and check each event field by field against what the
-// helper and stat(2) say. It runs on the host (tracepoint mode) and,
-// compiled with `go test -c`, inside the vmtest guests (fentry, kprobe).
+// helper and stat(2) say. It runs on the host (as root:
+// `go test -count=1 -run Kernel -v ./probe/`, tracepoint mode there) and,
+// compiled with `go test -c`, inside the vmtest guests (fentry, kprobe),
+// where EXECFAILD_TEST_MODE names the mode the probe must run in and
+// EXECFAILD_TEST_VM=1 allows the cases that change system-wide settings.
 //
 // What each mode provides, as asserted below:
 //
@@ -13,13 +16,17 @@ package probe_test
 //	arguments, environment     kernel, bounded, marked     same
 //	process ids, comm, creds   kernel                      kernel
 //	stdin_type/mode/path       kernel (fd 0 at exit)       kernel (fd 0 at exit)
-//	binary.*                   kernel, source "kernel",    userspace stat through
-//	                           only once exec opened the   /proc/<pid>, source
-//	                           file and reached the creds  "userspace"
-//	                           or loader hook
+//	binary.*                   kernel, source "kernel":    userspace stat through
+//	                           required once a loader      /proc/<pid>, source
+//	                           saw the file, optional      "userspace"; same
+//	                           (but exact) when exec       required/optional/
+//	                           refused it at open,         absent rules
+//	                           absent when nothing exists
 //	interpreter_path           kernel (open_exec name)     userspace (#! line)
-//	stage                      from the hooks that fired   absent: no hooks fired
-//	kernel_invoked             kernel_execve return        not observable
+//	stage                      from the hooks that fired   "loader" from evidence
+//	                           (pre_open needs the open    (ENOEXEC, missing #!
+//	                           hook; else absent)          interpreter), else absent
+//	kernel_invoked             kernel_execve return        not observable (skipped)
 //	process.exe, cwd           userspace (/proc/<pid>)     userspace (/proc/<pid>)
 
 import (
