@@ -33,6 +33,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/execfaild/execfaild/probe"
 )
 
@@ -128,12 +130,13 @@ func run(args []string, out io.Writer) error {
 	}
 	baseline := make([][]float64, len(kinds))
 	attached := make([][]float64, len(kinds))
+	bpfNs := make([][]float64, len(kinds))
 	var attachedMode string
 	var failures, successes, lost uint64
 	for r := range *rounds {
 		// The baseline settles as long as the attached phase drains, so
 		// both see the same pauses between kinds.
-		b, err := phase(perRound, func() { time.Sleep(300 * time.Millisecond) })
+		b, err := phase(perRound, func(int) {}, func(int) { time.Sleep(300 * time.Millisecond) })
 		if err != nil {
 			return fmt.Errorf("baseline round %d: %w", r+1, err)
 		}
@@ -148,6 +151,9 @@ func run(args []string, out io.Writer) error {
 		for i := range kinds {
 			baseline[i] = append(baseline[i], b[i])
 			attached[i] = append(attached[i], a[i])
+			if res.bpfNs != nil {
+				bpfNs[i] = append(bpfNs[i], res.bpfNs[i])
+			}
 		}
 	}
 
@@ -157,22 +163,32 @@ func run(args []string, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// The ratio of minimums is the least disturbed by other load: each
 	// side's best round is the one with the least interference.
-	fmt.Fprintln(tw, "kind\tcalls\tbaseline ns/op\tattached ns/op\tratio\tratio of minimums\tbaseline range\tattached range\t")
+	fmt.Fprintln(tw, "kind\tcalls\tbaseline ns/op\tattached ns/op\tratio\tratio of minimums\tbpf ns/op\tbaseline range\tattached range\t")
 	for i, k := range perRound {
 		b, a := median(baseline[i]), median(attached[i])
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%s\t%s\t\n", k.name, k.n**rounds, b, a, a/b,
-			slices.Min(attached[i])/slices.Min(baseline[i]), span(baseline[i]), span(attached[i]))
+		bpf := "-"
+		if len(bpfNs[i]) > 0 {
+			bpf = fmt.Sprintf("%.0f", median(bpfNs[i]))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%s\t%s\t%s\t\n", k.name, k.n**rounds, b, a, a/b,
+			slices.Min(attached[i])/slices.Min(baseline[i]), bpf, span(baseline[i]), span(attached[i]))
 	}
 	tw.Flush()
 	issued := uint64(3 * perRound[0].n * *rounds)
 	fmt.Fprintf(out, "\nwhile attached: %d failure events read, %d lost in the ring buffer (failing execs issued: %d,\n", failures, lost, issued)
 	fmt.Fprintf(out, "plus any other program's); %d success records\n", successes)
+	fmt.Fprintf(out, "bpf ns/op: run time of the probe's BPF programs per exec (kernel statistics; includes\n")
+	fmt.Fprintf(out, "every other exec on the machine meanwhile); the rest of the difference is the reader's\n")
+	fmt.Fprintf(out, "userspace work competing for the same CPUs\n")
 	return nil
 }
 
 type phaseResult struct {
 	mode                      string
 	failures, successes, lost uint64
+	// bpfNs is the time the probe's BPF programs ran per exec of each
+	// kind (kernel run-time statistics), nil when the kernel keeps none.
+	bpfNs []float64
 }
 
 // attachedPhase attaches the probe with a reader draining it, measures
@@ -181,6 +197,8 @@ func attachedPhase(kinds []kind, mode string) ([]float64, phaseResult, error) {
 	var res phaseResult
 	cfg := probe.DefaultConfig()
 	cfg.Mode = mode
+	// The programs the probe loads are the ones that appear during New.
+	before := programIDs()
 	p, err := probe.New(cfg)
 	if err != nil {
 		return nil, res, fmt.Errorf("attach probe: %w", err)
@@ -222,7 +240,22 @@ func attachedPhase(kinds []kind, mode string) ([]float64, phaseResult, error) {
 			last = now
 		}
 	}
-	ns, err := phase(kinds, drain)
+	progs, progErr := newPrograms(before)
+	if progErr != nil {
+		fmt.Fprintf(os.Stderr, "bench: no BPF run-time statistics: %v\n", progErr)
+	}
+	var mark time.Duration
+	res.bpfNs = make([]float64, len(kinds))
+	pre := func(int) { mark = progs.runtime() }
+	post := func(i int) {
+		res.bpfNs[i] = float64(progs.runtime()-mark) / float64(kinds[i].n)
+		drain()
+	}
+	ns, err := phase(kinds, pre, post)
+	progs.close()
+	if progErr != nil {
+		res.bpfNs = nil
+	}
 	res.lost = p.Stats().Lost
 	if cerr := p.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close probe: %w", cerr)
@@ -233,6 +266,67 @@ func attachedPhase(kinds []kind, mode string) ([]float64, phaseResult, error) {
 	}
 	res.failures, res.successes = failures.Load(), successes.Load()
 	return ns, res, err
+}
+
+// programIDs lists the BPF programs loaded right now.
+func programIDs() map[ebpf.ProgramID]bool {
+	ids := map[ebpf.ProgramID]bool{}
+	for id := ebpf.ProgramID(0); ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return ids
+		}
+		ids[next], id = true, next
+	}
+}
+
+// programs are the probe's BPF programs, found as the ones that were not
+// loaded before it attached, with run-time statistics switched on.
+type programs struct {
+	progs []*ebpf.Program
+	stats io.Closer
+}
+
+func newPrograms(before map[ebpf.ProgramID]bool) (*programs, error) {
+	ps := &programs{}
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		return ps, fmt.Errorf("enable BPF run-time statistics: %w", err)
+	}
+	ps.stats = stats
+	for id := range programIDs() {
+		if before[id] {
+			continue
+		}
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue // unloaded meanwhile: not the probe's
+		}
+		ps.progs = append(ps.progs, p)
+	}
+	if len(ps.progs) == 0 {
+		return ps, errors.New("no BPF programs appeared when the probe attached")
+	}
+	return ps, nil
+}
+
+func (ps *programs) runtime() time.Duration {
+	var total time.Duration
+	for _, p := range ps.progs {
+		if st, err := p.Stats(); err == nil {
+			total += st.Runtime
+		}
+	}
+	return total
+}
+
+func (ps *programs) close() {
+	for _, p := range ps.progs {
+		p.Close()
+	}
+	if ps.stats != nil {
+		ps.stats.Close()
+	}
 }
 
 func median(v []float64) float64 {
@@ -261,15 +355,16 @@ func loadavg() string {
 }
 
 // phase measures every kind once, returning ns per call in kinds' order.
-func phase(kinds []kind, settle func()) ([]float64, error) {
+func phase(kinds []kind, pre, post func(i int)) ([]float64, error) {
 	out := make([]float64, len(kinds))
 	for i, k := range kinds {
+		pre(i)
 		ns, err := measure(k)
 		if err != nil {
 			return nil, err
 		}
 		out[i] = ns
-		settle()
+		post(i)
 	}
 	return out, nil
 }
