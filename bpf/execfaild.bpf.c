@@ -652,14 +652,18 @@ static __always_inline void emit_success(__u32 tid)
 	submit(e, sizeof(e->h));
 }
 
-/* After a failure: keep only the PATH-search marker, drop what exec learned. */
+/*
+ * After a failure: keep only the PATH-search marker, drop what exec learned.
+ * An execvp search goes on past EACCES too, so a marker set by an earlier
+ * ENOENT survives other failures.
+ */
 static __always_inline void after_failure(__u32 tid, struct ef_task *st, long ret)
 {
-	if (ret != -ENOENT) {
-		if (st && !(st->flags & EF_F_PENDING_ENOENT))
+	bool pending = ret == -ENOENT || (st && (st->flags & EF_F_PENDING_ENOENT));
+
+	if (!pending) {
+		if (st)
 			bpf_map_delete_elem(&tasks, &tid);
-		else if (st)
-			st->flags = EF_F_PENDING_ENOENT, st->hooks = 0;
 		return;
 	}
 	if (!st)
