@@ -614,9 +614,16 @@ func checkProcess(t *testing.T, lab *provoke.Lab, o *provoke.Outcome, ev *event.
 		t.Fatalf("resolve test binary: %v", err)
 	}
 	eq(t, "process.exe", p.Exe, exe)
-	if ev.Parent != nil {
-		eq(t, "parent.pid", ev.Parent.PID, c.PPID)
+	// The parent is this test process, alive and easy to describe.
+	if ev.Parent == nil {
+		t.Errorf("parent absent, want pid %d", c.PPID)
+		return
 	}
+	eq(t, "parent.pid", ev.Parent.PID, c.PPID)
+	if comm, err := os.ReadFile("/proc/self/comm"); err == nil {
+		eq(t, "parent.comm", ev.Parent.Comm, strings.TrimSuffix(string(comm), "\n"))
+	}
+	eq(t, "parent.exe", ev.Parent.Exe, exe)
 }
 
 // checkStage: the hooks tell how far exec got. Tracepoint mode has no
