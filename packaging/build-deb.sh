@@ -43,4 +43,14 @@ git ls-files -z --cached --others --exclude-standard |
 mkdir -p dist
 deb=execfaild_${version}_amd64.deb
 cp "$work/$deb" dist/
+
+# Policy problems fail the build; warnings are printed (each one that stays
+# is overridden with its reason in debian/execfaild.lintian-overrides).
+if command -v lintian >/dev/null; then
+	lintian --fail-on error "dist/$deb" ||
+		{ echo "build-deb: lintian found errors in dist/$deb" >&2; exit 1; }
+elif [[ ${CI:-} == true ]]; then
+	echo "build-deb: lintian not installed (run .ci/install-deps)" >&2
+	exit 1
+fi
 echo "dist/$deb"
