@@ -124,7 +124,10 @@ for series in $kernels; do
 	echo "systemtest: booting $series ($(basename "$kernel")), console log $log"
 	t=$(date +%s)
 	rc=0
-	bash vmtest/qemu.sh -k "$kernel" -i "$work/initrd" -l "$log" -t "$timeout" -m 2G -c 2 \
+	# One vCPU: with two, attaching on 6.12 under TCG once hit an int3 oops
+	# in syscall exit while the kernel live-patched its tracepoint branch
+	# (cross-CPU code modification, which TCG emulates imperfectly).
+	bash vmtest/qemu.sh -k "$kernel" -i "$work/initrd" -l "$log" -t "$timeout" -m 2G -c 1 \
 		-a "rdinit=/lib/systemd/systemd quiet systemd.show_status=error" || rc=$?
 	wall=$(($(date +%s) - t))
 	# The console is a serial line: strip CRs and anything before CHECK.
