@@ -62,6 +62,7 @@ type fakePipeline struct {
 	gate     sync.Mutex
 	release  chan struct{}
 	handledC chan string
+	entered  chan struct{} // when set, Handle reports that it was called
 }
 
 func newFakePipeline() *fakePipeline {
@@ -69,6 +70,9 @@ func newFakePipeline() *fakePipeline {
 }
 
 func (p *fakePipeline) Handle(ev *event.Event) {
+	if p.entered != nil {
+		p.entered <- struct{}{}
+	}
 	p.gate.Lock()
 	p.gate.Unlock() // only waits while the test holds the gate
 	p.mu.Lock()
@@ -382,15 +386,22 @@ func TestWatchdogWithheldWhileStuck(t *testing.T) {
 		}
 	}
 	waitPing()
+	pl.entered = make(chan struct{}, 1)
 	pl.gate.Lock()
 	src.ch <- &event.Event{Path: "/stuck"}
-	// Let any ping already in flight arrive, then expect silence over many
-	// intervals while the handler is stuck.
-	time.Sleep(60 * time.Millisecond)
-	for len(msgs) > 0 {
-		<-msgs
+	<-pl.entered
+	// The loop is now inside Handle. The socket keeps datagrams in order, so
+	// every ping sent before that precedes this marker; any ping after it
+	// would have come from a stuck loop.
+	if _, err := sdNotify("MARKER=1"); err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond)
+	for m := range msgs {
+		if m == "MARKER=1" {
+			break
+		}
+	}
+	time.Sleep(10 * 40 * time.Millisecond)
 	for len(msgs) > 0 {
 		if m := <-msgs; m == "WATCHDOG=1" {
 			t.Fatal("watchdog pinged while the pipeline was stuck")
