@@ -123,7 +123,10 @@ if wait_for 30 has_entry "$p1"; then
 	# The catalog's Subject with the entry's own fields filled in.
 	subject=$(journalctl -u execfaild -x --no-pager MESSAGE_ID=$catalog_id | grep -a -m1 'Subject: A program could not be executed: ENOENT')
 	ok journal-catalog-x "$([[ -n $subject ]]; echo $?)" "journalctl -x: ${subject:-no catalog text}"
-	check mode PASS "$(jq -r '"binary_source=" + (.EXECFAIL_BINARY_SOURCE // "absent") + " stage=" + (.EXECFAIL_STAGE // "absent")' <<<"$e") $(systemctl show -P StatusText execfaild)"
+	# Both kernels have BPF trampolines: inside the sandbox the daemon must
+	# still get the richest mode, not fall back to tracepoints only.
+	st=$(systemctl show -P StatusText execfaild)
+	ok sandbox-fentry "$([[ $st == 'mode fentry;'* ]]; echo $?)" "$st; stage=$(jq -r '.EXECFAIL_STAGE // "absent"' <<<"$e")"
 else
 	check journal-fields FAIL "no journal entry with EXECFAIL_PATH=$p1 within 30s"
 	journalctl -u execfaild --no-pager -n 30 | sed 's/^/  journal: /'
