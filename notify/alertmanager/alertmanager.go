@@ -112,31 +112,17 @@ func contains(list []string, s string) bool {
 
 // New implements notify.SinkConfig.
 func (c *Config) New(env notify.Env) (notify.Sink, error) {
-	u, err := httpsink.LoadURL(c.URL, c.URLFile)
+	t, err := httpsink.Resolve(c.URL, c.URLFile, &c.Auth, &c.Settings)
 	if err != nil {
 		return nil, err
-	}
-	tlsCfg, err := c.TLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	authz, secrets, err := c.Auth.Header()
-	if err != nil {
-		return nil, err
-	}
-	secrets = append(secrets, httpsink.URLSecrets(u.Reveal())...)
-	h := http.Header{"Content-Type": {"application/json"}}
-	if authz != "" {
-		h.Set("Authorization", authz)
-		secrets = append(secrets, authz)
 	}
 	rt := c.ResolveTimeout.D()
 	if rt <= 0 {
 		rt = DefaultResolveTimeout
 	}
 	return &Sink{
-		url:            endpoint(u.Reveal()),
-		header:         h,
+		url:            endpoint(t.URL.Reveal()),
+		header:         t.Header,
 		labels:         c.Labels,
 		generatorURL:   c.GeneratorURL,
 		resolveTimeout: rt,
@@ -144,8 +130,8 @@ func (c *Config) New(env notify.Env) (notify.Sink, error) {
 		client: httpsink.New(httpsink.Options{
 			Label:   httpsink.Label("alertmanager", c.Name),
 			Timeout: c.Timeout.D(),
-			TLS:     tlsCfg,
-			Secrets: secrets,
+			TLS:     t.TLS,
+			Secrets: t.Secrets,
 			Logger:  env.Logger,
 		}),
 	}, nil

@@ -191,3 +191,38 @@ func CheckHeaderName(key, name string) error {
 	}
 	return nil
 }
+
+// Target is an authenticated destination with its secrets resolved.
+type Target struct {
+	URL notify.Secret
+	TLS *tls.Config
+	// Header carries Content-Type and, when configured, Authorization.
+	Header http.Header
+	// Secrets are every value to scrub from errors and logs: the URL's
+	// secret parts and the credentials.
+	Secrets []string
+}
+
+// Resolve reads url/url_file and the credentials, and builds the TLS
+// settings: the part every authenticated JSON sink does the same way.
+func Resolve(rawURL notify.Secret, urlFile string, a *Auth, s *Settings) (*Target, error) {
+	u, err := LoadURL(rawURL, urlFile)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := s.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	authz, secrets, err := a.Header()
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{URL: u, TLS: tlsCfg, Header: http.Header{"Content-Type": {"application/json"}}}
+	t.Secrets = append(secrets, URLSecrets(u.Reveal())...)
+	if authz != "" {
+		t.Header.Set("Authorization", authz)
+		t.Secrets = append(t.Secrets, authz)
+	}
+	return t, nil
+}

@@ -106,20 +106,12 @@ func (c *Config) headerNames() []string {
 
 // New implements notify.SinkConfig.
 func (c *Config) New(env notify.Env) (notify.Sink, error) {
-	u, err := httpsink.LoadURL(c.URL, c.URLFile)
+	t, err := httpsink.Resolve(c.URL, c.URLFile, &c.Auth, &c.Settings)
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := c.TLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	authz, secrets, err := c.Auth.Header()
-	if err != nil {
-		return nil, err
-	}
-	secrets = append(secrets, httpsink.URLSecrets(u.Reveal())...)
-	s := &Sink{url: u, header: http.Header{}, now: time.Now}
+	secrets := t.Secrets
+	s := &Sink{url: t.URL, header: http.Header{}, now: time.Now}
 	if c.HMACSecret != "" || c.HMACSecretFile != "" {
 		key, err := notify.ResolveSecret(c.HMACSecret, c.HMACSecretFile, "hmac_secret")
 		if err != nil {
@@ -133,15 +125,14 @@ func (c *Config) New(env notify.Env) (notify.Sink, error) {
 		s.header.Set(name, v)
 		secrets = append(secrets, v)
 	}
-	if authz != "" {
-		s.header.Set("Authorization", authz)
-		secrets = append(secrets, authz)
+	// Credentials and Content-Type win over a custom header of the same name.
+	for name, v := range t.Header {
+		s.header[name] = v
 	}
-	s.header.Set("Content-Type", "application/json")
 	o := httpsink.Options{
 		Label:   httpsink.Label("webhook", c.Name),
 		Timeout: c.Timeout.D(),
-		TLS:     tlsCfg,
+		TLS:     t.TLS,
 		Secrets: secrets,
 		Logger:  env.Logger,
 	}
