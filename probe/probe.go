@@ -147,8 +147,8 @@ func New(cfg Config) (*Probe, error) {
 // Prerequisites returns the first missing thing the probe needs, as one
 // line naming it.
 func Prerequisites() error {
-	if os.Geteuid() != 0 {
-		return errors.New("needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE): run as root")
+	if err := checkCaps(); err != nil {
+		return err
 	}
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		return errors.New("kernel BTF missing: /sys/kernel/btf/vmlinux not found (kernel built without CONFIG_DEBUG_INFO_BTF)")

@@ -12,9 +12,15 @@
 //	SYSLOG_IDENTIFIER  execfaild
 //	MESSAGE_ID         ce8d01c1beb44bcc809ec2c048e10010 (catalog: journalctl -x)
 //	ERRNO              the positive errno (2 for ENOENT)
-//	OBJECT_PID         pid of the process whose exec failed; journald adds
-//	                   OBJECT_COMM, OBJECT_EXE, OBJECT_SYSTEMD_UNIT, … when
-//	                   that process still exists
+//	OBJECT_PID         pid of the process whose exec failed; from a sender
+//	                   running as uid 0, journald adds OBJECT_COMM,
+//	                   OBJECT_EXE, OBJECT_SYSTEMD_UNIT, … when that process
+//	                   still exists
+//	OBJECT_UID, OBJECT_GID, OBJECT_COMM, OBJECT_EXE, OBJECT_AUDIT_LOGINUID,
+//	OBJECT_SYSTEMD_CGROUP
+//	                   only from a sender not running as uid 0 (the packaged
+//	                   unit), which journald does not add them for: taken
+//	                   from the event, as captured at the failure
 //	EXECFAIL_*         every event field, named after its JSON name in upper
 //	                   case with nesting flattened by "_" (below)
 //
@@ -72,6 +78,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -144,6 +151,7 @@ func (c *Config) New(env notify.Env) (notify.Sink, error) {
 	}
 	return &Sink{
 		priority: Levels[c.Priority],
+		object:   os.Geteuid() != 0,
 		s:        sender{addr: &net.UnixAddr{Name: c.Socket, Net: "unixgram"}},
 	}, nil
 }
@@ -152,12 +160,18 @@ func (c *Config) New(env notify.Env) (notify.Sink, error) {
 // the pipeline calls it from one worker.
 type Sink struct {
 	priority int
-	s        sender
+	// object is set when journald will not derive OBJECT_* fields from
+	// OBJECT_PID (it does so only for uid 0), so Send adds them itself.
+	object bool
+	s      sender
 }
 
 // Send implements notify.Sink.
 func (k *Sink) Send(ctx context.Context, ev *event.Event) error {
 	entry := Entry(ev, k.priority)
+	if k.object {
+		entry = append(entry, ObjectFields(ev)...)
+	}
 	var buf bytes.Buffer
 	for _, f := range entry {
 		encodeNative(&buf, f.Name, f.Value)
@@ -170,6 +184,37 @@ func (k *Sink) Send(ctx context.Context, ev *event.Event) error {
 
 // Close implements notify.Sink.
 func (k *Sink) Close() error { return k.s.close() }
+
+// ObjectFields returns the OBJECT_* fields journald would derive from
+// OBJECT_PID for a root sender, taken from ev, for a sender that is not
+// root. Queries such as journalctl OBJECT_EXE=/usr/bin/foo keep working
+// for the unprivileged unit, and hold values from the moment of the failure
+// rather than from a process that may have exited. OBJECT_SYSTEMD_UNIT is
+// left out: journald means the system unit there (user@1000.service for a
+// session's process), while the event names the innermost unit, which
+// EXECFAIL_UNIT carries.
+func ObjectFields(ev *event.Event) []Field {
+	p := ev.Process
+	if p.PID == 0 {
+		return nil
+	}
+	fs := []Field{
+		{Name: "OBJECT_UID", Value: strconv.FormatUint(uint64(p.UID), 10)},
+		{Name: "OBJECT_GID", Value: strconv.FormatUint(uint64(p.GID), 10)},
+	}
+	add := func(name, value string) {
+		if value != "" {
+			fs = append(fs, Field{Name: name, Value: value})
+		}
+	}
+	add("OBJECT_COMM", p.Comm)
+	add("OBJECT_EXE", p.Exe)
+	if p.LoginUID != nil {
+		add("OBJECT_AUDIT_LOGINUID", strconv.FormatUint(uint64(*p.LoginUID), 10))
+	}
+	add("OBJECT_SYSTEMD_CGROUP", p.Cgroup)
+	return fs
+}
 
 // Entry returns the journal fields for ev in the order they are sent.
 func Entry(ev *event.Event, priority int) []Field {
