@@ -228,6 +228,21 @@ else
 	check old-config-kept FAIL "ENOENT after the rejected reload not reported"
 fi
 
+# --- a sink that is down: spooled, not lost -----------------------------------
+line=$(reload_and_wait $tests/spool.toml)
+p6=/tmp/systest/enoent-while-webhook-down
+fail_exec "$p6" x >/dev/null
+spool=/var/lib/execfaild/spool/webhook-down
+# One JSON file per held notification, owned by the daemon's dynamic user.
+spooled() { grep -rlsF "\"path\":\"$p6\"" $spool/ >/dev/null; }
+if wait_for 60 spooled; then
+	f=$(grep -rlsF "\"path\":\"$p6\"" $spool/ | head -n 1)
+	owner=$(stat -c %u "$f")
+	ok spool-written "$([[ $owner == "$(awk '/^Uid:/ { print $3 }' /proc/$(mainpid)/status)" && $owner != 0 ]]; echo $?)" "$line; $f owner uid $owner"
+else
+	check spool-written FAIL "$line; nothing for $p6 under $spool: $(ls -lnR /var/lib/execfaild/ 2>&1 | tail -n 5)"
+fi
+
 # --- restart ------------------------------------------------------------------
 install -m 0600 $tests/base.toml $conf
 systemctl restart execfaild
