@@ -37,14 +37,8 @@ func synthetic() *event.Event {
 }
 
 func digest() *event.Event {
-	ev := synthetic()
-	first, last := t0, t0.Add(10*time.Minute)
-	ev.Time = last
-	ev.Digest = true
-	ev.Count = 37
-	ev.FirstSeen, ev.LastSeen = &first, &last
-	ev.PIDs = []uint32{4242, 4250, 4251, 4307}
-	return ev
+	ev := event.SyntheticDigest(t0, "web-1")
+	return &ev
 }
 
 func build(t *testing.T, c *Config, log *slog.Logger) *Sink {

@@ -50,3 +50,17 @@ func Synthetic(now time.Time, host string) Event {
 	e.SetErrno(-2)
 	return e
 }
+
+// SyntheticDigest is Synthetic folded into a digest: 37 repeats over the
+// ten minutes after first, from four callers. Golden files of every sink
+// render it.
+func SyntheticDigest(first time.Time, host string) Event {
+	e := Synthetic(first, host)
+	last := first.Add(10 * time.Minute)
+	e.Time = last
+	e.Digest = true
+	e.Count = 37
+	e.FirstSeen, e.LastSeen = &first, &last
+	e.PIDs = []uint32{4242, 4250, 4251, 4307}
+	return e
+}
