@@ -1,6 +1,7 @@
 // Package config loads /etc/execfaild.toml: the [probe] settings, the
-// global pipeline stages ([filter], [dedup], [rate_limit], [spool]) and any
-// number of [[sink.<kind>]] tables for every registered sink kind.
+// global pipeline stages ([filter], [dedup], [rate_limit], [spool]), the
+// optional [metrics] endpoint and any number of [[sink.<kind>]] tables for
+// every registered sink kind.
 //
 // Loading follows one order: start from the defaults, decode over them,
 // reject every key nothing decoded, then validate. Every error names the
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"regexp"
 	"slices"
@@ -41,6 +43,7 @@ type Config struct {
 	Dedup     notify.DedupConfig           `toml:"dedup"`
 	RateLimit notify.GlobalRateLimitConfig `toml:"rate_limit"`
 	Spool     notify.SpoolConfig           `toml:"spool"`
+	Metrics   MetricsConfig                `toml:"metrics"`
 	// Sinks in file order within each kind, kinds sorted by name.
 	Sinks []notify.SinkEntry `toml:"-"`
 }
@@ -77,7 +80,15 @@ type fileFormat struct {
 	Dedup     notify.DedupConfig           `toml:"dedup"`
 	RateLimit notify.GlobalRateLimitConfig `toml:"rate_limit"`
 	Spool     notify.SpoolConfig           `toml:"spool"`
+	Metrics   MetricsConfig                `toml:"metrics"`
 	Sink      map[string]toml.Primitive    `toml:"sink"`
+}
+
+// MetricsConfig is [metrics]: the Prometheus endpoint. It stays off unless
+// an address is given, because an open port is a choice the operator makes.
+type MetricsConfig struct {
+	// Listen is a host:port for /metrics; empty disables the endpoint.
+	Listen string `toml:"listen"`
 }
 
 func defaults() *Config {
@@ -148,12 +159,12 @@ func Parse(file string, data []byte) (*Config, error) {
 		return &Error{File: file, Line: loc.find(key), Key: key, Err: err}
 	}
 	d := defaults()
-	raw := fileFormat{Probe: d.Probe, Filter: d.Filter, Dedup: d.Dedup, RateLimit: d.RateLimit, Spool: d.Spool}
+	raw := fileFormat{Probe: d.Probe, Filter: d.Filter, Dedup: d.Dedup, RateLimit: d.RateLimit, Spool: d.Spool, Metrics: d.Metrics}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
 	if err != nil {
 		return nil, decodeError(file, loc, "", err)
 	}
-	c := &Config{File: file, Probe: raw.Probe, Filter: raw.Filter, Dedup: raw.Dedup, RateLimit: raw.RateLimit, Spool: raw.Spool}
+	c := &Config{File: file, Probe: raw.Probe, Filter: raw.Filter, Dedup: raw.Dedup, RateLimit: raw.RateLimit, Spool: raw.Spool, Metrics: raw.Metrics}
 	if t := md.Type("sink"); t != "" && t != "Hash" {
 		return nil, fail("sink", errors.New("must be tables: [[sink.<kind>]]"))
 	}
@@ -310,6 +321,9 @@ func (c *Config) normalize() error {
 		}
 		return &notify.FieldError{Key: "probe", Err: err}
 	}
+	if err := validateMetrics(c.Metrics); err != nil {
+		return err
+	}
 	nc := c.Notify()
 	if err := nc.Normalize(); err != nil {
 		return err
@@ -321,6 +335,22 @@ func (c *Config) normalize() error {
 // Notify returns the part of the configuration the pipeline is built from.
 func (c *Config) Notify() notify.Config {
 	return notify.Config{Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Sinks: c.Sinks}
+}
+
+// validateMetrics checks [metrics] here rather than at listen time, so
+// check-config and a reload reject a bad address before the daemon uses it.
+func validateMetrics(m MetricsConfig) error {
+	if m.Listen == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(m.Listen)
+	if err != nil {
+		return notify.Errorf("metrics.listen", "must be host:port, e.g. \"127.0.0.1:9577\": %w", err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return notify.Errorf("metrics.listen", "port must be a number from 1 to 65535, not %q", port)
+	}
+	return nil
 }
 
 // validateProbe checks [probe]; the probe package's own Validate wins when
@@ -362,9 +392,10 @@ func (c *Config) WriteTOML(w io.Writer) error {
 		Dedup     notify.DedupConfig             `toml:"dedup"`
 		RateLimit notify.GlobalRateLimitConfig   `toml:"rate_limit"`
 		Spool     notify.SpoolConfig             `toml:"spool"`
+		Metrics   MetricsConfig                  `toml:"metrics"`
 		Sink      map[string][]notify.SinkConfig `toml:"sink"`
 	}
-	o := out{Probe: c.Probe, Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Sink: map[string][]notify.SinkConfig{}}
+	o := out{Probe: c.Probe, Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Metrics: c.Metrics, Sink: map[string][]notify.SinkConfig{}}
 	for _, e := range c.Sinks {
 		o.Sink[e.Kind] = append(o.Sink[e.Kind], e.Config)
 	}

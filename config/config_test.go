@@ -51,6 +51,9 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"syntax error in a secret", "[[sink.slack]]\nurl = secretpart\n", 2, "sink.slack[0].url", "expected value but found <redacted>"},
 		{"bad escape in a secret", "[[sink.webhook]]\nname = \"a\"\n[sink.webhook.headers]\nX-Key = \"secretpart\\q\"\n", 4, "sink.webhook[0].headers.X-Key", "invalid escape"},
 		{"bad value in sink", "[[sink.syslog]]\nnetwork = \"carrier\"\n", 2, "sink.syslog[0].network", "unknown"},
+		{"metrics listen without port", "[metrics]\nlisten = \"127.0.0.1\"\n", 2, "metrics.listen", "missing port"},
+		{"metrics listen bad port", "\n[metrics]\nlisten = \":http\"\n", 3, "metrics.listen", "port must be a number"},
+		{"metrics unknown key", "[metrics]\nport = 9577\n", 2, "metrics.port", "unknown key"},
 		{"multi-line array then bad key", "[filter]\nerrors = [\n  \"ENOENT\",\n  \"EACCES\",\n]\nbad = true\n", 6, "filter.bad", "unknown key"},
 	}
 	for _, tc := range tests {

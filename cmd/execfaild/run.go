@@ -1,19 +1,26 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"reflect"
 	"strings"
 	"syscall"
+	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/execfaild/execfaild/cmd/execfaild/internal/daemon"
+	"github.com/execfaild/execfaild/cmd/execfaild/internal/metrics"
 	"github.com/execfaild/execfaild/config"
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe"
@@ -63,6 +70,17 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 		cfgName = "built-in defaults"
 	}
 
+	// The metrics port is bound before the probes load: an address in use
+	// fails the start at once, with nothing attached to undo.
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("start metrics: %w", firstLineError{err})
+		}
+		defer metricsLn.Close()
+	}
+
 	p, err := probe.New(cfg.Probe)
 	if err != nil {
 		return fmt.Errorf("start probe: %w", firstLineError{err})
@@ -77,13 +95,18 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("start sinks: %w", err)
 	}
 	log.Info("started", "config", cfgName, "mode", p.Mode(), "sinks", len(cfg.Sinks))
+	if metricsLn != nil {
+		srv := serveMetrics(metricsLn, p, pl, log)
+		defer srv.Close()
+		log.Info("serving metrics", "addr", metricsLn.Addr().String())
+	}
 
 	watchdog, err := sddaemon.SdWatchdogEnabled(false)
 	if err != nil {
 		log.Warn("watchdog disabled: " + err.Error())
 		watchdog = 0
 	}
-	running := cfg.Probe
+	running, runningMetrics := cfg.Probe, cfg.Metrics
 	reload := func() (notify.Config, error) {
 		c, err := config.Load(*path)
 		if err != nil {
@@ -93,6 +116,11 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 			// The BPF program is configured at load time; swapping it would
 			// detach the hooks and miss failures meanwhile.
 			log.Warn("[probe] settings changed: they take effect at the next restart")
+		}
+		if c.Metrics != runningMetrics {
+			// Rebinding would leave a gap in the scrapes and could fail on a
+			// busy port after the reload was already reported done.
+			log.Warn("[metrics] listen changed: it takes effect at the next restart")
 		}
 		return c.Notify(), nil
 	}
@@ -105,6 +133,27 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 		Signals:  sigs,
 		Watchdog: watchdog,
 	})
+}
+
+// serveMetrics serves /metrics on ln until the returned server is closed.
+// The collector reads the probe's and pipeline's own counters at scrape
+// time, so nothing is counted twice.
+func serveMetrics(ln net.Listener, p *probe.Probe, pl *notify.Pipeline, log *slog.Logger) *http.Server {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(metrics.Sources{
+		Mode:     p.Mode,
+		Probe:    p.Stats,
+		Pipeline: pl.Stats,
+	}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return srv
 }
 
 // probeSource adapts the probe to the daemon loop.

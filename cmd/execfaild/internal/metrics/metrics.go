@@ -1,0 +1,113 @@
+// Package metrics exposes the daemon's counters to Prometheus. The probe
+// and the pipeline already count everything; the collector reads their
+// snapshots at scrape time instead of keeping counters of its own, so the
+// numbers on /metrics and in systemd's STATUS= line can never disagree.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/probe"
+)
+
+const namespace = "execfaild"
+
+// Sources are read on every scrape. Each func must be safe to call from the
+// HTTP server's goroutines.
+type Sources struct {
+	// Mode is the attach mode the probe runs in ("fentry", ...).
+	Mode     func() string
+	Probe    func() probe.Stats
+	Pipeline func() notify.Stats
+}
+
+// Collector is a prometheus.Collector over Sources.
+type Collector struct {
+	src Sources
+}
+
+// NewCollector returns a collector that reads src at scrape time.
+func NewCollector(src Sources) *Collector { return &Collector{src: src} }
+
+var sinkLabels = []string{"kind", "name"}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
+}
+
+var (
+	probeFailures     = desc("probe_failures_total", "Failed execs the probe handed to userspace.")
+	probeSuccesses    = desc("probe_successes_total", "Successful execs the probe reported (used to fold PATH searches).")
+	probeLost         = desc("probe_lost_total", "Records the kernel ring buffer could not take.")
+	probeDecodeErrors = desc("probe_decode_errors_total", "Records from the kernel that could not be decoded and were skipped.")
+	probeModeInfo     = desc("probe_mode_info", "The attach mode of the probe; always 1.", "mode")
+
+	detected     = desc("failures_detected_total", "Failed execs that entered the notification pipeline.")
+	filtered     = desc("failures_filtered_total", "Failed execs the global [filter] dropped.")
+	resolved     = desc("path_searches_resolved_total", "Failed execs dropped because a later PATH directory had the command.")
+	afterClose   = desc("failures_after_close_total", "Failed execs handed in during shutdown, after the pipeline closed; not reported.")
+	sinkFiltered = desc("sink_filtered_total", "Failures this sink's own filter dropped.", sinkLabels...)
+	sinkDeduped  = desc("sink_deduped_total", "Failures folded into a digest as repeats.", sinkLabels...)
+	sinkLimited  = desc("sink_limited_total", "Failures whose first notification a rate limit held back.", sinkLabels...)
+	sinkDropped  = desc("sink_dropped_queue_full_total", "Failures that did not fit the delivery queue and were folded into a digest.", sinkLabels...)
+	sinkSent     = desc("sink_notifications_delivered_total", "Notifications delivered.", sinkLabels...)
+	sinkSentFail = desc("sink_delivered_failures_total", "Failures the delivered notifications stand for.", sinkLabels...)
+	sinkFailed   = desc("sink_notifications_failed_total", "Notifications whose delivery failed.", sinkLabels...)
+	sinkSpooled  = desc("sink_notifications_spooled_total", "Notifications written to the spool for a later retry.", sinkLabels...)
+	sinkQueued   = desc("sink_queued", "Notifications waiting in the delivery queue.", sinkLabels...)
+	sinkSpool    = desc("sink_spool_entries", "Notifications waiting in the spool.", sinkLabels...)
+)
+
+var allDescs = []*prometheus.Desc{
+	probeFailures, probeSuccesses, probeLost, probeDecodeErrors, probeModeInfo,
+	detected, filtered, resolved, afterClose,
+	sinkFiltered, sinkDeduped, sinkLimited, sinkDropped, sinkSent, sinkSentFail, sinkFailed, sinkSpooled, sinkQueued, sinkSpool,
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	if c.src.Probe != nil {
+		ps := c.src.Probe()
+		counter(probeFailures, ps.Failures)
+		counter(probeSuccesses, ps.Successes)
+		counter(probeLost, ps.Lost)
+		counter(probeDecodeErrors, ps.DecodeErrors)
+	}
+	if c.src.Mode != nil {
+		ch <- prometheus.MustNewConstMetric(probeModeInfo, prometheus.GaugeValue, 1, c.src.Mode())
+	}
+	if c.src.Pipeline == nil {
+		return
+	}
+	st := c.src.Pipeline()
+	counter(detected, st.Detected)
+	counter(filtered, st.Filtered)
+	counter(resolved, st.PathSearchResolved)
+	counter(afterClose, st.AfterClose)
+	for _, s := range st.Sinks {
+		counter(sinkFiltered, s.Filtered, s.Kind, s.Name)
+		counter(sinkDeduped, s.Deduped, s.Kind, s.Name)
+		counter(sinkLimited, s.Limited, s.Kind, s.Name)
+		counter(sinkDropped, s.DroppedQueueFull, s.Kind, s.Name)
+		counter(sinkSent, s.Delivered, s.Kind, s.Name)
+		counter(sinkSentFail, s.DeliveredCount, s.Kind, s.Name)
+		counter(sinkFailed, s.Failed, s.Kind, s.Name)
+		counter(sinkSpooled, s.Spooled, s.Kind, s.Name)
+		gauge(sinkQueued, s.Queued, s.Kind, s.Name)
+		gauge(sinkSpool, s.SpoolEntries, s.Kind, s.Name)
+	}
+}

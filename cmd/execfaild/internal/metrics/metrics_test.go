@@ -1,0 +1,120 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/probe"
+)
+
+func fixed() Sources {
+	return Sources{
+		Mode:  func() string { return "fentry" },
+		Probe: func() probe.Stats { return probe.Stats{Failures: 41, Successes: 7, Lost: 2, DecodeErrors: 1} },
+		Pipeline: func() notify.Stats {
+			return notify.Stats{
+				Detected: 40, Filtered: 3, PathSearchResolved: 5,
+				Sinks: []notify.SinkStats{
+					{Kind: "journal", Name: "journal", Delivered: 30, DeliveredCount: 32},
+					{Kind: "webhook", Name: "ops", Filtered: 4, Deduped: 6, Limited: 8, DroppedQueueFull: 1,
+						Delivered: 10, DeliveredCount: 20, Failed: 3, Spooled: 2, Queued: 5, SpoolEntries: 2},
+				},
+			}
+		},
+	}
+}
+
+// TestExposition pins names, types, labels and values: they are what
+// dashboards and alerts are written against.
+func TestExposition(t *testing.T) {
+	const want = `
+# HELP execfaild_failures_after_close_total Failed execs handed in during shutdown, after the pipeline closed; not reported.
+# TYPE execfaild_failures_after_close_total counter
+execfaild_failures_after_close_total 0
+# HELP execfaild_failures_detected_total Failed execs that entered the notification pipeline.
+# TYPE execfaild_failures_detected_total counter
+execfaild_failures_detected_total 40
+# HELP execfaild_failures_filtered_total Failed execs the global [filter] dropped.
+# TYPE execfaild_failures_filtered_total counter
+execfaild_failures_filtered_total 3
+# HELP execfaild_path_searches_resolved_total Failed execs dropped because a later PATH directory had the command.
+# TYPE execfaild_path_searches_resolved_total counter
+execfaild_path_searches_resolved_total 5
+# HELP execfaild_probe_decode_errors_total Records from the kernel that could not be decoded and were skipped.
+# TYPE execfaild_probe_decode_errors_total counter
+execfaild_probe_decode_errors_total 1
+# HELP execfaild_probe_failures_total Failed execs the probe handed to userspace.
+# TYPE execfaild_probe_failures_total counter
+execfaild_probe_failures_total 41
+# HELP execfaild_probe_lost_total Records the kernel ring buffer could not take.
+# TYPE execfaild_probe_lost_total counter
+execfaild_probe_lost_total 2
+# HELP execfaild_probe_mode_info The attach mode of the probe; always 1.
+# TYPE execfaild_probe_mode_info gauge
+execfaild_probe_mode_info{mode="fentry"} 1
+# HELP execfaild_probe_successes_total Successful execs the probe reported (used to fold PATH searches).
+# TYPE execfaild_probe_successes_total counter
+execfaild_probe_successes_total 7
+# HELP execfaild_sink_deduped_total Failures folded into a digest as repeats.
+# TYPE execfaild_sink_deduped_total counter
+execfaild_sink_deduped_total{kind="journal",name="journal"} 0
+execfaild_sink_deduped_total{kind="webhook",name="ops"} 6
+# HELP execfaild_sink_delivered_failures_total Failures the delivered notifications stand for.
+# TYPE execfaild_sink_delivered_failures_total counter
+execfaild_sink_delivered_failures_total{kind="journal",name="journal"} 32
+execfaild_sink_delivered_failures_total{kind="webhook",name="ops"} 20
+# HELP execfaild_sink_dropped_queue_full_total Failures that did not fit the delivery queue and were folded into a digest.
+# TYPE execfaild_sink_dropped_queue_full_total counter
+execfaild_sink_dropped_queue_full_total{kind="journal",name="journal"} 0
+execfaild_sink_dropped_queue_full_total{kind="webhook",name="ops"} 1
+# HELP execfaild_sink_filtered_total Failures this sink's own filter dropped.
+# TYPE execfaild_sink_filtered_total counter
+execfaild_sink_filtered_total{kind="journal",name="journal"} 0
+execfaild_sink_filtered_total{kind="webhook",name="ops"} 4
+# HELP execfaild_sink_limited_total Failures whose first notification a rate limit held back.
+# TYPE execfaild_sink_limited_total counter
+execfaild_sink_limited_total{kind="journal",name="journal"} 0
+execfaild_sink_limited_total{kind="webhook",name="ops"} 8
+# HELP execfaild_sink_notifications_delivered_total Notifications delivered.
+# TYPE execfaild_sink_notifications_delivered_total counter
+execfaild_sink_notifications_delivered_total{kind="journal",name="journal"} 30
+execfaild_sink_notifications_delivered_total{kind="webhook",name="ops"} 10
+# HELP execfaild_sink_notifications_failed_total Notifications whose delivery failed.
+# TYPE execfaild_sink_notifications_failed_total counter
+execfaild_sink_notifications_failed_total{kind="journal",name="journal"} 0
+execfaild_sink_notifications_failed_total{kind="webhook",name="ops"} 3
+# HELP execfaild_sink_notifications_spooled_total Notifications written to the spool for a later retry.
+# TYPE execfaild_sink_notifications_spooled_total counter
+execfaild_sink_notifications_spooled_total{kind="journal",name="journal"} 0
+execfaild_sink_notifications_spooled_total{kind="webhook",name="ops"} 2
+# HELP execfaild_sink_queued Notifications waiting in the delivery queue.
+# TYPE execfaild_sink_queued gauge
+execfaild_sink_queued{kind="journal",name="journal"} 0
+execfaild_sink_queued{kind="webhook",name="ops"} 5
+# HELP execfaild_sink_spool_entries Notifications waiting in the spool.
+# TYPE execfaild_sink_spool_entries gauge
+execfaild_sink_spool_entries{kind="journal",name="journal"} 0
+execfaild_sink_spool_entries{kind="webhook",name="ops"} 2
+`
+	if err := testutil.CollectAndCompare(NewCollector(fixed()), strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestReadsAtScrapeTime: a second scrape sees the snapshot as it is then,
+// because the collector keeps no state of its own.
+func TestReadsAtScrapeTime(t *testing.T) {
+	var lost uint64
+	c := NewCollector(Sources{Probe: func() probe.Stats { lost++; return probe.Stats{Lost: lost} }})
+	for want := 1; want <= 2; want++ {
+		exp := "# HELP execfaild_probe_lost_total Records the kernel ring buffer could not take.\n" +
+			"# TYPE execfaild_probe_lost_total counter\n" +
+			"execfaild_probe_lost_total " + string(rune('0'+want)) + "\n"
+		if err := testutil.CollectAndCompare(c, strings.NewReader(exp), "execfaild_probe_lost_total"); err != nil {
+			t.Errorf("scrape %d: %v", want, err)
+		}
+	}
+}
