@@ -749,15 +749,21 @@ func (s *flakySink) Send(ctx context.Context, ev *event.Event) error {
 	return s.recSink.Send(ctx, ev)
 }
 
-type flakyConfig struct {
+// sinkConfig hands a prepared sink to the pipeline, for test kinds that
+// take the global defaults.
+type sinkConfig struct {
 	SinkCommon
-	sink *flakySink
+	sink Sink
 }
 
-func (c *flakyConfig) Validate() error       { return nil }
-func (c *flakyConfig) New(Env) (Sink, error) { return c.sink, nil }
+func (c *sinkConfig) Validate() error       { return nil }
+func (c *sinkConfig) New(Env) (Sink, error) { return c.sink, nil }
 
-func init() { RegisterSink("flaky", func() SinkConfig { return &flakyConfig{} }) }
+func init() {
+	for _, kind := range []string{"flaky", "busy"} {
+		RegisterSink(kind, func() SinkConfig { return &sinkConfig{} })
+	}
+}
 
 // spooledCount is how many failures the spool of a sink holds.
 func spooledCount(t *testing.T, dir string) uint64 {
@@ -802,7 +808,7 @@ func TestRandomizedAccounting(t *testing.T) {
 				tc.QueueSize = 3
 				tc.RateLimit = RateLimitConfig{Rate: 2, Burst: 3}
 				tc.Dedup = DedupConfig{Window: Duration(2 * time.Second), MaxKeys: 4}
-				fc := &flakyConfig{sink: flaky}
+				fc := &sinkConfig{sink: flaky}
 				fc.Name = "flaky"
 				fc.QueueSize = 2
 				fc.Filter.ExcludeErrors = []string{"EPERM"}
@@ -917,16 +923,6 @@ func (s *busySink) Send(ctx context.Context, ev *event.Event) error {
 	return s.recSink.Send(ctx, ev)
 }
 
-type busyConfig struct {
-	SinkCommon
-	sink *busySink
-}
-
-func (c *busyConfig) Validate() error       { return nil }
-func (c *busyConfig) New(Env) (Sink, error) { return c.sink, nil }
-
-func init() { RegisterSink("busy", func() SinkConfig { return &busyConfig{} }) }
-
 // TestRetryAfterHonoured checks the worker waits at least as long as the
 // destination asked, although its own backoff (5–20 ms) is far shorter.
 func TestRetryAfterHonoured(t *testing.T) {
@@ -937,7 +933,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	cfg.Spool.RetryInitial = Duration(5 * time.Millisecond)
 	cfg.Spool.RetryMax = Duration(20 * time.Millisecond)
 	cfg.RateLimit.GlobalRate = Off
-	bc := &busyConfig{sink: sink}
+	bc := &sinkConfig{sink: sink}
 	bc.Name = "busy"
 	bc.RateLimit = RateLimitConfig{Rate: Off}
 	cfg.Sinks = []SinkEntry{{Kind: "busy", Config: bc}}
