@@ -265,16 +265,16 @@ func userspaceStage(e *event.Event) string {
 // for execveat. display is the path as the caller would name it.
 func (en *enricher) callerPath(e *event.Event) (target, display string, ok bool) {
 	pid := e.Process.PID
+	atFDCWD := e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD
 	// A caller that already exited after its failure leaves no /proc
 	// entry; a forked child shares its parent's root and, usually, cwd.
-	if _, err := os.Stat(en.proc(pid)); err != nil && e.Process.PPID != 0 && (e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD) {
+	if _, err := os.Stat(en.proc(pid)); err != nil && e.Process.PPID != 0 && atFDCWD {
 		pid = e.Process.PPID
 		if e.Process.Cwd == "" {
 			e.Process.Cwd, _ = os.Readlink(en.proc(pid, "cwd"))
 		}
 	}
 	p := e.Path
-	atFDCWD := e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD
 	switch {
 	case p == "" && e.Flags != nil && *e.Flags&unix.AT_EMPTY_PATH != 0 && !atFDCWD:
 		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
