@@ -52,6 +52,13 @@ enum ef_hook {
 	EF_HOOK_INTERP = 1 << 3, /* open_exec: a loader tried to open an interpreter */
 };
 
+/* Indexes of the per-CPU `lost` counters: what the ring buffer could not take. */
+enum ef_lost {
+	EF_LOST_FAILURE = 0, /* a failure record: the failure itself is missing */
+	EF_LOST_MARKER = 1,  /* a PATH-search success marker */
+	EF_LOST_NR = 2,
+};
+
 /* ef_header.flags */
 enum ef_flag {
 	EF_F_ARGS_TRUNC = 1 << 0,
@@ -64,6 +71,7 @@ enum ef_flag {
 	EF_F_BIN_PATH_TRUNC = 1 << 7,
 	EF_F_STDIN_PATH_TRUNC = 1 << 8,
 	EF_F_PATH_TRUNC = 1 << 9,
+	EF_F_COMPAT = 1 << 10, /* a 32-bit (ia32) syscall: compat pointers, compat numbers */
 	EF_F_PENDING_ENOENT = 1 << 16, /* per-thread state only */
 };
 

@@ -443,10 +443,16 @@ static long strv_step(__u64 i, void *unused)
 		n = 1;
 	}
 	if (n > len + 1) {
+		/* off <= EF_DATA_SIZE - EF_ARG_LEN_CAP and len < EF_ARG_LEN_CAP, so
+		 * the terminator always lands inside the string just read; the
+		 * check is for the verifier, with no size of the record special. */
+		__u32 end = off + len;
+
+		if (end >= EF_DATA_SIZE)
+			return 1;
 		c->trunc = 1;
-		n = len;
-		e->data[(off + n) & (EF_DATA_SIZE - 1)] = 0;
-		n++;
+		e->data[end] = 0;
+		n = len + 1;
 	}
 	c->off = off + n;
 	c->bytes += n;

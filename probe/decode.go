@@ -312,3 +312,8 @@ func (r *record) toEvent(bootToWall func(uint64) time.Time, haveOpenHook bool) *
 	}
 	return e
 }
+
+// RecordDataSize is the room a record has for its strings (path,
+// interpreter, path components, argv, envp): beyond it the lists are cut
+// and marked truncated.
+const RecordDataSize = len(execfaildEfEvent{}.Data)

@@ -184,13 +184,34 @@ func (c *collector) successesOf(tid uint32) int {
 	return n
 }
 
+// testMode is the mode EXECFAILD_TEST_MODE asks for ("" lets the probe pick).
+func testMode() string { return os.Getenv("EXECFAILD_TEST_MODE") }
+
+// closeAndCheck closes p, waits for its reader to stop, and fails the test
+// for any record the probe lost or could not decode: a failure that is only
+// counted is still a failure that escaped.
+func closeAndCheck(t *testing.T, p *probe.Probe, col *collector) {
+	t.Helper()
+	if err := p.Close(); err != nil {
+		t.Errorf("close probe: %v", err)
+	}
+	select {
+	case <-col.done:
+	case <-time.After(eventTimeout):
+		t.Error("Read did not return ErrClosed after Close")
+	}
+	s := p.Stats()
+	t.Logf("probe stats at close: %+v", s)
+	checkNoLoss(t, s)
+}
+
 // TestKernelProbe is the whole real-kernel suite under one probe instance:
 // attaching is the slow part under emulation, and one instance also proves
 // the probe keeps working across many different failures.
 func TestKernelProbe(t *testing.T) {
 	requireRoot(t)
 	cfg := probe.DefaultConfig()
-	wantMode := os.Getenv("EXECFAILD_TEST_MODE")
+	wantMode := testMode()
 	if wantMode != "" {
 		cfg.Mode = wantMode
 	}
@@ -199,17 +220,7 @@ func TestKernelProbe(t *testing.T) {
 		t.Fatalf("start probe (mode %q): %v", cfg.Mode, err)
 	}
 	col := collect(p)
-	t.Cleanup(func() {
-		t.Logf("probe stats at close: %+v", p.Stats())
-		if err := p.Close(); err != nil {
-			t.Errorf("close probe: %v", err)
-		}
-		select {
-		case <-col.done:
-		case <-time.After(eventTimeout):
-			t.Error("Read did not return ErrClosed after Close")
-		}
-	})
+	t.Cleanup(func() { closeAndCheck(t, p, col) })
 	mode := p.Mode()
 	if wantMode != "" && mode != wantMode {
 		t.Fatalf("probe runs in mode %q, EXECFAILD_TEST_MODE asks for %q", mode, wantMode)

@@ -410,3 +410,14 @@ func openPTYAt(ptmx, ptsDir string) (*os.File, *os.File, error) {
 	}
 	return master, os.NewFile(uintptr(sfd), name), nil
 }
+
+// Path is name inside the lab.
+func (l *Lab) Path(name string) string { return l.path(name) }
+
+// Execve provokes an execve of path like the built-in cases, with argv and
+// environment (which start as the cases' defaults) rewritten by edit.
+func (l *Lab) Execve(name, path string, want unix.Errno, reach Reach, interp string, edit func(argv, env []string) ([]string, []string)) (*Outcome, error) {
+	return l.execve(name, path, want, reach, interp, func(r *request) {
+		r.Argv, r.Env = edit(r.Argv, r.Env)
+	})
+}
