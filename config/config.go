@@ -56,18 +56,29 @@ type Error struct {
 	Err  error
 }
 
+// Error is one line whatever a key or value holds: a quoted TOML key may
+// contain a newline, and the journal and check-config show one line per
+// error.
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString(e.File)
+	b.WriteString(oneLine(e.File))
 	if e.Line > 0 {
 		b.WriteString(":" + strconv.Itoa(e.Line))
 	}
 	b.WriteString(": ")
 	if e.Key != "" {
-		b.WriteString(e.Key + ": ")
+		b.WriteString(oneLine(e.Key) + ": ")
 	}
-	b.WriteString(e.Err.Error())
+	b.WriteString(oneLine(e.Err.Error()))
 	return b.String()
+}
+
+// oneLine escapes the characters that would end a line.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -140,15 +151,29 @@ func Load(path string) (*Config, error) {
 	if !explicit {
 		path = DefaultPath
 	}
-	data, err := os.ReadFile(path)
+	data, err := notify.ReadFileCapped(path, maxConfigBytes)
 	if err != nil {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {
 			return Default()
 		}
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	// Parse reads no files, so tests can parse text alone; the daemon
+	// must refuse at load whatever building the sinks would refuse later.
+	nc := c.Notify()
+	if err := nc.CheckFiles(); err != nil {
+		return nil, locate(path, scanLines(string(data)), err)
+	}
+	return c, nil
 }
+
+// maxConfigBytes is far above any real configuration; it keeps a wrong
+// path from being read whole.
+const maxConfigBytes = 4 << 20
 
 var tomlLineErr = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 

@@ -134,8 +134,10 @@ func (c *Config) Normalize() error {
 		if com.QueueSize == 0 {
 			com.QueueSize = DefaultQueueSize
 		}
-		if com.QueueSize < 0 {
-			return serr(Errorf("queue_size", "must be positive"))
+		// The queue is allocated whole at start: an absurd size would
+		// panic or exhaust memory in run after check-config accepted it.
+		if err := inRange("queue_size", int64(com.QueueSize), 1, MaxQueueSize); err != nil {
+			return serr(err)
 		}
 		if err := e.Config.Validate(); err != nil {
 			return serr(err)

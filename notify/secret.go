@@ -3,7 +3,6 @@ package notify
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -20,9 +19,9 @@ func ResolveSecret(value Secret, file, key string) (Secret, error) {
 	case value != "" && file != "":
 		return "", &FieldError{Key: key, Err: fmt.Errorf("set either %s or %s_file, not both", key, key)}
 	case file != "":
-		b, err := os.ReadFile(file)
+		b, err := ReadFileCapped(file, MaxSecretFileBytes)
 		if err != nil {
-			// The *PathError names the file and the operation, not the content.
+			// The error names the file and the operation, not the content.
 			return "", &FieldError{Key: key + "_file", Err: fmt.Errorf("read secret: %w", err)}
 		}
 		s := strings.TrimSpace(string(b))

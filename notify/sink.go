@@ -38,6 +38,26 @@ type SinkConfig interface {
 	New(env Env) (Sink, error)
 }
 
+// FileChecker is implemented by sink configs whose New reads files
+// (secrets, TLS material). CheckFiles reads them the way New would without
+// building anything, so check-config and a reload refuse what New would.
+type FileChecker interface {
+	CheckFiles() error
+}
+
+// CheckFiles reads every file the sinks name, as building them would.
+// Errors are *SinkError, like Normalize's.
+func (c *Config) CheckFiles() error {
+	for _, e := range c.Sinks {
+		if fc, ok := e.Config.(FileChecker); ok {
+			if err := fc.CheckFiles(); err != nil {
+				return &SinkError{Kind: e.Kind, Index: e.Index, Err: err}
+			}
+		}
+	}
+	return nil
+}
+
 // Env is what a sink gets from the daemon.
 type Env struct {
 	Host     string       // hostname reported in events

@@ -196,6 +196,48 @@ type RateLimitDefaulter interface {
 // DefaultQueueSize is the per-sink delivery queue length when unset.
 const DefaultQueueSize = 1024
 
+// Upper bounds of the numeric settings. Each keeps what one setting can
+// make the daemon allocate or wait for within what a host can afford;
+// the man page lists them.
+const (
+	// MaxQueueSize bounds a delivery queue: it is allocated at start, and
+	// every entry can pin an event of several kilobytes.
+	MaxQueueSize = 65536
+	// MaxKeysLimit bounds the dedup table of one sink.
+	MaxKeysLimit = 1_000_000
+	// MaxPIDsLimit bounds the pid list of one digest.
+	MaxPIDsLimit = 1024
+	// MaxWindow is the longest dedup window: a digest later than a day
+	// reports news nobody can act on.
+	MaxWindow = 24 * time.Hour
+	// MaxRate and MaxBurst bound the token buckets.
+	MaxRate  Rate = 100_000
+	MaxBurst      = 1_000_000
+	// MinSpoolBytes and MaxSpoolBytes bound one sink's spool on disk.
+	MinSpoolBytes = 64 << 10
+	MaxSpoolBytes = 64 << 30
+	// MaxSpoolEntries bounds one sink's spool entries (and its index in
+	// memory).
+	MaxSpoolEntries = 1_000_000
+	// MaxRetry bounds the backoff between delivery attempts.
+	MaxRetry = 24 * time.Hour
+	// MaxSinkTimeout bounds a sink's own timeout setting: one delivery
+	// attempt never gets longer than SendTimeout anyway.
+	MaxSinkTimeout = SendTimeout
+)
+
+// CheckTimeout is the one check of a sink's timeout setting; zero means
+// the sink's default.
+func CheckTimeout(key string, d time.Duration) error {
+	if d < 0 {
+		return Errorf(key, "must be a positive duration")
+	}
+	if d > MaxSinkTimeout {
+		return Errorf(key, "must be at most %s, not %s", MaxSinkTimeout, d)
+	}
+	return nil
+}
+
 // DefaultFilter reports everything: PATH-search coalescing, dedup and the
 // rate limits keep that quiet, and a failure someone filtered away by
 // default is one nobody will ever learn about.
@@ -287,13 +329,15 @@ func (d *DedupConfig) Validate() error {
 			return Errorf("keys", "unknown field %q (one of %s)", k, strings.Join(DedupKeys, ", "))
 		}
 	}
-	if d.MaxPIDs < 0 {
-		return Errorf("max_pids", "must not be negative")
+	if d.Window > Duration(MaxWindow) {
+		return Errorf("window", "must be at most %s, not %s", MaxWindow, d.Window.D())
 	}
-	if d.MaxKeys < 0 {
-		return Errorf("max_keys", "must not be negative")
+	if err := inRange("max_pids", int64(d.MaxPIDs), 0, MaxPIDsLimit); err != nil {
+		return err
 	}
-	return nil
+	// Zero is not "unbounded": the table of one sink would grow with every
+	// distinct failure anyone on the host can cause.
+	return inRange("max_keys", int64(d.MaxKeys), 1, MaxKeysLimit)
 }
 
 // Validate checks a token bucket after defaults were applied.
@@ -301,13 +345,16 @@ func (r *RateLimitConfig) Validate() error {
 	if r.Rate == 0 || (r.Rate < 0 && r.Rate != Off) {
 		return Errorf("rate", "must be positive or \"off\"")
 	}
+	if r.Rate > MaxRate {
+		return Errorf("rate", "must be at most %v/s", float64(MaxRate))
+	}
 	if r.Burst < 0 {
 		return Errorf("burst", "must not be negative")
 	}
 	if r.Rate != Off && r.Burst == 0 {
 		return Errorf("burst", "must be at least 1 when rate is set")
 	}
-	return nil
+	return inRange("burst", int64(r.Burst), 0, MaxBurst)
 }
 
 // Validate checks the [rate_limit] section.
@@ -321,10 +368,13 @@ func (g *GlobalRateLimitConfig) Validate() error {
 	if g.GlobalBurst < 0 {
 		return Errorf("global_burst", "must not be negative")
 	}
+	if g.GlobalRate > MaxRate {
+		return Errorf("global_rate", "must be at most %v/s", float64(MaxRate))
+	}
 	if g.GlobalRate != Off && g.GlobalRate != 0 && g.GlobalBurst == 0 {
 		return Errorf("global_burst", "must be at least 1 when global_rate is set")
 	}
-	return nil
+	return inRange("global_burst", int64(g.GlobalBurst), 0, MaxBurst)
 }
 
 // Validate checks the [spool] section.
@@ -335,17 +385,31 @@ func (s *SpoolConfig) Validate() error {
 	if !path.IsAbs(s.Dir) {
 		return Errorf("dir", "must be an absolute path, not %q", s.Dir)
 	}
-	if s.MaxBytes <= 0 {
-		return Errorf("max_bytes", "must be positive")
+	if err := inRange("max_bytes", s.MaxBytes, MinSpoolBytes, MaxSpoolBytes); err != nil {
+		return err
 	}
-	if s.MaxEntries <= 0 {
-		return Errorf("max_entries", "must be positive")
+	if err := inRange("max_entries", int64(s.MaxEntries), 1, MaxSpoolEntries); err != nil {
+		return err
 	}
 	if s.RetryInitial <= 0 {
 		return Errorf("retry_initial", "must be positive")
 	}
+	if s.RetryInitial > Duration(MaxRetry) {
+		return Errorf("retry_initial", "must be at most %s, not %s", MaxRetry, s.RetryInitial.D())
+	}
 	if s.RetryMax < s.RetryInitial {
 		return Errorf("retry_max", "must be at least retry_initial")
+	}
+	if s.RetryMax > Duration(MaxRetry) {
+		return Errorf("retry_max", "must be at most %s, not %s", MaxRetry, s.RetryMax.D())
+	}
+	return nil
+}
+
+// inRange is the one wording of a numeric range error.
+func inRange(key string, v, lo, hi int64) error {
+	if v < lo || v > hi {
+		return Errorf(key, "must be from %d to %d, not %d", lo, hi, v)
 	}
 	return nil
 }

@@ -33,6 +33,10 @@ const AlertName = "ExecFailed"
 // DefaultResolveTimeout matches Alertmanager's own resolve_timeout.
 const DefaultResolveTimeout = 5 * time.Minute
 
+// maxResolveTimeout keeps an alert from firing for longer than a week
+// after its last failure.
+const maxResolveTimeout = 7 * 24 * time.Hour
+
 // Annotation values longer than this are cut: Alertmanager keeps every
 // active alert in memory and templates render them whole.
 const maxAnnotation = 4096
@@ -76,6 +80,9 @@ func (c *Config) Validate() error {
 	if c.ResolveTimeout == 0 {
 		c.ResolveTimeout = notify.Duration(DefaultResolveTimeout)
 	}
+	if c.ResolveTimeout.D() > maxResolveTimeout {
+		return notify.Errorf("resolve_timeout", "must be at most %s, not %s", maxResolveTimeout, c.ResolveTimeout.D())
+	}
 	if c.ResolveTimeout < 0 {
 		return notify.Errorf("resolve_timeout", "must be a positive duration")
 	}
@@ -108,6 +115,12 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// CheckFiles implements notify.FileChecker.
+func (c *Config) CheckFiles() error {
+	_, err := httpsink.Resolve(c.URL, c.URLFile, &c.Auth, &c.Settings)
+	return err
 }
 
 // New implements notify.SinkConfig.

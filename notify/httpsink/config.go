@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/execfaild/execfaild/notify"
@@ -30,8 +29,8 @@ type Settings struct {
 
 // Validate checks the keys without reading files.
 func (s *Settings) Validate() error {
-	if s.Timeout < 0 {
-		return notify.Errorf("timeout", "must be a positive duration")
+	if err := notify.CheckTimeout("timeout", s.Timeout.D()); err != nil {
+		return err
 	}
 	if s.TLSCertFile != "" && s.TLSKeyFile == "" {
 		return notify.Errorf("tls_key_file", "required with tls_cert_file")
@@ -49,7 +48,7 @@ func (s *Settings) TLSConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.TLSServerName}
 	if s.TLSCAFile != "" {
-		pem, err := os.ReadFile(s.TLSCAFile)
+		pem, err := notify.ReadFileCapped(s.TLSCAFile, notify.MaxPEMFileBytes)
 		if err != nil {
 			return nil, &notify.FieldError{Key: "tls_ca_file", Err: err}
 		}
@@ -60,9 +59,18 @@ func (s *Settings) TLSConfig() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if s.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
+		certPEM, err := notify.ReadFileCapped(s.TLSCertFile, notify.MaxPEMFileBytes)
 		if err != nil {
-			return nil, &notify.FieldError{Key: "tls_cert_file", Err: fmt.Errorf("load key pair: %w", err)}
+			return nil, &notify.FieldError{Key: "tls_cert_file", Err: err}
+		}
+		keyPEM, err := notify.ReadFileCapped(s.TLSKeyFile, notify.MaxPEMFileBytes)
+		if err != nil {
+			return nil, &notify.FieldError{Key: "tls_key_file", Err: err}
+		}
+		// The parse error names neither file nor key material.
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, &notify.FieldError{Key: "tls_cert_file", Err: fmt.Errorf("load key pair %s, %s: %w", s.TLSCertFile, s.TLSKeyFile, err)}
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}

@@ -73,10 +73,16 @@ func (c *Config) Validate() error {
 			return notify.Errorf("icon_url", "must be an http(s) URL")
 		}
 	}
-	if c.Timeout < 0 {
-		return notify.Errorf("timeout", "must be a positive duration")
+	if err := notify.CheckTimeout("timeout", c.Timeout.D()); err != nil {
+		return err
 	}
 	return nil
+}
+
+// CheckFiles implements notify.FileChecker.
+func (c *Config) CheckFiles() error {
+	_, err := httpsink.LoadURL(c.URL, c.URLFile)
+	return err
 }
 
 // New implements notify.SinkConfig.

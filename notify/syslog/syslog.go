@@ -78,6 +78,10 @@ const AppName = "execfaild"
 // documentation. Operators with their own number set sd_id.
 const DefaultSDID = "execfail@32473"
 
+// maxMessageBytesLimit is the largest UDP payload, and far above what any
+// common receiver takes by default over a stream.
+const maxMessageBytesLimit = 65507
+
 // Config is one [[sink.syslog]] entry.
 type Config struct {
 	notify.SinkCommon
@@ -186,6 +190,9 @@ func (c *Config) Validate() error {
 	if d.MaxMessageBytes < 480 {
 		return fmt.Errorf("max_message_bytes: %d is below 480, the size every receiver must accept", d.MaxMessageBytes)
 	}
+	if d.MaxMessageBytes > maxMessageBytesLimit {
+		return fmt.Errorf("max_message_bytes: %d is above %d", d.MaxMessageBytes, maxMessageBytesLimit)
+	}
 	switch d.Framing {
 	case "octet-counting":
 	case "newline":
@@ -207,6 +214,9 @@ func (c *Config) Validate() error {
 	}
 	if d.Timeout <= 0 {
 		return fmt.Errorf("timeout: must be positive")
+	}
+	if d.Timeout > notify.MaxSinkTimeout {
+		return fmt.Errorf("timeout: must be at most %s, not %s", notify.MaxSinkTimeout, d.Timeout)
 	}
 	return nil
 }
@@ -233,6 +243,16 @@ func validSDID(id string) error {
 		}
 	}
 	return nil
+}
+
+// CheckFiles implements notify.FileChecker.
+func (c *Config) CheckFiles() error {
+	d := c.withDefaults()
+	if d.Network != "tcp+tls" {
+		return nil
+	}
+	_, err := tlsConfig(d)
+	return err
 }
 
 // New implements notify.SinkConfig. It reads the TLS files but does not
@@ -277,7 +297,7 @@ func tlsConfig(d Config) (*tls.Config, error) {
 		tc.ServerName, _, _ = net.SplitHostPort(d.Address)
 	}
 	if d.CAFile != "" {
-		pem, err := os.ReadFile(d.CAFile)
+		pem, err := notify.ReadFileCapped(d.CAFile, notify.MaxPEMFileBytes)
 		if err != nil {
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}
@@ -288,10 +308,18 @@ func tlsConfig(d Config) (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if d.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(d.CertFile, d.KeyFile)
+		certPEM, err := notify.ReadFileCapped(d.CertFile, notify.MaxPEMFileBytes)
 		if err != nil {
-			// The error names the files, never the key material.
-			return nil, fmt.Errorf("cert_file, key_file: %w", err)
+			return nil, fmt.Errorf("cert_file: %w", err)
+		}
+		keyPEM, err := notify.ReadFileCapped(d.KeyFile, notify.MaxPEMFileBytes)
+		if err != nil {
+			return nil, fmt.Errorf("key_file: %w", err)
+		}
+		// The parse error names neither file nor key material.
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("cert_file, key_file: load key pair %s, %s: %w", d.CertFile, d.KeyFile, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

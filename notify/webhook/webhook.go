@@ -104,6 +104,19 @@ func (c *Config) headerNames() []string {
 	return names
 }
 
+// CheckFiles implements notify.FileChecker.
+func (c *Config) CheckFiles() error {
+	if _, err := httpsink.Resolve(c.URL, c.URLFile, &c.Auth, &c.Settings); err != nil {
+		return err
+	}
+	if c.HMACSecret != "" || c.HMACSecretFile != "" {
+		if _, err := notify.ResolveSecret(c.HMACSecret, c.HMACSecretFile, "hmac_secret"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // New implements notify.SinkConfig.
 func (c *Config) New(env notify.Env) (notify.Sink, error) {
 	t, err := httpsink.Resolve(c.URL, c.URLFile, &c.Auth, &c.Settings)
