@@ -60,6 +60,7 @@ type Pipeline struct {
 	closed   bool
 
 	detected, filtered, resolved, afterClose atomic.Uint64
+	reloadsRejected                          atomic.Uint64
 
 	manualTick bool
 	stopTick   chan struct{}
@@ -451,11 +452,11 @@ func (p *Pipeline) Reload(ctx context.Context, cfg Config) error {
 	p.lifeMu.Lock()
 	defer p.lifeMu.Unlock()
 	if err := cfg.Normalize(); err != nil {
-		return err
+		return p.rejected(err)
 	}
 	sinks, err := p.build(cfg)
 	if err != nil {
-		return fmt.Errorf("reload: %w", err)
+		return p.rejected(err)
 	}
 	p.mu.Lock()
 	if p.closed {
@@ -463,7 +464,7 @@ func (p *Pipeline) Reload(ctx context.Context, cfg Config) error {
 		for _, s := range sinks {
 			s.w.sink.Close()
 		}
-		return errors.New("reload: pipeline closed")
+		return p.rejected(errors.New("pipeline closed"))
 	}
 	// PATH searches are global: they stay pending across the switch.
 	p.flushAll(p.clock.Now(), false)
@@ -477,6 +478,22 @@ func (p *Pipeline) Reload(ctx context.Context, cfg Config) error {
 	}
 	return errs
 }
+
+// RejectedError is a reload refused before anything changed: the previous
+// configuration stays in use.
+type RejectedError struct{ Err error }
+
+func (e *RejectedError) Error() string { return "reload rejected: " + e.Err.Error() }
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+func (p *Pipeline) rejected(err error) error {
+	p.reloadsRejected.Add(1)
+	return &RejectedError{err}
+}
+
+// ReloadRejected counts a reload refused before it reached the pipeline (a
+// file that does not load), so Stats counts every refusal in one place.
+func (p *Pipeline) ReloadRejected() { p.reloadsRejected.Add(1) }
 
 // finish drains and closes sinks.
 func (p *Pipeline) finish(ctx context.Context, sinks []*sinkState) error {
@@ -527,8 +544,11 @@ type Stats struct {
 	Filtered           uint64 `json:"filtered"`
 	PathSearchResolved uint64 `json:"path_search_resolved"`
 	// AfterClose counts failures handed in after Close; they are not reported.
-	AfterClose uint64      `json:"after_close,omitempty"`
-	Sinks      []SinkStats `json:"sinks"`
+	AfterClose uint64 `json:"after_close,omitempty"`
+	// ReloadsRejected counts reloads refused with the previous
+	// configuration kept in use.
+	ReloadsRejected uint64      `json:"reloads_rejected,omitempty"`
+	Sinks           []SinkStats `json:"sinks"`
 }
 
 // SinkStats are one sink's counters.
@@ -565,6 +585,7 @@ func (p *Pipeline) Stats() Stats {
 		Filtered:           p.filtered.Load(),
 		PathSearchResolved: p.resolved.Load(),
 		AfterClose:         p.afterClose.Load(),
+		ReloadsRejected:    p.reloadsRejected.Load(),
 	}
 	for _, s := range sinks {
 		ss := SinkStats{
