@@ -68,7 +68,7 @@ func rsyslogd(t *testing.T) string {
 // stop and start it again. (The TLS driver's start-up takes seconds.)
 func startRsyslog(t *testing.T) *rsyslog {
 	t.Helper()
-	r := newRsyslog(t, false)
+	r := newRsyslog(t, false, "64k")
 	t.Cleanup(func() { r.stop(t); os.RemoveAll(r.dir) })
 	return r
 }
@@ -83,7 +83,7 @@ var (
 func sharedRsyslog(t *testing.T) *rsyslog {
 	t.Helper()
 	rsyslogd(t) // skip or fail here, per test, when it is missing
-	sharedOnce.Do(func() { shared = newRsyslog(t, true) })
+	sharedOnce.Do(func() { shared = newRsyslog(t, true, "64k") })
 	if shared == nil {
 		t.Fatal("the shared rsyslogd failed to start (see the first test using it)")
 	}
@@ -99,7 +99,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newRsyslog(t *testing.T, withTLS bool) *rsyslog {
+// newRsyslog starts an rsyslogd; maxMessageSize "" keeps rsyslog's own
+// default (8096 bytes).
+func newRsyslog(t *testing.T, withTLS bool, maxMessageSize string) *rsyslog {
 	t.Helper()
 	r := &rsyslog{bin: rsyslogd(t)}
 	// rsyslog's config and sockets live here; the unix socket path must
@@ -118,6 +120,10 @@ func newRsyslog(t *testing.T, withTLS bool) *rsyslog {
 	r.writeCerts(t)
 
 	port := func(a string) string { _, p, _ := net.SplitHostPort(a); return p }
+	globalMax := ""
+	if maxMessageSize != "" {
+		globalMax = fmt.Sprintf(" maxMessageSize=%q", maxMessageSize)
+	}
 	tlsInput := fmt.Sprintf(`input(type="imtcp" address="127.0.0.1" port=%q name="imtcp-tls"
       streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/certvalid"
       streamDriver.CAFile=%q streamDriver.CertFile=%q streamDriver.KeyFile=%q)`,
@@ -126,7 +132,7 @@ func newRsyslog(t *testing.T, withTLS bool) *rsyslog {
 		tlsInput, r.tls = "", ""
 	}
 	conf := fmt.Sprintf(`
-global(workDirectory=%[1]q maxMessageSize="64k")
+global(workDirectory=%[1]q%[7]s)
 module(load="imudp")
 module(load="imtcp")
 module(load="imuxsock" SysSock.Use="off")
@@ -143,7 +149,7 @@ if $protocol-version == "1" then {
 } else {
 	action(type="omfile" file=%[6]q template="rfc3164")
 }
-`, dir, port(r.udp), port(r.tcp), tlsInput, r.unix, r.out)
+`, dir, port(r.udp), port(r.tcp), tlsInput, r.unix, r.out, globalMax)
 	if err := os.WriteFile(r.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@
 // then '"', '\' and ']' are escaped as RFC 5424 §6.3.3 requires. MSG is the
 // same sentence as the journal's MESSAGE.
 //
-// A message longer than max_message_bytes (default 2048 over UDP, 8192
-// otherwise, 1024 for rfc3164) is cut visibly: the longest values first
+// A message longer than max_message_bytes (default 2048 over UDP, 8000
+// otherwise, below rsyslog's 8096; 1024 for rfc3164) is cut visibly: the longest values first
 // (down to 48 bytes each), then the sentence, each cut ending in
 // "...(truncated)", and the element gains truncated="true". Only when that
 // is still too long (a bound near the 480-byte minimum) are the last
@@ -77,6 +77,14 @@ const AppName = "execfaild"
 // enterprise number>; 32473 is the example number RFC 5612 reserves for
 // documentation. Operators with their own number set sd_id.
 const DefaultSDID = "execfail@32473"
+
+// DefaultStreamMessageBytes bounds a message over TCP, TLS and an RFC 5424
+// unix socket. rsyslog's default limit is 8096 bytes, and it hands the
+// rest of a longer message on as a record of its own, whose HOSTNAME and
+// APP-NAME are then whatever the failed exec's path put there; syslog-ng
+// (65536) and journald take more. The margin keeps a receiver that counts
+// the frame or a terminator in its limit safe too.
+const DefaultStreamMessageBytes = 8000
 
 // maxMessageBytesLimit is the largest UDP payload, and far above what any
 // common receiver takes by default over a stream.
@@ -148,7 +156,7 @@ func (c Config) withDefaults() Config {
 		case c.Network == "udp":
 			c.MaxMessageBytes = 2048 // RFC 5426 §3.2: receivers should accept 2048
 		default:
-			c.MaxMessageBytes = 8192 // rsyslog's default maxMessageSize
+			c.MaxMessageBytes = DefaultStreamMessageBytes
 		}
 	}
 	return c
