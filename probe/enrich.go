@@ -62,7 +62,7 @@ func (en *enricher) enrich(e *event.Event, userspaceFiles bool) {
 	p.Cwd, _ = os.Readlink(en.proc(p.PID, "cwd"))
 	if cg, err := readCgroup(en.proc(p.PID, "cgroup")); err == nil {
 		p.Cgroup = cg
-		p.Unit = unitFromCgroup(cg)
+		p.Unit, _ = cgroupUnits(cg)
 		p.ContainerID = containerIDFromCgroup(cg)
 	}
 	en.parent(e)
@@ -116,34 +116,73 @@ func readCgroup(file string) (string, error) {
 	return "", errors.New("read cgroup: no unified or systemd hierarchy")
 }
 
-// unitFromCgroup names the innermost systemd unit of a cgroup path.
-func unitFromCgroup(cg string) string {
-	parts := strings.Split(cg, "/")
-	for i := len(parts) - 1; i >= 0; i-- {
-		for _, suf := range []string{".service", ".scope", ".socket", ".mount", ".swap"} {
-			if strings.HasSuffix(parts[i], suf) && len(parts[i]) > len(suf) {
-				return parts[i]
-			}
-		}
+// cgroupUnits names the units of a cgroup path as systemd lays it out:
+// slices nest, and the first component below them is the unit the system
+// manager runs. Everything below that unit is the unit's own (a delegated
+// subtree, or a user manager's units), named by whoever runs there, so the
+// system unit is never read from it: `systemd-run --user --unit=cron` must
+// not pass for cron.service. Under a user manager (user@UID.service) the
+// user's unit is taken from its own level and reported apart.
+func cgroupUnits(cg string) (system, user string) {
+	system, rest := firstUnit(strings.Split(strings.Trim(cg, "/"), "/"))
+	if userManager.MatchString(system) {
+		user, _ = firstUnit(rest)
 	}
-	return ""
+	return system, user
 }
 
-var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var userManager = regexp.MustCompile(`^user@[0-9]+\.service$`)
 
-// containerIDFromCgroup returns a container id only when the cgroup path
-// makes one evident: the runtimes' scope names (docker-, cri-containerd-,
-// crio-, libpod-) under systemd, or a bare 64-hex directory (cgroupfs
-// drivers: /docker/<id>, /kubepods/.../<id>). The innermost one wins.
-func containerIDFromCgroup(cg string) string {
-	parts := strings.Split(cg, "/")
-	for i := len(parts) - 1; i >= 0; i-- {
-		c := strings.TrimSuffix(parts[i], ".scope")
-		for _, pre := range []string{"docker-", "cri-containerd-", "crio-", "libpod-", "containerd-"} {
-			c = strings.TrimPrefix(c, pre)
+// firstUnit returns the first component after the leading slices when it
+// names a unit, and the components below it.
+func firstUnit(parts []string) (string, []string) {
+	for i, p := range parts {
+		if strings.HasSuffix(p, ".slice") {
+			continue
 		}
-		if hex64.MatchString(c) {
-			return c
+		for _, suf := range []string{".service", ".scope", ".socket", ".mount", ".swap"} {
+			if strings.HasSuffix(p, suf) && len(p) > len(suf) {
+				return p, parts[i+1:]
+			}
+		}
+		return "", nil
+	}
+	return "", nil
+}
+
+var (
+	hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// The scope names runtimes' systemd cgroup drivers give a container.
+	runtimeScope = regexp.MustCompile(`^(?:docker|cri-containerd|crio|libpod)-([0-9a-f]{64})\.scope$`)
+)
+
+// containerIDFromCgroup returns a container id only from a layout a
+// runtime creates, where only root can create it: the system manager's
+// unit being a runtime's scope (docker-, cri-containerd-, crio-, libpod-
+// <id>.scope), or, for cgroupfs drivers, the top of the hierarchy
+// (/docker/<id>, /kubepods/[burstable|besteffort/]pod<uid>/<id>). Names
+// inside a unit's subtree are the unit's own choice and never count, so a
+// rootless container (under user@UID.service) shows only in user_unit.
+func containerIDFromCgroup(cg string) string {
+	parts := strings.Split(strings.Trim(cg, "/"), "/")
+	if unit, _ := firstUnit(parts); unit != "" {
+		if m := runtimeScope.FindStringSubmatch(unit); m != nil {
+			return m[1]
+		}
+		return ""
+	}
+	switch parts[0] {
+	case "docker":
+		if len(parts) >= 2 && hex64.MatchString(parts[1]) {
+			return parts[1]
+		}
+	case "kubepods":
+		i := 1
+		if i < len(parts) && (parts[i] == "burstable" || parts[i] == "besteffort") {
+			i++
+		}
+		if i+1 < len(parts) && strings.HasPrefix(parts[i], "pod") && hex64.MatchString(parts[i+1]) {
+			return parts[i+1]
 		}
 	}
 	return ""

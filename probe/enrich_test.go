@@ -127,27 +127,90 @@ func TestReadCgroup(t *testing.T) {
 
 func TestContainerAndUnit(t *testing.T) {
 	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	cases := []struct{ cg, id, unit string }{
-		{"/system.slice/docker-" + id + ".scope", id, "docker-" + id + ".scope"},
-		{"/system.slice/containerd.service/kubepods-burstable-pod1.slice:cri-containerd:" + id, "", "containerd.service"},
-		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-" + id + ".scope", id, "cri-containerd-" + id + ".scope"},
-		{"/machine.slice/libpod-" + id + ".scope/container", id, "libpod-" + id + ".scope"},
-		{"/kubepods/burstable/pod6f1c/" + id, id, ""},
-		{"/docker/" + id, id, ""},
-		{"/crio-" + id + ".scope", id, "crio-" + id + ".scope"},
-		{"/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service", "", "foo.service"},
-		{"/user.slice/user-1000.slice/session-3.scope", "", "session-3.scope"},
-		{"/", "", ""},
+	const user = "/user.slice/user-1000.slice/user@1000.service"
+	cases := []struct{ cg, id, unit, userUnit string }{
+		{"/system.slice/docker-" + id + ".scope", id, "docker-" + id + ".scope", ""},
+		{"/system.slice/containerd.service/kubepods-burstable-pod1.slice:cri-containerd:" + id, "", "containerd.service", ""},
+		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-" + id + ".scope", id, "cri-containerd-" + id + ".scope", ""},
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod2.slice/crio-" + id + ".scope", id, "crio-" + id + ".scope", ""},
+		{"/machine.slice/libpod-" + id + ".scope/container", id, "libpod-" + id + ".scope", ""},
+		{"/kubepods/burstable/pod6f1c/" + id, id, "", ""},
+		{"/kubepods/pod6f1c/" + id, id, "", ""},
+		{"/docker/" + id, id, "", ""},
+		{"/crio-" + id + ".scope", id, "crio-" + id + ".scope", ""},
+		// systemd inside a container: the runtime's scope is the unit.
+		{"/system.slice/docker-" + id + ".scope/system.slice/cron.service", id, "docker-" + id + ".scope", ""},
+		{"/system.slice/system-getty.slice/getty@tty1.service", "", "getty@tty1.service", ""},
+		{"/system.slice/cron.service", "", "cron.service", ""},
+		{"/init.scope", "", "init.scope", ""},
+		{user + "/app.slice/foo.service", "", "user@1000.service", "foo.service"},
+		{user + "/init.scope", "", "user@1000.service", "init.scope"},
+		{"/user.slice/user-1000.slice/session-3.scope", "", "session-3.scope", ""},
+		{"/user.slice", "", "", ""},
+		{"/", "", "", ""},
+		{"", "", "", ""},
 		// 63 hex digits is not an id, and upper case is not what runtimes write.
-		{"/docker/" + id[:63], "", ""},
-		{"/docker/" + strings.ToUpper(id), "", ""},
+		{"/docker/" + id[:63], "", "", ""},
+		{"/docker/" + strings.ToUpper(id), "", "", ""},
+		{"/system.slice/docker-" + id[:63] + ".scope", "", "docker-" + id[:63] + ".scope", ""},
 	}
 	for _, c := range cases {
 		if got := containerIDFromCgroup(c.cg); got != c.id {
 			t.Errorf("container id of %q: %q, want %q", c.cg, got, c.id)
 		}
-		if got := unitFromCgroup(c.cg); got != c.unit {
-			t.Errorf("unit of %q: %q, want %q", c.cg, got, c.unit)
+		unit, userUnit := cgroupUnits(c.cg)
+		if unit != c.unit || userUnit != c.userUnit {
+			t.Errorf("units of %q: %q, user %q; want %q, user %q", c.cg, unit, userUnit, c.unit, c.userUnit)
+		}
+	}
+}
+
+// The spoofed cgroup as enrich reads it from /proc/<pid>/cgroup: the event
+// names the user manager, not the unit the user chose, and no container.
+func TestEnrichSpoofedUserUnit(t *testing.T) {
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	procRoot := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(procRoot, "77"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cg := "0::/user.slice/user-1000.slice/user@1000.service/app.slice/docker-" + id + ".scope\n"
+	if err := os.WriteFile(filepath.Join(procRoot, "77", "cgroup"), []byte(cg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := &event.Event{Path: "/x", Process: event.Process{PID: 77}}
+	e.SetErrno(-2)
+	fixtureEnricher(t, procRoot, nil).enrich(e, false)
+	if e.Process.Unit != "user@1000.service" || e.Process.ContainerID != "" {
+		t.Errorf("unit %q, container %q; want user@1000.service and none", e.Process.Unit, e.Process.ContainerID)
+	}
+}
+
+// A user names their own units and cgroups: none of it may pass for a
+// system unit or a container. Each case is what one command creates.
+func TestUnitAndContainerNotSpoofable(t *testing.T) {
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	const user = "/user.slice/user-1000.slice/user@1000.service"
+	cases := []struct{ how, cg, unit, userUnit string }{
+		{"systemd-run --user --unit=cron", user + "/app.slice/cron.service", "user@1000.service", "cron.service"},
+		{"systemd-run --user --scope --unit=docker-<id>", user + "/app.slice/docker-" + id + ".scope", "user@1000.service", "docker-" + id + ".scope"},
+		{"systemd-run --user --unit=sshd, nested slice", user + "/app.slice/app-x.slice/sshd.service", "user@1000.service", "sshd.service"},
+		{"a user unit named like the system manager", user + "/app.slice/user@0.service", "user@1000.service", "user@0.service"},
+		{"mkdir <id> in a delegated user unit", user + "/app.slice/foo.service/" + id, "user@1000.service", "foo.service"},
+		{"mkdir docker/<id> in a delegated user unit", user + "/app.slice/foo.service/docker/" + id, "user@1000.service", "foo.service"},
+		{"kubepods layout in a delegated user unit", user + "/app.slice/foo.service/kubepods/burstable/pod1/" + id, "user@1000.service", "foo.service"},
+		{"a cgroup named like a unit in a delegated user unit", user + "/app.slice/foo.service/cron.service", "user@1000.service", "foo.service"},
+		{"mkdir <id> directly under the user manager", user + "/" + id, "user@1000.service", ""},
+		{"podman --cgroup-manager=systemd, rootless", user + "/user.slice/libpod-" + id + ".scope/container", "user@1000.service", "libpod-" + id + ".scope"},
+		{"a delegated system service naming its own cgroups", "/system.slice/builder.service/docker-" + id + ".scope", "builder.service", ""},
+		{"a delegated system service, cgroupfs names", "/system.slice/builder.service/docker/" + id, "builder.service", ""},
+	}
+	for _, c := range cases {
+		unit, userUnit := cgroupUnits(c.cg)
+		if unit != c.unit || userUnit != c.userUnit {
+			t.Errorf("%s: units %q, user %q; want %q, user %q", c.how, unit, userUnit, c.unit, c.userUnit)
+		}
+		if got := containerIDFromCgroup(c.cg); got != "" {
+			t.Errorf("%s: container id %q from %q", c.how, got, c.cg)
 		}
 	}
 }
