@@ -2,6 +2,7 @@ package notify
 
 import (
 	"path"
+	"slices"
 	"time"
 
 	"github.com/execfaild/execfaild/probe/event"
@@ -16,14 +17,52 @@ const PathSearchHold = 200 * time.Millisecond
 // straight on rather than grow memory during a storm.
 const maxPendingSearches = 4096
 
+// A search ends after maxSearchDirs directories or maxSearchSpan after it
+// began, whatever follows: one thread repeating failures must not hold its
+// report back for ever or grow it without bound. Real PATHs have a dozen
+// entries and are walked in microseconds.
+const (
+	maxSearchDirs = 64
+	maxSearchSpan = 2 * time.Second
+)
+
 // search is the ENOENTs of one thread's PATH search so far.
 type search struct {
-	base     string
+	base string
+	// last is the failure that describes the search: the most informative
+	// one seen (a bad interpreter beats a missing file), else the latest.
 	last     *event.Event
 	tried    []string
 	count    uint64
 	first    time.Time
 	deadline time.Time
+	// end is when the search is reported whatever else arrives.
+	end time.Time
+	// latest is when its last failure happened.
+	latest time.Time
+	// lostAt is the lost-marker count when the search began.
+	lostAt uint64
+}
+
+// continues tells whether ev is the next step of s: the same command in a
+// directory the search has not tried yet.
+func (s *search) continues(ev *event.Event) bool {
+	return ev.Error == "ENOENT" && path.IsAbs(ev.Path) && !ev.KernelInvoked && !ev.Digest &&
+		path.Base(ev.Path) == s.base && len(s.tried) < maxSearchDirs &&
+		!slices.Contains(s.tried, path.Dir(ev.Path))
+}
+
+// informative ranks what a failure tells beyond "no such file": a file
+// that was found (a binary) and an interpreter it named.
+func informative(ev *event.Event) int {
+	n := 0
+	if ev.Binary != nil {
+		n++
+	}
+	if ev.InterpreterPath != "" {
+		n++
+	}
+	return n
 }
 
 // coalescer turns the one-ENOENT-per-$PATH-directory noise of execvp into
@@ -32,14 +71,23 @@ type search struct {
 type coalescer struct {
 	hold    time.Duration
 	pending map[uint32]*search
+	// lostMarkers reads how many success markers the probe lost; nil when
+	// the source cannot lose any.
+	lostMarkers func() uint64
+	// unknown counts searches whose outcome lost markers made unknowable.
+	unknown uint64
 }
 
 func newCoalescer(hold time.Duration) *coalescer {
 	return &coalescer{hold: hold, pending: map[uint32]*search{}}
 }
 
+// searchable tells whether ev can start a PATH search: an absolute path
+// that was not there at all. A file that was opened (a binary, a later
+// stage) is a failure of its own, reported at once.
 func searchable(ev *event.Event) bool {
-	return ev.Error == "ENOENT" && path.IsAbs(ev.Path) && !ev.KernelInvoked && !ev.Digest && ev.Process.TID != 0
+	return ev.Error == "ENOENT" && path.IsAbs(ev.Path) && !ev.KernelInvoked && !ev.Digest && ev.Process.TID != 0 &&
+		ev.Binary == nil && (ev.Stage == event.StagePreOpen || ev.Stage == event.StageUnknown)
 }
 
 // add takes the next failure and returns what may go on now: a finished
@@ -49,14 +97,20 @@ func (c *coalescer) add(ev *event.Event, now time.Time) []*event.Event {
 	var out []*event.Event
 	tid := ev.Process.TID
 	if s := c.pending[tid]; s != nil {
-		if searchable(ev) && path.Base(ev.Path) == s.base {
+		if s.continues(ev) && now.Before(s.end) {
 			s.tried = append(s.tried, path.Dir(ev.Path))
-			s.last = ev
+			if informative(ev) >= informative(s.last) {
+				s.last = ev
+			}
 			s.count += count(ev)
+			s.latest = lastSeen(ev)
 			s.deadline = now.Add(c.hold)
+			if s.deadline.After(s.end) {
+				s.deadline = s.end
+			}
 			return nil
 		}
-		out = append(out, s.finish())
+		out = append(out, c.finish(s))
 		delete(c.pending, tid)
 	}
 	if c.hold > 0 && searchable(ev) && len(c.pending) < maxPendingSearches {
@@ -67,6 +121,9 @@ func (c *coalescer) add(ev *event.Event, now time.Time) []*event.Event {
 			count:    count(ev),
 			first:    firstSeen(ev),
 			deadline: now.Add(c.hold),
+			end:      now.Add(maxSearchSpan),
+			latest:   lastSeen(ev),
+			lostAt:   c.lost(),
 		}
 		return out
 	}
@@ -89,19 +146,38 @@ func (c *coalescer) expire(now time.Time, force bool) []*event.Event {
 	var out []*event.Event
 	for tid, s := range c.pending {
 		if force || !now.Before(s.deadline) {
-			out = append(out, s.finish())
+			out = append(out, c.finish(s))
 			delete(c.pending, tid)
 		}
 	}
 	return out
 }
 
-func (s *search) finish() *event.Event {
+func (c *coalescer) lost() uint64 {
+	if c.lostMarkers == nil {
+		return 0
+	}
+	return c.lostMarkers()
+}
+
+// finish reports a search that found nothing. When success markers were
+// lost while it was pending, its success may be among them: the failures
+// go on as what they are, failed execs of that path, without the
+// directory list that would claim the command is nowhere in $PATH.
+func (c *coalescer) finish(s *search) *event.Event {
 	ev := s.last
 	ev.Count = s.count
+	if c.lost() != s.lostAt {
+		c.unknown++
+		if s.count > 1 {
+			first, last := s.first, s.latest
+			ev.FirstSeen, ev.LastSeen = &first, &last
+		}
+		return ev
+	}
 	if len(s.tried) > 1 {
 		ev.Tried = s.tried
-		first, last := s.first, lastSeen(ev)
+		first, last := s.first, s.latest
 		ev.FirstSeen, ev.LastSeen = &first, &last
 	}
 	return ev

@@ -28,6 +28,11 @@ type Option func(*Pipeline)
 // WithClock makes the pipeline read time from c (windows, buckets, holds).
 func WithClock(c Clock) Option { return func(p *Pipeline) { p.clock = c } }
 
+// WithLostMarkers gives the pipeline the probe's count of lost PATH-search
+// success markers. A search pending while it grows is not reported as
+// "not found in $PATH": its success may be the marker that was lost.
+func WithLostMarkers(f func() uint64) Option { return func(p *Pipeline) { p.lostMarkers = f } }
+
 // tickInterval is how often held notifications (PATH-search holds, dedup
 // windows, rate-limited backlogs) are looked at.
 const tickInterval = 50 * time.Millisecond
@@ -61,6 +66,8 @@ type Pipeline struct {
 
 	detected, filtered, resolved, afterClose atomic.Uint64
 	reloadsRejected                          atomic.Uint64
+
+	lostMarkers func() uint64
 
 	manualTick bool
 	stopTick   chan struct{}
@@ -112,6 +119,7 @@ func New(cfg Config, env Env, opts ...Option) (*Pipeline, error) {
 	}
 	p.apply(cfg, sinks)
 	p.coal = newCoalescer(PathSearchHold)
+	p.coal.lostMarkers = p.lostMarkers
 	for _, s := range sinks {
 		s.w.start()
 	}
