@@ -34,6 +34,9 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if w := c.ReadableSecretsWarning(); w != "" {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
 	src := c.File
 	if src == "" {
 		src = "built-in defaults (" + config.DefaultPath + " does not exist)"
