@@ -9,6 +9,8 @@
  *   interp        the interpreter exec tried to open          (0/1 string)
  *   binary path   components of the opened file, leaf first   (bin_ncomp)
  *   stdin path    components of fd 0's file, leaf first       (stdin_ncomp)
+ *   cwd           components of the working directory         (cwd_ncomp)
+ *   exe           components of the caller's executable       (exe_ncomp)
  *   argv                                                      (argc)
  *   envp                                                      (envc)
  *
@@ -72,6 +74,10 @@ enum ef_flag {
 	EF_F_STDIN_PATH_TRUNC = 1 << 8,
 	EF_F_PATH_TRUNC = 1 << 9,
 	EF_F_COMPAT = 1 << 10, /* a 32-bit (ia32) syscall: compat pointers, compat numbers */
+	EF_F_HAS_CWD = 1 << 11,
+	EF_F_CWD_TRUNC = 1 << 12,
+	EF_F_HAS_EXE = 1 << 13,
+	EF_F_EXE_TRUNC = 1 << 14,
 	EF_F_PENDING_ENOENT = 1 << 16, /* per-thread state only */
 };
 
@@ -106,6 +112,13 @@ struct ef_header {
 	__u16 bin_ncomp;
 	__u16 stdin_path_len;
 	__u16 stdin_ncomp;
+	__u16 cwd_path_len;
+	__u16 cwd_ncomp;
+	__u16 exe_path_len;
+	__u16 exe_ncomp;
+	__u32 mnt_ns;   /* inode number of the caller's mount namespace */
+	__u32 root_dev; /* the caller's root directory (kernel dev_t, inode): what */
+	__u64 root_ino; /* its cwd and exe are relative to, as it sees them */
 	__u16 argc;
 	__u16 envc;
 	__u32 args_len;

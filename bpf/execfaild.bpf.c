@@ -28,9 +28,17 @@ const volatile __u32 max_env = 32;
 const volatile __u32 max_arg_len = 256;
 const volatile __u8 capture_env = 1;
 
-/* What a thread learned inside exec, consumed at the syscall exit. */
+/*
+ * What a thread learned inside exec, consumed at the syscall exit. Keyed by
+ * the task_struct, not the tid: a non-leader thread that execs takes the
+ * leader's pid in de_thread, between the hooks and the syscall exit, and a
+ * tid-keyed entry would then be missed at the exit and left for whichever
+ * thread reuses that tid next.
+ */
 struct ef_task {
 	__u32 flags;
+	__u32 tgid; /* of the creator: a reused task_struct belongs to another process */
+	__u32 tid;  /* the tid the failures were reported with, for the success marker */
 	__u16 hooks;
 	__u16 interp_len;
 	__u16 bin_path_len;
@@ -67,7 +75,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 2048);
-	__type(key, __u32);
+	__type(key, __u64);
 	__type(value, struct ef_task);
 } tasks SEC(".maps");
 
@@ -90,7 +98,7 @@ struct {
 /* Records the ring buffer could not take; never lose silently. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, EF_LOST_NR);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
@@ -155,8 +163,10 @@ enum walk_dst {
 struct walk_ctx {
 	__u64 vfsmnt;
 	__u64 dentry;
+	__u64 root_mnt; /* stop here, as d_path stops at a process's root; */
+	__u64 root;     /* 0: walk to the top of the mount tree */
+	__u64 task;
 	__u32 off;
-	__u32 tid;
 	__u16 ncomp;
 	__u8 dst;
 	__u8 trunc;
@@ -175,7 +185,7 @@ static __always_inline __u8 *walk_buf(struct walk_ctx *c, __u32 *limit)
 	__u32 zero = 0;
 
 	if (c->dst == WALK_TASK) {
-		struct ef_task *st = bpf_map_lookup_elem(&tasks, &c->tid);
+		struct ef_task *st = bpf_map_lookup_elem(&tasks, &c->task);
 
 		*limit = EF_BINPATH_CAP;
 		return st ? (__u8 *)st->bin_path : 0;
@@ -201,6 +211,11 @@ static long walk_step(__u64 i, void *unused)
 		return 1;
 	struct vfsmount *vfsmnt = (void *)c->vfsmnt;
 	struct dentry *dentry = (void *)c->dentry;
+
+	if (c->root && c->dentry == c->root && c->vfsmnt == c->root_mnt) {
+		c->done = 1;
+		return 1;
+	}
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
 	struct dentry *root = BPF_CORE_READ(vfsmnt, mnt_root);
 	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
@@ -250,8 +265,8 @@ static long walk_step(__u64 i, void *unused)
 	return 0;
 }
 
-static __always_inline __u32 walk_path(struct vfsmount *vfsmnt, struct dentry *dentry, __u8 dst,
-				       __u32 tid, __u32 off, __u16 *ncomp, bool *trunc)
+static __always_inline __u32 walk_path_to(struct vfsmount *vfsmnt, struct dentry *dentry, struct path *root,
+					  __u8 dst, __u64 task, __u32 off, __u16 *ncomp, bool *trunc)
 {
 	__u32 zero = 0;
 	struct walk_ctx *c = bpf_map_lookup_elem(&walk_state, &zero);
@@ -262,8 +277,10 @@ static __always_inline __u32 walk_path(struct vfsmount *vfsmnt, struct dentry *d
 	}
 	c->vfsmnt = (__u64)vfsmnt;
 	c->dentry = (__u64)dentry;
+	c->root_mnt = root ? (__u64)BPF_CORE_READ(root, mnt) : 0;
+	c->root = root ? (__u64)BPF_CORE_READ(root, dentry) : 0;
 	c->off = off;
-	c->tid = tid;
+	c->task = task;
 	c->dst = dst;
 	c->ncomp = 0;
 	c->trunc = 0;
@@ -274,9 +291,36 @@ static __always_inline __u32 walk_path(struct vfsmount *vfsmnt, struct dentry *d
 	return c->off;
 }
 
-static __always_inline struct ef_task *task_state(__u32 tid)
+static __always_inline __u64 task_key(void)
 {
-	struct ef_task *st = bpf_map_lookup_elem(&tasks, &tid);
+	return (__u64)bpf_get_current_task();
+}
+
+/*
+ * The current thread's entry, or none. An entry whose creator was another
+ * process is stale (its task_struct was freed inside exec and reused): it
+ * is dropped, never read.
+ */
+static __always_inline __u32 walk_path(struct vfsmount *vfsmnt, struct dentry *dentry, __u8 dst,
+				       __u64 task, __u32 off, __u16 *ncomp, bool *trunc)
+{
+	return walk_path_to(vfsmnt, dentry, 0, dst, task, off, ncomp, trunc);
+}
+
+static __always_inline struct ef_task *task_lookup(__u64 key)
+{
+	struct ef_task *st = bpf_map_lookup_elem(&tasks, &key);
+
+	if (st && st->tgid != (__u32)(bpf_get_current_pid_tgid() >> 32)) {
+		bpf_map_delete_elem(&tasks, &key);
+		return 0;
+	}
+	return st;
+}
+
+static __always_inline struct ef_task *task_state(__u64 key)
+{
+	struct ef_task *st = task_lookup(key);
 	__u32 zero = 0;
 
 	if (st)
@@ -285,11 +329,18 @@ static __always_inline struct ef_task *task_state(__u32 tid)
 
 	if (!z)
 		return 0;
-	bpf_map_update_elem(&tasks, &tid, z, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&tasks, &tid);
+	bpf_map_update_elem(&tasks, &key, z, BPF_NOEXIST);
+	st = bpf_map_lookup_elem(&tasks, &key);
+	if (st) {
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+		st->tgid = pid_tgid >> 32;
+		st->tid = (__u32)pid_tgid;
+	}
+	return st;
 }
 
-static __always_inline void record_binary(struct ef_task *st, __u32 tid, struct file *file)
+static __always_inline void record_binary(struct ef_task *st, __u64 key, struct file *file)
 {
 	if (!file || (st->flags & EF_F_HAS_BINARY))
 		return;
@@ -303,7 +354,7 @@ static __always_inline void record_binary(struct ef_task *st, __u32 tid, struct 
 	bool trunc = false;
 	__u16 ncomp = 0;
 	__u32 len = walk_path(BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry),
-			      WALK_TASK, tid, 0, &ncomp, &trunc);
+			      WALK_TASK, key, 0, &ncomp, &trunc);
 
 	st->bin_path_len = len;
 	st->bin_ncomp = ncomp;
@@ -314,24 +365,24 @@ static __always_inline void record_binary(struct ef_task *st, __u32 tid, struct 
 
 static __always_inline void on_creds(struct linux_binprm *bprm)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct ef_task *st = task_state(tid);
+	__u64 key = task_key();
+	struct ef_task *st = task_state(key);
 
 	if (!st)
 		return;
 	st->hooks |= EF_HOOK_CREDS;
-	record_binary(st, tid, BPF_CORE_READ(bprm, file));
+	record_binary(st, key, BPF_CORE_READ(bprm, file));
 }
 
 static __always_inline void on_bprm_check(struct linux_binprm *bprm)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct ef_task *st = task_state(tid);
+	__u64 key = task_key();
+	struct ef_task *st = task_state(key);
 
 	if (!st)
 		return;
 	st->hooks |= EF_HOOK_LOADER;
-	record_binary(st, tid, BPF_CORE_READ(bprm, file));
+	record_binary(st, key, BPF_CORE_READ(bprm, file));
 }
 
 /* do_open_execat returned: a file means the open succeeded. */
@@ -340,19 +391,19 @@ static __always_inline void on_open_ret(__u64 ret)
 	/* IS_ERR: the top 4095 values are negative errnos. */
 	if (!ret || ret >= (__u64)-4095)
 		return;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct ef_task *st = task_state(tid);
+	__u64 key = task_key();
+	struct ef_task *st = task_state(key);
 
 	if (!st)
 		return;
 	st->hooks |= EF_HOOK_OPEN;
-	record_binary(st, tid, (struct file *)ret);
+	record_binary(st, key, (struct file *)ret);
 }
 
 /* open_exec is called by binary loaders only: its name is the interpreter. */
 static __always_inline void on_open_exec(const char *name)
 {
-	struct ef_task *st = task_state((__u32)bpf_get_current_pid_tgid());
+	struct ef_task *st = task_state(task_key());
 
 	if (!st)
 		return;
@@ -376,11 +427,19 @@ static __always_inline long read_str(void *dst, __u32 size, const void *src, boo
 	return bpf_probe_read_user_str(dst, size, src);
 }
 
-static __always_inline int read_ptr(const void **dst, const void *src, bool kernel)
+/* Reads entry i of a pointer array: 8-byte pointers, or 4-byte compat ones. */
+static __always_inline int read_ptr(const void **dst, const void *v, __u64 i, bool kernel, bool compat)
 {
+	if (compat) {
+		__u32 p = 0;
+		int err = bpf_probe_read_user(&p, sizeof(p), (const __u32 *)v + i);
+
+		*dst = (const void *)(__u64)p;
+		return err;
+	}
 	if (kernel)
-		return bpf_probe_read_kernel(dst, sizeof(*dst), src);
-	return bpf_probe_read_user(dst, sizeof(*dst), src);
+		return bpf_probe_read_kernel(dst, sizeof(*dst), (const void *const *)v + i);
+	return bpf_probe_read_user(dst, sizeof(*dst), (const void *const *)v + i);
 }
 
 struct strv_ctx {
@@ -390,6 +449,7 @@ struct strv_ctx {
 	__u32 bytes;
 	__u16 count;
 	__u8 kernel;
+	__u8 compat;
 	__u8 trunc;
 };
 
@@ -410,9 +470,12 @@ static long strv_step(__u64 i, void *unused)
 
 	if (!c)
 		return 1;
-	const char *const *v = (void *)c->v;
-
-	if (read_ptr((const void **)&p, &v[i], c->kernel) < 0 || !p)
+	/* A pointer or string that cannot be read ends the list early: say so. */
+	if (read_ptr((const void **)&p, (const void *)c->v, i, c->kernel, c->compat) < 0) {
+		c->trunc = 1;
+		return 1;
+	}
+	if (!p)
 		return 1;
 	if (i >= c->max) {
 		c->trunc = 1;
@@ -435,8 +498,10 @@ static long strv_step(__u64 i, void *unused)
 	 */
 	long n = read_str(e->data + off, len + 2, p, c->kernel);
 
-	if (n < 0)
+	if (n < 0) {
+		c->trunc = 1;
 		return 1;
+	}
 	/* Before 6.16 an empty user string reads as 0 bytes, not 1. */
 	if (n == 0) {
 		e->data[off] = 0;
@@ -461,7 +526,7 @@ static long strv_step(__u64 i, void *unused)
 }
 
 /* Appends up to max strings; more than that is marked truncated. */
-static __always_inline __u32 read_strv(__u32 off, const char *const *v, __u32 max, bool kernel,
+static __always_inline __u32 read_strv(__u32 off, const void *v, __u32 max, bool kernel, bool compat,
 				       __u16 *count, __u32 *bytes, bool *trunc)
 {
 	__u32 zero = 0;
@@ -475,6 +540,7 @@ static __always_inline __u32 read_strv(__u32 off, const char *const *v, __u32 ma
 	c->bytes = 0;
 	c->count = 0;
 	c->kernel = kernel;
+	c->compat = compat;
 	c->trunc = 0;
 	/* One iteration beyond max looks for an entry that did not fit. */
 	bpf_loop(EF_ARGS_CAP + 1, strv_step, 0, 0);
@@ -559,23 +625,80 @@ static __always_inline __u32 read_stdin(struct ef_event *e, __u32 off, struct ta
 	return off;
 }
 
-static __always_inline void submit(struct ef_event *e, __u32 size)
+/* Appends one walked path to the event; returns the new offset. */
+static __always_inline __u32 append_path(struct ef_event *e, __u32 off, struct vfsmount *mnt, struct dentry *dentry,
+					 struct path *root, __u16 *len, __u16 *ncomp, __u32 *flags, __u32 has,
+					 __u32 trunc_flag)
+{
+	bool trunc = false;
+	__u32 start = off;
+
+	if (!mnt || !dentry)
+		return off;
+	off = walk_path_to(mnt, dentry, root, WALK_EVENT, 0, off, ncomp, &trunc);
+	*len = off - start;
+	*flags |= has;
+	if (trunc)
+		*flags |= trunc_flag;
+	return off;
+}
+
+/*
+ * The caller's working directory and executable, walked in the kernel at
+ * the failure: a caller that chdirs or exits right after failing cannot
+ * change them, and userspace needs no /proc/<pid> for them. Both are
+ * walked up to the caller's root, as the caller sees them; its mount
+ * namespace and root tell userspace where a path it gave can be resolved
+ * once it is gone.
+ */
+static __always_inline __u32 read_task_paths(struct ef_event *e, __u32 off, struct task_struct *task)
+{
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+
+	e->h.mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	if (!fs)
+		return off;
+	struct path *root = &fs->root;
+	struct inode *root_inode = BPF_CORE_READ(fs, root.dentry, d_inode);
+
+	e->h.root_ino = BPF_CORE_READ(root_inode, i_ino);
+	e->h.root_dev = BPF_CORE_READ(root_inode, i_sb, s_dev);
+	off = append_path(e, off, BPF_CORE_READ(fs, pwd.mnt), BPF_CORE_READ(fs, pwd.dentry), root, &e->h.cwd_path_len,
+			  &e->h.cwd_ncomp, &e->h.flags, EF_F_HAS_CWD, EF_F_CWD_TRUNC);
+
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+
+	if (exe)
+		off = append_path(e, off, BPF_CORE_READ(exe, f_path.mnt), BPF_CORE_READ(exe, f_path.dentry), root,
+				  &e->h.exe_path_len, &e->h.exe_ncomp, &e->h.flags, EF_F_HAS_EXE, EF_F_EXE_TRUNC);
+	return off;
+}
+
+static __always_inline void submit(struct ef_event *e, __u32 size, __u32 lost_index)
 {
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	if (bpf_ringbuf_output(&events, e, size, 0) != 0) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+		__u64 *n = bpf_map_lookup_elem(&lost, &lost_index);
 
 		if (n)
 			(*n)++;
 	}
 }
 
+/* How the syscall's arguments are read: whose memory, which pointer size. */
+enum ef_args {
+	EF_ARGS_USER = 0,
+	EF_ARGS_KERNEL = 1, /* kernel_execve: kernel pointers */
+	EF_ARGS_COMPAT = 2, /* ia32 syscall: 4-byte user pointers */
+};
+
 static __always_inline void emit_failure(long ret, __u8 syscall, const char *filename,
-					 const char *const *argv, const char *const *envp,
-					 __s32 dirfd, __u32 at_flags, struct ef_task *st, bool kernel)
+					 const void *argv, const void *envp, __s32 dirfd,
+					 __u32 at_flags, struct ef_task *st, __u8 args)
 {
+	bool kernel = args == EF_ARGS_KERNEL;
+	bool compat = args == EF_ARGS_COMPAT;
 	__u32 zero = 0;
 	struct ef_event *e = bpf_map_lookup_elem(&scratch, &zero);
 
@@ -590,6 +713,8 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 	e->h.ret = ret;
 	e->h.dirfd = dirfd;
 	e->h.at_flags = at_flags;
+	if (compat)
+		e->h.flags |= EF_F_COMPAT;
 	e->h.pid = pid_tgid >> 32;
 	e->h.tid = (__u32)pid_tgid;
 	e->h.ppid = BPF_CORE_READ(task, real_parent, tgid);
@@ -616,23 +741,28 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 		e->h.path_len = n;
 		if (n == EF_PATH_CAP)
 			e->h.flags |= EF_F_PATH_TRUNC;
+	} else if (filename) {
+		/* Unreadable: the path is absent and says why. */
+		e->h.flags |= EF_F_PATH_TRUNC;
 	}
 	if (st)
 		off = copy_task_state(e, off, st);
 	off = read_stdin(e, off, task);
+	if (!kernel)
+		off = read_task_paths(e, off, task);
 
 	bool trunc = false;
 	__u32 bytes = 0;
 
 	if (argv)
-		off = read_strv(off, argv, max_args, kernel, &e->h.argc, &bytes, &trunc);
+		off = read_strv(off, argv, max_args, kernel, compat, &e->h.argc, &bytes, &trunc);
 	e->h.args_len = bytes;
 	if (trunc)
 		e->h.flags |= EF_F_ARGS_TRUNC;
 	if (capture_env && envp) {
 		trunc = false;
 		bytes = 0;
-		off = read_strv(off, envp, max_env, kernel, &e->h.envc, &bytes, &trunc);
+		off = read_strv(off, envp, max_env, kernel, compat, &e->h.envc, &bytes, &trunc);
 		e->h.env_len = bytes;
 		if (trunc)
 			e->h.flags |= EF_F_ENV_TRUNC;
@@ -640,7 +770,7 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 	if (off > EF_DATA_SIZE)
 		off = EF_DATA_SIZE;
 	e->h.data_len = off;
-	submit(e, sizeof(e->h) + off);
+	submit(e, sizeof(e->h) + off, EF_LOST_FAILURE);
 }
 
 static __always_inline void emit_success(__u32 tid)
@@ -655,7 +785,7 @@ static __always_inline void emit_success(__u32 tid)
 	e->h.pid = bpf_get_current_pid_tgid() >> 32;
 	e->h.tid = tid;
 	e->h.boot_ns = bpf_ktime_get_boot_ns();
-	submit(e, sizeof(e->h));
+	submit(e, sizeof(e->h), EF_LOST_MARKER);
 }
 
 /*
@@ -663,74 +793,168 @@ static __always_inline void emit_success(__u32 tid)
  * An execvp search goes on past EACCES too, so a marker set by an earlier
  * ENOENT survives other failures.
  */
-static __always_inline void after_failure(__u32 tid, struct ef_task *st, long ret)
+static __always_inline void after_failure(__u64 key, struct ef_task *st, long ret)
 {
 	bool pending = ret == -ENOENT || (st && (st->flags & EF_F_PENDING_ENOENT));
 
 	if (!pending) {
 		if (st)
-			bpf_map_delete_elem(&tasks, &tid);
+			bpf_map_delete_elem(&tasks, &key);
 		return;
 	}
 	if (!st)
-		st = task_state(tid);
+		st = task_state(key);
 	if (st) {
 		st->flags = EF_F_PENDING_ENOENT;
 		st->hooks = 0;
 	}
 }
 
-static __always_inline int on_syscall_exit(long ret, bool execveat)
+/*
+ * -ERESTARTSYS .. -ERESTART_RESTARTBLOCK never reach the caller: the
+ * syscall is restarted (or the signal handler runs and it is restarted), so
+ * they are not failures. What exec learned is dropped; a pending search
+ * stays pending.
+ */
+static __always_inline bool restarted(long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct ef_task *st = bpf_map_lookup_elem(&tasks, &tid);
+	return ret <= -512 && ret >= -516;
+}
+
+/*
+ * The syscall exit, for the native and the compat ABI alike: the verdict,
+ * the PATH-search marker on success, and on failure the arguments read
+ * from the caller's saved registers.
+ */
+static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat, struct pt_regs *regs)
+{
+	__u64 key = task_key();
+	struct ef_task *st = task_lookup(key);
 
 	if (ret >= 0) {
 		/* The cheap path every successful exec takes. */
 		if (!st)
 			return 0;
+		/* The tid the search's failures carried: a non-leader thread
+		 * has taken the leader's pid by now. */
 		if (st->flags & EF_F_PENDING_ENOENT)
-			emit_success(tid);
-		bpf_map_delete_elem(&tasks, &tid);
+			emit_success(st->tid);
+		bpf_map_delete_elem(&tasks, &key);
+		return 0;
+	}
+	if (restarted(ret)) {
+		after_failure(key, st, 0);
 		return 0;
 	}
 
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	const char *filename;
-	const char *const *argv;
-	const char *const *envp;
+	const void *argv, *envp;
 	__s32 dirfd = AT_FDCWD;
 	__u32 at_flags = 0;
 
-	/* x86_64 syscall ABI: di, si, dx, r10, r8. */
-	if (execveat) {
+	if (compat) {
+		/* i386 syscall ABI: bx, cx, dx, si, di; 32-bit values. */
+		if (execveat) {
+			dirfd = (__s32)BPF_CORE_READ(regs, bx);
+			filename = (const char *)(__u64)(__u32)BPF_CORE_READ(regs, cx);
+			argv = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, dx);
+			envp = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, si);
+			at_flags = (__u32)BPF_CORE_READ(regs, di);
+		} else {
+			filename = (const char *)(__u64)(__u32)BPF_CORE_READ(regs, bx);
+			argv = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, cx);
+			envp = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, dx);
+		}
+	} else if (execveat) {
+		/* x86_64 syscall ABI: di, si, dx, r10, r8. */
 		dirfd = (__s32)BPF_CORE_READ(regs, di);
 		at_flags = (__u32)BPF_CORE_READ(regs, r8);
 		filename = (const char *)BPF_CORE_READ(regs, si);
-		argv = (const char *const *)BPF_CORE_READ(regs, dx);
-		envp = (const char *const *)BPF_CORE_READ(regs, r10);
+		argv = (const void *)BPF_CORE_READ(regs, dx);
+		envp = (const void *)BPF_CORE_READ(regs, r10);
 	} else {
 		filename = (const char *)BPF_CORE_READ(regs, di);
-		argv = (const char *const *)BPF_CORE_READ(regs, si);
-		envp = (const char *const *)BPF_CORE_READ(regs, dx);
+		argv = (const void *)BPF_CORE_READ(regs, si);
+		envp = (const void *)BPF_CORE_READ(regs, dx);
 	}
 	emit_failure(ret, execveat ? EF_SYSCALL_EXECVEAT : EF_SYSCALL_EXECVE, filename, argv, envp, dirfd,
-		     at_flags, st, false);
-	after_failure(tid, st, ret);
+		     at_flags, st, compat ? EF_ARGS_COMPAT : EF_ARGS_USER);
+	after_failure(key, st, ret);
 	return 0;
+}
+
+static __always_inline struct pt_regs *user_regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
 SEC("tracepoint/syscalls/sys_exit_execve")
 int tp_exit_execve(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_syscall_exit(ctx->ret, false);
+	return on_syscall_exit(ctx->ret, false, false, user_regs());
 }
 
 SEC("tracepoint/syscalls/sys_exit_execveat")
 int tp_exit_execveat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_syscall_exit(ctx->ret, true);
+	return on_syscall_exit(ctx->ret, true, false, user_regs());
+}
+
+/*
+ * Compat (ia32) execs: the syscalls/sys_exit_* tracepoints skip 32-bit
+ * syscalls on x86_64, so an `int $0x80` execve or a 32-bit program would
+ * fail unseen. The kernel modes hook the compat entry points' return; the
+ * tracepoint mode takes the raw sys_exit tracepoint, which fires for every
+ * syscall of either ABI, and keeps only compat execve/execveat.
+ */
+#define TS_COMPAT 0x0002
+#define IA32_NR_EXECVE 11
+#define IA32_NR_EXECVEAT 358
+
+SEC("raw_tracepoint/sys_exit")
+int raw_exit_compat(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (!(task->thread_info.status & TS_COMPAT))
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long nr = BPF_CORE_READ(regs, orig_ax);
+
+	if (nr != IA32_NR_EXECVE && nr != IA32_NR_EXECVEAT)
+		return 0;
+	return on_syscall_exit(ctx->args[1], nr == IA32_NR_EXECVEAT, true, regs);
+}
+
+/* The compat wrappers return a long that holds an int errno. */
+SEC("fexit/__ia32_compat_sys_execve")
+int fexit_compat_execve(__u64 *ctx)
+{
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	return on_syscall_exit((int)ret, false, true, user_regs());
+}
+
+SEC("fexit/__ia32_compat_sys_execveat")
+int fexit_compat_execveat(__u64 *ctx)
+{
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	return on_syscall_exit((int)ret, true, true, user_regs());
+}
+
+SEC("kretprobe/__ia32_compat_sys_execve")
+int BPF_KRETPROBE(kretprobe_compat_execve, long ret)
+{
+	return on_syscall_exit((int)ret, false, true, user_regs());
+}
+
+SEC("kretprobe/__ia32_compat_sys_execveat")
+int BPF_KRETPROBE(kretprobe_compat_execveat, long ret)
+{
+	return on_syscall_exit((int)ret, true, true, user_regs());
 }
 
 /* fentry mode */
@@ -780,13 +1004,13 @@ int BPF_PROG(fentry_open_exec, const char *name)
 static __always_inline void on_kernel_execve_ret(const char *filename, const char *const *argv,
 						 const char *const *envp, long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct ef_task *st = bpf_map_lookup_elem(&tasks, &tid);
+	__u64 key = task_key();
+	struct ef_task *st = task_lookup(key);
 
 	if (ret < 0)
-		emit_failure(ret, EF_SYSCALL_KERNEL, filename, argv, envp, AT_FDCWD, 0, st, true);
+		emit_failure(ret, EF_SYSCALL_KERNEL, filename, argv, envp, AT_FDCWD, 0, st, EF_ARGS_KERNEL);
 	if (st)
-		bpf_map_delete_elem(&tasks, &tid);
+		bpf_map_delete_elem(&tasks, &key);
 }
 
 /*
@@ -873,3 +1097,14 @@ int BPF_KRETPROBE(kretprobe_kernel_execve, int ret)
 	bpf_map_delete_elem(&kexec, &tid);
 	return 0;
 }
+
+/*
+ * Never used: they put the shared enums into the object's BTF, from which
+ * bpf2go generates the Go constants (probe/gen.go's -type list), so the
+ * decoder cannot drift from event.h.
+ */
+const enum ef_kind *unused_ef_kind __attribute__((unused));
+const enum ef_syscall *unused_ef_syscall __attribute__((unused));
+const enum ef_hook *unused_ef_hook __attribute__((unused));
+const enum ef_flag *unused_ef_flag __attribute__((unused));
+const enum ef_lost *unused_ef_lost __attribute__((unused));

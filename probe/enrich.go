@@ -47,9 +47,24 @@ func (en *enricher) proc(pid uint32, rest ...string) string {
 	return filepath.Join(append([]string{en.procRoot, strconv.FormatUint(uint64(pid), 10)}, rest...)...)
 }
 
+// callerRoot identifies the caller's root directory and mount namespace as
+// the kernel saw them at the failure. Once the caller is gone, another
+// process with the same root and namespace (its parent, or init) can stand
+// in for it when a path it gave is resolved.
+type callerRoot struct {
+	known bool
+	mntNS uint32
+	dev   uint64 // st_dev encoding
+	ino   uint64
+}
+
 // enrich completes e. userspaceFiles asks for binary.* and interpreter_path
 // to be resolved here (tracepoint-only mode).
 func (en *enricher) enrich(e *event.Event, userspaceFiles bool) {
+	en.enrichWith(e, userspaceFiles, callerRoot{})
+}
+
+func (en *enricher) enrichWith(e *event.Event, userspaceFiles bool, root callerRoot) {
 	e.Host = en.host
 	p := &e.Process
 	if e.KernelInvoked {
@@ -58,16 +73,22 @@ func (en *enricher) enrich(e *event.Event, userspaceFiles bool) {
 		en.parent(e)
 		return
 	}
-	p.Exe, _ = os.Readlink(en.proc(p.PID, "exe"))
-	p.Cwd, _ = os.Readlink(en.proc(p.PID, "cwd"))
+	// The kernel's walk, when it had one, was taken at the failure; /proc
+	// is read later, from a caller that may have moved on or exited.
+	if p.Exe == "" {
+		p.Exe, _ = os.Readlink(en.proc(p.PID, "exe"))
+	}
+	if p.Cwd == "" {
+		p.Cwd, _ = os.Readlink(en.proc(p.PID, "cwd"))
+	}
 	if cg, err := readCgroup(en.proc(p.PID, "cgroup")); err == nil {
 		p.Cgroup = cg
-		p.Unit, _ = cgroupUnits(cg)
+		p.Unit, p.UserUnit = cgroupUnits(cg)
 		p.ContainerID = containerIDFromCgroup(cg)
 	}
 	en.parent(e)
 	if userspaceFiles {
-		en.resolveFiles(e)
+		en.resolveFiles(e, root)
 	}
 	en.redactEnv(e)
 }
@@ -214,8 +235,8 @@ func (en *enricher) redactEnv(e *event.Event) {
 
 // resolveFiles stats the file the caller named and reads its #! line, as
 // the caller would have seen it: through its root, cwd or dirfd.
-func (en *enricher) resolveFiles(e *event.Event) {
-	target, display, ok := en.callerPath(e)
+func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
+	target, display, root, ok := en.callerPath(e, cr)
 	if !ok {
 		return
 	}
@@ -231,7 +252,7 @@ func (en *enricher) resolveFiles(e *event.Event) {
 	// Our own view of the opened file names it with symlinks resolved,
 	// which is what the kernel hooks report; it is only the caller's view
 	// when both share a root.
-	if root, _ := os.Readlink(en.proc(e.Process.PID, "root")); root == "/" && en.procRoot == "/proc" {
+	if root, _ := os.Readlink(root); root == "/" && en.procRoot == "/proc" {
 		if p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil {
 			display = p
 		}
@@ -301,36 +322,67 @@ func userspaceStage(e *event.Event) string {
 
 // callerPath maps the exec's path to a path we can open: under the
 // caller's root for absolute paths, its cwd for relative ones, its dirfd
-// for execveat. display is the path as the caller would name it.
-func (en *enricher) callerPath(e *event.Event) (target, display string, ok bool) {
+// for execveat. display is the path as the caller would name it; root is
+// the /proc/<pid>/root the target is under.
+func (en *enricher) callerPath(e *event.Event, cr callerRoot) (target, display, root string, ok bool) {
 	pid := e.Process.PID
 	atFDCWD := e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD
-	// A caller that already exited after its failure leaves no /proc
-	// entry; a forked child shares its parent's root and, usually, cwd.
-	if _, err := os.Stat(en.proc(pid)); err != nil && e.Process.PPID != 0 && atFDCWD {
-		pid = e.Process.PPID
-		if e.Process.Cwd == "" {
-			e.Process.Cwd, _ = os.Readlink(en.proc(pid, "cwd"))
+	root = en.proc(pid, "root")
+	// A zombie keeps /proc/<pid> but no longer answers for its root, cwd
+	// or descriptors.
+	alive := true
+	if _, err := os.Stat(root + "/"); err != nil {
+		alive = false
+		if root, ok = en.standInRoot(e, cr); !ok {
+			return "", "", "", false
 		}
 	}
 	p := e.Path
 	switch {
-	case p == "" && e.Flags != nil && *e.Flags&unix.AT_EMPTY_PATH != 0 && !atFDCWD:
+	case p == "" && e.Flags != nil && *e.Flags&unix.AT_EMPTY_PATH != 0 && !atFDCWD && alive:
 		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
 		display, _ = os.Readlink(fdPath)
-		return fdPath, display, true
+		return fdPath, display, root, true
 	case p == "":
-		return "", "", false
+		return "", "", "", false
 	case path.IsAbs(p):
-		return en.proc(pid, "root") + path.Clean(p), path.Clean(p), true
-	case atFDCWD:
-		cwd := e.Process.Cwd
-		return en.proc(pid, "cwd", p), path.Join(cwd, p), true
-	default:
+		return root + path.Clean(p), path.Clean(p), root, true
+	case atFDCWD && alive:
+		return en.proc(pid, "cwd", p), path.Join(e.Process.Cwd, p), root, true
+	case atFDCWD && path.IsAbs(e.Process.Cwd):
+		// The kernel's walk of the caller's cwd, relative to its root.
+		full := path.Join(e.Process.Cwd, p)
+		return root + full, full, root, true
+	case alive:
 		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
 		dir, _ := os.Readlink(fdPath)
-		return fdPath + "/" + p, path.Join(dir, p), true
+		return fdPath + "/" + p, path.Join(dir, p), root, true
 	}
+	return "", "", "", false
+}
+
+// standInRoot finds, for a caller that is gone, a live process whose root
+// is the caller's - the same directory in the same mount namespace, as the
+// kernel recorded at the failure: its parent, or else init.
+func (en *enricher) standInRoot(e *event.Event, cr callerRoot) (string, bool) {
+	if !cr.known {
+		return "", false
+	}
+	for _, pid := range []uint32{e.Process.PPID, 1} {
+		if pid == 0 {
+			continue
+		}
+		root := en.proc(pid, "root")
+		var st unix.Stat_t
+		if err := unix.Stat(root+"/", &st); err != nil || st.Dev != cr.dev || st.Ino != cr.ino {
+			continue
+		}
+		if ns, err := os.Readlink(en.proc(pid, "ns", "mnt")); err != nil || ns != fmt.Sprintf("mnt:[%d]", cr.mntNS) {
+			continue
+		}
+		return root, true
+	}
+	return "", false
 }
 
 // readInterpreter returns the interpreter a file names: its #! line, or

@@ -183,6 +183,9 @@ func TestEnrichSpoofedUserUnit(t *testing.T) {
 	if e.Process.Unit != "user@1000.service" || e.Process.ContainerID != "" {
 		t.Errorf("unit %q, container %q; want user@1000.service and none", e.Process.Unit, e.Process.ContainerID)
 	}
+	if want := "docker-" + id + ".scope"; e.Process.UserUnit != want {
+		t.Errorf("user_unit %q, want %q", e.Process.UserUnit, want)
+	}
 }
 
 // A user names their own units and cgroups: none of it may pass for a

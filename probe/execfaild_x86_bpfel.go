@@ -19,6 +19,27 @@ type execfaildEfEvent struct {
 	Data [24576]uint8
 }
 
+type execfaildEfFlag uint32
+
+const (
+	execfaildEfFlagEF_F_ARGS_TRUNC       execfaildEfFlag = 1
+	execfaildEfFlagEF_F_ENV_TRUNC        execfaildEfFlag = 2
+	execfaildEfFlagEF_F_HAS_BINARY       execfaildEfFlag = 4
+	execfaildEfFlagEF_F_HAS_INTERP       execfaildEfFlag = 8
+	execfaildEfFlagEF_F_STDIN_CLOSED     execfaildEfFlag = 16
+	execfaildEfFlagEF_F_HAS_STDIN        execfaildEfFlag = 32
+	execfaildEfFlagEF_F_HAS_LOGINUID     execfaildEfFlag = 64
+	execfaildEfFlagEF_F_BIN_PATH_TRUNC   execfaildEfFlag = 128
+	execfaildEfFlagEF_F_STDIN_PATH_TRUNC execfaildEfFlag = 256
+	execfaildEfFlagEF_F_PATH_TRUNC       execfaildEfFlag = 512
+	execfaildEfFlagEF_F_COMPAT           execfaildEfFlag = 1024
+	execfaildEfFlagEF_F_HAS_CWD          execfaildEfFlag = 2048
+	execfaildEfFlagEF_F_CWD_TRUNC        execfaildEfFlag = 4096
+	execfaildEfFlagEF_F_HAS_EXE          execfaildEfFlag = 8192
+	execfaildEfFlagEF_F_EXE_TRUNC        execfaildEfFlag = 16384
+	execfaildEfFlagEF_F_PENDING_ENOENT   execfaildEfFlag = 65536
+)
+
 type execfaildEfHeader struct {
 	_            structs.HostLayout
 	Kind         uint8
@@ -50,18 +71,59 @@ type execfaildEfHeader struct {
 	BinNcomp     uint16
 	StdinPathLen uint16
 	StdinNcomp   uint16
+	CwdPathLen   uint16
+	CwdNcomp     uint16
+	ExePathLen   uint16
+	ExeNcomp     uint16
+	MntNs        uint32
+	RootDev      uint32
+	_            [4]byte
+	RootIno      uint64
 	Argc         uint16
 	Envc         uint16
 	ArgsLen      uint32
 	EnvLen       uint32
 	DataLen      uint32
 	Comm         [16]int8
-	_            [4]byte
 }
+
+type execfaildEfHook uint32
+
+const (
+	execfaildEfHookEF_HOOK_OPEN   execfaildEfHook = 1
+	execfaildEfHookEF_HOOK_CREDS  execfaildEfHook = 2
+	execfaildEfHookEF_HOOK_LOADER execfaildEfHook = 4
+	execfaildEfHookEF_HOOK_INTERP execfaildEfHook = 8
+)
+
+type execfaildEfKind uint32
+
+const (
+	execfaildEfKindEF_KIND_FAILURE execfaildEfKind = 1
+	execfaildEfKindEF_KIND_SUCCESS execfaildEfKind = 2
+)
+
+type execfaildEfLost uint32
+
+const (
+	execfaildEfLostEF_LOST_FAILURE execfaildEfLost = 0
+	execfaildEfLostEF_LOST_MARKER  execfaildEfLost = 1
+	execfaildEfLostEF_LOST_NR      execfaildEfLost = 2
+)
+
+type execfaildEfSyscall uint32
+
+const (
+	execfaildEfSyscallEF_SYSCALL_EXECVE   execfaildEfSyscall = 0
+	execfaildEfSyscallEF_SYSCALL_EXECVEAT execfaildEfSyscall = 1
+	execfaildEfSyscallEF_SYSCALL_KERNEL   execfaildEfSyscall = 2
+)
 
 type execfaildEfTask struct {
 	_          structs.HostLayout
 	Flags      uint32
+	Tgid       uint32
+	Tid        uint32
 	Hooks      uint16
 	InterpLen  uint16
 	BinPathLen uint16
@@ -90,53 +152,67 @@ type execfaildStrvCtx struct {
 	Bytes  uint32
 	Count  uint16
 	Kernel uint8
+	Compat uint8
 	Trunc  uint8
+	_      [7]byte
 }
 
 type execfaildWalkCtx struct {
-	_      structs.HostLayout
-	Vfsmnt uint64
-	Dentry uint64
-	Off    uint32
-	Tid    uint32
-	Ncomp  uint16
-	Dst    uint8
-	Trunc  uint8
-	Done   uint8
-	_      [3]byte
+	_       structs.HostLayout
+	Vfsmnt  uint64
+	Dentry  uint64
+	RootMnt uint64
+	Root    uint64
+	Task    uint64
+	Off     uint32
+	Ncomp   uint16
+	Dst     uint8
+	Trunc   uint8
+	Done    uint8
+	_       [7]byte
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	execfaildMapEvents                 = "events"
-	execfaildMapKexec                  = "kexec"
-	execfaildMapLost                   = "lost"
-	execfaildMapScratch                = "scratch"
-	execfaildMapStrvState              = "strv_state"
-	execfaildMapTasks                  = "tasks"
-	execfaildMapWalkState              = "walk_state"
-	execfaildMapZeroTask               = "zero_task"
-	execfaildProgFentryBprmCheck       = "fentry_bprm_check"
-	execfaildProgFentryCreds           = "fentry_creds"
-	execfaildProgFentryExecBinprm      = "fentry_exec_binprm"
-	execfaildProgFentryOpenExec        = "fentry_open_exec"
-	execfaildProgFexitKernelExecve     = "fexit_kernel_execve"
-	execfaildProgFexitOpen             = "fexit_open"
-	execfaildProgKprobeBprmCheck       = "kprobe_bprm_check"
-	execfaildProgKprobeCreds           = "kprobe_creds"
-	execfaildProgKprobeExecBinprm      = "kprobe_exec_binprm"
-	execfaildProgKprobeKernelExecve    = "kprobe_kernel_execve"
-	execfaildProgKprobeOpenExec        = "kprobe_open_exec"
-	execfaildProgKretprobeKernelExecve = "kretprobe_kernel_execve"
-	execfaildProgKretprobeOpen         = "kretprobe_open"
-	execfaildProgTpExitExecve          = "tp_exit_execve"
-	execfaildProgTpExitExecveat        = "tp_exit_execveat"
-	execfaildVarCaptureEnv             = "capture_env"
-	execfaildVarMaxArgLen              = "max_arg_len"
-	execfaildVarMaxArgs                = "max_args"
-	execfaildVarMaxEnv                 = "max_env"
+	execfaildMapEvents                   = "events"
+	execfaildMapKexec                    = "kexec"
+	execfaildMapLost                     = "lost"
+	execfaildMapScratch                  = "scratch"
+	execfaildMapStrvState                = "strv_state"
+	execfaildMapTasks                    = "tasks"
+	execfaildMapWalkState                = "walk_state"
+	execfaildMapZeroTask                 = "zero_task"
+	execfaildProgFentryBprmCheck         = "fentry_bprm_check"
+	execfaildProgFentryCreds             = "fentry_creds"
+	execfaildProgFentryExecBinprm        = "fentry_exec_binprm"
+	execfaildProgFentryOpenExec          = "fentry_open_exec"
+	execfaildProgFexitCompatExecve       = "fexit_compat_execve"
+	execfaildProgFexitCompatExecveat     = "fexit_compat_execveat"
+	execfaildProgFexitKernelExecve       = "fexit_kernel_execve"
+	execfaildProgFexitOpen               = "fexit_open"
+	execfaildProgKprobeBprmCheck         = "kprobe_bprm_check"
+	execfaildProgKprobeCreds             = "kprobe_creds"
+	execfaildProgKprobeExecBinprm        = "kprobe_exec_binprm"
+	execfaildProgKprobeKernelExecve      = "kprobe_kernel_execve"
+	execfaildProgKprobeOpenExec          = "kprobe_open_exec"
+	execfaildProgKretprobeCompatExecve   = "kretprobe_compat_execve"
+	execfaildProgKretprobeCompatExecveat = "kretprobe_compat_execveat"
+	execfaildProgKretprobeKernelExecve   = "kretprobe_kernel_execve"
+	execfaildProgKretprobeOpen           = "kretprobe_open"
+	execfaildProgRawExitCompat           = "raw_exit_compat"
+	execfaildProgTpExitExecve            = "tp_exit_execve"
+	execfaildProgTpExitExecveat          = "tp_exit_execveat"
+	execfaildVarCaptureEnv               = "capture_env"
+	execfaildVarMaxArgLen                = "max_arg_len"
+	execfaildVarMaxArgs                  = "max_args"
+	execfaildVarMaxEnv                   = "max_env"
+	execfaildVarUnusedEfFlag             = "unused_ef_flag"
+	execfaildVarUnusedEfHook             = "unused_ef_hook"
+	execfaildVarUnusedEfKind             = "unused_ef_kind"
+	execfaildVarUnusedEfLost             = "unused_ef_lost"
+	execfaildVarUnusedEfSyscall          = "unused_ef_syscall"
 )
 
 // loadExecfaild returns the embedded CollectionSpec for execfaild.
@@ -181,21 +257,26 @@ type execfaildSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execfaildProgramSpecs struct {
-	FentryBprmCheck       *ebpf.ProgramSpec `ebpf:"fentry_bprm_check"`
-	FentryCreds           *ebpf.ProgramSpec `ebpf:"fentry_creds"`
-	FentryExecBinprm      *ebpf.ProgramSpec `ebpf:"fentry_exec_binprm"`
-	FentryOpenExec        *ebpf.ProgramSpec `ebpf:"fentry_open_exec"`
-	FexitKernelExecve     *ebpf.ProgramSpec `ebpf:"fexit_kernel_execve"`
-	FexitOpen             *ebpf.ProgramSpec `ebpf:"fexit_open"`
-	KprobeBprmCheck       *ebpf.ProgramSpec `ebpf:"kprobe_bprm_check"`
-	KprobeCreds           *ebpf.ProgramSpec `ebpf:"kprobe_creds"`
-	KprobeExecBinprm      *ebpf.ProgramSpec `ebpf:"kprobe_exec_binprm"`
-	KprobeKernelExecve    *ebpf.ProgramSpec `ebpf:"kprobe_kernel_execve"`
-	KprobeOpenExec        *ebpf.ProgramSpec `ebpf:"kprobe_open_exec"`
-	KretprobeKernelExecve *ebpf.ProgramSpec `ebpf:"kretprobe_kernel_execve"`
-	KretprobeOpen         *ebpf.ProgramSpec `ebpf:"kretprobe_open"`
-	TpExitExecve          *ebpf.ProgramSpec `ebpf:"tp_exit_execve"`
-	TpExitExecveat        *ebpf.ProgramSpec `ebpf:"tp_exit_execveat"`
+	FentryBprmCheck         *ebpf.ProgramSpec `ebpf:"fentry_bprm_check"`
+	FentryCreds             *ebpf.ProgramSpec `ebpf:"fentry_creds"`
+	FentryExecBinprm        *ebpf.ProgramSpec `ebpf:"fentry_exec_binprm"`
+	FentryOpenExec          *ebpf.ProgramSpec `ebpf:"fentry_open_exec"`
+	FexitCompatExecve       *ebpf.ProgramSpec `ebpf:"fexit_compat_execve"`
+	FexitCompatExecveat     *ebpf.ProgramSpec `ebpf:"fexit_compat_execveat"`
+	FexitKernelExecve       *ebpf.ProgramSpec `ebpf:"fexit_kernel_execve"`
+	FexitOpen               *ebpf.ProgramSpec `ebpf:"fexit_open"`
+	KprobeBprmCheck         *ebpf.ProgramSpec `ebpf:"kprobe_bprm_check"`
+	KprobeCreds             *ebpf.ProgramSpec `ebpf:"kprobe_creds"`
+	KprobeExecBinprm        *ebpf.ProgramSpec `ebpf:"kprobe_exec_binprm"`
+	KprobeKernelExecve      *ebpf.ProgramSpec `ebpf:"kprobe_kernel_execve"`
+	KprobeOpenExec          *ebpf.ProgramSpec `ebpf:"kprobe_open_exec"`
+	KretprobeCompatExecve   *ebpf.ProgramSpec `ebpf:"kretprobe_compat_execve"`
+	KretprobeCompatExecveat *ebpf.ProgramSpec `ebpf:"kretprobe_compat_execveat"`
+	KretprobeKernelExecve   *ebpf.ProgramSpec `ebpf:"kretprobe_kernel_execve"`
+	KretprobeOpen           *ebpf.ProgramSpec `ebpf:"kretprobe_open"`
+	RawExitCompat           *ebpf.ProgramSpec `ebpf:"raw_exit_compat"`
+	TpExitExecve            *ebpf.ProgramSpec `ebpf:"tp_exit_execve"`
+	TpExitExecveat          *ebpf.ProgramSpec `ebpf:"tp_exit_execveat"`
 }
 
 // execfaildMapSpecs contains maps before they are loaded into the kernel.
@@ -216,10 +297,15 @@ type execfaildMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execfaildVariableSpecs struct {
-	CaptureEnv *ebpf.VariableSpec `ebpf:"capture_env"`
-	MaxArgLen  *ebpf.VariableSpec `ebpf:"max_arg_len"`
-	MaxArgs    *ebpf.VariableSpec `ebpf:"max_args"`
-	MaxEnv     *ebpf.VariableSpec `ebpf:"max_env"`
+	CaptureEnv      *ebpf.VariableSpec `ebpf:"capture_env"`
+	MaxArgLen       *ebpf.VariableSpec `ebpf:"max_arg_len"`
+	MaxArgs         *ebpf.VariableSpec `ebpf:"max_args"`
+	MaxEnv          *ebpf.VariableSpec `ebpf:"max_env"`
+	UnusedEfFlag    *ebpf.VariableSpec `ebpf:"unused_ef_flag"`
+	UnusedEfHook    *ebpf.VariableSpec `ebpf:"unused_ef_hook"`
+	UnusedEfKind    *ebpf.VariableSpec `ebpf:"unused_ef_kind"`
+	UnusedEfLost    *ebpf.VariableSpec `ebpf:"unused_ef_lost"`
+	UnusedEfSyscall *ebpf.VariableSpec `ebpf:"unused_ef_syscall"`
 }
 
 // execfaildObjects contains all objects after they have been loaded into the kernel.
@@ -269,31 +355,41 @@ func (m *execfaildMaps) Close() error {
 //
 // It can be passed to loadExecfaildObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execfaildVariables struct {
-	CaptureEnv *ebpf.Variable `ebpf:"capture_env"`
-	MaxArgLen  *ebpf.Variable `ebpf:"max_arg_len"`
-	MaxArgs    *ebpf.Variable `ebpf:"max_args"`
-	MaxEnv     *ebpf.Variable `ebpf:"max_env"`
+	CaptureEnv      *ebpf.Variable `ebpf:"capture_env"`
+	MaxArgLen       *ebpf.Variable `ebpf:"max_arg_len"`
+	MaxArgs         *ebpf.Variable `ebpf:"max_args"`
+	MaxEnv          *ebpf.Variable `ebpf:"max_env"`
+	UnusedEfFlag    *ebpf.Variable `ebpf:"unused_ef_flag"`
+	UnusedEfHook    *ebpf.Variable `ebpf:"unused_ef_hook"`
+	UnusedEfKind    *ebpf.Variable `ebpf:"unused_ef_kind"`
+	UnusedEfLost    *ebpf.Variable `ebpf:"unused_ef_lost"`
+	UnusedEfSyscall *ebpf.Variable `ebpf:"unused_ef_syscall"`
 }
 
 // execfaildPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadExecfaildObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execfaildPrograms struct {
-	FentryBprmCheck       *ebpf.Program `ebpf:"fentry_bprm_check"`
-	FentryCreds           *ebpf.Program `ebpf:"fentry_creds"`
-	FentryExecBinprm      *ebpf.Program `ebpf:"fentry_exec_binprm"`
-	FentryOpenExec        *ebpf.Program `ebpf:"fentry_open_exec"`
-	FexitKernelExecve     *ebpf.Program `ebpf:"fexit_kernel_execve"`
-	FexitOpen             *ebpf.Program `ebpf:"fexit_open"`
-	KprobeBprmCheck       *ebpf.Program `ebpf:"kprobe_bprm_check"`
-	KprobeCreds           *ebpf.Program `ebpf:"kprobe_creds"`
-	KprobeExecBinprm      *ebpf.Program `ebpf:"kprobe_exec_binprm"`
-	KprobeKernelExecve    *ebpf.Program `ebpf:"kprobe_kernel_execve"`
-	KprobeOpenExec        *ebpf.Program `ebpf:"kprobe_open_exec"`
-	KretprobeKernelExecve *ebpf.Program `ebpf:"kretprobe_kernel_execve"`
-	KretprobeOpen         *ebpf.Program `ebpf:"kretprobe_open"`
-	TpExitExecve          *ebpf.Program `ebpf:"tp_exit_execve"`
-	TpExitExecveat        *ebpf.Program `ebpf:"tp_exit_execveat"`
+	FentryBprmCheck         *ebpf.Program `ebpf:"fentry_bprm_check"`
+	FentryCreds             *ebpf.Program `ebpf:"fentry_creds"`
+	FentryExecBinprm        *ebpf.Program `ebpf:"fentry_exec_binprm"`
+	FentryOpenExec          *ebpf.Program `ebpf:"fentry_open_exec"`
+	FexitCompatExecve       *ebpf.Program `ebpf:"fexit_compat_execve"`
+	FexitCompatExecveat     *ebpf.Program `ebpf:"fexit_compat_execveat"`
+	FexitKernelExecve       *ebpf.Program `ebpf:"fexit_kernel_execve"`
+	FexitOpen               *ebpf.Program `ebpf:"fexit_open"`
+	KprobeBprmCheck         *ebpf.Program `ebpf:"kprobe_bprm_check"`
+	KprobeCreds             *ebpf.Program `ebpf:"kprobe_creds"`
+	KprobeExecBinprm        *ebpf.Program `ebpf:"kprobe_exec_binprm"`
+	KprobeKernelExecve      *ebpf.Program `ebpf:"kprobe_kernel_execve"`
+	KprobeOpenExec          *ebpf.Program `ebpf:"kprobe_open_exec"`
+	KretprobeCompatExecve   *ebpf.Program `ebpf:"kretprobe_compat_execve"`
+	KretprobeCompatExecveat *ebpf.Program `ebpf:"kretprobe_compat_execveat"`
+	KretprobeKernelExecve   *ebpf.Program `ebpf:"kretprobe_kernel_execve"`
+	KretprobeOpen           *ebpf.Program `ebpf:"kretprobe_open"`
+	RawExitCompat           *ebpf.Program `ebpf:"raw_exit_compat"`
+	TpExitExecve            *ebpf.Program `ebpf:"tp_exit_execve"`
+	TpExitExecveat          *ebpf.Program `ebpf:"tp_exit_execveat"`
 }
 
 func (p *execfaildPrograms) Close() error {
@@ -302,6 +398,8 @@ func (p *execfaildPrograms) Close() error {
 		p.FentryCreds,
 		p.FentryExecBinprm,
 		p.FentryOpenExec,
+		p.FexitCompatExecve,
+		p.FexitCompatExecveat,
 		p.FexitKernelExecve,
 		p.FexitOpen,
 		p.KprobeBprmCheck,
@@ -309,8 +407,11 @@ func (p *execfaildPrograms) Close() error {
 		p.KprobeExecBinprm,
 		p.KprobeKernelExecve,
 		p.KprobeOpenExec,
+		p.KretprobeCompatExecve,
+		p.KretprobeCompatExecveat,
 		p.KretprobeKernelExecve,
 		p.KretprobeOpen,
+		p.RawExitCompat,
 		p.TpExitExecve,
 		p.TpExitExecveat,
 	)

@@ -9,7 +9,8 @@ import (
 // checkNoLoss fails for every record a probe dropped or could not decode.
 func checkNoLoss(t *testing.T, s probe.Stats) {
 	t.Helper()
-	if s.Lost != 0 || s.DecodeErrors != 0 {
-		t.Errorf("probe lost %d records and could not decode %d", s.Lost, s.DecodeErrors)
+	if s.LostFailures != 0 || s.LostMarkers != 0 || s.Undecodable != 0 || s.Undrained != 0 {
+		t.Errorf("probe lost %d failures and %d markers, left %d undrained, could not decode %d",
+			s.LostFailures, s.LostMarkers, s.Undrained, s.Undecodable)
 	}
 }

@@ -38,7 +38,7 @@ import (
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-// ErrClosed is returned by Read after Close.
+// ErrClosed is returned by Read once a Drain has ended and after Close.
 var ErrClosed = errors.New("probe closed")
 
 // Record is one thing the probe saw: a failed exec, or the success that
@@ -48,12 +48,26 @@ type Record struct {
 	Success *event.Success
 }
 
-// Stats counts records since New.
+// Stats counts records since New. It stays readable after Close, so a
+// final summary shows what was lost up to the end.
 type Stats struct {
-	Failures     uint64
-	Successes    uint64
-	Lost         uint64 // records the ring buffer could not take
-	DecodeErrors uint64
+	Failures  uint64
+	Successes uint64
+	// LostFailures are failure records the ring buffer could not take:
+	// failed execs that were never reported.
+	LostFailures uint64
+	// LostMarkers are PATH-search success markers that never reached the
+	// reader: the ring buffer could not take them, or they were still in it
+	// when the shutdown deadline passed. A PATH search pending while this
+	// grows may have succeeded.
+	LostMarkers uint64
+	// Undecodable records were read but could not be decoded and were
+	// skipped.
+	Undecodable uint64
+	// Undrained are failure records still in the ring buffer when the
+	// shutdown deadline passed (or Close came without Drain): counted,
+	// never delivered.
+	Undrained uint64
 }
 
 // Probe is an attached BPF program.
@@ -68,10 +82,25 @@ type Probe struct {
 	bootBase time.Time // wall time at CLOCK_BOOTTIME zero
 	openHook bool
 
-	failures, successes, decodeErrors atomic.Uint64
+	failures, successes, undecodable atomic.Uint64
+	undrained, undrainedMarkers      atomic.Uint64
+
+	// readMu serialises ring buffer reads, so Close can count what is left
+	// once the goroutine that drains has stopped.
+	readMu    sync.Mutex
+	drainOnce sync.Once
+	draining  atomic.Bool
+	deadline  atomic.Int64 // UnixNano by which draining stops delivering
+	drained   atomic.Bool  // nothing more will be delivered: Read returns ErrClosed
+	detachErr error
+
+	// statsMu guards the maps against Close while Stats reads them, and
+	// the kernel's loss counters cached for after Close.
+	statsMu   sync.RWMutex
+	released  bool
+	finalLost lostCounts
 
 	closeOnce sync.Once
-	closed    atomic.Bool
 }
 
 // hookSpec is one attachment point. progs names the program per mode;
@@ -86,6 +115,7 @@ type hookSpec struct {
 	kprobeFn  string
 	kretprobe string
 	kprobeRet bool // the kprobe program runs at return only
+	exit      bool // the fentry-mode program is fexit
 }
 
 // New checks the prerequisites, loads the program and attaches it.
@@ -190,7 +220,17 @@ var execHooks = []hookSpec{
 	{name: "loader", fn: "security_bprm_check", fentry: "fentry_bprm_check", kprobe: "kprobe_bprm_check"},
 	{name: "interpreter", fn: "open_exec", fentry: "fentry_open_exec", kprobe: "kprobe_open_exec"},
 	{name: "kernel_execve", fn: "kernel_execve", fentry: "fexit_kernel_execve", kprobe: "kprobe_kernel_execve", kretprobe: "kretprobe_kernel_execve"},
+	// The syscalls/sys_exit_* tracepoints skip 32-bit syscalls: the compat
+	// entry points' returns give the verdict for those. Absent on a kernel
+	// without IA32 emulation, where there is nothing to see.
+	{name: "compat", fn: "__ia32_compat_sys_execve", fentry: "fexit_compat_execve", kprobe: "kretprobe_compat_execve", kprobeRet: true, exit: true},
+	{name: "compat", fn: "__ia32_compat_sys_execveat", fentry: "fexit_compat_execveat", kprobe: "kretprobe_compat_execveat", kprobeRet: true, exit: true},
 }
+
+// compatRawTracepoint gives tracepoint mode the compat verdict: the raw
+// sys_exit tracepoint fires for every syscall of either ABI, and the
+// program keeps only 32-bit execve/execveat.
+const compatRawTracepoint = "raw_exit_compat"
 
 // plannedHook is a hook with the program and function chosen for the mode.
 type plannedHook struct {
@@ -217,7 +257,9 @@ func (p *Probe) selectPrograms(spec *ebpf.CollectionSpec, mode string) []planned
 	}
 	var plan []plannedHook
 	keep := map[string]bool{"tp_exit_execve": true, "tp_exit_execveat": true}
-	if mode != ModeTracepoint {
+	if mode == ModeTracepoint {
+		keep[compatRawTracepoint] = true
+	} else {
 		for _, h := range execHooks {
 			ph := plannedHook{spec: h, fn: h.fn}
 			switch mode {
@@ -273,13 +315,16 @@ func (p *Probe) attach(plan []plannedHook) error {
 		p.links = append(p.links, l)
 		p.report.Hooks = append(p.report.Hooks, hs)
 	}
+	if p.mode == ModeTracepoint {
+		p.attachCompatRaw()
+	}
 	for _, ph := range plan {
 		hs := HookStatus{Name: ph.spec.name, Function: ph.fn, Kind: p.mode}
 		if ph.spec.kretprobe != "" && p.mode == ModeKprobe {
 			hs.Kind = "kprobe+kretprobe"
 		} else if ph.spec.kprobeRet && p.mode == ModeKprobe {
 			hs.Kind = "kretprobe"
-		} else if (ph.spec.name == "kernel_execve" || ph.spec.name == "open") && p.mode == ModeFentry {
+		} else if (ph.spec.name == "kernel_execve" || ph.spec.name == "open" || ph.spec.exit) && p.mode == ModeFentry {
 			hs.Kind = "fexit"
 		}
 		if ph.missing != "" {
@@ -309,6 +354,20 @@ func (p *Probe) attach(plan []plannedHook) error {
 		p.report.Hooks = append(p.report.Hooks, hs)
 	}
 	return nil
+}
+
+// attachCompatRaw attaches the tracepoint mode's compat verdict. A kernel
+// that refuses it loses only 32-bit execs, which the report says.
+func (p *Probe) attachCompatRaw() {
+	hs := HookStatus{Name: "compat", Function: "raw_syscalls/sys_exit", Kind: "raw_tracepoint"}
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_exit", Program: p.program(compatRawTracepoint)})
+	if err != nil {
+		hs.Reason = err.Error()
+	} else {
+		hs.Attached = true
+		p.links = append(p.links, l)
+	}
+	p.report.Hooks = append(p.report.Hooks, hs)
 }
 
 func (p *Probe) attachKprobe(ph plannedHook) error {
@@ -346,41 +405,93 @@ func (p *Probe) Mode() string { return p.mode }
 // Report tells which hooks attached and which fields this kernel provides.
 func (p *Probe) Report() Report { return p.report }
 
-// Stats returns counters since New.
+// lostCounts are the kernel's per-CPU loss counters, summed.
+type lostCounts struct{ failures, markers uint64 }
+
+// kernelLost sums the `lost` array. A program built before markers had a
+// slot of their own has one entry only; its failed lookup of the marker
+// slot reads as none lost rather than hiding the failure count.
+func (p *Probe) kernelLost() lostCounts {
+	var c lostCounts
+	if p.coll == nil || p.coll.Maps["lost"] == nil {
+		return c
+	}
+	m := p.coll.Maps["lost"]
+	sum := func(slot uint32) uint64 {
+		var per []uint64
+		if err := m.Lookup(slot, &per); err != nil {
+			return 0
+		}
+		var n uint64
+		for _, v := range per {
+			n += v
+		}
+		return n
+	}
+	c.failures = sum(lostFailure)
+	c.markers = sum(lostMarker)
+	return c
+}
+
+// Stats returns counters since New; after Close, their final values.
 func (p *Probe) Stats() Stats {
 	s := Stats{
-		Failures:     p.failures.Load(),
-		Successes:    p.successes.Load(),
-		DecodeErrors: p.decodeErrors.Load(),
+		Failures:    p.failures.Load(),
+		Successes:   p.successes.Load(),
+		Undecodable: p.undecodable.Load(),
+		Undrained:   p.undrained.Load(),
 	}
-	if p.coll != nil {
-		var per []uint64
-		if err := p.coll.Maps["lost"].Lookup(uint32(0), &per); err == nil {
-			for _, n := range per {
-				s.Lost += n
-			}
-		}
+	p.statsMu.RLock()
+	lost := p.finalLost
+	if !p.released {
+		lost = p.kernelLost()
 	}
+	p.statsMu.RUnlock()
+	s.LostFailures = lost.failures
+	s.LostMarkers = lost.markers + p.undrainedMarkers.Load()
 	return s
 }
 
 // Read blocks until the next record. Malformed records are counted in
-// Stats().DecodeErrors and skipped. After Close it returns ErrClosed.
+// Stats().Undecodable and skipped. Once Drain found the ring buffer empty
+// or its deadline passed, and after Close, it returns ErrClosed.
 func (p *Probe) Read() (Record, error) {
+	p.readMu.Lock()
+	defer p.readMu.Unlock()
 	for {
-		if p.closed.Load() {
+		if p.drained.Load() || p.reader == nil {
 			return Record{}, ErrClosed
+		}
+		if p.draining.Load() {
+			deadline := time.Unix(0, p.deadline.Load())
+			if !time.Now().Before(deadline) {
+				p.discardRest()
+				return Record{}, ErrClosed
+			}
+			// Bounds the wait for records a hook may still commit.
+			p.reader.SetDeadline(deadline)
 		}
 		raw, err := p.reader.Read()
 		if err != nil {
-			if errors.Is(err, ringbuf.ErrClosed) || p.closed.Load() {
+			if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, os.ErrDeadlineExceeded) {
+				// Drain flushes only after detaching, so whatever arrives
+				// now was committed before; an empty ring is the end.
+				if p.draining.Load() && p.reader.AvailableBytes() > 0 {
+					continue
+				}
+				if p.draining.Load() {
+					p.drained.Store(true)
+					return Record{}, ErrClosed
+				}
+			}
+			if errors.Is(err, ringbuf.ErrClosed) || p.drained.Load() {
 				return Record{}, ErrClosed
 			}
 			return Record{}, fmt.Errorf("read ring buffer: %w", err)
 		}
 		r, err := decodeRecord(raw.RawSample)
 		if err != nil {
-			p.decodeErrors.Add(1)
+			p.undecodable.Add(1)
 			continue
 		}
 		if r.h.Kind == kindSuccess {
@@ -388,22 +499,88 @@ func (p *Probe) Read() (Record, error) {
 			return Record{Success: &event.Success{Time: p.wall(r.h.BootNs), PID: r.h.Pid, TID: r.h.Tid}}, nil
 		}
 		e := r.toEvent(p.wall, p.openHook)
-		p.enricher.enrich(e, p.mode == ModeTracepoint)
+		p.enricher.enrichWith(e, p.mode == ModeTracepoint, r.callerRoot())
 		p.failures.Add(1)
 		return Record{Failure: e}, nil
 	}
 }
 
-// Close detaches everything; a blocked Read returns ErrClosed.
-func (p *Probe) Close() error {
-	var errs []error
-	p.closeOnce.Do(func() {
-		p.closed.Store(true)
-		if p.reader != nil {
-			errs = append(errs, p.reader.Close())
+// discardRest reads what the ring buffer still holds without delivering
+// it, so a shutdown that ran out of time still says how much it dropped.
+// The caller holds readMu.
+func (p *Probe) discardRest() {
+	defer p.drained.Store(true)
+	if p.reader == nil {
+		return
+	}
+	p.reader.SetDeadline(time.Now())
+	for flushes := 0; ; {
+		raw, err := p.reader.Read()
+		if errors.Is(err, ringbuf.ErrFlushed) && flushes == 0 {
+			// The flush of Drain, not yet seen: what follows it is still
+			// in the ring.
+			flushes++
+			continue
 		}
+		if err != nil {
+			return
+		}
+		r, err := decodeRecord(raw.RawSample)
+		switch {
+		case err != nil:
+			p.undecodable.Add(1)
+		case r.h.Kind == kindSuccess:
+			p.undrainedMarkers.Add(1)
+		default:
+			p.undrained.Add(1)
+		}
+	}
+}
+
+// Drain detaches every hook, so no new record arrives, and lets Read go on
+// returning what the ring buffer still holds until it is empty or deadline
+// passes; then Read returns ErrClosed. It does not wait: the caller keeps
+// reading, and calls Close afterwards.
+func (p *Probe) Drain(deadline time.Time) {
+	p.drainOnce.Do(func() {
+		var errs []error
 		for _, l := range p.links {
 			errs = append(errs, l.Close())
+		}
+		p.detachErr = errors.Join(errs...)
+		p.deadline.Store(deadline.UnixNano())
+		p.draining.Store(true)
+		if p.reader != nil {
+			// Wakes a Read blocked on an empty ring: it would otherwise
+			// wait for a record that can no longer come.
+			_ = p.reader.Flush()
+		}
+	})
+}
+
+// Close detaches everything (when Drain did not already), counts what was
+// not drained in Stats().Undrained, and releases the program. A blocked
+// Read returns ErrClosed. Stats stays readable.
+func (p *Probe) Close() error {
+	p.Drain(time.Now())
+	var errs []error
+	p.closeOnce.Do(func() {
+		errs = append(errs, p.detachErr)
+		// A Read in progress returns soon: Drain woke it, and its deadline
+		// has passed or bounds its wait.
+		p.readMu.Lock()
+		if !p.drained.Load() {
+			p.discardRest()
+		}
+		p.readMu.Unlock()
+
+		p.statsMu.Lock()
+		p.finalLost = p.kernelLost()
+		p.released = true
+		p.statsMu.Unlock()
+
+		if p.reader != nil {
+			errs = append(errs, p.reader.Close())
 		}
 		if p.coll != nil {
 			p.coll.Close()

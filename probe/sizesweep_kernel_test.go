@@ -49,7 +49,7 @@ func TestKernelSizeSweep(t *testing.T) {
 
 	// The first case is the one that lost records between 8 and 16 KiB.
 	type size struct {
-		name      string
+		name       string
 		argN, argL int // argv: argN strings of argL bytes
 		envN, envL int // environment added to provoke.Env
 	}

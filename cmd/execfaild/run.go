@@ -163,9 +163,13 @@ func (s probeSource) Next() (*event.Event, *event.Success, error) {
 	r, err := s.p.Read()
 	return r.Failure, r.Success, err
 }
-func (s probeSource) Close() error { return s.p.Close() }
-func (s probeSource) Mode() string { return s.p.Mode() }
-func (s probeSource) Lost() uint64 { return s.p.Stats().Lost }
+func (s probeSource) Drain(deadline time.Time) { s.p.Drain(deadline) }
+func (s probeSource) Close() error             { return s.p.Close() }
+func (s probeSource) Mode() string             { return s.p.Mode() }
+func (s probeSource) Loss() daemon.Loss {
+	st := s.p.Stats()
+	return daemon.Loss{LostFailures: st.LostFailures, LostMarkers: st.LostMarkers, Undecodable: st.Undecodable, Undrained: st.Undrained}
+}
 
 func stateDir() string {
 	if d := os.Getenv("STATE_DIRECTORY"); d != "" {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/execfaild/execfaild/probe"
 	"github.com/execfaild/execfaild/probe/event"
@@ -49,7 +50,8 @@ func runWatch(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(sigs)
 	go func() {
 		<-sigs
-		p.Close()
+		// What the ring buffer already holds is still printed.
+		p.Drain(time.Now().Add(watchDrainTimeout))
 	}()
 
 	fmt.Fprintf(stderr, "execfaild watch: attached in %s mode\n", p.Mode())
@@ -77,10 +79,28 @@ func runWatch(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, formatLine(rec.Failure))
 	}
-	if s := p.Stats(); s.Lost > 0 || s.DecodeErrors > 0 {
-		fmt.Fprintf(stderr, "execfaild watch: %d failures, %d lost, %d undecodable\n", s.Failures, s.Lost, s.DecodeErrors)
+	// Close first: it counts what the drain left behind.
+	if err := p.Close(); err != nil {
+		return fmt.Errorf("close probe: %w", err)
+	}
+	if line := watchSummary(p.Stats()); line != "" {
+		fmt.Fprintln(stderr, line)
 	}
 	return nil
+}
+
+// watchDrainTimeout bounds how long records still in the ring buffer are
+// printed after an interrupt.
+const watchDrainTimeout = 2 * time.Second
+
+// watchSummary names every kind of loss apart, or is empty when nothing
+// was lost.
+func watchSummary(s probe.Stats) string {
+	if s.LostFailures == 0 && s.LostMarkers == 0 && s.Undecodable == 0 && s.Undrained == 0 {
+		return ""
+	}
+	return fmt.Sprintf("execfaild watch: %d failures; lost %d failures, %d markers, %d undecodable, %d undrained",
+		s.Failures, s.LostFailures, s.LostMarkers, s.Undecodable, s.Undrained)
 }
 
 // formatLine is one execsnoop-like line. Every string is quoted so a

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/execfaild/execfaild/probe"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
@@ -33,5 +34,19 @@ func TestWatchLineKernelInvoked(t *testing.T) {
 	got := formatLine(&e)
 	if !strings.Contains(got, `"/sbin/modprobe" (kernel)`) || strings.Contains(got, "->") {
 		t.Errorf("line %q", got)
+	}
+}
+
+func TestWatchSummaryNamesEachLoss(t *testing.T) {
+	if got := watchSummary(probe.Stats{Failures: 9, Successes: 3}); got != "" {
+		t.Errorf("summary without loss = %q, want none", got)
+	}
+	got := watchSummary(probe.Stats{Failures: 9, LostFailures: 4, LostMarkers: 3, Undecodable: 2, Undrained: 1})
+	want := "execfaild watch: 9 failures; lost 4 failures, 3 markers, 2 undecodable, 1 undrained"
+	if got != want {
+		t.Errorf("summary = %q, want %q", got, want)
+	}
+	if got := watchSummary(probe.Stats{LostMarkers: 1}); got == "" {
+		t.Error("a lost marker alone printed no summary")
 	}
 }

@@ -23,6 +23,9 @@ const (
 	SyscallKernel   = "kernel" // kernel-initiated exec (usermode helper)
 )
 
+// ABIIA32 is Event.ABI for a 32-bit (compat) syscall on x86_64.
+const ABIIA32 = "ia32"
+
 // Stage tells how far exec got before it failed, as far as the hooks tell.
 const (
 	StageUnknown = ""         // tracepoint-only mode without userspace evidence
@@ -67,7 +70,10 @@ type Process struct {
 	Cwd      string  `json:"cwd,omitempty"`
 	CgroupID uint64  `json:"cgroup_id,omitempty"`
 	Cgroup   string  `json:"cgroup,omitempty"`
-	Unit     string  `json:"unit,omitempty"`
+	// Unit is the system manager's unit; UserUnit is the unit of a user's
+	// own manager when Unit is user@UID.service (the user names it).
+	Unit     string `json:"unit,omitempty"`
+	UserUnit string `json:"user_unit,omitempty"`
 	// ContainerID is set only when the cgroup path makes one evident.
 	ContainerID string `json:"container_id,omitempty"`
 }
@@ -90,12 +96,18 @@ type Event struct {
 	ErrorText   string `json:"error_text"`   // "no such file or directory"
 
 	Syscall string `json:"syscall"`
+	// ABI is "ia32" for a 32-bit (compat) syscall on x86_64 - an `int $0x80`
+	// or a 32-bit program - and absent for the native ABI.
+	ABI string `json:"abi,omitempty"`
 	// Dirfd and Flags are set for execveat only. AT_FDCWD is -100.
 	Dirfd *int32  `json:"dirfd,omitempty"`
 	Flags *uint32 `json:"flags,omitempty"`
 	Stage string  `json:"stage,omitempty"`
 
 	Path string `json:"path"` // as the caller gave it; may be relative or empty
+	// PathTruncated: the path was longer than the kernel keeps (4095 bytes),
+	// or could not be read at all (then Path is empty).
+	PathTruncated bool `json:"path_truncated,omitempty"`
 
 	Binary          *Binary `json:"binary,omitempty"`
 	InterpreterPath string  `json:"interpreter_path,omitempty"`

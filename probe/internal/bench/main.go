@@ -256,7 +256,7 @@ func attachedPhase(kinds []kind, mode string) ([]float64, phaseResult, error) {
 	if progErr != nil {
 		res.bpfNs = nil
 	}
-	res.lost = p.Stats().Lost
+	res.lost = p.Stats().LostFailures
 	if cerr := p.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close probe: %w", cerr)
 	}

@@ -102,7 +102,9 @@ type Case struct {
 	Name string
 	// Root is set when the case needs privileges (mounting).
 	Root bool
-	Run  func(*Lab) (*Outcome, error)
+	// Compat cases use the 32-bit syscall ABI: amd64 only (CompatSupported).
+	Compat bool
+	Run    func(*Lab) (*Outcome, error)
 }
 
 // Env is the environment every case passes to exec: a kept variable, a
@@ -207,6 +209,43 @@ func Cases(lim Limits) []Case {
 			// The helper stat'ed the memfd itself (o.Binary).
 			o.Errno, o.Reach = unix.ENOEXEC, ReachOpened
 			return o, nil
+		}},
+		{Name: "compat_execve_enoent", Compat: true, Run: func(l *Lab) (*Outcome, error) {
+			// int $0x80 from a 64-bit program: invisible to the syscalls/
+			// sys_exit_* tracepoints, which skip 32-bit syscalls.
+			return l.execve("compat_execve_enoent", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) { r.Compat = true })
+		}},
+		{Name: "compat_execveat_enoexec", Compat: true, Run: func(l *Lab) (*Outcome, error) {
+			bin, err := StatFile(l.path("garbage-at"))
+			if err != nil {
+				return nil, err
+			}
+			req := l.baseRequest("garbage-at")
+			req.Syscall, req.Compat, req.DirfdOpen = "execveat", true, l.Dir
+			o, err := l.spawn("compat_execveat_enoexec", req, nil)
+			if err != nil {
+				return nil, err
+			}
+			o.Errno, o.Reach, o.Binary = unix.ENOEXEC, ReachOpened, bin
+			return o, nil
+		}},
+		{Name: "efault_argv", Run: func(l *Lab) (*Outcome, error) {
+			// An existing file, so the kernel gets as far as copying argv.
+			return l.execve("efault_argv", l.path("garbage"), unix.EFAULT, ReachRefused, "", func(r *request) { r.BadArgv = 2 })
+		}},
+		{Name: "efault_path", Run: func(l *Lab) (*Outcome, error) {
+			return l.execve("efault_path", "unreadable", unix.EFAULT, ReachNone, "", func(r *request) { r.BadPath = true })
+		}},
+		{Name: "enoent_then_success_thread", Run: func(l *Lab) (*Outcome, error) {
+			// An execvp search from a worker thread: the thread takes the
+			// leader's pid when its exec succeeds, and the success must
+			// still end the search its failures started.
+			return l.execve("enoent_then_success_thread", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
+				r.Thread = true
+				r.SucceedAfter = true
+				r.SucceedPath = l.Exe
+				r.SucceedEnv = []string{exit0Env + "=1"}
+			})
 		}},
 		{Name: "non_main_thread", Run: func(l *Lab) (*Outcome, error) {
 			return l.execve("non_main_thread", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) { r.Thread = true })
@@ -420,4 +459,34 @@ func (l *Lab) Execve(name, path string, want unix.Errno, reach Reach, interp str
 	return l.execve(name, path, want, reach, interp, func(r *request) {
 		r.Argv, r.Env = edit(r.Argv, r.Env)
 	})
+}
+
+// ThreadSuccess execs this binary (which exits 0) successfully from a
+// thread other than the main one of a multi-threaded helper, with no failure
+// before it. Caller.TID is the thread's tid before the exec.
+func (l *Lab) ThreadSuccess() (*Outcome, error) {
+	req := l.baseRequest(l.Exe)
+	req.Syscall, req.Thread = "none", true
+	req.SucceedAfter, req.SucceedPath, req.SucceedEnv = true, l.Exe, []string{exit0Env + "=1"}
+	return l.spawn("thread_success", req, nil)
+}
+
+// Gone returns cases whose caller exits right after its failed exec, so
+// that nothing of it is left in /proc once the exec is reported: an ELF-less
+// program by absolute path, a CRLF script, and a script without #! by a
+// path relative to the caller's working directory (the lab, which is not
+// the parent's).
+func (l *Lab) Gone() []Case {
+	exit := func(r *request) { r.ExitNow = true }
+	return []Case{
+		{Name: "gone_enoexec_absolute", Run: func(l *Lab) (*Outcome, error) {
+			return l.execve("gone_enoexec_absolute", l.path("garbage"), unix.ENOEXEC, ReachOpened, "", exit)
+		}},
+		{Name: "gone_crlf_interpreter", Run: func(l *Lab) (*Outcome, error) {
+			return l.execve("gone_crlf_interpreter", l.path("crlf.sh"), unix.ENOENT, ReachOpened, "/bin/bash\r", exit)
+		}},
+		{Name: "gone_enoexec_relative", Run: func(l *Lab) (*Outcome, error) {
+			return l.execve("gone_enoexec_relative", "./no-shebang.sh", unix.ENOEXEC, ReachOpened, "", exit)
+		}},
+	}
 }

@@ -153,6 +153,20 @@ func helper() int {
 		}
 	}
 
+	// Pointers the kernel must fail to read: address 1 is never mapped.
+	pathArg, argvArg := uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&argv[0]))
+	raw := make([]uintptr, len(argv))
+	if req.BadPath {
+		pathArg = 1
+	}
+	if req.BadArgv > 0 {
+		for i, p := range argv {
+			raw[i] = uintptr(unsafe.Pointer(p))
+		}
+		raw[req.BadArgv] = 1
+		argvArg = uintptr(unsafe.Pointer(&raw[0]))
+	}
+
 	attempt := func() int {
 		rep := snapshot()
 		rep.Dirfd = dirfd
@@ -168,13 +182,18 @@ func helper() int {
 			rep.Stdin = Stdin{Closed: true, Type: "closed"}
 		}
 		var errno syscall.Errno
-		switch req.Syscall {
-		case "execve":
-			_, _, errno = unix.Syscall(unix.SYS_EXECVE,
-				uintptr(unsafe.Pointer(path)),
-				uintptr(unsafe.Pointer(&argv[0])),
-				uintptr(unsafe.Pointer(&envv[0])))
-		case "execveat":
+		switch {
+		case req.Compat:
+			var err error
+			errno, err = compatExec(req.Syscall == "execveat", dirfd, req.Path, req.Argv, req.Env, req.Flags)
+			if err != nil {
+				return fatal("compat %s: %v", req.Syscall, err)
+			}
+		case req.Syscall == "none":
+			// Only the successful exec below.
+		case req.Syscall == "execve":
+			_, _, errno = unix.Syscall(unix.SYS_EXECVE, pathArg, argvArg, uintptr(unsafe.Pointer(&envv[0])))
+		case req.Syscall == "execveat":
 			_, _, errno = unix.Syscall6(unix.SYS_EXECVEAT,
 				uintptr(dirfd),
 				uintptr(unsafe.Pointer(path)),
@@ -211,11 +230,15 @@ func helper() int {
 		rc = attempt()
 	}
 	runtime.KeepAlive(argv)
+	runtime.KeepAlive(raw)
 	runtime.KeepAlive(envv)
 	runtime.KeepAlive(succArgv)
 	runtime.KeepAlive(succEnv)
 	if rc != 0 {
 		return rc
+	}
+	if req.ExitNow {
+		return 0
 	}
 	// Stay alive until the parent closes the control pipe: probes that
 	// resolve fields through /proc/<pid> need the caller to exist.

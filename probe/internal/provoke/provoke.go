@@ -103,7 +103,12 @@ type Outcome struct {
 	Case string
 
 	Syscall string // "execve", "execveat" or "kernel"
-	Path    string // as passed to the syscall
+	ABI     string // "ia32" for a 32-bit syscall, "" for the native one
+	// PathFault and ArgvFault: the path, or an argv entry, was unreadable;
+	// the event must say truncated rather than end quietly (Argv is then
+	// what was readable).
+	PathFault, ArgvFault bool
+	Path                 string // as passed to the syscall
 	// Errno is what the case is built to produce; Got is what the kernel
 	// actually returned to the helper. A correct event carries Got.
 	Errno unix.Errno
@@ -147,7 +152,16 @@ func (o *Outcome) Release() error {
 // over a pipe rather than the environment because E2BIG cases carry more
 // than one environment string may hold.
 type request struct {
-	Syscall string   `json:"syscall"`
+	Syscall string `json:"syscall"`
+	// Compat issues the syscall through the 32-bit ABI (int $0x80).
+	// BadPath passes an unreadable filename pointer; BadArgv > 0 makes
+	// argv[BadArgv] unreadable: the kernel answers EFAULT.
+	BadPath bool `json:"bad_path,omitempty"`
+	// ExitNow: the helper exits as soon as it reported, instead of waiting
+	// to be released, like a caller that gives up after a failed exec.
+	ExitNow bool     `json:"exit_now,omitempty"`
+	BadArgv int      `json:"bad_argv,omitempty"`
+	Compat  bool     `json:"compat,omitempty"`
 	Path    string   `json:"path"`
 	Argv    []string `json:"argv"`
 	Env     []string `json:"env"`
@@ -346,6 +360,15 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 	if rep.LoginUID != 4294967295 {
 		v := rep.LoginUID
 		o.Caller.LoginUID = &v
+	}
+	if req.Compat {
+		o.ABI = "ia32"
+	}
+	if req.BadPath {
+		o.PathFault, o.Path = true, ""
+	}
+	if req.BadArgv > 0 {
+		o.ArgvFault, o.Argv = true, req.Argv[:req.BadArgv]
 	}
 	if req.Syscall == "execveat" {
 		d, f := int32(rep.Dirfd), req.Flags

@@ -22,15 +22,34 @@ import (
 )
 
 // Source yields what the probe saw. Next blocks until a record arrives; it
-// returns an error once Close was called (and for fatal read errors).
+// returns an error once the source is drained or closed (and for fatal read
+// errors).
 type Source interface {
 	Next() (*event.Event, *event.Success, error)
+	// Drain stops intake without waiting: Next goes on returning what was
+	// already captured until none is left or the deadline passes.
+	Drain(deadline time.Time)
+	// Close releases the source once Next has returned its error.
 	Close() error
 	// Mode names the attach mode ("fentry", "kprobe", "tracepoint").
 	Mode() string
-	// Lost is how many failures the kernel could not hand over (ring
-	// buffer full): they are counted, never silently dropped.
-	Lost() uint64
+	// Loss counts what never reached the loop: counted, never silently
+	// dropped. It stays readable after Close, for the final status line.
+	Loss() Loss
+}
+
+// Loss is what the probe could not hand over, by cause.
+type Loss struct {
+	// LostFailures are failed execs the kernel ring buffer could not take.
+	LostFailures uint64
+	// LostMarkers are PATH-search success markers that never arrived: a
+	// PATH search pending while this grows may have succeeded.
+	LostMarkers uint64
+	// Undecodable records were read but skipped.
+	Undecodable uint64
+	// Undrained failures were still in the ring buffer when the shutdown
+	// deadline passed.
+	Undrained uint64
 }
 
 // Pipeline is the part of notify.Pipeline the daemon drives.
@@ -70,6 +89,10 @@ type Options struct {
 	ReloadTimeout time.Duration
 	// DrainTimeout bounds delivery at shutdown before spooling (default 10s).
 	DrainTimeout time.Duration
+	// SourceDrainTimeout bounds how long the records the probe still holds
+	// at shutdown are handed to the pipeline; the rest is counted as
+	// undrained (default 3s).
+	SourceDrainTimeout time.Duration
 	// Stall is how long one record may stay unhandled before the loop counts
 	// as stuck and stops pinging the watchdog (default: Watchdog).
 	Stall time.Duration
@@ -98,6 +121,9 @@ func Run(o Options) error {
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 10 * time.Second
+	}
+	if o.SourceDrainTimeout <= 0 {
+		o.SourceDrainTimeout = 3 * time.Second
 	}
 	if o.Stall <= 0 {
 		o.Stall = o.Watchdog
@@ -161,7 +187,7 @@ func (d *loop) notify(state string) {
 }
 
 // Status is the one-line summary systemd shows in `systemctl status`.
-func Status(mode string, st notify.Stats, lost uint64) string {
+func Status(mode string, st notify.Stats, loss Loss) string {
 	var sent, failed, spooled uint64
 	for _, s := range st.Sinks {
 		sent += s.Delivered
@@ -175,11 +201,15 @@ func Status(mode string, st notify.Stats, lost uint64) string {
 	if spooled > 0 {
 		line += fmt.Sprintf(", %d spooled", spooled)
 	}
-	return line + fmt.Sprintf("; %d lost", lost)
+	line += fmt.Sprintf("; lost %d failures, %d markers, %d undecodable", loss.LostFailures, loss.LostMarkers, loss.Undecodable)
+	if loss.Undrained > 0 {
+		line += fmt.Sprintf(", %d undrained", loss.Undrained)
+	}
+	return line
 }
 
 func (d *loop) status() string {
-	s := Status(d.Source.Mode(), d.Pipeline.Stats(), d.Source.Lost())
+	s := Status(d.Source.Mode(), d.Pipeline.Stats(), d.Source.Loss())
 	if d.lastReload != "" {
 		s += "; " + d.lastReload
 	}
@@ -261,15 +291,24 @@ func (d *loop) startReload() chan error {
 	// MONOTONIC_USEC lets systemd tell this reload from an earlier one.
 	d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "STATUS=reloading configuration")
 	done := make(chan error, 1)
-	cfg, err := d.Load()
-	if err != nil {
-		done <- &rejectedError{err}
-		return done
-	}
+	// Loading reads the files the configuration names: off the loop, so
+	// records keep flowing whatever those reads cost.
 	go func() {
+		cfg, err := d.Load()
+		if err != nil {
+			done <- &rejectedError{err}
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), d.ReloadTimeout)
 		defer cancel()
-		done <- d.Pipeline.Reload(ctx, cfg)
+		err = d.Pipeline.Reload(ctx, cfg)
+		// Sinks that could not be built leave the previous configuration
+		// in use: that is a rejection, not a reload with a closing error.
+		var rej *notify.RejectedError
+		if errors.As(err, &rej) {
+			err = &rejectedError{rej.Err}
+		}
+		done <- err
 	}()
 	return done
 }
@@ -297,21 +336,24 @@ func (d *loop) finishReload(err error) {
 	d.notify("READY=1\nSTATUS=" + d.status())
 }
 
-// shutdown stops intake first (closing the source detaches the probes and
-// ends the reader), hands the records already read to the pipeline, then
-// lets the sinks deliver until the deadline and spool the rest.
+// shutdown stops intake first (draining the source detaches the probes),
+// hands the pipeline every record the probe still holds until the source's
+// deadline, closes the source, then lets the sinks deliver until their
+// deadline and spool the rest. The final status line is written after the
+// source is closed, so it counts what could not be drained.
 func (d *loop) shutdown() error {
 	d.notify("STOPPING=1\nSTATUS=stopping: delivering queued notifications")
 	d.closing.Store(true)
-	srcErr := d.Source.Close()
+	d.Source.Drain(time.Now().Add(d.SourceDrainTimeout))
 	for r := range d.records {
 		d.handle(r)
 	}
+	srcErr := d.Source.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), d.DrainTimeout)
 	defer cancel()
 	err := d.Pipeline.Close(ctx)
 	st := d.Pipeline.Stats()
-	d.Logger.Info("stopped", "status", Status(d.Source.Mode(), st, d.Source.Lost()))
+	d.Logger.Info("stopped", "status", Status(d.Source.Mode(), st, d.Source.Loss()))
 	if srcErr != nil {
 		d.Logger.Warn("closing the probe: " + srcErr.Error())
 	}

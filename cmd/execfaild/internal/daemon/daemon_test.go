@@ -21,13 +21,24 @@ import (
 )
 
 // fakeSource hands out what the test pushes, like the probe's blocking Read.
+// After Drain it hands out its backlog, as the probe empties its ring
+// buffer, then fails.
 type fakeSource struct {
-	ch      chan *event.Event
-	done    chan struct{}
-	fail    chan error
-	once    sync.Once
-	closed  chan struct{}
-	lostCnt uint64
+	ch        chan *event.Event
+	done      chan struct{} // closed by Drain
+	fail      chan error
+	once      sync.Once
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu      sync.Mutex
+	backlog []*event.Event
+	loss    Loss
+	// lossAtClose, when set, replaces loss at Close: the probe counts what
+	// it could not drain only then.
+	lossAtClose *Loss
+	// closedEarly is set when Close came while the backlog was not empty.
+	closedEarly bool
 }
 
 func newFakeSource() *fakeSource {
@@ -41,16 +52,38 @@ func (s *fakeSource) Next() (*event.Event, *event.Success, error) {
 	case err := <-s.fail:
 		return nil, nil, err
 	case <-s.done:
-		return nil, nil, errors.New("ring buffer closed")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.backlog) > 0 {
+			ev := s.backlog[0]
+			s.backlog = s.backlog[1:]
+			return ev, nil, nil
+		}
+		return nil, nil, errors.New("ring buffer drained")
 	}
 }
 
+func (s *fakeSource) Drain(time.Time) { s.once.Do(func() { close(s.done) }) }
+
 func (s *fakeSource) Close() error {
-	s.once.Do(func() { close(s.done); close(s.closed) })
+	s.Drain(time.Time{})
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closedEarly = len(s.backlog) > 0
+		if s.lossAtClose != nil {
+			s.loss = *s.lossAtClose
+		}
+		close(s.closed)
+	})
 	return nil
 }
 func (s *fakeSource) Mode() string { return "fentry" }
-func (s *fakeSource) Lost() uint64 { return s.lostCnt }
+func (s *fakeSource) Loss() Loss {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loss
+}
 
 // fakePipeline records calls. Handle blocks while gate is held, Reload
 // until release is closed, so tests can stall each on purpose.
@@ -452,9 +485,86 @@ func TestStatusLine(t *testing.T) {
 		{Kind: "journal", Delivered: 30},
 		{Kind: "slack", Delivered: 5, Failed: 2, SpoolEntries: 4},
 	}}
-	got := Status("kprobe", st, 7)
-	want := "mode kprobe; 40 failed execs seen, 3 filtered; 35 notifications sent, 2 failed, 4 spooled; 7 lost"
+	got := Status("kprobe", st, Loss{LostFailures: 7, LostMarkers: 2, Undecodable: 1})
+	want := "mode kprobe; 40 failed execs seen, 3 filtered; 35 notifications sent, 2 failed, 4 spooled; lost 7 failures, 2 markers, 1 undecodable"
 	if got != want {
 		t.Errorf("Status =\n %q\nwant\n %q", got, want)
+	}
+	got = Status("kprobe", notify.Stats{}, Loss{LostFailures: 7, Undrained: 3})
+	want = "mode kprobe; 0 failed execs seen, 0 filtered; 0 notifications sent; lost 7 failures, 0 markers, 0 undecodable, 3 undrained"
+	if got != want {
+		t.Errorf("Status =\n %q\nwant\n %q", got, want)
+	}
+}
+
+// The periodic STATUS= line names each kind of loss apart.
+func TestStatusShowsLossByCause(t *testing.T) {
+	msgs := notifySocket(t)
+	src, pl := newFakeSource(), newFakePipeline()
+	src.loss = Loss{LostFailures: 11, LostMarkers: 5, Undecodable: 2}
+	sigs := make(chan os.Signal, 1)
+	result := make(chan error, 1)
+	go func() {
+		result <- Run(Options{
+			Source: src, Pipeline: pl, Notify: sdNotify, Signals: sigs,
+			Load: func() (notify.Config, error) { return notify.Config{}, nil },
+		})
+	}()
+	pings := 0
+	ready := nextState(t, msgs, &pings)
+	if st := field(t, ready, "STATUS"); !strings.HasSuffix(st, "; lost 11 failures, 5 markers, 2 undecodable") {
+		t.Errorf("STATUS = %q, want the failures, markers and undecodable records lost apart", st)
+	}
+	sigs <- syscall.SIGTERM
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// At stop, what the probe still holds reaches the pipeline before the
+// pipeline closes, and the last status line counts what the probe could
+// only count at Close.
+func TestStopDrainsSourceAndReportsFinalLoss(t *testing.T) {
+	msgs := notifySocket(t)
+	src, pl := newFakeSource(), newFakePipeline()
+	src.backlog = []*event.Event{{Path: "/late1"}, {Path: "/late2"}, {Path: "/late3"}}
+	src.loss = Loss{LostFailures: 5, LostMarkers: 2, Undecodable: 1}
+	src.lossAtClose = &Loss{LostFailures: 5, LostMarkers: 2, Undecodable: 1, Undrained: 4}
+	sigs := make(chan os.Signal, 1)
+	var logs syncBuffer
+	result := make(chan error, 1)
+	go func() {
+		result <- Run(Options{
+			Source: src, Pipeline: pl, Notify: sdNotify, Signals: sigs,
+			Load:   func() (notify.Config, error) { return notify.Config{}, nil },
+			Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		})
+	}()
+	pings := 0
+	if m := nextState(t, msgs, &pings); !strings.HasPrefix(m, "READY=1") {
+		t.Fatalf("got %q", m)
+	}
+	sigs <- syscall.SIGTERM
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+	pl.mu.Lock()
+	if pl.closedAt != 3 || strings.Join(pl.handled, " ") != "/late1 /late2 /late3" {
+		t.Errorf("pipeline closed after handling %q (closedAt %d), want the 3 drained records first", pl.handled, pl.closedAt)
+	}
+	pl.mu.Unlock()
+	src.mu.Lock()
+	if src.closedEarly {
+		t.Error("source closed before its backlog was drained")
+	}
+	src.mu.Unlock()
+	var stopped string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "msg=stopped") {
+			stopped = l
+		}
+	}
+	if !strings.Contains(stopped, "3 failed execs seen") || !strings.Contains(stopped, "lost 5 failures, 2 markers, 1 undecodable, 4 undrained") {
+		t.Errorf("stopped line = %q, want the drained records and the loss counted at close", stopped)
 	}
 }

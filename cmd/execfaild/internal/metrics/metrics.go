@@ -39,29 +39,31 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	probeFailures     = desc("probe_failures_total", "Failed execs the probe handed to userspace.")
 	probeSuccesses    = desc("probe_successes_total", "Successful execs the probe reported (used to fold PATH searches).")
-	probeLost         = desc("probe_lost_total", "Records the kernel ring buffer could not take.")
-	probeDecodeErrors = desc("probe_decode_errors_total", "Records from the kernel that could not be decoded and were skipped.")
+	probeLostFailures = desc("probe_lost_failures_total", "Failed execs the kernel ring buffer could not take; never reported.")
+	probeLostMarkers  = desc("probe_lost_markers_total", "PATH-search success markers that never reached userspace; a PATH search pending meanwhile may have succeeded.")
+	probeUndecodable  = desc("probe_undecodable_total", "Records from the kernel that could not be decoded and were skipped.")
 	probeModeInfo     = desc("probe_mode_info", "The attach mode of the probe; always 1.", "mode")
 
-	detected     = desc("failures_detected_total", "Failed execs that entered the notification pipeline.")
-	filtered     = desc("failures_filtered_total", "Failed execs the global [filter] dropped.")
-	resolved     = desc("path_searches_resolved_total", "Failed execs dropped because a later PATH directory had the command.")
-	afterClose   = desc("failures_after_close_total", "Failed execs handed in during shutdown, after the pipeline closed; not reported.")
-	sinkFiltered = desc("sink_filtered_total", "Failures this sink's own filter dropped.", sinkLabels...)
-	sinkDeduped  = desc("sink_deduped_total", "Failures folded into a digest as repeats.", sinkLabels...)
-	sinkLimited  = desc("sink_limited_total", "Failures whose first notification a rate limit held back.", sinkLabels...)
-	sinkDropped  = desc("sink_dropped_queue_full_total", "Failures that did not fit the delivery queue and were folded into a digest.", sinkLabels...)
-	sinkSent     = desc("sink_notifications_delivered_total", "Notifications delivered.", sinkLabels...)
-	sinkSentFail = desc("sink_delivered_failures_total", "Failures the delivered notifications stand for.", sinkLabels...)
-	sinkFailed   = desc("sink_notifications_failed_total", "Notifications whose delivery failed.", sinkLabels...)
-	sinkSpooled  = desc("sink_notifications_spooled_total", "Notifications written to the spool for a later retry.", sinkLabels...)
-	sinkQueued   = desc("sink_queued", "Notifications waiting in the delivery queue.", sinkLabels...)
-	sinkSpool    = desc("sink_spool_entries", "Notifications waiting in the spool.", sinkLabels...)
+	detected        = desc("failures_detected_total", "Failed execs that entered the notification pipeline.")
+	filtered        = desc("failures_filtered_total", "Failed execs the global [filter] dropped.")
+	resolved        = desc("path_searches_resolved_total", "Failed execs dropped because a later PATH directory had the command.")
+	afterClose      = desc("failures_after_close_total", "Failed execs handed in during shutdown, after the pipeline closed; not reported.")
+	reloadsRejected = desc("reloads_rejected_total", "Reloads refused with the previous configuration kept in use.")
+	sinkFiltered    = desc("sink_filtered_total", "Failures this sink's own filter dropped.", sinkLabels...)
+	sinkDeduped     = desc("sink_deduped_total", "Failures folded into a digest as repeats.", sinkLabels...)
+	sinkLimited     = desc("sink_limited_total", "Failures whose first notification a rate limit held back.", sinkLabels...)
+	sinkDropped     = desc("sink_dropped_queue_full_total", "Failures that did not fit the delivery queue and were folded into a digest.", sinkLabels...)
+	sinkSent        = desc("sink_notifications_delivered_total", "Notifications delivered.", sinkLabels...)
+	sinkSentFail    = desc("sink_delivered_failures_total", "Failures the delivered notifications stand for.", sinkLabels...)
+	sinkFailed      = desc("sink_notifications_failed_total", "Notifications whose delivery failed.", sinkLabels...)
+	sinkSpooled     = desc("sink_notifications_spooled_total", "Notifications written to the spool for a later retry.", sinkLabels...)
+	sinkQueued      = desc("sink_queued", "Notifications waiting in the delivery queue.", sinkLabels...)
+	sinkSpool       = desc("sink_spool_entries", "Notifications waiting in the spool.", sinkLabels...)
 )
 
 var allDescs = []*prometheus.Desc{
-	probeFailures, probeSuccesses, probeLost, probeDecodeErrors, probeModeInfo,
-	detected, filtered, resolved, afterClose,
+	probeFailures, probeSuccesses, probeLostFailures, probeLostMarkers, probeUndecodable, probeModeInfo,
+	detected, filtered, resolved, afterClose, reloadsRejected,
 	sinkFiltered, sinkDeduped, sinkLimited, sinkDropped, sinkSent, sinkSentFail, sinkFailed, sinkSpooled, sinkQueued, sinkSpool,
 }
 
@@ -84,8 +86,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ps := c.src.Probe()
 		counter(probeFailures, ps.Failures)
 		counter(probeSuccesses, ps.Successes)
-		counter(probeLost, ps.Lost)
-		counter(probeDecodeErrors, ps.DecodeErrors)
+		counter(probeLostFailures, ps.LostFailures)
+		counter(probeLostMarkers, ps.LostMarkers)
+		counter(probeUndecodable, ps.Undecodable)
 	}
 	if c.src.Mode != nil {
 		ch <- prometheus.MustNewConstMetric(probeModeInfo, prometheus.GaugeValue, 1, c.src.Mode())
@@ -98,6 +101,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(filtered, st.Filtered)
 	counter(resolved, st.PathSearchResolved)
 	counter(afterClose, st.AfterClose)
+	counter(reloadsRejected, st.ReloadsRejected)
 	for _, s := range st.Sinks {
 		counter(sinkFiltered, s.Filtered, s.Kind, s.Name)
 		counter(sinkDeduped, s.Deduped, s.Kind, s.Name)

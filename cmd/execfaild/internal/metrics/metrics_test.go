@@ -12,8 +12,10 @@ import (
 
 func fixed() Sources {
 	return Sources{
-		Mode:  func() string { return "fentry" },
-		Probe: func() probe.Stats { return probe.Stats{Failures: 41, Successes: 7, Lost: 2, DecodeErrors: 1} },
+		Mode: func() string { return "fentry" },
+		Probe: func() probe.Stats {
+			return probe.Stats{Failures: 41, Successes: 7, LostFailures: 2, LostMarkers: 3, Undecodable: 1}
+		},
 		Pipeline: func() notify.Stats {
 			return notify.Stats{
 				Detected: 40, Filtered: 3, PathSearchResolved: 5,
@@ -43,21 +45,27 @@ execfaild_failures_filtered_total 3
 # HELP execfaild_path_searches_resolved_total Failed execs dropped because a later PATH directory had the command.
 # TYPE execfaild_path_searches_resolved_total counter
 execfaild_path_searches_resolved_total 5
-# HELP execfaild_probe_decode_errors_total Records from the kernel that could not be decoded and were skipped.
-# TYPE execfaild_probe_decode_errors_total counter
-execfaild_probe_decode_errors_total 1
 # HELP execfaild_probe_failures_total Failed execs the probe handed to userspace.
 # TYPE execfaild_probe_failures_total counter
 execfaild_probe_failures_total 41
-# HELP execfaild_probe_lost_total Records the kernel ring buffer could not take.
-# TYPE execfaild_probe_lost_total counter
-execfaild_probe_lost_total 2
+# HELP execfaild_probe_lost_failures_total Failed execs the kernel ring buffer could not take; never reported.
+# TYPE execfaild_probe_lost_failures_total counter
+execfaild_probe_lost_failures_total 2
+# HELP execfaild_probe_lost_markers_total PATH-search success markers that never reached userspace; a PATH search pending meanwhile may have succeeded.
+# TYPE execfaild_probe_lost_markers_total counter
+execfaild_probe_lost_markers_total 3
 # HELP execfaild_probe_mode_info The attach mode of the probe; always 1.
 # TYPE execfaild_probe_mode_info gauge
 execfaild_probe_mode_info{mode="fentry"} 1
 # HELP execfaild_probe_successes_total Successful execs the probe reported (used to fold PATH searches).
 # TYPE execfaild_probe_successes_total counter
 execfaild_probe_successes_total 7
+# HELP execfaild_probe_undecodable_total Records from the kernel that could not be decoded and were skipped.
+# TYPE execfaild_probe_undecodable_total counter
+execfaild_probe_undecodable_total 1
+# HELP execfaild_reloads_rejected_total Reloads refused with the previous configuration kept in use.
+# TYPE execfaild_reloads_rejected_total counter
+execfaild_reloads_rejected_total 0
 # HELP execfaild_sink_deduped_total Failures folded into a digest as repeats.
 # TYPE execfaild_sink_deduped_total counter
 execfaild_sink_deduped_total{kind="journal",name="journal"} 0
@@ -108,12 +116,12 @@ execfaild_sink_spool_entries{kind="webhook",name="ops"} 2
 // because the collector keeps no state of its own.
 func TestReadsAtScrapeTime(t *testing.T) {
 	var lost uint64
-	c := NewCollector(Sources{Probe: func() probe.Stats { lost++; return probe.Stats{Lost: lost} }})
+	c := NewCollector(Sources{Probe: func() probe.Stats { lost++; return probe.Stats{LostFailures: lost} }})
 	for want := 1; want <= 2; want++ {
-		exp := "# HELP execfaild_probe_lost_total Records the kernel ring buffer could not take.\n" +
-			"# TYPE execfaild_probe_lost_total counter\n" +
-			"execfaild_probe_lost_total " + string(rune('0'+want)) + "\n"
-		if err := testutil.CollectAndCompare(c, strings.NewReader(exp), "execfaild_probe_lost_total"); err != nil {
+		exp := "# HELP execfaild_probe_lost_failures_total Failed execs the kernel ring buffer could not take; never reported.\n" +
+			"# TYPE execfaild_probe_lost_failures_total counter\n" +
+			"execfaild_probe_lost_failures_total " + string(rune('0'+want)) + "\n"
+		if err := testutil.CollectAndCompare(c, strings.NewReader(exp), "execfaild_probe_lost_failures_total"); err != nil {
 			t.Errorf("scrape %d: %v", want, err)
 		}
 	}

@@ -1,0 +1,5 @@
+package provoke
+
+import "unsafe"
+
+func addr32(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
