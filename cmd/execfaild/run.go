@@ -57,6 +57,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	// Signals are caught before the slow start, so a stop requested while
 	// the probes load is honoured right after READY instead of killing the
 	// process half-attached.
+	ignoreBrokenPipe()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
@@ -65,6 +66,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	warnReadableSecrets(log, cfg)
 	cfgName := cfg.File
 	if cfgName == "" {
 		cfgName = "built-in defaults"
@@ -89,7 +91,8 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		host = "localhost"
 	}
-	pl, err := notify.New(cfg.Notify(), notify.Env{Host: host, Logger: log, StateDir: stateDir()})
+	pl, err := notify.New(cfg.Notify(), notify.Env{Host: host, Logger: log, StateDir: stateDir()},
+		notify.WithLostMarkers(func() uint64 { return p.Stats().LostMarkers }))
 	if err != nil {
 		p.Close()
 		return fmt.Errorf("start sinks: %w", err)
@@ -110,8 +113,10 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	reload := func() (notify.Config, error) {
 		c, err := config.Load(*path)
 		if err != nil {
+			pl.ReloadRejected()
 			return notify.Config{}, err
 		}
+		warnReadableSecrets(log, c)
 		if !reflect.DeepEqual(c.Probe, running) {
 			// The BPF program is configured at load time; swapping it would
 			// detach the hooks and miss failures meanwhile.
@@ -169,6 +174,19 @@ func (s probeSource) Mode() string             { return s.p.Mode() }
 func (s probeSource) Loss() daemon.Loss {
 	st := s.p.Stats()
 	return daemon.Loss{LostFailures: st.LostFailures, LostMarkers: st.LostMarkers, Undecodable: st.Undecodable, Undrained: st.Undrained}
+}
+
+// ignoreBrokenPipe makes a write to a closed stdout (`execfaild run | head`)
+// fail with EPIPE, the stdout sink's own failure, instead of Go's default
+// of dying by SIGPIPE and losing what the other sinks still hold.
+func ignoreBrokenPipe() { signal.Ignore(syscall.SIGPIPE) }
+
+// warnReadableSecrets warns, as ssh does about keys, when others can read
+// a file that holds secrets inline.
+func warnReadableSecrets(log *slog.Logger, c *config.Config) {
+	if w := c.ReadableSecretsWarning(); w != "" {
+		log.Warn(w)
+	}
 }
 
 func stateDir() string {

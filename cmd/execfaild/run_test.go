@@ -2,9 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/probe/event"
 )
 
 func TestRunRejectsArguments(t *testing.T) {
@@ -49,5 +57,43 @@ func TestDaemonLoggerUnderJournal(t *testing.T) {
 	newDaemonLogger(&b).Info("ready")
 	if !strings.HasPrefix(b.String(), "time=") {
 		t.Errorf("outside journald the line should carry the time: %q", b.String())
+	}
+}
+
+// A closed stdout (`execfaild run | head -c 50`) is the stdout sink's
+// failure only: the write fails with EPIPE and the process lives on.
+func TestBrokenStdoutDoesNotKill(t *testing.T) {
+	if os.Getenv("EXECFAILD_TEST_BROKEN_STDOUT") == "1" {
+		ignoreBrokenPipe()
+		sc, _ := notify.NewSinkConfig("stdout")
+		s, err := sc.New(notify.Env{Host: "h"})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "new:", err)
+			os.Exit(3)
+		}
+		ev := event.Synthetic(time.Now(), "h")
+		var sendErr error
+		for range 100 {
+			if sendErr = s.Send(context.Background(), &ev); sendErr != nil {
+				break
+			}
+		}
+		fmt.Fprintf(os.Stderr, "alive: %v\n", sendErr)
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenStdoutDoesNotKill$")
+	cmd.Env = append(os.Environ(), "EXECFAILD_TEST_BROKEN_STDOUT=1")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd.Stdout = w
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err = cmd.Run()
+	w.Close()
+	if err != nil || !strings.Contains(errb.String(), "alive:") || !strings.Contains(errb.String(), "broken pipe") {
+		t.Fatalf("child: %v, stderr %q; want it alive with a broken-pipe error from the sink", err, errb.String())
 	}
 }
