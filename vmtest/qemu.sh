@@ -4,7 +4,7 @@
 #
 # Usage:
 #   vmtest/qemu.sh -k VMLINUZ -i INITRD -l LOG [-t SECONDS] [-m MEM] [-c CPUS]
-#                  [-a "KERNEL ARGS"] [-- EXTRA QEMU ARGS...]
+#                  [-A ARCH] [-a "KERNEL ARGS"] [-- EXTRA QEMU ARGS...]
 #
 #   -k  kernel image (e.g. "$(vmtest/kernels.sh 6.12)")
 #   -i  initramfs (e.g. from vmtest/initramfs.sh)
@@ -12,9 +12,11 @@
 #   -t  deadline in seconds for the whole boot (default 600): a hung guest
 #       fails instead of eating CI's time
 #   -m  guest memory (default 2G); -c  vCPUs (default 2)
+#   -A  guest architecture: amd64 (default; qemu-system-x86_64) or arm64
+#       (qemu-system-aarch64, -machine virt, console on its PL011 ttyAMA0)
 #   -a  extra kernel command line words, appended after
-#       "console=ttyS0 panic=-1" (e.g. "rdinit=/sbin/init", or env words and
-#       "-- cmd args" for vmtest's /init)
+#       "console=<serial> panic=-1" (e.g. "rdinit=/sbin/init", or env words
+#       and "-- cmd args" for vmtest's /init)
 #   --  everything after is passed to qemu unchanged (disks, NICs, ...)
 #
 # Exit status: 0 when the guest powered off (or its kernel panicked, which
@@ -24,10 +26,11 @@
 # copies the console to stderr while the guest runs.
 #
 # KVM is never used: on these machines it exists but hangs guests, so the
-# guest runs under TCG (-accel tcg -cpu max), which is slow but faithful.
+# guest runs under TCG (-accel tcg -cpu max), which is slow but faithful;
+# arm64 guests are always emulated anyway.
 set -euo pipefail
 
-kernel='' initrd='' log='' timeout=600 mem=2G cpus=2 append=''
+kernel='' initrd='' log='' timeout=600 mem=2G cpus=2 append='' arch=amd64
 while (($#)); do
 	case $1 in
 	-k) kernel=$2; shift 2 ;;
@@ -36,6 +39,7 @@ while (($#)); do
 	-t) timeout=$2; shift 2 ;;
 	-m) mem=$2; shift 2 ;;
 	-c) cpus=$2; shift 2 ;;
+	-A) arch=$2; shift 2 ;;
 	-a) append=$2; shift 2 ;;
 	--) shift; break ;;
 	*) echo "qemu.sh: unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
@@ -51,12 +55,22 @@ for f in "$kernel" "$initrd"; do
 	[[ -r $f ]] || { echo "qemu.sh: cannot read $f" >&2; exit 2; }
 done
 
+case $arch in
+amd64) qemu=qemu-system-x86_64 machine=() cpu=max console=ttyS0 ;;
+# pauth-impdef: TCG computes pointer-authentication codes with a cheap
+# implementation-defined hash instead of QARMA, which otherwise dominates
+# the guest's run time; the guest cannot tell the difference.
+arm64) qemu=qemu-system-aarch64 machine=(-machine virt) cpu=max,pauth-impdef=on console=ttyAMA0 ;;
+*) echo "qemu.sh: -A must be amd64 or arm64, not '$arch'" >&2; exit 2 ;;
+esac
+command -v "$qemu" >/dev/null || { echo "qemu.sh: $qemu not installed (run .ci/install-deps)" >&2; exit 2; }
+
 args=(
-	-accel tcg -cpu max -m "$mem" -smp "$cpus"
+	"${machine[@]}" -accel tcg -cpu "$cpu" -m "$mem" -smp "$cpus"
 	-nodefaults -no-user-config -display none -no-reboot
 	-serial "file:$log"
 	-kernel "$kernel" -initrd "$initrd"
-	-append "console=ttyS0 panic=-1 $append"
+	-append "console=$console panic=-1 $append"
 	"$@"
 )
 : >"$log"
@@ -67,7 +81,7 @@ if [[ ${VMTEST_VERBOSE:-} == 1 ]]; then
 fi
 rc=0
 # -k: qemu that ignores SIGTERM while wedged still goes away.
-timeout -k 10 "$timeout" qemu-system-x86_64 "${args[@]}" </dev/null || rc=$?
+timeout -k 10 "$timeout" "$qemu" "${args[@]}" </dev/null || rc=$?
 [[ -n $tailpid ]] && kill "$tailpid" 2>/dev/null
 if ((rc == 124)); then
 	echo "qemu.sh: guest did not power off within ${timeout}s (log: $log)" >&2
