@@ -20,6 +20,11 @@ import (
 // message the destination rejects), and any other error when a later retry
 // may succeed (the worker spools or retries it). Errors must never contain a
 // secret (webhook URL, token): redact before wrapping.
+//
+// Send returns soon after ctx ends, whatever it is blocked on (dial, write,
+// reconnect, a destination that never reads): the shutdown gives the sinks
+// a drain deadline within systemd's stop timeout, and only a Send that
+// returns lets the worker spool what is still queued.
 type Sink interface {
 	Send(ctx context.Context, ev *event.Event) error
 	Close() error

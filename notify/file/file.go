@@ -105,8 +105,8 @@ func encode(ev *event.Event) ([]byte, error) {
 
 // writerSink writes to a stream that is already open (stdout).
 type writerSink struct {
-	mu sync.Mutex
 	w  io.Writer
+	bg background
 }
 
 func (s *writerSink) Send(ctx context.Context, ev *event.Event) error {
@@ -114,21 +114,79 @@ func (s *writerSink) Send(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.w.Write(line); err != nil {
-		return fmt.Errorf("write event: %w", err)
-	}
-	return nil
+	return s.bg.do(ctx, func() error {
+		if _, err := s.w.Write(line); err != nil {
+			return fmt.Errorf("write event: %w", err)
+		}
+		return nil
+	})
 }
 
 func (s *writerSink) Close() error { return nil }
 
-// fileSink appends to a file, reopening it when it was rotated.
+// background runs one blocking write at a time on a goroutine of its own,
+// so Send returns when its context ends: a pipe nobody reads, a FIFO
+// without a reader or a hung network file system must not hold a shutdown
+// past systemd's stop timeout. Blocking file and pipe writes cannot be
+// interrupted, so an abandoned write carries on; its notification is
+// spooled, and should the write complete after all, that line appears
+// twice rather than never.
+type background struct {
+	mu      sync.Mutex
+	pending chan struct{} // closed when the abandoned write returns
+}
+
+var errEarlierWrite = errors.New("an earlier write is still blocked")
+
+func (b *background) do(ctx context.Context, f func() error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pending != nil {
+		select {
+		case <-b.pending:
+			b.pending = nil
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", errEarlierWrite, ctx.Err())
+		}
+	}
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = f()
+	}()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+		b.pending = done
+		return fmt.Errorf("write abandoned: %w", ctx.Err())
+	}
+}
+
+// busy tells whether an abandoned write is still running.
+func (b *background) busy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pending == nil {
+		return false
+	}
+	select {
+	case <-b.pending:
+		b.pending = nil
+		return false
+	default:
+		return true
+	}
+}
+
+// fileSink appends to a file, reopening it when it was rotated. Only the
+// function background runs touches f.
 type fileSink struct {
 	path string
 	mode os.FileMode
 	f    *os.File
+	bg   background
 }
 
 func (s *fileSink) Send(ctx context.Context, ev *event.Event) error {
@@ -136,6 +194,10 @@ func (s *fileSink) Send(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
+	return s.bg.do(ctx, func() error { return s.write(line) })
+}
+
+func (s *fileSink) write(line []byte) error {
 	if err := s.open(); err != nil {
 		return err
 	}
@@ -174,6 +236,11 @@ func (s *fileSink) open() error {
 }
 
 func (s *fileSink) Close() error {
+	if s.bg.busy() {
+		// The blocked write owns f; the file is closed when the
+		// process exits.
+		return nil
+	}
 	if s.f == nil {
 		return nil
 	}

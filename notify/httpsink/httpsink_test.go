@@ -494,3 +494,30 @@ func TestAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestPostHonoursContext: a destination that accepts the request and never
+// answers must not hold a shutdown beyond the drain deadline.
+func TestPostHonoursContext(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	c := New(Options{Label: "webhook", Timeout: time.Hour, RetryMax: 5})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Post(ctx, srv.URL, []byte("{}"), nil, nil) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) || notify.IsPermanent(err) {
+			t.Fatalf("post ended with %v, want a retryable error from the cancellation", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("post still blocked after its context was cancelled")
+	}
+}

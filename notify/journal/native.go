@@ -95,12 +95,23 @@ func (s *sender) send(ctx context.Context, entry []byte) error {
 	if err := s.conn.SetWriteDeadline(deadline); err != nil {
 		return fmt.Errorf("set write deadline: %w", err)
 	}
+	// A cancelled drain has no deadline of its own: moving the deadline
+	// into the past ends a send blocked on a journald that does not read.
+	conn := s.conn
+	stop := context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	abandoned := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("send to %s abandoned: %w", s.addr.Name, ctx.Err())
+		}
+		return err
+	}
 	_, _, err := s.conn.WriteMsgUnix(entry, nil, s.addr)
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, unix.EMSGSIZE) && !errors.Is(err, unix.ENOBUFS) {
-		return fmt.Errorf("send to %s: %w", s.addr.Name, err)
+		return abandoned(fmt.Errorf("send to %s: %w", s.addr.Name, err))
 	}
 	fd, err := sealedMemfd(entry)
 	if err != nil {
@@ -108,7 +119,7 @@ func (s *sender) send(ctx context.Context, entry []byte) error {
 	}
 	defer fd.Close()
 	if _, _, err := s.conn.WriteMsgUnix(nil, unix.UnixRights(int(fd.Fd())), s.addr); err != nil {
-		return fmt.Errorf("send memfd to %s: %w", s.addr.Name, err)
+		return abandoned(fmt.Errorf("send memfd to %s: %w", s.addr.Name, err))
 	}
 	return nil
 }

@@ -347,6 +347,17 @@ type Sink struct {
 	// from here. Safe because Send is never concurrent and srslog calls
 	// the formatter synchronously inside the write.
 	cur *event.Event
+	// ctx is the context of the Send in progress, for the same reason.
+	ctx context.Context
+}
+
+// sendCtx is the context of the Send in progress; a connection used
+// outside one (never, today) gets a live one.
+func (s *Sink) sendCtx() context.Context {
+	if s.ctx == nil {
+		return context.Background()
+	}
+	return s.ctx
 }
 
 // Send implements notify.Sink.
@@ -354,6 +365,11 @@ func (s *Sink) Send(ctx context.Context, ev *event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("syslog: %w", err)
 	}
+	// srslog's dial and write take no context; dial and the connection
+	// read it from here, so a drain deadline ends a blocked dial, write or
+	// reconnect instead of the write timeout.
+	s.ctx = ctx
+	defer func() { s.ctx = nil }()
 	if s.w == nil {
 		// srslog dials inside its constructor; with the "custom"
 		// network it calls dial, which honours the timeout and the
@@ -405,6 +421,7 @@ func (s *Sink) frame(msg string) string {
 }
 
 func (s *Sink) dial(_, addr string) (net.Conn, error) {
+	ctx := s.sendCtx()
 	d := net.Dialer{Timeout: s.cfg.Timeout}
 	var c net.Conn
 	var err error
@@ -412,39 +429,58 @@ func (s *Sink) dial(_, addr string) (net.Conn, error) {
 	case "unix":
 		// rsyslog, journald and syslog-ng's default unix-dgram source
 		// read datagrams, one message each, so no framing is needed.
-		c, err = d.Dial("unixgram", addr)
+		c, err = d.DialContext(ctx, "unixgram", addr)
 	case "tcp+tls":
 		td := tls.Dialer{NetDialer: &d, Config: s.tls}
-		c, err = td.Dial("tcp", addr)
+		c, err = td.DialContext(ctx, "tcp", addr)
 	default:
-		c, err = d.Dial(s.cfg.Network, addr)
+		c, err = d.DialContext(ctx, s.cfg.Network, addr)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &timedConn{Conn: c, timeout: s.cfg.Timeout, stream: s.cfg.Network == "tcp" || s.cfg.Network == "tcp+tls"}, nil
+	return &timedConn{Conn: c, timeout: s.cfg.Timeout, stream: s.cfg.Network == "tcp" || s.cfg.Network == "tcp+tls", ctx: s.sendCtx}, nil
 }
 
-// timedConn bounds every write and notices a stream the receiver closed.
+// timedConn bounds every write by the timeout and the Send's context, and
+// notices a stream the receiver closed.
 type timedConn struct {
 	net.Conn
 	timeout time.Duration
 	stream  bool
+	ctx     func() context.Context
 }
 
 var errPeerClosed = errors.New("receiver closed the connection")
 
 func (c *timedConn) Write(b []byte) (int, error) {
+	ctx := c.ctx()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if c.stream && c.peerClosed() {
 		// Fail so srslog reconnects and writes again: a write into a
 		// connection the receiver already closed succeeds locally and
 		// the message is lost with the RST that follows.
 		return 0, errPeerClosed
 	}
-	if err := c.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+	deadline := time.Now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.SetWriteDeadline(deadline); err != nil {
 		return 0, err
 	}
-	return c.Conn.Write(b)
+	// A cancellation has no deadline of its own (the pipeline abandons a
+	// drain by cancelling): it moves the deadline into the past, which
+	// ends a write blocked on a receiver that does not read.
+	stop := context.AfterFunc(ctx, func() { c.Conn.SetWriteDeadline(time.Unix(1, 0)) })
+	n, err := c.Conn.Write(b)
+	stop()
+	if err != nil && ctx.Err() != nil {
+		return n, fmt.Errorf("write abandoned: %w", ctx.Err())
+	}
+	return n, err
 }
 
 // peerClosed reads for a moment: a syslog receiver never sends
