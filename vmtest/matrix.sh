@@ -3,53 +3,86 @@
 # kernel × attach mode × suite, and a table at the end.
 #
 # Usage:
-#   vmtest/matrix.sh                  every cell: 6.1 and 6.12 × fentry and kprobe
-#                                     under qemu, plus the host in tracepoint mode
+#   vmtest/matrix.sh                  every cell: 5.10, 6.1, 6.12 and sid ×
+#                                     fentry and kprobe, legacy on 5.10, and
+#                                     arm64-6.1 and arm64-6.12 × fentry and
+#                                     kprobe under qemu, plus the host in
+#                                     tracepoint mode
 #   vmtest/matrix.sh 6.12 fentry      one cell (for iterating on the probe)
-#   vmtest/matrix.sh 6.1              both modes of one kernel
+#   vmtest/matrix.sh 5.10 legacy      one cell in the forced legacy mode
+#   vmtest/matrix.sh 6.1              every mode of one kernel
+#   vmtest/matrix.sh arm64            every arm64 cell
 #   vmtest/matrix.sh host             only the host tier
+# Kernel series are those of vmtest/kernels.sh: 5.10, 6.1, 6.12, sid, and
+# arm64-<series> for the arm64 build of one of them.
 #
 # Environment:
 #   VMTEST_SUITE    auto (default): the canary self-check, plus the probe suite
 #                   once probe/probe_kernel_test.go exists; "canary" or "probe"
 #                   runs only that one
 #   VMTEST_RUN      passed as -test.run to the probe suite (a regexp)
+#   VMTEST_JOBS     cells run at the same time (default 2: one per core here;
+#                   each guest has 2 vCPUs, and a TCG guest idles much of the
+#                   time it waits on its tests' timers and execs)
 #   VMTEST_TIMEOUT  seconds one boot may take before it counts as hung (600)
 #   VMTEST_VERBOSE  1 copies each guest's console to stderr while it runs
 #   VMTEST_LOGS     where logs go (default dist/vmtest/<UTC time>)
-#   EXECFAILD_CACHE where kernels are cached (default /var/cache/execfaild)
+#   EXECFAILD_CACHE where kernels and Debian packages are cached (default
+#                   /var/cache/execfaild)
 #   CI              "true" turns a missing prerequisite (qemu, root) into a
 #                   failed row instead of a skipped one
 #
-# Each guest boots the kernel from vmtest/kernels.sh with an initramfs
-# holding vmtest/init as /init, busybox (applets at Debian's paths, so
-# /bin/sh and /sbin/modprobe exist) and the test binaries built with
-# CGO_ENABLED=0; the tests get EXECFAILD_TEST_MODE=<mode>,
-# EXECFAILD_TEST_VM=1 and EXECFAILD_TEST_KERNEL=<series>. Cells are
-# independent: a failing or hung one does not stop the others. The exit
-# status is non-zero when any row failed.
+# Each guest boots the kernel from vmtest/kernels.sh with an initramfs of its
+# architecture holding vmtest/init as /init, busybox (applets at Debian's
+# paths, so /bin/sh and /sbin/modprobe exist) and the test binaries built with
+# CGO_ENABLED=0 (GOARCH=arm64 for arm64 guests; their busybox is Debian's
+# busybox-static:arm64, fetched through vmtest/debian.sh); the tests get
+# EXECFAILD_TEST_MODE=<mode>, EXECFAILD_TEST_VM=1 and
+# EXECFAILD_TEST_KERNEL=<major.minor>. Cells are independent: a failing or
+# hung one does not stop the others. The exit status is non-zero when any row
+# failed.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
 root=$PWD
 here=$root/vmtest
 
-all_cells=("6.1 fentry" "6.1 kprobe" "6.12 fentry" "6.12 kprobe" "host tracepoint")
+usage_series="5.10, 6.1, 6.12, sid, arm64-6.1, arm64-6.12, arm64 or host"
+# modes_of SERIES: the modes a series is tested in. legacy (the hooks for
+# kernels before 5.8, forced) runs on the oldest kernel the archive has.
+modes_of() {
+	case $1 in
+	5.10) echo fentry kprobe legacy ;;
+	*) echo fentry kprobe ;;
+	esac
+}
+# The table's order. Slow cells first would shorten the run only if the
+# scheduler below started them first; it does (see order_for_start).
+all_series=(5.10 6.1 6.12 sid arm64-6.1 arm64-6.12)
+all_cells=()
+for s in "${all_series[@]}"; do
+	for m in $(modes_of "$s"); do all_cells+=("$s $m"); done
+done
+all_cells+=("host tracepoint")
+
 cells=()
 case ${1:-} in
 "") cells=("${all_cells[@]}") ;;
 host) cells=("host tracepoint") ;;
-6.1 | 6.12)
+arm64)
+	for c in "${all_cells[@]}"; do [[ $c == arm64-* ]] && cells+=("$c"); done
+	;;
+5.10 | 6.1 | 6.12 | sid | arm64-5.10 | arm64-6.1 | arm64-6.12 | arm64-sid)
 	if [[ -n ${2:-} ]]; then
 		case $2 in
-		fentry | kprobe) cells=("$1 $2") ;;
-		*) echo "matrix.sh: mode must be fentry or kprobe, not '$2'" >&2; exit 2 ;;
+		fentry | kprobe | legacy) cells=("$1 $2") ;;
+		*) echo "matrix.sh: mode must be fentry, kprobe or legacy, not '$2'" >&2; exit 2 ;;
 		esac
 	else
-		cells=("$1 fentry" "$1 kprobe")
+		for m in $(modes_of "$1"); do cells+=("$1 $m"); done
 	fi
 	;;
-*) echo "matrix.sh: unknown kernel '$1' (want 6.1, 6.12 or host)" >&2; exit 2 ;;
+*) echo "matrix.sh: unknown kernel '$1' (want $usage_series)" >&2; exit 2 ;;
 esac
 
 suite_mode=${VMTEST_SUITE:-auto}
@@ -59,6 +92,8 @@ auto | canary | probe) ;;
 esac
 boot_timeout=${VMTEST_TIMEOUT:-600}
 [[ $boot_timeout =~ ^[0-9]+$ ]] || { echo "matrix.sh: VMTEST_TIMEOUT must be seconds, not '$boot_timeout'" >&2; exit 2; }
+max_jobs=${VMTEST_JOBS:-2}
+[[ $max_jobs =~ ^[1-9][0-9]*$ ]] || { echo "matrix.sh: VMTEST_JOBS must be a positive number, not '$max_jobs'" >&2; exit 2; }
 export EXECFAILD_CACHE=${EXECFAILD_CACHE:-/var/cache/execfaild}
 if [[ -z ${VMTEST_LOGS:-} && -d $root/dist/vmtest ]]; then
 	# Each run keeps its own directory; without pruning, iterating on one
@@ -70,7 +105,9 @@ logs=${VMTEST_LOGS:-$root/dist/vmtest/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$logs"
 logs=$(realpath "$logs")
 build=$logs/build
-mkdir -p "$build"
+results=$logs/.results
+rm -rf "$results"
+mkdir -p "$build" "$results"
 
 start_all=$SECONDS
 rows=()     # "kernel|mode|suite|result|passed|failed|skipped|seconds|boot|note"
@@ -78,6 +115,19 @@ failures=() # "label|logfile|job" for the failing-output section
 
 ci() { [[ ${CI:-} == true ]]; }
 row() { rows+=("$(IFS='|'; echo "$*")"); }
+# unmet KERNEL MODE SUITE REASON: a missing prerequisite skips the row on a
+# developer's machine and fails it in CI.
+unmet() {
+	if ci; then row "$1" "$2" "$3" FAIL - - - - - - "$4"; else row "$1" "$2" "$3" SKIP - - - - - - "$4"; fi
+}
+arch_of() { if [[ $1 == arm64-* ]]; then echo arm64; else echo amd64; fi; }
+qemu_of() { if [[ $1 == arm64 ]]; then echo qemu-system-aarch64; else echo qemu-system-x86_64; fi; }
+suite_dir() {
+	case $1 in
+	canary) echo vmtest/canary ;;
+	probe) echo probe ;;
+	esac
+}
 
 # ---- suites -------------------------------------------------------------
 
@@ -95,25 +145,34 @@ auto)
 	;;
 esac
 
-# build_suite NAME PKG: a static test binary, so the initramfs needs no libc.
-build_suite() {
-	local name=$1 pkg=$2
-	echo "matrix.sh: building $name tests ($pkg)"
-	CGO_ENABLED=0 go test -c -o "$build/$name.test" "$pkg" >"$build/$name.build.log" 2>&1
-}
-declare -A suite_ok
-for s in "${suites[@]}"; do
-	case $s in
-	canary) pkg=./vmtest/canary ;;
-	probe) pkg=./probe ;;
-	esac
-	if build_suite "$s" "$pkg"; then
-		suite_ok[$s]=1
-	else
-		suite_ok[$s]=0
-		echo "matrix.sh: building the $s tests failed:" >&2
-		sed 's/^/    /' "$build/$s.build.log" >&2
-	fi
+declare -A need_arch=() # architectures with a VM cell
+host_cell=0
+for c in "${cells[@]}"; do
+	read -r k _ <<<"$c"
+	if [[ $k == host ]]; then host_cell=1; else need_arch[$(arch_of "$k")]=1; fi
+done
+build_arches=("${!need_arch[@]}")
+((host_cell)) && [[ -z ${need_arch[amd64]:-} ]] && build_arches+=(amd64)
+
+# Static test binaries, so an initramfs needs no libc; one set per guest
+# architecture. suite_ok[arch/suite] is 1 when it built; build_note says why
+# not, in the table's words.
+declare -A suite_ok=() build_note=()
+for a in "${build_arches[@]}"; do
+	mkdir -p "$build/$a"
+	for s in "${suites[@]}"; do
+		echo "matrix.sh: building $s tests for $a"
+		if GOARCH=$a CGO_ENABLED=0 go test -c -o "$build/$a/$s.test" "./$(suite_dir "$s")" >"$build/$a/$s.build.log" 2>&1; then
+			suite_ok[$a/$s]=1
+		else
+			suite_ok[$a/$s]=0
+			# The first compiler error (after go's "# package" line) is
+			# what the row shows; the whole log is in the failing output.
+			first=$(grep -v '^#' "$build/$a/$s.build.log" | head -n1 | cut -c1-90)
+			build_note[$a/$s]="$s tests do not build for $a: $first"
+			echo "matrix.sh: building the $s tests for $a failed (log: $build/$a/$s.build.log)" >&2
+		fi
+	done
 done
 
 # ---- the initramfs ------------------------------------------------------
@@ -124,22 +183,42 @@ json_escape() {
 	printf '%s' "${v//\"/\\\"}"
 }
 
-# One initramfs serves every cell: what differs per cell (mode, series)
-# travels on the kernel command line into init's environment.
+# busybox_for ARCH: a static busybox for the guest (the initramfs has no libc).
+# amd64 uses the machine's busybox-static; arm64 unpacks Debian's
+# busybox-static:arm64 through the private apt configuration, so the machine
+# needs no foreign architecture.
+busybox_for() {
+	if [[ $1 == amd64 ]]; then
+		[[ -x /bin/busybox ]] || { echo "matrix.sh: /bin/busybox missing (apt-get install busybox-static)" >&2; return 1; }
+		echo /bin/busybox
+		return
+	fi
+	local ver dir
+	ver=$("$here/debian.sh" -a "$1" bookworm version busybox-static) || return 1
+	dir=$("$here/debian.sh" -a "$1" bookworm unpack busybox-static "$ver" "$EXECFAILD_CACHE/debs/$1") || return 1
+	[[ -x $dir/bin/busybox ]] || { echo "matrix.sh: no bin/busybox in $dir" >&2; return 1; }
+	echo "$dir/bin/busybox"
+}
+
+# One initramfs per architecture serves every cell of it: what differs per
+# cell (mode, series) travels on the kernel command line into init's
+# environment.
 make_initramfs() {
-	local stage=$build/stage
+	local arch=$1
+	local stage=$build/$arch/stage bb
 	rm -rf "$stage"
 	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,root,vmtest/bin,vmtest/pkg}
-	CGO_ENABLED=0 go build -buildvcs=false -o "$stage/init" ./vmtest/init || return 1
-	# busybox-static's binary: the guest has no libc for a dynamic one.
-	local bb=/bin/busybox
-	[[ -x $bb ]] || { echo "matrix.sh: $bb missing (apt-get install busybox-static)" >&2; return 1; }
+	GOARCH=$arch CGO_ENABLED=0 go build -buildvcs=false -o "$stage/init" ./vmtest/init || return 1
+	bb=$(busybox_for "$arch") || return 1
 	cp "$bb" "$stage/bin/busybox"
 	# Applets where Debian keeps the real tools, so a kernel-started
 	# /sbin/modprobe (binfmt and module requests) exists as it would on a
-	# real system instead of failing as an extra kernel-invoked exec.
+	# real system instead of failing as an extra kernel-invoked exec. The
+	# list comes from the machine's busybox, which runs here; the arm64 one
+	# is the same Debian release, so it has the same applets.
 	local applet
-	for applet in $("$stage/bin/busybox" --list-full); do
+	[[ -x /bin/busybox ]] || { echo "matrix.sh: /bin/busybox missing (apt-get install busybox-static)" >&2; return 1; }
+	for applet in $(/bin/busybox --list-full); do
 		[[ -e $stage/$applet ]] && continue
 		mkdir -p "$stage/$(dirname "$applet")"
 		ln -s /bin/busybox "$stage/$applet"
@@ -149,12 +228,9 @@ make_initramfs() {
 
 	local jobs=() s dir run
 	for s in "${suites[@]}"; do
-		((suite_ok[$s])) || continue
-		cp "$build/$s.test" "$stage/vmtest/bin/"
-		case $s in
-		canary) dir=vmtest/canary ;;
-		probe) dir=probe ;;
-		esac
+		((suite_ok[$arch/$s])) || continue
+		cp "$build/$arch/$s.test" "$stage/vmtest/bin/"
+		dir=$(suite_dir "$s")
 		# A test binary runs in its package directory under go test, and
 		# reads testdata/ relative to it: recreate that in the guest.
 		mkdir -p "$stage/vmtest/pkg/$dir"
@@ -167,8 +243,36 @@ make_initramfs() {
 			"$s" "$s" $((boot_timeout * 8 / 10)) "$run" "$dir")")
 	done
 	(IFS=,; echo "[${jobs[*]}]") >"$stage/vmtest/jobs.json"
-	"$here/initramfs.sh" "$stage" "$build/initramfs.cpio"
+	"$here/initramfs.sh" "$stage" "$build/$arch/initramfs.cpio"
 }
+
+declare -A initramfs_ok=()
+for a in "${!need_arch[@]}"; do
+	echo "matrix.sh: packing the $a initramfs"
+	if make_initramfs "$a" >"$build/$a/initramfs.log" 2>&1; then
+		initramfs_ok[$a]=1
+	else
+		initramfs_ok[$a]=0
+		sed 's/^/    /' "$build/$a/initramfs.log" >&2
+		echo "matrix.sh: building the $a initramfs failed: its cells fail" >&2
+	fi
+done
+
+# ---- kernels ------------------------------------------------------------
+
+# Fetched one after another before any cell starts: the fetches share apt
+# configurations and a download is quicker than waiting in a cell's slot.
+declare -A kernel_path=() kernel_err=()
+for c in "${cells[@]}"; do
+	read -r k _ <<<"$c"
+	[[ $k == host || -n ${kernel_path[$k]:-}${kernel_err[$k]:-} ]] && continue
+	if p=$("$here/kernels.sh" "$k" 2>>"$logs/kernels.log"); then
+		kernel_path[$k]=$p
+	else
+		tail -n 3 "$logs/kernels.log" >&2
+		kernel_err[$k]="kernel fetch failed (see $logs/kernels.log)"
+	fi
+done
 
 # ---- parsing ------------------------------------------------------------
 
@@ -205,46 +309,79 @@ report() {
 	elif ((passed == 0)); then
 		result=FAIL note="no test passed"
 	fi
+	if [[ $result == FAIL && $note != *panic:* ]]; then
+		# More than an exit code: a probe that does not start fails every
+		# test with the same words, so those are the summary; otherwise the
+		# failed leaf tests' names.
+		local msg
+		msg=$(grep -m1 -oE 'start probe \(mode "[a-z]*"\): .*' <<<"$out" | cut -c1-140)
+		if [[ -z $msg ]]; then
+			msg=$(grep -oE '^[[:space:]]*--- FAIL: [^ ]+' <<<"$out" | awk '{print $3}' |
+				awk '{n[NR]=$0} END {for (i=1; i<=NR; i++) {leaf=1; for (j=1; j<=NR; j++) if (index(n[j], n[i] "/") == 1) leaf=0; if (leaf) printf "%s%s", (c++ ? " " : ""), n[i]}}' |
+				cut -c1-140)
+			[[ -n $msg ]] && msg="failed: $msg"
+		fi
+		[[ -n $msg ]] && note="$note; $msg"
+	fi
 	local run
 	run=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$endline")
 	row "$kernel" "$mode" "$suite" "$result" "$passed" "$failed" "$skipped" "${run:--}" "$secs" "$boot" "$note"
 	[[ $result == FAIL ]] && failures+=("$label $suite|$log|$suite")
 }
 
+# unbuilt KERNEL MODE ARCH SUITE: the row of a suite whose test binary did
+# not build; its compiler output goes to the failing-output section.
+unbuilt() {
+	row "$1" "$2" "$4" FAIL - - - - - - "${build_note[$3/$4]}"
+	failures+=("$1 $2 $4 (build)|$build/$3/$4.build.log|")
+}
+
 # ---- cells --------------------------------------------------------------
 
 run_vm_cell() {
-	local series=$1 mode=$2 label="$1 $2"
-	local log=$logs/$series-$mode.log s
-	if ! command -v qemu-system-x86_64 >/dev/null; then
-		for s in "${suites[@]}"; do
-			if ci; then
-				row "$series" "$mode" "$s" FAIL - - - - - - "qemu-system-x86_64 missing"
-			else
-				row "$series" "$mode" "$s" SKIP - - - - - - "qemu-system-x86_64 missing (make deps)"
-			fi
-		done
+	local series=$1 mode=$2 label="$1 $2" arch s
+	arch=$(arch_of "$series")
+	local log=$logs/$series-$mode.log qemu
+	qemu=$(qemu_of "$arch")
+	if ! command -v "$qemu" >/dev/null; then
+		for s in "${suites[@]}"; do unmet "$series" "$mode" "$s" "$qemu missing (make deps)"; done
 		return
 	fi
-	local kernel release
-	if ! kernel=$("$here/kernels.sh" "$series" 2>>"$logs/kernels.log"); then
-		tail -n 3 "$logs/kernels.log" >&2
-		for s in "${suites[@]}"; do row "$series" "$mode" "$s" FAIL - - - - - - "kernel fetch failed (see $logs/kernels.log)"; done
+	if [[ -n ${kernel_err[$series]:-} ]]; then
+		for s in "${suites[@]}"; do row "$series" "$mode" "$s" FAIL - - - - - - "${kernel_err[$series]}"; done
 		return
 	fi
+	if ! ((initramfs_ok[$arch])); then
+		for s in "${suites[@]}"; do row "$series" "$mode" "$s" FAIL - - - - - - "$arch initramfs did not build (see $build/$arch/initramfs.log)"; done
+		return
+	fi
+	local kernel=${kernel_path[$series]} release
+	# Debian ≤ 13: boot/vmlinuz-<release>; sid: usr/lib/modules/<release>/vmlinuz.
 	release=$(basename "$kernel")
-	release=${release#vmlinuz-}
+	if [[ $release == vmlinuz-* ]]; then release=${release#vmlinuz-}; else release=$(basename "$(dirname "$kernel")"); fi
+	local kname="$series ($release)"
+	# Only suites that built are in the initramfs; a guest with none to run
+	# would prove nothing.
+	local runnable=0
+	for s in "${suites[@]}"; do ((suite_ok[$arch/$s])) && runnable=1; done
+	if ! ((runnable)); then
+		for s in "${suites[@]}"; do unbuilt "$kname" "$mode" "$arch" "$s"; done
+		return
+	fi
 	echo "matrix.sh: $label: booting $release (log: $log)"
 	local t0=$SECONDS rc=0
-	"$here/qemu.sh" -k "$kernel" -i "$build/initramfs.cpio" -l "$log" -t "$boot_timeout" \
-		-a "EXECFAILD_TEST_MODE=$mode EXECFAILD_TEST_VM=1 EXECFAILD_TEST_KERNEL=$series" || rc=$?
+	# The canary compares the release with the series: major.minor of what
+	# kernels.sh chose ("sid" names no version).
+	local want=${release%%-*}
+	want=$(cut -d. -f1,2 <<<"${want%%+*}")
+	"$here/qemu.sh" -A "$arch" -k "$kernel" -i "$build/$arch/initramfs.cpio" -l "$log" -t "$boot_timeout" \
+		-a "EXECFAILD_TEST_MODE=$mode EXECFAILD_TEST_VM=1 EXECFAILD_TEST_KERNEL=$want" || rc=$?
 	local secs=$((SECONDS - t0)) boot
 	boot=$(tr -d '\r' <"$log" | sed -n 's/^=== VMTEST INIT .* uptime=\([0-9.]*\).*/\1/p' | head -n1)
-	local kname=$series
-	[[ -n $release ]] && kname="$series ($release)"
+	echo "matrix.sh: $label: done in ${secs}s"
 	for s in "${suites[@]}"; do
-		if ! ((suite_ok[$s])); then
-			row "$kname" "$mode" "$s" FAIL - - - - - - "test binary did not build"
+		if ! ((suite_ok[$arch/$s])); then
+			unbuilt "$kname" "$mode" "$arch" "$s"
 			continue
 		fi
 		report "$label" "$kname" "$mode" "$s" "$log" "$secs" "${boot:--}"
@@ -260,9 +397,7 @@ run_host_cell() {
 	local kname
 	kname="host ($(uname -r))"
 	if ((EUID != 0)); then
-		for s in "${suites[@]}"; do
-			if ci; then row "$kname" tracepoint "$s" FAIL - - - - - - "needs root"; else row "$kname" tracepoint "$s" SKIP - - - - - - "needs root"; fi
-		done
+		for s in "${suites[@]}"; do unmet "$kname" tracepoint "$s" "needs root"; done
 		return
 	fi
 	# The host may not have tracefs mounted; tracepoints attach through it.
@@ -273,35 +408,64 @@ run_host_cell() {
 	: >"$log"
 	local t0 dir code
 	for s in "${suites[@]}"; do
-		if ! ((suite_ok[$s])); then
-			row "$kname" tracepoint "$s" FAIL - - - - - - "test binary did not build"
+		if ! ((suite_ok[amd64/$s])); then
+			unbuilt "$kname" tracepoint amd64 "$s"
 			continue
 		fi
-		case $s in
-		canary) dir=vmtest/canary ;;
-		probe) dir=probe ;;
-		esac
+		dir=$(suite_dir "$s")
 		local args=(-test.v -test.count=1 "-test.timeout=${boot_timeout}s")
 		[[ $s == probe && -n ${VMTEST_RUN:-} ]] && args+=(-test.run "$VMTEST_RUN")
 		t0=$SECONDS
 		echo "=== VMTEST BEGIN $s" >>"$log"
-		(cd "$dir" && EXECFAILD_TEST_MODE=tracepoint "$build/$s.test" "${args[@]}" </dev/null >>"$log" 2>&1)
+		(cd "$dir" && EXECFAILD_TEST_MODE=tracepoint "$build/amd64/$s.test" "${args[@]}" </dev/null >>"$log" 2>&1)
 		code=$?
 		echo "=== VMTEST END $s exit=$code seconds=$((SECONDS - t0))" >>"$log"
 		report "host tracepoint" "$kname" tracepoint "$s" "$log" $((SECONDS - t0)) -
 	done
+	echo "matrix.sh: host tracepoint: done"
 }
 
-if [[ " ${cells[*]} " == *" 6."* ]]; then
-	if ! make_initramfs >"$build/initramfs.log" 2>&1; then
-		cat "$build/initramfs.log" >&2
-		echo "matrix.sh: building the initramfs failed" >&2
-		exit 1
-	fi
-fi
-for c in "${cells[@]}"; do
-	read -r k m <<<"$c"
+# run_cell I: runs cells[I] in a subshell of its own (cells run
+# concurrently) and leaves its rows and failures in $results/I.*.
+run_cell() {
+	local i=$1 k m
+	read -r k m <<<"${cells[$i]}"
+	rows=() failures=()
 	if [[ $k == host ]]; then run_host_cell; else run_vm_cell "$k" "$m"; fi
+	printf '%s\n' "${rows[@]}" >"$results/$i.rows"
+	((${#failures[@]})) && printf '%s\n' "${failures[@]}" >"$results/$i.failures"
+	return 0
+}
+
+# Start order: arm64 cells first, they take longest under emulation; a
+# long cell started last would run alone at the end. The table keeps the
+# cells' own order.
+order=()
+for i in "${!cells[@]}"; do [[ ${cells[$i]} == arm64-* ]] && order+=("$i"); done
+for i in "${!cells[@]}"; do [[ ${cells[$i]} == arm64-* ]] || order+=("$i"); done
+
+echo "matrix.sh: ${#cells[@]} cells, $max_jobs at a time"
+t_cells=$SECONDS
+for i in "${order[@]}"; do
+	while (($(jobs -rp | wc -l) >= max_jobs)); do wait -n; done
+	run_cell "$i" &
+done
+wait
+cells_secs=$((SECONDS - t_cells))
+
+rows=() failures=()
+for i in "${!cells[@]}"; do
+	if [[ -f $results/$i.rows ]]; then
+		mapfile -t r <"$results/$i.rows"
+		rows+=("${r[@]}")
+	else
+		read -r k m <<<"${cells[$i]}"
+		row "$k" "$m" - FAIL - - - - - - "cell died without a result"
+	fi
+	if [[ -f $results/$i.failures ]]; then
+		mapfile -t r <"$results/$i.failures"
+		failures+=("${r[@]}")
+	fi
 done
 
 # ---- report -------------------------------------------------------------
@@ -312,8 +476,18 @@ for r in "${rows[@]}"; do [[ $r == *"|FAIL|"* ]] && bad=1; done
 if ((${#failures[@]})); then
 	echo
 	echo "==================== failing output ===================="
+	declare -A shown=()
 	for f in "${failures[@]}"; do
 		IFS='|' read -r label log job <<<"$f"
+		if [[ -z $job ]]; then
+			# A test binary that did not build: the compiler's words, once
+			# for all the cells it left without tests.
+			[[ -n ${shown[$log]:-} ]] && continue
+			shown[$log]=1
+			echo "---- $(basename "$log" .build.log) tests for $(basename "$(dirname "$log")") did not build (full log: $log)"
+			sed -n '1,25p' "$log"
+			continue
+		fi
 		echo "---- $label (full log: $log)"
 		out=$(section "$log" "$job")
 		names=$(grep -oE '^[[:space:]]*--- FAIL: [^ ]+' <<<"$out" | awk '{print $3}')
@@ -342,7 +516,7 @@ fi
 
 echo
 echo "==================== kernel matrix ===================="
-fmt='%-34s %-10s %-6s %-6s %4s %4s %4s %6s %6s %6s  %s\n'
+fmt='%-42s %-10s %-6s %-6s %4s %4s %4s %6s %6s %6s  %s\n'
 # shellcheck disable=SC2059
 printf "$fmt" KERNEL MODE SUITE RESULT PASS FAIL SKIP RUN_S CELL_S BOOT_S NOTE
 for r in "${rows[@]}"; do
@@ -351,5 +525,5 @@ for r in "${rows[@]}"; do
 	printf "$fmt" "${f[@]}"
 done
 echo
-echo "total: $((SECONDS - start_all))s; logs: $logs"
+echo "total: $((SECONDS - start_all))s (cells: ${cells_secs}s, $max_jobs at a time); logs: $logs"
 exit "$bad"
