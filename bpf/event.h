@@ -78,6 +78,7 @@ enum ef_flag {
 	EF_F_CWD_TRUNC = 1 << 12,
 	EF_F_HAS_EXE = 1 << 13,
 	EF_F_EXE_TRUNC = 1 << 14,
+	EF_F_PATH_KERNEL = 1 << 15, /* path is the kernel's copy, not re-read from the caller */
 	EF_F_PENDING_ENOENT = 1 << 16, /* per-thread state only */
 };
 

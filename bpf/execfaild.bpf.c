@@ -27,6 +27,8 @@ const volatile __u32 max_args = 32;
 const volatile __u32 max_env = 32;
 const volatile __u32 max_arg_len = 256;
 const volatile __u8 capture_env = 1;
+/* The do_open_execat entry hook is attached (fentry, kprobe): kpaths is fed. */
+const volatile __u8 kernel_path = 0;
 
 /*
  * What a thread learned inside exec, consumed at the syscall exit. Keyed by
@@ -102,6 +104,30 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
+
+/*
+ * The kernel's own copy of the path (struct filename), taken when exec
+ * opens the binary: what the syscall exit would read from the caller's
+ * memory may have been rewritten by a sibling thread meanwhile. Separate
+ * from tasks, which must stay small: only execs in flight have an entry.
+ */
+struct kpath {
+	char name[EF_PATH_CAP];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 512);
+	__type(key, __u64);
+	__type(value, struct kpath);
+} kpaths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kpath);
+} kpath_scratch SEC(".maps");
 
 /* kprobe mode: kernel_execve's arguments, from entry to return. */
 struct {
@@ -400,6 +426,27 @@ static __always_inline void on_open_ret(__u64 ret)
 	record_binary(st, key, (struct file *)ret);
 }
 
+/*
+ * do_open_execat entered: the first call of an attempt opens the binary by
+ * the path the caller gave (later ones are interpreters), so its name is
+ * the kernel's copy of that path.
+ */
+static __always_inline void on_open_entry(struct filename *name)
+{
+	__u64 key = task_key();
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(&kpaths, &key))
+		return;
+	struct kpath *kp = bpf_map_lookup_elem(&kpath_scratch, &zero);
+
+	if (!kp)
+		return;
+	if (bpf_probe_read_kernel_str(kp->name, sizeof(kp->name), BPF_CORE_READ(name, name)) <= 0)
+		return;
+	bpf_map_update_elem(&kpaths, &key, kp, BPF_NOEXIST);
+}
+
 /* open_exec is called by binary loaders only: its name is the interpreter. */
 static __always_inline void on_open_exec(const char *name)
 {
@@ -695,7 +742,7 @@ enum ef_args {
 
 static __always_inline void emit_failure(long ret, __u8 syscall, const char *filename,
 					 const void *argv, const void *envp, __s32 dirfd,
-					 __u32 at_flags, struct ef_task *st, __u8 args)
+					 __u32 at_flags, struct ef_task *st, __u8 args, const char *kpath)
 {
 	bool kernel = args == EF_ARGS_KERNEL;
 	bool compat = args == EF_ARGS_COMPAT;
@@ -730,7 +777,14 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
 
 	__u32 off = 0;
-	long n = read_str(e->data, EF_PATH_CAP, filename, kernel);
+	long n;
+
+	if (kpath) {
+		n = bpf_probe_read_kernel_str(e->data, EF_PATH_CAP, kpath);
+		e->h.flags |= EF_F_PATH_KERNEL;
+	} else {
+		n = read_str(e->data, EF_PATH_CAP, filename, kernel);
+	}
 
 	if (n == 0 && filename) {
 		e->data[0] = 0;
@@ -830,9 +884,12 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 {
 	__u64 key = task_key();
 	struct ef_task *st = task_lookup(key);
+	struct kpath *kp = kernel_path ? bpf_map_lookup_elem(&kpaths, &key) : 0;
 
 	if (ret >= 0) {
 		/* The cheap path every successful exec takes. */
+		if (kp)
+			bpf_map_delete_elem(&kpaths, &key);
 		if (!st)
 			return 0;
 		/* The tid the search's failures carried: a non-leader thread
@@ -843,6 +900,8 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 		return 0;
 	}
 	if (restarted(ret)) {
+		if (kp)
+			bpf_map_delete_elem(&kpaths, &key);
 		after_failure(key, st, 0);
 		return 0;
 	}
@@ -878,7 +937,9 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 		envp = (const void *)BPF_CORE_READ(regs, dx);
 	}
 	emit_failure(ret, execveat ? EF_SYSCALL_EXECVEAT : EF_SYSCALL_EXECVE, filename, argv, envp, dirfd,
-		     at_flags, st, compat ? EF_ARGS_COMPAT : EF_ARGS_USER);
+		     at_flags, st, compat ? EF_ARGS_COMPAT : EF_ARGS_USER, kp ? kp->name : 0);
+	if (kp)
+		bpf_map_delete_elem(&kpaths, &key);
 	after_failure(key, st, ret);
 	return 0;
 }
@@ -898,6 +959,30 @@ SEC("tracepoint/syscalls/sys_exit_execveat")
 int tp_exit_execveat(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_syscall_exit(ctx->ret, true, false, user_regs());
+}
+
+/*
+ * fentry mode takes the verdict from the syscall functions' return instead:
+ * a BPF link, no perf event (so no CAP_SYS_ADMIN on kernels that restrict
+ * perf_event_open), and no syscall tracepoint, whose being enabled sends
+ * every syscall of every process through the slow exit path.
+ */
+SEC("fexit/__x64_sys_execve")
+int fexit_execve(__u64 *ctx)
+{
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	return on_syscall_exit((long)ret, false, false, user_regs());
+}
+
+SEC("fexit/__x64_sys_execveat")
+int fexit_execveat(__u64 *ctx)
+{
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	return on_syscall_exit((long)ret, true, false, user_regs());
 }
 
 /*
@@ -973,6 +1058,13 @@ int fexit_open(__u64 *ctx)
 	return 0;
 }
 
+SEC("fentry/do_open_execat")
+int BPF_PROG(fentry_open_path, int fd, struct filename *name)
+{
+	on_open_entry(name);
+	return 0;
+}
+
 SEC("fentry/security_bprm_creds_for_exec")
 int BPF_PROG(fentry_creds, struct linux_binprm *bprm)
 {
@@ -1008,7 +1100,9 @@ static __always_inline void on_kernel_execve_ret(const char *filename, const cha
 	struct ef_task *st = task_lookup(key);
 
 	if (ret < 0)
-		emit_failure(ret, EF_SYSCALL_KERNEL, filename, argv, envp, AT_FDCWD, 0, st, EF_ARGS_KERNEL);
+		emit_failure(ret, EF_SYSCALL_KERNEL, filename, argv, envp, AT_FDCWD, 0, st, EF_ARGS_KERNEL, 0);
+	if (kernel_path)
+		bpf_map_delete_elem(&kpaths, &key);
 	if (st)
 		bpf_map_delete_elem(&tasks, &key);
 }
@@ -1037,6 +1131,13 @@ SEC("kretprobe/do_open_execat")
 int BPF_KRETPROBE(kretprobe_open, long ret)
 {
 	on_open_ret((__u64)ret);
+	return 0;
+}
+
+SEC("kprobe/do_open_execat")
+int BPF_KPROBE(kprobe_open_path, int fd, struct filename *name)
+{
+	on_open_entry(name);
 	return 0;
 }
 

@@ -42,6 +42,7 @@ const (
 	flagCwdTrunc       = uint32(execfaildEfFlagEF_F_CWD_TRUNC)
 	flagHasExe         = uint32(execfaildEfFlagEF_F_HAS_EXE)
 	flagExeTrunc       = uint32(execfaildEfFlagEF_F_EXE_TRUNC)
+	flagPathKernel     = uint32(execfaildEfFlagEF_F_PATH_KERNEL)
 
 	lostFailure = uint32(execfaildEfLostEF_LOST_FAILURE)
 	lostMarker  = uint32(execfaildEfLostEF_LOST_MARKER)
@@ -284,6 +285,12 @@ func (r *record) toEvent(bootToWall func(uint64) time.Time, haveOpenHook bool) *
 		e.ABI = event.ABIIA32
 	}
 	e.PathTruncated = h.Flags&flagPathTrunc != 0
+	if r.hasPath {
+		e.PathSource = event.SourceCaller
+		if h.Flags&flagPathKernel != 0 {
+			e.PathSource = event.SourceKernel
+		}
+	}
 	e.Stage = stageFromHooks(h.Hooks, haveOpenHook)
 	if h.Flags&flagHasBinary != 0 {
 		e.Binary = &event.Binary{

@@ -37,6 +37,7 @@ const (
 	execfaildEfFlagEF_F_CWD_TRUNC        execfaildEfFlag = 4096
 	execfaildEfFlagEF_F_HAS_EXE          execfaildEfFlag = 8192
 	execfaildEfFlagEF_F_EXE_TRUNC        execfaildEfFlag = 16384
+	execfaildEfFlagEF_F_PATH_KERNEL      execfaildEfFlag = 32768
 	execfaildEfFlagEF_F_PENDING_ENOENT   execfaildEfFlag = 65536
 )
 
@@ -144,6 +145,11 @@ type execfaildKexecArgs struct {
 	Envp     uint64
 }
 
+type execfaildKpath struct {
+	_    structs.HostLayout
+	Name [4096]int8
+}
+
 type execfaildStrvCtx struct {
 	_      structs.HostLayout
 	V      uint64
@@ -178,6 +184,8 @@ type execfaildWalkCtx struct {
 const (
 	execfaildMapEvents                   = "events"
 	execfaildMapKexec                    = "kexec"
+	execfaildMapKpathScratch             = "kpath_scratch"
+	execfaildMapKpaths                   = "kpaths"
 	execfaildMapLost                     = "lost"
 	execfaildMapScratch                  = "scratch"
 	execfaildMapStrvState                = "strv_state"
@@ -188,8 +196,11 @@ const (
 	execfaildProgFentryCreds             = "fentry_creds"
 	execfaildProgFentryExecBinprm        = "fentry_exec_binprm"
 	execfaildProgFentryOpenExec          = "fentry_open_exec"
+	execfaildProgFentryOpenPath          = "fentry_open_path"
 	execfaildProgFexitCompatExecve       = "fexit_compat_execve"
 	execfaildProgFexitCompatExecveat     = "fexit_compat_execveat"
+	execfaildProgFexitExecve             = "fexit_execve"
+	execfaildProgFexitExecveat           = "fexit_execveat"
 	execfaildProgFexitKernelExecve       = "fexit_kernel_execve"
 	execfaildProgFexitOpen               = "fexit_open"
 	execfaildProgKprobeBprmCheck         = "kprobe_bprm_check"
@@ -197,6 +208,7 @@ const (
 	execfaildProgKprobeExecBinprm        = "kprobe_exec_binprm"
 	execfaildProgKprobeKernelExecve      = "kprobe_kernel_execve"
 	execfaildProgKprobeOpenExec          = "kprobe_open_exec"
+	execfaildProgKprobeOpenPath          = "kprobe_open_path"
 	execfaildProgKretprobeCompatExecve   = "kretprobe_compat_execve"
 	execfaildProgKretprobeCompatExecveat = "kretprobe_compat_execveat"
 	execfaildProgKretprobeKernelExecve   = "kretprobe_kernel_execve"
@@ -205,6 +217,7 @@ const (
 	execfaildProgTpExitExecve            = "tp_exit_execve"
 	execfaildProgTpExitExecveat          = "tp_exit_execveat"
 	execfaildVarCaptureEnv               = "capture_env"
+	execfaildVarKernelPath               = "kernel_path"
 	execfaildVarMaxArgLen                = "max_arg_len"
 	execfaildVarMaxArgs                  = "max_args"
 	execfaildVarMaxEnv                   = "max_env"
@@ -261,8 +274,11 @@ type execfaildProgramSpecs struct {
 	FentryCreds             *ebpf.ProgramSpec `ebpf:"fentry_creds"`
 	FentryExecBinprm        *ebpf.ProgramSpec `ebpf:"fentry_exec_binprm"`
 	FentryOpenExec          *ebpf.ProgramSpec `ebpf:"fentry_open_exec"`
+	FentryOpenPath          *ebpf.ProgramSpec `ebpf:"fentry_open_path"`
 	FexitCompatExecve       *ebpf.ProgramSpec `ebpf:"fexit_compat_execve"`
 	FexitCompatExecveat     *ebpf.ProgramSpec `ebpf:"fexit_compat_execveat"`
+	FexitExecve             *ebpf.ProgramSpec `ebpf:"fexit_execve"`
+	FexitExecveat           *ebpf.ProgramSpec `ebpf:"fexit_execveat"`
 	FexitKernelExecve       *ebpf.ProgramSpec `ebpf:"fexit_kernel_execve"`
 	FexitOpen               *ebpf.ProgramSpec `ebpf:"fexit_open"`
 	KprobeBprmCheck         *ebpf.ProgramSpec `ebpf:"kprobe_bprm_check"`
@@ -270,6 +286,7 @@ type execfaildProgramSpecs struct {
 	KprobeExecBinprm        *ebpf.ProgramSpec `ebpf:"kprobe_exec_binprm"`
 	KprobeKernelExecve      *ebpf.ProgramSpec `ebpf:"kprobe_kernel_execve"`
 	KprobeOpenExec          *ebpf.ProgramSpec `ebpf:"kprobe_open_exec"`
+	KprobeOpenPath          *ebpf.ProgramSpec `ebpf:"kprobe_open_path"`
 	KretprobeCompatExecve   *ebpf.ProgramSpec `ebpf:"kretprobe_compat_execve"`
 	KretprobeCompatExecveat *ebpf.ProgramSpec `ebpf:"kretprobe_compat_execveat"`
 	KretprobeKernelExecve   *ebpf.ProgramSpec `ebpf:"kretprobe_kernel_execve"`
@@ -283,14 +300,16 @@ type execfaildProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execfaildMapSpecs struct {
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Kexec     *ebpf.MapSpec `ebpf:"kexec"`
-	Lost      *ebpf.MapSpec `ebpf:"lost"`
-	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
-	StrvState *ebpf.MapSpec `ebpf:"strv_state"`
-	Tasks     *ebpf.MapSpec `ebpf:"tasks"`
-	WalkState *ebpf.MapSpec `ebpf:"walk_state"`
-	ZeroTask  *ebpf.MapSpec `ebpf:"zero_task"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Kexec        *ebpf.MapSpec `ebpf:"kexec"`
+	KpathScratch *ebpf.MapSpec `ebpf:"kpath_scratch"`
+	Kpaths       *ebpf.MapSpec `ebpf:"kpaths"`
+	Lost         *ebpf.MapSpec `ebpf:"lost"`
+	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	StrvState    *ebpf.MapSpec `ebpf:"strv_state"`
+	Tasks        *ebpf.MapSpec `ebpf:"tasks"`
+	WalkState    *ebpf.MapSpec `ebpf:"walk_state"`
+	ZeroTask     *ebpf.MapSpec `ebpf:"zero_task"`
 }
 
 // execfaildVariableSpecs contains global variables before they are loaded into the kernel.
@@ -298,6 +317,7 @@ type execfaildMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type execfaildVariableSpecs struct {
 	CaptureEnv      *ebpf.VariableSpec `ebpf:"capture_env"`
+	KernelPath      *ebpf.VariableSpec `ebpf:"kernel_path"`
 	MaxArgLen       *ebpf.VariableSpec `ebpf:"max_arg_len"`
 	MaxArgs         *ebpf.VariableSpec `ebpf:"max_args"`
 	MaxEnv          *ebpf.VariableSpec `ebpf:"max_env"`
@@ -328,20 +348,24 @@ func (o *execfaildObjects) Close() error {
 //
 // It can be passed to loadExecfaildObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execfaildMaps struct {
-	Events    *ebpf.Map `ebpf:"events"`
-	Kexec     *ebpf.Map `ebpf:"kexec"`
-	Lost      *ebpf.Map `ebpf:"lost"`
-	Scratch   *ebpf.Map `ebpf:"scratch"`
-	StrvState *ebpf.Map `ebpf:"strv_state"`
-	Tasks     *ebpf.Map `ebpf:"tasks"`
-	WalkState *ebpf.Map `ebpf:"walk_state"`
-	ZeroTask  *ebpf.Map `ebpf:"zero_task"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Kexec        *ebpf.Map `ebpf:"kexec"`
+	KpathScratch *ebpf.Map `ebpf:"kpath_scratch"`
+	Kpaths       *ebpf.Map `ebpf:"kpaths"`
+	Lost         *ebpf.Map `ebpf:"lost"`
+	Scratch      *ebpf.Map `ebpf:"scratch"`
+	StrvState    *ebpf.Map `ebpf:"strv_state"`
+	Tasks        *ebpf.Map `ebpf:"tasks"`
+	WalkState    *ebpf.Map `ebpf:"walk_state"`
+	ZeroTask     *ebpf.Map `ebpf:"zero_task"`
 }
 
 func (m *execfaildMaps) Close() error {
 	return _ExecfaildClose(
 		m.Events,
 		m.Kexec,
+		m.KpathScratch,
+		m.Kpaths,
 		m.Lost,
 		m.Scratch,
 		m.StrvState,
@@ -356,6 +380,7 @@ func (m *execfaildMaps) Close() error {
 // It can be passed to loadExecfaildObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execfaildVariables struct {
 	CaptureEnv      *ebpf.Variable `ebpf:"capture_env"`
+	KernelPath      *ebpf.Variable `ebpf:"kernel_path"`
 	MaxArgLen       *ebpf.Variable `ebpf:"max_arg_len"`
 	MaxArgs         *ebpf.Variable `ebpf:"max_args"`
 	MaxEnv          *ebpf.Variable `ebpf:"max_env"`
@@ -374,8 +399,11 @@ type execfaildPrograms struct {
 	FentryCreds             *ebpf.Program `ebpf:"fentry_creds"`
 	FentryExecBinprm        *ebpf.Program `ebpf:"fentry_exec_binprm"`
 	FentryOpenExec          *ebpf.Program `ebpf:"fentry_open_exec"`
+	FentryOpenPath          *ebpf.Program `ebpf:"fentry_open_path"`
 	FexitCompatExecve       *ebpf.Program `ebpf:"fexit_compat_execve"`
 	FexitCompatExecveat     *ebpf.Program `ebpf:"fexit_compat_execveat"`
+	FexitExecve             *ebpf.Program `ebpf:"fexit_execve"`
+	FexitExecveat           *ebpf.Program `ebpf:"fexit_execveat"`
 	FexitKernelExecve       *ebpf.Program `ebpf:"fexit_kernel_execve"`
 	FexitOpen               *ebpf.Program `ebpf:"fexit_open"`
 	KprobeBprmCheck         *ebpf.Program `ebpf:"kprobe_bprm_check"`
@@ -383,6 +411,7 @@ type execfaildPrograms struct {
 	KprobeExecBinprm        *ebpf.Program `ebpf:"kprobe_exec_binprm"`
 	KprobeKernelExecve      *ebpf.Program `ebpf:"kprobe_kernel_execve"`
 	KprobeOpenExec          *ebpf.Program `ebpf:"kprobe_open_exec"`
+	KprobeOpenPath          *ebpf.Program `ebpf:"kprobe_open_path"`
 	KretprobeCompatExecve   *ebpf.Program `ebpf:"kretprobe_compat_execve"`
 	KretprobeCompatExecveat *ebpf.Program `ebpf:"kretprobe_compat_execveat"`
 	KretprobeKernelExecve   *ebpf.Program `ebpf:"kretprobe_kernel_execve"`
@@ -398,8 +427,11 @@ func (p *execfaildPrograms) Close() error {
 		p.FentryCreds,
 		p.FentryExecBinprm,
 		p.FentryOpenExec,
+		p.FentryOpenPath,
 		p.FexitCompatExecve,
 		p.FexitCompatExecveat,
+		p.FexitExecve,
+		p.FexitExecveat,
 		p.FexitKernelExecve,
 		p.FexitOpen,
 		p.KprobeBprmCheck,
@@ -407,6 +439,7 @@ func (p *execfaildPrograms) Close() error {
 		p.KprobeExecBinprm,
 		p.KprobeKernelExecve,
 		p.KprobeOpenExec,
+		p.KprobeOpenPath,
 		p.KretprobeCompatExecve,
 		p.KretprobeCompatExecveat,
 		p.KretprobeKernelExecve,

@@ -81,6 +81,10 @@ type Probe struct {
 	report   Report
 	bootBase time.Time // wall time at CLOCK_BOOTTIME zero
 	openHook bool
+	// fexitVerdict: fentry mode takes the verdict at the syscall
+	// functions' return when the kernel has them in BTF.
+	fexitVerdict        bool
+	fexitVerdictMissing string // why fentry mode uses the tracepoints
 
 	failures, successes, undecodable atomic.Uint64
 	undrained, undrainedMarkers      atomic.Uint64
@@ -156,6 +160,13 @@ func New(cfg Config) (*Probe, error) {
 	p.report.Features = feats
 
 	hooks := p.selectPrograms(spec, mode)
+	for _, h := range hooks {
+		if h.spec.name == "path" && h.missing == "" {
+			if err := spec.Variables["kernel_path"].Set(uint8(1)); err != nil {
+				return nil, fmt.Errorf("bpf spec: set kernel_path: %w", err)
+			}
+		}
+	}
 	p.coll, err = ebpf.NewCollection(spec)
 	if err != nil {
 		return nil, fmt.Errorf("load bpf program (%s mode): %w", mode, shortVerifierError(err))
@@ -214,7 +225,10 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg Config) error {
 }
 
 var execHooks = []hookSpec{
-	{name: "open", fn: "do_open_execat", fentry: "fexit_open", kprobe: "kretprobe_open", kprobeRet: true},
+	{name: "open", fn: "do_open_execat", fentry: "fexit_open", kprobe: "kretprobe_open", kprobeRet: true, exit: true},
+	// The kernel's copy of the path, which a sibling thread cannot rewrite
+	// before the syscall exit reads the caller's memory.
+	{name: "path", fn: "do_open_execat", fentry: "fentry_open_path", kprobe: "kprobe_open_path"},
 	{name: "binary", fn: "security_bprm_creds_for_exec", alt: "exec_binprm",
 		fentry: "fentry_creds", fentryFn: "fentry_exec_binprm", kprobe: "kprobe_creds", kprobeFn: "kprobe_exec_binprm"},
 	{name: "loader", fn: "security_bprm_check", fentry: "fentry_bprm_check", kprobe: "kprobe_bprm_check"},
@@ -257,6 +271,14 @@ func (p *Probe) selectPrograms(spec *ebpf.CollectionSpec, mode string) []planned
 	}
 	var plan []plannedHook
 	keep := map[string]bool{"tp_exit_execve": true, "tp_exit_execveat": true}
+	if mode == ModeFentry && kernelFuncs(verdictFexit[0].fn) && kernelFuncs(verdictFexit[1].fn) {
+		for _, v := range verdictFexit {
+			keep[v.prog] = true
+		}
+		p.fexitVerdict = true
+	} else if mode == ModeFentry {
+		p.fexitVerdictMissing = "function " + verdictFexit[0].fn + " or " + verdictFexit[1].fn + " not in kernel BTF"
+	}
 	if mode == ModeTracepoint {
 		keep[compatRawTracepoint] = true
 	} else {
@@ -300,11 +322,53 @@ func (p *Probe) program(name string) *ebpf.Program {
 	return p.coll.Programs[name]
 }
 
+// verdictFexit are fentry mode's verdict hooks, the syscall functions'
+// return; the tracepoints remain the fallback.
+var verdictFexit = [2]struct{ fn, prog string }{
+	{"__x64_sys_execve", "fexit_execve"},
+	{"__x64_sys_execveat", "fexit_execveat"},
+}
+
+// attachFexitVerdict attaches both verdict fexits or, failing that, none.
+func (p *Probe) attachFexitVerdict() error {
+	var links []link.Link
+	for _, v := range verdictFexit {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.program(v.prog)})
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			return fmt.Errorf("fexit %s: %w", v.fn, err)
+		}
+		links = append(links, l)
+	}
+	p.links = append(p.links, links...)
+	for _, v := range verdictFexit {
+		p.report.Hooks = append(p.report.Hooks, HookStatus{Name: "verdict", Function: v.fn, Kind: "fexit", Attached: true})
+	}
+	return nil
+}
+
 func (p *Probe) attach(plan []plannedHook) error {
+	verdictDone := false
+	if p.fexitVerdictMissing != "" {
+		p.report.Hooks = append(p.report.Hooks, HookStatus{Name: "verdict", Function: verdictFexit[0].fn, Kind: "fexit", Reason: p.fexitVerdictMissing})
+	}
+	if p.fexitVerdict {
+		err := p.attachFexitVerdict()
+		verdictDone = err == nil
+		if err != nil {
+			// Reported, and the tracepoints below take over.
+			p.report.Hooks = append(p.report.Hooks, HookStatus{Name: "verdict", Function: verdictFexit[0].fn, Kind: "fexit", Reason: err.Error()})
+		}
+	}
 	for _, tp := range []struct{ event, prog string }{
 		{"sys_exit_execve", "tp_exit_execve"},
 		{"sys_exit_execveat", "tp_exit_execveat"},
 	} {
+		if verdictDone {
+			break
+		}
 		l, err := link.Tracepoint("syscalls", tp.event, p.program(tp.prog), nil)
 		hs := HookStatus{Name: "verdict", Function: "syscalls/" + tp.event, Kind: "tracepoint", Attached: err == nil}
 		if err != nil {
@@ -411,6 +475,18 @@ type lostCounts struct{ failures, markers uint64 }
 // kernelLost sums the `lost` array. A program built before markers had a
 // slot of their own has one entry only; its failed lookup of the marker
 // slot reads as none lost rather than hiding the failure count.
+// CheckStats reads the kernel's loss counters once and returns the error a
+// reader would get: kernels before 6.5 refuse map reads to a process
+// without CAP_BPF, so a caller about to drop that capability can tell
+// whether it still needs it for Stats.
+func (p *Probe) CheckStats() error {
+	var per []uint64
+	if err := p.coll.Maps["lost"].Lookup(lostFailure, &per); err != nil {
+		return fmt.Errorf("read loss counters: %w", err)
+	}
+	return nil
+}
+
 func (p *Probe) kernelLost() lostCounts {
 	var c lostCounts
 	if p.coll == nil || p.coll.Maps["lost"] == nil {

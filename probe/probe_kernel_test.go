@@ -345,6 +345,65 @@ func TestKernelProbe(t *testing.T) {
 		checkEvent(t, mode, openHook, cfg, lab, fail, ev)
 	})
 
+	t.Run("compat_static_binary", func(t *testing.T) {
+		if !provoke.CompatSupported {
+			t.Skip("no 32-bit syscall ABI is provoked on this architecture")
+		}
+		// A real 32-bit program, loaded by the kernel in compat mode.
+		prog := lab.Path("ia32-prog")
+		target := lab.Path("does-not-exist-ia32")
+		argv := []string{"ia32-prog", "--flag", "two words"}
+		if err := os.WriteFile(prog, provoke.I386Program(target, argv), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(prog)
+		cmd.Dir = lab.Dir
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != int(unix.ENOENT) {
+			t.Fatalf("32-bit program: %v, want its exec to fail with ENOENT (exit 2)", err)
+		}
+		pid := uint32(cmd.Process.Pid)
+		ev, err := col.wait(eventTimeout, func(e *event.Event) bool { return e.Process.PID == pid })
+		if err != nil || ev == nil {
+			t.Fatalf("no event for the 32-bit program's failed execve (pid %d, err %v)", pid, err)
+		}
+		eq(t, "abi", ev.ABI, event.ABIIA32)
+		eq(t, "syscall", ev.Syscall, event.SyscallExecve)
+		eq(t, "error", ev.Error, "ENOENT")
+		eq(t, "path", ev.Path, target)
+		eq(t, "arguments", fmt.Sprintf("%q", ev.Arguments), fmt.Sprintf("%q", argv))
+		eq(t, "process.comm", ev.Process.Comm, "ia32-prog")
+		eq(t, "process.exe", ev.Process.Exe, prog)
+		eq(t, "process.cwd", ev.Process.Cwd, lab.Dir)
+		if ev.Binary != nil {
+			t.Errorf("binary %+v for a path that does not exist", ev.Binary)
+		}
+	})
+
+	t.Run("rewritten_path", func(t *testing.T) {
+		o, err := lab.RewrittenPath()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Release()
+		if o.Got != o.Errno {
+			t.Fatalf("kernel returned %s, case is built for %s", unix.ErrnoName(o.Got), unix.ErrnoName(o.Errno))
+		}
+		ev, err := col.wait(eventTimeout, func(e *event.Event) bool { return e.Process.TID == o.Caller.TID })
+		if err != nil || ev == nil {
+			t.Fatalf("no event for tid %d (err %v)", o.Caller.TID, err)
+		}
+		if mode == "tracepoint" {
+			// No hook sees the kernel's copy: the path is read back from
+			// the caller's memory at the exit, as documented.
+			eq(t, "path_source", ev.PathSource, event.SourceCaller)
+			t.Skipf("tracepoint mode reads the path from the caller's memory at exit: got %q, the kernel used %q", ev.Path, o.Path)
+		}
+		eq(t, "path_source", ev.PathSource, event.SourceKernel)
+		checkEvent(t, mode, openHook, cfg, lab, o, ev)
+	})
+
 	t.Run("kernel_invoked_core_pipe", func(t *testing.T) {
 		if os.Getenv("EXECFAILD_TEST_VM") != "1" {
 			t.Skip("changes the system-wide core_pattern: runs only in a test VM (EXECFAILD_TEST_VM=1)")

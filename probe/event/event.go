@@ -40,6 +40,10 @@ const (
 const (
 	SourceKernel    = "kernel"
 	SourceUserspace = "userspace"
+	// SourceCaller: read from the caller's memory at the syscall exit, by
+	// the kernel probe but after the fact (a sibling thread could have
+	// rewritten it since the kernel used it).
+	SourceCaller = "caller"
 )
 
 // Binary is the file exec opened. Absent when no file was opened.
@@ -108,6 +112,11 @@ type Event struct {
 	// PathTruncated: the path was longer than the kernel keeps (4095 bytes),
 	// or could not be read at all (then Path is empty).
 	PathTruncated bool `json:"path_truncated,omitempty"`
+	// PathSource is "kernel" when Path is the kernel's own copy (taken when
+	// exec opened the binary, fentry and kprobe modes), "caller" when it was
+	// read back from the caller's memory at the syscall exit, where a
+	// sibling thread could have rewritten it.
+	PathSource string `json:"path_source,omitempty"`
 
 	Binary          *Binary `json:"binary,omitempty"`
 	InterpreterPath string  `json:"interpreter_path,omitempty"`
@@ -122,8 +131,11 @@ type Event struct {
 	StdinPath     string  `json:"stdin_path,omitempty"`
 	KernelInvoked bool    `json:"kernel_invoked"`
 
-	Arguments            []string `json:"arguments"`
-	ArgumentsTruncated   bool     `json:"arguments_truncated,omitempty"`
+	Arguments          []string `json:"arguments"`
+	ArgumentsTruncated bool     `json:"arguments_truncated,omitempty"`
+	// ArgumentsRedacted is true when the pipeline replaced secrets in
+	// Arguments (a password flag's value, URL credentials) with <redacted>.
+	ArgumentsRedacted    bool     `json:"arguments_redacted,omitempty"`
 	Environment          []string `json:"environment,omitempty"`
 	EnvironmentTruncated bool     `json:"environment_truncated,omitempty"`
 	// EnvironmentRedacted is true when values were replaced (NAME=<redacted>).

@@ -490,3 +490,13 @@ func (l *Lab) Gone() []Case {
 		}},
 	}
 }
+
+// RewrittenPath execs the lab's garbage file (ENOEXEC) while a sibling
+// thread replaces the path in the caller's memory with another one, after
+// the kernel copied it and before the syscall returns. A report must name
+// the file the kernel opened, not what the memory says afterwards.
+func (l *Lab) RewrittenPath() (*Outcome, error) {
+	return l.execve("rewritten_path", l.path("garbage"), unix.ENOEXEC, ReachOpened, "", func(r *request) {
+		r.RewritePath = "/nonexistent/rewritten-by-a-sibling-thread"
+	})
+}

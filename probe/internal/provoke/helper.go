@@ -166,6 +166,32 @@ func helper() int {
 		raw[req.BadArgv] = 1
 		argvArg = uintptr(unsafe.Pointer(&raw[0]))
 	}
+	// RewritePath: the path lives in a buffer this process rewrites while
+	// the exec is stalled copying argv[1] (userfaultfd), so the caller's
+	// memory no longer says what the kernel used once the syscall returns.
+	var pathBuf []byte
+	var rewritten <-chan error
+	if req.RewritePath != "" {
+		pathBuf = make([]byte, max(len(req.Path), len(req.RewritePath))+1)
+		copy(pathBuf, req.Path)
+		pathArg = uintptr(unsafe.Pointer(&pathBuf[0]))
+		if len(req.Argv) < 2 {
+			return fatal("rewrite_path needs argv[1] to stall on")
+		}
+		stall, err := newStalledString(req.Argv[1])
+		if err != nil {
+			return fatal("stall argv[1]: %v", err)
+		}
+		for i, p := range argv {
+			raw[i] = uintptr(unsafe.Pointer(p))
+		}
+		raw[1] = stall.addr()
+		argvArg = uintptr(unsafe.Pointer(&raw[0]))
+		rewritten = stall.serve(func() {
+			clear(pathBuf)
+			copy(pathBuf, req.RewritePath)
+		})
+	}
 
 	attempt := func() int {
 		rep := snapshot()
@@ -204,6 +230,11 @@ func helper() int {
 			return fatal("unknown syscall %q", req.Syscall)
 		}
 		rep.Errno = int(errno)
+		if rewritten != nil {
+			if err := <-rewritten; err != nil {
+				return fatal("rewrite path during exec: %v", err)
+			}
+		}
 		if err := enc.Encode(rep); err != nil {
 			return 2
 		}
@@ -231,6 +262,7 @@ func helper() int {
 	}
 	runtime.KeepAlive(argv)
 	runtime.KeepAlive(raw)
+	runtime.KeepAlive(pathBuf)
 	runtime.KeepAlive(envv)
 	runtime.KeepAlive(succArgv)
 	runtime.KeepAlive(succEnv)

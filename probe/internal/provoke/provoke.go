@@ -104,6 +104,9 @@ type Outcome struct {
 
 	Syscall string // "execve", "execveat" or "kernel"
 	ABI     string // "ia32" for a 32-bit syscall, "" for the native one
+	// Rewritten is what the caller's memory held in place of Path once
+	// the exec returned (RewritePath).
+	Rewritten string
 	// PathFault and ArgvFault: the path, or an argv entry, was unreadable;
 	// the event must say truncated rather than end quietly (Argv is then
 	// what was readable).
@@ -157,6 +160,9 @@ type request struct {
 	// BadPath passes an unreadable filename pointer; BadArgv > 0 makes
 	// argv[BadArgv] unreadable: the kernel answers EFAULT.
 	BadPath bool `json:"bad_path,omitempty"`
+	// RewritePath replaces the path in the caller's memory while the exec
+	// is inside the kernel (stalled on argv[1] through userfaultfd).
+	RewritePath string `json:"rewrite_path,omitempty"`
 	// ExitNow: the helper exits as soon as it reported, instead of waiting
 	// to be released, like a caller that gives up after a failed exec.
 	ExitNow bool     `json:"exit_now,omitempty"`
@@ -364,6 +370,7 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 	if req.Compat {
 		o.ABI = "ia32"
 	}
+	o.Rewritten = req.RewritePath
 	if req.BadPath {
 		o.PathFault, o.Path = true, ""
 	}
