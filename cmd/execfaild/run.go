@@ -21,6 +21,7 @@ import (
 
 	"github.com/execfaild/execfaild/cmd/execfaild/internal/daemon"
 	"github.com/execfaild/execfaild/cmd/execfaild/internal/metrics"
+	"github.com/execfaild/execfaild/cmd/execfaild/internal/privs"
 	"github.com/execfaild/execfaild/config"
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe"
@@ -87,6 +88,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("start probe: %w", firstLineError{err})
 	}
+	dropPrivileges(p, log)
 	host, err := os.Hostname()
 	if err != nil {
 		host = "localhost"
@@ -222,3 +224,19 @@ func (e firstLineError) Error() string {
 	return msg
 }
 func (e firstLineError) Unwrap() error { return e.err }
+
+// dropPrivileges gives up what only attaching needed, keeping CAP_BPF only
+// where this kernel requires it to read the loss counters. A failure is
+// logged, not fatal: the probe works, with more privilege than it needs.
+func dropPrivileges(p *probe.Probe, log *slog.Logger) {
+	keep := uint64(privs.Runtime)
+	if privs.Without(1<<privs.CapBPF|1<<privs.CapSysAdmin, p.CheckStats) != nil {
+		keep |= 1 << privs.CapBPF
+	}
+	kept, err := privs.Drop(keep)
+	if err != nil {
+		log.Warn("capabilities not dropped after attaching", "err", err)
+		return
+	}
+	log.Info("capabilities after attaching", "kept", privs.Names(kept))
+}
