@@ -1,7 +1,7 @@
 // Package config loads /etc/execfaild.toml: the [probe] settings, the
-// global pipeline stages ([filter], [dedup], [rate_limit], [spool]), the
-// optional [metrics] endpoint and any number of [[sink.<kind>]] tables for
-// every registered sink kind.
+// global pipeline stages ([filter], [dedup], [rate_limit], [spool],
+// [redact]), the optional [metrics] endpoint and any number of
+// [[sink.<kind>]] tables for every registered sink kind.
 //
 // Loading follows one order: start from the defaults, decode over them,
 // reject every key nothing decoded, then validate. Every error names the
@@ -43,6 +43,7 @@ type Config struct {
 	Dedup     notify.DedupConfig           `toml:"dedup"`
 	RateLimit notify.GlobalRateLimitConfig `toml:"rate_limit"`
 	Spool     notify.SpoolConfig           `toml:"spool"`
+	Redact    notify.RedactConfig          `toml:"redact"`
 	Metrics   MetricsConfig                `toml:"metrics"`
 	// Sinks in file order within each kind, kinds sorted by name.
 	Sinks []notify.SinkEntry `toml:"-"`
@@ -91,6 +92,7 @@ type fileFormat struct {
 	Dedup     notify.DedupConfig           `toml:"dedup"`
 	RateLimit notify.GlobalRateLimitConfig `toml:"rate_limit"`
 	Spool     notify.SpoolConfig           `toml:"spool"`
+	Redact    notify.RedactConfig          `toml:"redact"`
 	Metrics   MetricsConfig                `toml:"metrics"`
 	Sink      map[string]toml.Primitive    `toml:"sink"`
 }
@@ -110,6 +112,7 @@ func defaults() *Config {
 		Dedup:     nc.Dedup,
 		RateLimit: nc.RateLimit,
 		Spool:     nc.Spool,
+		Redact:    nc.Redact,
 	}
 }
 
@@ -184,12 +187,12 @@ func Parse(file string, data []byte) (*Config, error) {
 		return &Error{File: file, Line: loc.find(key), Key: key, Err: err}
 	}
 	d := defaults()
-	raw := fileFormat{Probe: d.Probe, Filter: d.Filter, Dedup: d.Dedup, RateLimit: d.RateLimit, Spool: d.Spool, Metrics: d.Metrics}
+	raw := fileFormat{Probe: d.Probe, Filter: d.Filter, Dedup: d.Dedup, RateLimit: d.RateLimit, Spool: d.Spool, Redact: d.Redact, Metrics: d.Metrics}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
 	if err != nil {
 		return nil, decodeError(file, loc, "", err)
 	}
-	c := &Config{File: file, Probe: raw.Probe, Filter: raw.Filter, Dedup: raw.Dedup, RateLimit: raw.RateLimit, Spool: raw.Spool, Metrics: raw.Metrics}
+	c := &Config{File: file, Probe: raw.Probe, Filter: raw.Filter, Dedup: raw.Dedup, RateLimit: raw.RateLimit, Spool: raw.Spool, Redact: raw.Redact, Metrics: raw.Metrics}
 	if t := md.Type("sink"); t != "" && t != "Hash" {
 		return nil, fail("sink", errors.New("must be tables: [[sink.<kind>]]"))
 	}
@@ -353,13 +356,13 @@ func (c *Config) normalize() error {
 	if err := nc.Normalize(); err != nil {
 		return err
 	}
-	c.Filter, c.Dedup, c.RateLimit, c.Spool, c.Sinks = nc.Filter, nc.Dedup, nc.RateLimit, nc.Spool, nc.Sinks
+	c.Filter, c.Dedup, c.RateLimit, c.Spool, c.Redact, c.Sinks = nc.Filter, nc.Dedup, nc.RateLimit, nc.Spool, nc.Redact, nc.Sinks
 	return nil
 }
 
 // Notify returns the part of the configuration the pipeline is built from.
 func (c *Config) Notify() notify.Config {
-	return notify.Config{Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Sinks: c.Sinks}
+	return notify.Config{Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Redact: c.Redact, Sinks: c.Sinks}
 }
 
 // validateMetrics checks [metrics] here rather than at listen time, so
@@ -417,10 +420,11 @@ func (c *Config) WriteTOML(w io.Writer) error {
 		Dedup     notify.DedupConfig             `toml:"dedup"`
 		RateLimit notify.GlobalRateLimitConfig   `toml:"rate_limit"`
 		Spool     notify.SpoolConfig             `toml:"spool"`
+		Redact    notify.RedactConfig            `toml:"redact"`
 		Metrics   MetricsConfig                  `toml:"metrics"`
 		Sink      map[string][]notify.SinkConfig `toml:"sink"`
 	}
-	o := out{Probe: c.Probe, Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Metrics: c.Metrics, Sink: map[string][]notify.SinkConfig{}}
+	o := out{Probe: c.Probe, Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Redact: c.Redact, Metrics: c.Metrics, Sink: map[string][]notify.SinkConfig{}}
 	for _, e := range c.Sinks {
 		o.Sink[e.Kind] = append(o.Sink[e.Kind], e.Config)
 	}

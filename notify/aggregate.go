@@ -86,7 +86,9 @@ func merge(dst, src *event.Event, maxPIDs int) {
 		dst.InterpreterPath, dst.InterpreterSource = "", ""
 	}
 	if !slices.Equal(dst.Arguments, src.Arguments) {
-		dst.Arguments, dst.ArgumentsTruncated = nil, false
+		dst.Arguments, dst.ArgumentsTruncated, dst.ArgumentsRedacted = nil, false, false
+	} else {
+		dst.ArgumentsRedacted = dst.ArgumentsRedacted || src.ArgumentsRedacted
 	}
 	if !slices.Equal(dst.Environment, src.Environment) {
 		dst.Environment, dst.EnvironmentTruncated, dst.EnvironmentRedacted = nil, false, false

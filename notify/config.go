@@ -8,13 +8,14 @@ import (
 )
 
 // Config is what a Pipeline is built from: the global stages and the sinks,
-// as the [filter], [dedup], [rate_limit], [spool] and [[sink.<kind>]]
+// as the [filter], [dedup], [rate_limit], [spool], [redact] and [[sink.<kind>]]
 // sections of the configuration file describe them.
 type Config struct {
 	Filter    FilterConfig
 	Dedup     DedupConfig
 	RateLimit GlobalRateLimitConfig
 	Spool     SpoolConfig
+	Redact    RedactConfig
 	Sinks     []SinkEntry
 }
 
@@ -37,6 +38,7 @@ func DefaultConfig() Config {
 		Dedup:     DefaultDedup(),
 		RateLimit: DefaultRateLimit(),
 		Spool:     DefaultSpool(),
+		Redact:    DefaultRedact(),
 	}
 }
 
@@ -72,6 +74,9 @@ func (c *Config) Normalize() error {
 	}
 	if err := c.Spool.Validate(); err != nil {
 		return prefixKey("spool", err)
+	}
+	if err := c.Redact.Validate(); err != nil {
+		return prefixKey("redact", err)
 	}
 	perKind := map[string]int{}
 	for _, e := range c.Sinks {

@@ -58,6 +58,7 @@ type Pipeline struct {
 	mu       sync.Mutex
 	cfg      Config
 	filter   *filter
+	redact   *redactor
 	global   *bucket
 	coal     *coalescer
 	sinks    []*sinkState
@@ -85,6 +86,8 @@ type sinkState struct {
 	overflow *event.Event // combined digest of what could not be sent on time
 	w        *worker
 	c        *sinkCounters
+	// keepArgs: the operator let this sink see arguments unredacted.
+	keepArgs bool
 }
 
 // held is one dedup key's state within its window.
@@ -172,6 +175,9 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 				ctx: ctx, abort: cancel, done: make(chan struct{}),
 			},
 		}
+		if k, ok := e.Config.(ArgumentKeeper); ok {
+			s.keepArgs = k.KeepsArguments()
+		}
 		out = append(out, s)
 	}
 	return out, nil
@@ -181,6 +187,7 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 func (p *Pipeline) apply(cfg Config, sinks []*sinkState) {
 	p.cfg = cfg
 	p.filter = newFilter(cfg.Filter)
+	p.redact = newRedactor(cfg.Redact)
 	p.global = newBucket(cfg.RateLimit.GlobalRate, cfg.RateLimit.GlobalBurst, p.clock.Now())
 	p.sinks = sinks
 	for _, s := range sinks {
@@ -227,19 +234,23 @@ func (p *Pipeline) Succeeded(s *event.Success) {
 	p.resolved.Add(p.coal.success(s.TID))
 }
 
+// fanout offers ev to every sink. Arguments are redacted here, before any
+// sink's dedup, queue or spool holds them, except for a sink the operator
+// allowed the original.
 func (p *Pipeline) fanout(ev *event.Event, now time.Time) {
-	for i, s := range p.sinks {
-		if !s.filter.match(ev) {
-			s.c.filtered.Add(count(ev))
+	redacted := p.redact.event(ev)
+	for _, s := range p.sinks {
+		src := redacted
+		if s.keepArgs {
+			src = ev
+		}
+		if !s.filter.match(src) {
+			s.c.filtered.Add(count(src))
 			continue
 		}
-		e := ev
-		if i < len(p.sinks)-1 {
-			// Sinks may fold and mutate their copy.
-			cp := *ev
-			e = &cp
-		}
-		p.offer(s, e, now)
+		// Sinks may fold and mutate their copy.
+		cp := *src
+		p.offer(s, &cp, now)
 	}
 }
 

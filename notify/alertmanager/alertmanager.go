@@ -296,6 +296,9 @@ func annotations(ev *event.Event) map[string]string {
 	if ev.ArgumentsTruncated {
 		put("argv_truncated", "true")
 	}
+	if ev.ArgumentsRedacted {
+		put("argv_redacted", "true")
+	}
 	put("comm", p.Comm)
 	put("pid", strconv.FormatUint(uint64(p.PID), 10))
 	put("uid", strconv.FormatUint(uint64(p.UID), 10))

@@ -80,6 +80,9 @@ func Fields(ev *event.Event) []Field {
 	if ev.ArgumentsTruncated {
 		add("arguments_truncated", "true")
 	}
+	if ev.ArgumentsRedacted {
+		add("arguments_redacted", "true")
+	}
 	if len(ev.Environment) > 0 {
 		fs = append(fs, Field{Name: "environment", Value: ShellJoin(ev.Environment), Quoted: true})
 		add("envc", strconv.Itoa(len(ev.Environment)))

@@ -115,7 +115,15 @@ type Config struct {
 	Socket string `toml:"socket"`
 	// Priority is the syslog level name given to every entry.
 	Priority string `toml:"priority"`
+	// KeepArguments gives the journal the arguments as the probe saw
+	// them, secrets included; every other sink still gets them redacted
+	// ([redact]). The journal is readable by the adm group and root, so
+	// this is the operator's choice, off by default.
+	KeepArguments bool `toml:"keep_arguments"`
 }
+
+// KeepsArguments implements notify.ArgumentKeeper.
+func (c *Config) KeepsArguments() bool { return c.KeepArguments }
 
 func init() {
 	notify.RegisterSink("journal", func() notify.SinkConfig { return DefaultConfig() })

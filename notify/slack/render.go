@@ -128,6 +128,9 @@ func Render(ev *event.Event) Message {
 		if ev.ArgumentsTruncated {
 			label = "*Command* (argument list truncated by the probe)"
 		}
+		if ev.ArgumentsRedacted {
+			label += " (secrets redacted)"
+		}
 		m.Blocks = append(m.Blocks, section(label+"\n```"+codeBlock(argv(ev.Arguments), maxSectionText-len(label)-7)+"```"))
 	}
 
