@@ -37,8 +37,10 @@
 # paths, so /bin/sh and /sbin/modprobe exist) and the test binaries built with
 # CGO_ENABLED=0 (GOARCH=arm64 for arm64 guests; their busybox is Debian's
 # busybox-static:arm64, fetched through vmtest/debian.sh); the tests get
-# EXECFAILD_TEST_MODE=<mode>, EXECFAILD_TEST_VM=1 and
-# EXECFAILD_TEST_KERNEL=<major.minor>. Cells are independent: a failing or
+# EXECFAILD_TEST_MODE=<mode>, EXECFAILD_TEST_VM=1,
+# EXECFAILD_TEST_KERNEL=<major.minor> and, on an arm64 kernel built without
+# ftrace direct calls (6.1), EXECFAILD_TEST_NO_FENTRY=<reason>: fentry on
+# kernel functions cannot attach there. Cells are independent: a failing or
 # hung one does not stop the others. The exit status is non-zero when any row
 # failed.
 set -uo pipefail
@@ -262,12 +264,17 @@ done
 
 # Fetched one after another before any cell starts: the fetches share apt
 # configurations and a download is quicker than waiting in a cell's slot.
-declare -A kernel_path=() kernel_err=()
+declare -A kernel_path=() kernel_root=() kernel_err=()
 for c in "${cells[@]}"; do
 	read -r k _ <<<"$c"
 	[[ $k == host || -n ${kernel_path[$k]:-}${kernel_err[$k]:-} ]] && continue
 	if p=$("$here/kernels.sh" "$k" 2>>"$logs/kernels.log"); then
 		kernel_path[$k]=$p
+		# The unpacked package: above boot/vmlinuz-* or usr/lib/modules/*/vmlinuz.
+		case $p in
+		*/boot/vmlinuz-*) kernel_root[$k]=${p%/boot/vmlinuz-*} ;;
+		*/usr/lib/modules/*) kernel_root[$k]=${p%/usr/lib/modules/*} ;;
+		esac
 	else
 		tail -n 3 "$logs/kernels.log" >&2
 		kernel_err[$k]="kernel fetch failed (see $logs/kernels.log)"
@@ -338,6 +345,14 @@ unbuilt() {
 
 # ---- cells --------------------------------------------------------------
 
+# kernel_config SERIES: the kernel's build config from its package (boot/
+# config-<release> up to Debian 13, usr/lib/modules/<release>/config after).
+kernel_config() {
+	local d=${kernel_root[$1]:-}
+	[[ -n $d ]] || return 0
+	cat "$d"/boot/config-* "$d"/usr/lib/modules/*/config 2>/dev/null || true
+}
+
 run_vm_cell() {
 	local series=$1 mode=$2 label="$1 $2" arch s
 	arch=$(arch_of "$series")
@@ -374,8 +389,14 @@ run_vm_cell() {
 	# kernels.sh chose ("sid" names no version).
 	local want=${release%%-*}
 	want=$(cut -d. -f1,2 <<<"${want%%+*}")
-	"$here/qemu.sh" -A "$arch" -k "$kernel" -i "$build/$arch/initramfs.cpio" -l "$log" -t "$boot_timeout" \
-		-a "EXECFAILD_TEST_MODE=$mode EXECFAILD_TEST_VM=1 EXECFAILD_TEST_KERNEL=$want" || rc=$?
+	local env="EXECFAILD_TEST_MODE=$mode EXECFAILD_TEST_VM=1 EXECFAILD_TEST_KERNEL=$want"
+	# arm64 attaches BPF trampolines to kernel functions through ftrace
+	# direct calls (Linux 6.4+); a kernel built without them refuses fentry,
+	# and the tests are told so from the kernel's own build config.
+	if [[ $arch == arm64 ]] && ! kernel_config "$series" | grep -q '^CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS=y'; then
+		env+=" EXECFAILD_TEST_NO_FENTRY=arm64-without-ftrace-direct-calls"
+	fi
+	"$here/qemu.sh" -A "$arch" -k "$kernel" -i "$build/$arch/initramfs.cpio" -l "$log" -t "$boot_timeout" -a "$env" || rc=$?
 	local secs=$((SECONDS - t0)) boot
 	boot=$(tr -d '\r' <"$log" | sed -n 's/^=== VMTEST INIT .* uptime=\([0-9.]*\).*/\1/p' | head -n1)
 	echo "matrix.sh: $label: done in ${secs}s"

@@ -6,5 +6,8 @@
 //
 // The tests run only when EXECFAILD_TEST_MODE is set (vmtest/matrix.sh sets
 // it); EXECFAILD_TEST_VM=1 says the kernel is a test guest where every hook
-// type must work, EXECFAILD_TEST_KERNEL names the expected series.
+// type must work, EXECFAILD_TEST_KERNEL names the expected series, and
+// EXECFAILD_TEST_NO_FENTRY (set with a reason) says the kernel cannot attach
+// fentry programs to kernel functions, so the attach must fail with "not
+// supported".
 package canary
