@@ -65,6 +65,9 @@ var (
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 )
 
+// maxNameLen bounds a key or header name worth looking at.
+const maxNameLen = 128
+
 // Redacted replaces a secret.
 const Redacted = "<redacted>"
 
@@ -227,8 +230,8 @@ var (
 	headerRE = regexp.MustCompile(`^([A-Za-z0-9_-]+):\s*(.*)$`)
 	// optPrefixRE is the "--option=" in front of an attached value.
 	optPrefixRE = regexp.MustCompile(`^--[A-Za-z0-9][A-Za-z0-9_-]*=`)
-	// assignRE is key=value, also as --key=value.
-	assignRE = regexp.MustCompile(`^-{0,2}([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$`)
+	// assignRE is the key= of key=value, also as --key=value.
+	assignRE = regexp.MustCompile(`^-{0,2}([A-Za-z_][A-Za-z0-9_.-]*)=$`)
 )
 
 // text redacts what is secret inside one argument, whatever flag it
@@ -263,6 +266,11 @@ func (r *redactor) text(a string) string {
 	if m := optPrefixRE.FindString(a); m != "" {
 		opt, hdr = m, a[len(m):]
 	}
+	// The cheap checks first: a hostile argv is 64 arguments of 4 KiB, and
+	// a regular expression over each would cost milliseconds per failure.
+	if c := strings.IndexByte(hdr, ':'); c <= 0 || c > maxNameLen {
+		hdr = ""
+	}
 	if m := headerRE.FindStringSubmatch(hdr); m != nil && m[2] != "" && r.secretHeader(m[1]) {
 		v := Redacted
 		// Keep the scheme: "Bearer" or "Basic" tells what kind of
@@ -271,8 +279,10 @@ func (r *redactor) text(a string) string {
 			v = scheme + " " + Redacted
 		}
 		a = opt + m[1] + ": " + v
-	} else if m := assignRE.FindStringSubmatch(a); m != nil && m[2] != "" && m[2] != Redacted && r.secretName(m[1]) && !strings.Contains(m[2], Redacted) {
-		a = a[:len(a)-len(m[2])] + Redacted
+	} else if eq := strings.IndexByte(a, '='); eq > 0 && eq <= maxNameLen+2 && eq < len(a)-1 {
+		if m := assignRE.FindStringSubmatch(a[:eq+1]); m != nil && r.secretName(m[1]) && !strings.Contains(a[eq+1:], Redacted) {
+			a = a[:eq+1] + Redacted
+		}
 	}
 	for _, re := range r.patterns {
 		a = redactPattern(re, a)
