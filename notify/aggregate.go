@@ -128,8 +128,8 @@ func merge(dst, src *event.Event, maxPIDs int) {
 	if dp.Cgroup != sp.Cgroup || dp.CgroupID != sp.CgroupID {
 		dp.Cgroup, dp.CgroupID = "", 0
 	}
-	if dp.Unit != sp.Unit {
-		dp.Unit = ""
+	if dp.Unit != sp.Unit || dp.UserUnit != sp.UserUnit {
+		dp.Unit, dp.UserUnit = "", ""
 	}
 	if dp.ContainerID != sp.ContainerID {
 		dp.ContainerID = ""

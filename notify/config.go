@@ -119,6 +119,9 @@ func (c *Config) Normalize() error {
 		if d.MaxKeys == 0 {
 			d.MaxKeys = c.Dedup.MaxKeys
 		}
+		if d.MaxBytes == 0 {
+			d.MaxBytes = c.Dedup.MaxBytes
+		}
 		if err := d.Validate(); err != nil {
 			return serr(prefixKey("dedup", err))
 		}

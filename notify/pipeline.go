@@ -83,8 +83,13 @@ type sinkState struct {
 	dedup    DedupConfig
 	bucket   *bucket
 	entries  map[string]*held
-	overflow *event.Event // combined digest of what could not be sent on time
-	w        *worker
+	bytes    int64 // what entries are charged (heldSize)
+	perUID   map[uint32]*uidShare
+	// overflow holds per user a combined digest of what could not be sent
+	// on time or tracked; overflowUIDs is their order of creation.
+	overflow     map[uint32]*event.Event
+	overflowUIDs []uint32
+	w            *worker
 	c        *sinkCounters
 	// keepArgs: the operator let this sink see arguments unredacted.
 	keepArgs bool
@@ -92,7 +97,9 @@ type sinkState struct {
 
 // held is one dedup key's state within its window.
 type held struct {
-	sample *event.Event // first occurrence, the digest's description
+	sample *event.Event // first occurrence, small (smallSample): the digest's description
+	uid    uint32
+	size   int64 // charged against the table's max_bytes
 	end    time.Time    // window end
 	digest *event.Event // failures not yet notified, merged; nil when none
 	// notified is false while the rate limit has kept even the first
@@ -167,8 +174,10 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 			filter:  newFilter(com.Filter),
 			dedup:   com.Dedup,
 			bucket:  newBucket(com.RateLimit.Rate, com.RateLimit.Burst, now),
-			entries: map[string]*held{},
-			c:       c,
+			entries:  map[string]*held{},
+			perUID:   map[uint32]*uidShare{},
+			overflow: map[uint32]*event.Event{},
+			c:        c,
 			w: &worker{
 				id: id, sink: sink, q: make(chan *event.Event, com.QueueSize), spool: sp, log: p.log, c: c,
 				retryInitial: cfg.Spool.RetryInitial.D(), retryMax: cfg.Spool.RetryMax.D(), pace: pace,
@@ -272,14 +281,12 @@ func (p *Pipeline) offer(s *sinkState, ev *event.Event, now time.Time) {
 	if h != nil {
 		p.close(s, key, h, now)
 	}
-	if s.dedup.MaxKeys > 0 && len(s.entries) >= s.dedup.MaxKeys {
+	h, ok := p.insert(s, key, ev, now)
+	if !ok {
 		s.c.deduped.Add(count(ev))
 		p.fold(s, ev)
 		return
 	}
-	sample := *ev
-	h = &held{sample: &sample, end: now.Add(s.dedup.Window.D())}
-	s.entries[key] = h
 	if p.emit(s, ev, now, true) {
 		h.notified = true
 	} else {
@@ -313,19 +320,6 @@ func (p *Pipeline) hold(s *sinkState, h *held, ev *event.Event) {
 	h.digest.PIDs = addPIDs(h.digest.PIDs, ev, s.dedup.MaxPIDs)
 }
 
-// fold adds ev to the sink's combined digest of what could not be sent.
-func (p *Pipeline) fold(s *sinkState, ev *event.Event) {
-	if s.overflow == nil {
-		cp := *ev
-		f, l := firstSeen(ev), lastSeen(ev)
-		cp.FirstSeen, cp.LastSeen, cp.Digest, cp.Count = &f, &l, true, count(ev)
-		cp.PIDs = addPIDs(nil, ev, s.dedup.MaxPIDs)
-		s.overflow = &cp
-		return
-	}
-	merge(s.overflow, ev, s.dedup.MaxPIDs)
-}
-
 // emit sends ev to the sink's queue if both rate limits allow; false means
 // the caller must keep it for a later digest. Limited counts failures the
 // first time a limit holds them back (fresh), not at every later attempt.
@@ -350,7 +344,7 @@ func (p *Pipeline) emit(s *sinkState, ev *event.Event, now time.Time, fresh bool
 // close ends a dedup window: the held failures go out as one digest, or
 // into the combined digest when the limit or queue will not take it now.
 func (p *Pipeline) close(s *sinkState, key string, h *held, now time.Time) {
-	delete(s.entries, key)
+	s.remove(key, h)
 	if h.digest == nil {
 		return
 	}
@@ -397,20 +391,16 @@ func (p *Pipeline) tick(now time.Time) {
 				blocked = !p.release(s, h, now)
 			}
 		}
-		if s.overflow != nil {
-			ov := s.overflow
-			s.overflow = nil
-			// Counted as limited once already when it was held back.
-			if s.bucket.ready(now) && p.global.ready(now) {
-				s.bucket.take()
-				p.global.take()
-				if s.w.enqueue(ov) {
-					continue
-				}
+		// Counted as limited once already when they were held back.
+		for len(s.overflowUIDs) > 0 && s.bucket.ready(now) && p.global.ready(now) {
+			s.bucket.take()
+			p.global.take()
+			if !s.w.enqueue(s.overflow[s.overflowUIDs[0]]) {
 				s.bucket.refund()
 				p.global.refund()
+				break
 			}
-			s.overflow = ov
+			s.dropOverflow(0)
 		}
 	}
 }
@@ -444,12 +434,13 @@ func (p *Pipeline) flushAll(now time.Time, searches bool) {
 			if h.digest != nil {
 				out = append(out, h.digest)
 			}
-			delete(s.entries, key)
+			s.remove(key, h)
 		}
-		if s.overflow != nil {
-			out = append(out, s.overflow)
-			s.overflow = nil
+		for _, uid := range s.overflowUIDs {
+			out = append(out, s.overflow[uid])
 		}
+		clear(s.overflow)
+		s.overflowUIDs = nil
 		for _, ev := range out {
 			if !s.w.enqueue(ev) {
 				s.w.stash(ev)
@@ -576,8 +567,8 @@ type SinkStats struct {
 	Name string `json:"name"`
 	// Filtered failures did not pass this sink's own filter.
 	Filtered uint64 `json:"filtered"`
-	// Deduped failures were repeats folded into a digest (or, beyond
-	// max_keys, into the combined digest).
+	// Deduped failures were repeats folded into a digest (or, with the
+	// table full, into their user's combined digest).
 	Deduped uint64 `json:"deduped"`
 	// Limited failures had their first notification held back by a rate
 	// limit; they went out later, in a digest or when tokens returned.

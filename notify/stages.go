@@ -146,9 +146,13 @@ type DedupConfig struct {
 	Keys []string `toml:"keys"`
 	// MaxPIDs bounds the pid list of a digest.
 	MaxPIDs int `toml:"max_pids"`
-	// MaxKeys bounds how many distinct failures are tracked per sink; beyond
-	// it new failures are folded into one combined digest.
-	MaxKeys int `toml:"max_keys"`
+	// MaxKeys and MaxBytes bound how many distinct failures are tracked per
+	// sink and the memory their samples take. When the table is full, a
+	// new key of a user holding fewer keys than the biggest holder ends
+	// one of that holder's windows early (its digest goes out); otherwise
+	// the failure is folded into its user's combined digest.
+	MaxKeys  int   `toml:"max_keys"`
+	MaxBytes int64 `toml:"max_bytes"`
 }
 
 // RateLimitConfig is a token bucket: Rate notifications per second on
@@ -205,6 +209,10 @@ const (
 	MaxQueueSize = 65536
 	// MaxKeysLimit bounds the dedup table of one sink.
 	MaxKeysLimit = 1_000_000
+	// MinDedupBytes holds the largest sample a key can have (bounded
+	// strings, no environment); MaxDedupBytes is far beyond any need.
+	MinDedupBytes = 64 << 10
+	MaxDedupBytes = 4 << 30
 	// MaxPIDsLimit bounds the pid list of one digest.
 	MaxPIDsLimit = 1024
 	// MaxWindow is the longest dedup window: a digest later than a day
@@ -247,10 +255,11 @@ func DefaultFilter() FilterConfig { return FilterConfig{KernelInvoked: "include"
 // the same user and unit into one digest per ten minutes.
 func DefaultDedup() DedupConfig {
 	return DedupConfig{
-		Window:  Duration(10 * time.Minute),
-		Keys:    []string{"uid", "error", "binary", "unit"},
-		MaxPIDs: 16,
-		MaxKeys: 10000,
+		Window:   Duration(10 * time.Minute),
+		Keys:     []string{"uid", "error", "binary", "unit"},
+		MaxPIDs:  16,
+		MaxKeys:  10000,
+		MaxBytes: 16 << 20,
 	}
 }
 
@@ -337,7 +346,10 @@ func (d *DedupConfig) Validate() error {
 	}
 	// Zero is not "unbounded": the table of one sink would grow with every
 	// distinct failure anyone on the host can cause.
-	return inRange("max_keys", int64(d.MaxKeys), 1, MaxKeysLimit)
+	if err := inRange("max_keys", int64(d.MaxKeys), 1, MaxKeysLimit); err != nil {
+		return err
+	}
+	return inRange("max_bytes", d.MaxBytes, MinDedupBytes, MaxDedupBytes)
 }
 
 // Validate checks a token bucket after defaults were applied.

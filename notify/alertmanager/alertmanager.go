@@ -252,7 +252,14 @@ func annotations(ev *event.Event) map[string]string {
 		n = 1
 	}
 
-	summary := fmt.Sprintf("%s failed on %s: %s", path.Base(what), ev.Host, ev.Error)
+	errName := ev.Error
+	if !notify.ErrnoShared(ev) {
+		errName = "several errors"
+	}
+	if !notify.PathShared(ev) {
+		what = "several programs"
+	}
+	summary := fmt.Sprintf("%s failed on %s: %s", path.Base(what), ev.Host, errName)
 	if ev.ErrorText != "" {
 		summary += " (" + ev.ErrorText + ")"
 	}
@@ -262,7 +269,15 @@ func annotations(ev *event.Event) map[string]string {
 	if ev.KernelInvoked {
 		fmt.Fprintf(&d, "The kernel could not execute %s: %s", what, ev.ErrorText)
 	} else {
-		fmt.Fprintf(&d, "%s (pid %d, uid %d", p.Comm, p.PID, p.UID)
+		comm := p.Comm
+		if comm == "" {
+			comm = "several commands"
+		}
+		if notify.PIDShared(ev) {
+			fmt.Fprintf(&d, "%s (pid %d, uid %d", comm, p.PID, p.UID)
+		} else {
+			fmt.Fprintf(&d, "%s (uid %d", comm, p.UID)
+		}
 		if p.Unit != "" {
 			fmt.Fprintf(&d, ", %s", p.Unit)
 		}
@@ -278,10 +293,8 @@ func annotations(ev *event.Event) map[string]string {
 		fmt.Fprintf(&d, "; searched %s", strings.Join(ev.Tried, ":"))
 	}
 	d.WriteString(".")
-	if ev.Digest {
-		fmt.Fprintf(&d, " %d more times", n)
-	} else if n > 1 {
-		fmt.Fprintf(&d, " %d times", n)
+	if ev.Digest || n > 1 {
+		d.WriteString(" " + notify.Times(n, ev.Digest))
 	}
 	if n > 1 && ev.FirstSeen != nil && ev.LastSeen != nil {
 		fmt.Fprintf(&d, " between %s and %s.", ev.FirstSeen.UTC().Format(time.RFC3339), ev.LastSeen.UTC().Format(time.RFC3339))

@@ -100,7 +100,14 @@ func encode(ev *event.Event) ([]byte, error) {
 	if err := enc.Encode(ev); err != nil {
 		return nil, notify.Permanent(fmt.Errorf("encode event: %w", err))
 	}
-	return b.Bytes(), nil
+	if !ev.Digest {
+		return b.Bytes(), nil
+	}
+	line, err := notify.OmitUnshared(ev, bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	if err != nil {
+		return nil, notify.Permanent(err)
+	}
+	return append(line, '\n'), nil
 }
 
 // writerSink writes to a stream that is already open (stdout).

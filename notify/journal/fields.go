@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
@@ -43,7 +44,9 @@ func Fields(ev *event.Event) []Field {
 		add("time", ev.Time.Format(time.RFC3339Nano))
 	}
 	addStr("host", ev.Host)
-	add("return_value", strconv.Itoa(int(ev.ReturnValue)))
+	if notify.ErrnoShared(ev) {
+		add("return_value", strconv.Itoa(int(ev.ReturnValue)))
+	}
 	addStr("error", ev.Error)
 	addStr("error_text", ev.ErrorText)
 	addStr("syscall", ev.Syscall)
@@ -54,7 +57,9 @@ func Fields(ev *event.Event) []Field {
 		add("flags", "0x"+strconv.FormatUint(uint64(*ev.Flags), 16))
 	}
 	addStr("stage", ev.Stage)
-	add("path", ev.Path)
+	if notify.PathShared(ev) {
+		add("path", ev.Path)
+	}
 	if rp := ev.ResolvedPath(); rp != ev.Path {
 		addStr("resolved_path", rp)
 	}
@@ -95,9 +100,13 @@ func Fields(ev *event.Event) []Field {
 	}
 
 	p := &ev.Process
-	add("pid", u(uint64(p.PID)))
-	add("tid", u(uint64(p.TID)))
-	add("ppid", u(uint64(p.PPID)))
+	if notify.PIDShared(ev) {
+		add("pid", u(uint64(p.PID)))
+		add("tid", u(uint64(p.TID)))
+	}
+	if p.PPID != 0 {
+		add("ppid", u(uint64(p.PPID)))
+	}
 	add("uid", u(uint64(p.UID)))
 	add("gid", u(uint64(p.GID)))
 	add("euid", u(uint64(p.EUID)))
@@ -144,6 +153,19 @@ func Fields(ev *event.Event) []Field {
 	return fs
 }
 
+// caller is "comm[pid]", or what of it the failures of a digest shared.
+func caller(ev *event.Event) string {
+	p := &ev.Process
+	comm := quoteIfNeeded(p.Comm)
+	if p.Comm == "" {
+		comm = "several commands"
+	}
+	if !notify.PIDShared(ev) {
+		return comm
+	}
+	return fmt.Sprintf("%s[%d]", comm, p.PID)
+}
+
 // Message is the one readable sentence describing ev, for MESSAGE and the
 // syslog MSG. Every string the failing process controls goes through
 // Visible, so a crafted argv or path cannot forge a line break, a terminal
@@ -155,17 +177,19 @@ func Message(ev *event.Event) string {
 		// A PATH search: the command name says more than the last
 		// directory's candidate, and the directories follow below.
 		b.WriteString(quoteIfNeeded(path.Base(ev.Path)))
-	} else {
+	} else if notify.PathShared(ev) {
 		b.WriteString(quoteIfNeeded(ev.ResolvedPath()))
+	} else {
+		b.WriteString("several programs")
 	}
 	p := &ev.Process
 	if ev.KernelInvoked || ev.Syscall == event.SyscallKernel {
 		b.WriteString(" started by the kernel")
 		if p.Comm != "" {
-			fmt.Fprintf(&b, " in %s[%d]", quoteIfNeeded(p.Comm), p.PID)
+			fmt.Fprintf(&b, " in %s", caller(ev))
 		}
 	} else {
-		fmt.Fprintf(&b, " by %s[%d]", quoteIfNeeded(p.Comm), p.PID)
+		fmt.Fprintf(&b, " by %s", caller(ev))
 	}
 	b.WriteString(" (uid ")
 	b.WriteString(strconv.FormatUint(uint64(p.UID), 10))
@@ -178,6 +202,9 @@ func Message(ev *event.Event) string {
 		b.WriteString(Visible(p.ContainerID))
 	}
 	b.WriteString(") failed: ")
+	if !notify.ErrnoShared(ev) {
+		b.WriteString("several errors")
+	}
 	b.WriteString(ev.Error)
 	if ev.ErrorText != "" {
 		fmt.Fprintf(&b, " (%s)", ev.ErrorText)
@@ -204,15 +231,7 @@ func Message(ev *event.Event) string {
 	// "searched" already said, so only a larger count is news.
 	if ev.Digest || ev.Count > 1 && ev.Count > uint64(len(ev.Tried)) {
 		b.WriteString("; ")
-		b.WriteString(strconv.FormatUint(ev.Count, 10))
-		if ev.Digest {
-			b.WriteString(" more")
-		}
-		if ev.Count == 1 {
-			b.WriteString(" time")
-		} else {
-			b.WriteString(" times")
-		}
+		b.WriteString(notify.Times(max(ev.Count, 1), ev.Digest))
 		if ev.FirstSeen != nil && ev.LastSeen != nil {
 			first, last := *ev.FirstSeen, *ev.LastSeen
 			// The date is said once when both ends fall on the same day.

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/httpsink"
 	"github.com/execfaild/execfaild/probe/event"
 )
@@ -64,16 +65,22 @@ func mrkdwn(s string) Text { return Text{Type: "mrkdwn", Text: s, Verbatim: true
 // holds, the result is within Slack's limits.
 func Render(ev *event.Event) Message {
 	what := ev.ResolvedPath()
-	if what == "" {
-		what = "(empty path)"
-	}
 	base := path.Base(what)
+	switch {
+	case !notify.PathShared(ev):
+		what, base = "several programs", "several programs"
+	case what == "":
+		what, base = "(empty path)", "(empty path)"
+	}
 	host := ev.Host
 	if host == "" {
 		host = "unknown host"
 	}
 	errName := ev.Error
-	if errName == "" {
+	switch {
+	case !notify.ErrnoShared(ev):
+		errName = "several errors"
+	case errName == "":
 		errName = "E" + strconv.Itoa(int(-ev.ReturnValue))
 	}
 
@@ -82,17 +89,19 @@ func Render(ev *event.Event) Message {
 
 	// Header: plain text, what and where at a glance.
 	head := fmt.Sprintf("Exec failed on %s: %s (%s)", host, base, errName)
-	if ev.Digest {
-		head = fmt.Sprintf("Exec failed %d more times on %s: %s (%s)", n, host, base, errName)
-	} else if n > 1 {
-		head = fmt.Sprintf("Exec failed %d times on %s: %s (%s)", n, host, base, errName)
+	if ev.Digest || n > 1 {
+		head = fmt.Sprintf("Exec failed %s on %s: %s (%s)", notify.Times(n, ev.Digest), host, base, errName)
 	}
 	no := false
 	m.Blocks = append(m.Blocks, Block{Type: "header", Text: &Text{Type: "plain_text", Text: plain(head, maxHeaderText), Emoji: &no}})
 
 	// What failed and why, in words.
 	var what1 strings.Builder
-	fmt.Fprintf(&what1, "*%s* could not be executed: *%s*", code(what), esc(errName))
+	if notify.PathShared(ev) {
+		fmt.Fprintf(&what1, "*%s* could not be executed: *%s*", code(what), esc(errName))
+	} else {
+		fmt.Fprintf(&what1, "*several programs* could not be executed: *%s*", esc(errName))
+	}
 	if ev.ErrorText != "" {
 		fmt.Fprintf(&what1, " (%s)", esc(httpsink.Visible(ev.ErrorText)))
 	}
@@ -153,10 +162,8 @@ func Render(ev *event.Event) Message {
 	if ev.ErrorText != "" {
 		fb += " (" + ev.ErrorText + ")"
 	}
-	if ev.Digest {
-		fb = fmt.Sprintf("%d more times: %s", n, fb)
-	} else if n > 1 {
-		fb = fmt.Sprintf("%d times: %s", n, fb)
+	if ev.Digest || n > 1 {
+		fb = notify.Times(n, ev.Digest) + ": " + fb
 	}
 	m.Text = plain(fb, maxFallback)
 
@@ -192,11 +199,7 @@ func interpreterLine(ev *event.Event) string {
 
 func countLine(ev *event.Event, n uint64) string {
 	var b strings.Builder
-	if ev.Digest {
-		fmt.Fprintf(&b, "*%d more times*", n)
-	} else {
-		fmt.Fprintf(&b, "*%d times*", n)
-	}
+	fmt.Fprintf(&b, "*%s*", notify.Times(n, ev.Digest))
 	if ev.FirstSeen != nil && ev.LastSeen != nil {
 		layout, tok := "15:04", "{time}"
 		if !sameDay(*ev.FirstSeen, *ev.LastSeen) {

@@ -172,7 +172,7 @@ func Payload(ev *event.Event) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
-	return b, nil
+	return notify.OmitUnshared(ev, b)
 }
 
 // Sign returns the X-Execfaild-Signature value for body sent at ts.
