@@ -162,6 +162,8 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 		if err != nil {
 			p.log.Error("spool unusable: notifications this sink cannot deliver will be lost", "sink", id, "err", err)
 			sp = nil
+		} else {
+			sp.log = p.log.With("sink", id)
 		}
 		var pace time.Duration
 		if r := com.RateLimit.Rate; r > 0 {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,13 +32,31 @@ type spool struct {
 	bytes      int64
 	seq        uint64
 	inflight   string // entry head handed out and not yet popped or kept
+	// gone are entries delivered (or given up on) whose file could not be
+	// removed (an immutable file, a read-only remount): skipped until the
+	// next start instead of being sent again and again.
+	gone map[string]bool
+	// dropped counts entries lost to unreadable or implausible content,
+	// set aside or deleted; the worker reports it.
+	dropped uint64
+	log     *slog.Logger
 }
+
+// maxSeq keeps sequence numbers far from wrapping: a name beyond it
+// (planted or corrupt) is set aside, so the next entry can never be
+// numbered below the live ones and overtake them.
+const maxSeq = 1_000_000_000_000_000_000
+
+// maxSpoolCount is more failures than one entry can honestly stand for; a
+// larger count read from disk is corruption.
+const maxSpoolCount = 1 << 48
 
 func openSpool(dir string, maxBytes int64, maxEntries, maxPIDs int) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create spool: %w", err)
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, maxEntries: max(maxEntries, 1), maxPIDs: maxPIDs}
+	s := &spool{dir: dir, maxBytes: maxBytes, maxEntries: max(maxEntries, 1), maxPIDs: maxPIDs,
+		gone: map[string]bool{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := s.rescan(false); err != nil {
 		return nil, err
 	}
@@ -65,7 +85,17 @@ func (s *spool) rescan(cleanup bool) error {
 			}
 			continue
 		}
-		if !strings.HasSuffix(name, ".json") || !e.Type().IsRegular() {
+		if !strings.HasSuffix(name, ".json") || !e.Type().IsRegular() || s.gone[name] {
+			continue
+		}
+		// A sequence number, not a time, orders entries: the wall clock
+		// may step back between runs.
+		n, err := strconv.ParseUint(strings.TrimSuffix(name, ".json"), 10, 64)
+		if err != nil || n > maxSeq {
+			if cleanup {
+				s.dropped++
+				s.setAside(name, "name is not a sequence number below 10^18")
+			}
 			continue
 		}
 		info, err := e.Info()
@@ -75,14 +105,44 @@ func (s *spool) rescan(cleanup bool) error {
 		s.names = append(s.names, name)
 		s.sizes[name] = info.Size()
 		s.bytes += info.Size()
-		// A sequence number, not a time, orders entries: the wall clock
-		// may step back between runs.
-		if n, err := strconv.ParseUint(strings.TrimSuffix(name, ".json"), 10, 64); err == nil && n > s.seq {
-			s.seq = n
-		}
+		s.seq = max(s.seq, n)
 	}
 	slices.Sort(s.names)
+	if cleanup {
+		s.finishMerges()
+	}
 	return nil
+}
+
+// finishMerges removes entries that a merge absorbed before a crash could
+// remove them.
+func (s *spool) finishMerges() {
+	live := map[string]bool{}
+	for _, n := range s.names {
+		live[n] = true
+	}
+	for _, n := range slices.Clone(s.names) {
+		if !live[n] {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.dir, n))
+		if err != nil {
+			continue
+		}
+		var e struct {
+			Absorbed []string `json:"spool_absorbed"`
+		}
+		if json.Unmarshal(b, &e) != nil {
+			continue
+		}
+		for _, a := range e.Absorbed {
+			if live[a] && a < n {
+				s.log.Warn("spool entry merged before a crash, removed now", "entry", filepath.Join(s.dir, a))
+				s.drop(a)
+				delete(live, a)
+			}
+		}
+	}
 }
 
 func (s *spool) len() int {
@@ -92,7 +152,9 @@ func (s *spool) len() int {
 }
 
 // put appends ev. It returns how many older entries were merged away to
-// make room (their counts live on in the entry they were merged into).
+// make room (their counts live on in the entry they were merged into, or in
+// ev). On error ev is not spooled, and neither are the entries merged into
+// it: the caller reports them lost with ev's count.
 func (s *spool) put(ev *event.Event) (merged int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,14 +162,29 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("encode spool entry: %w", err)
 	}
+	// Entries merged into ev are removed only once ev is on disk: a crash
+	// in between reports them twice rather than never.
+	var mergedIntoEv []string
+	defer func() {
+		for _, name := range mergedIntoEv {
+			s.remove(name)
+		}
+	}()
 	for len(s.names) > s.first() && (len(s.names)+1 > s.maxEntries || s.bytes+int64(len(b)) > s.maxBytes) {
-		if err := s.evictOldest(ev); err != nil {
+		into, err := s.evictOldest(ev)
+		if err != nil {
 			return merged, err
 		}
-		merged++
-		if b, err = json.Marshal(ev); err != nil {
-			return merged, fmt.Errorf("encode spool entry: %w", err)
+		if into != "" {
+			mergedIntoEv = append(mergedIntoEv, into)
 		}
+		merged++
+		if b, err = encodeEntry(ev, mergedIntoEv); err != nil {
+			return merged, err
+		}
+	}
+	if s.seq >= maxSeq {
+		return merged, errors.New("spool sequence numbers exhausted")
 	}
 	s.seq++
 	name := fmt.Sprintf("%020d.json", s.seq)
@@ -129,50 +206,113 @@ func (s *spool) first() int {
 }
 
 // evictOldest merges the oldest evictable entry into the next one, or into
-// the new entry ev when it is the last one.
-func (s *spool) evictOldest(ev *event.Event) error {
+// the new entry ev when it is the last one; then it returns the oldest's
+// name, for put to remove once ev is written.
+func (s *spool) evictOldest(ev *event.Event) (mergedIntoEv string, err error) {
 	i := s.first()
 	oldest, err := s.read(s.names[i])
 	if err != nil {
-		// Unreadable: nothing to carry over; drop it so the spool can move.
-		s.drop(s.names[i])
-		return nil
+		// Unreadable: nothing to carry over; delete it so the spool can
+		// move, and say so.
+		s.lost(s.names[i], err)
+		return "", nil
 	}
 	if len(s.names) == i+1 {
 		merge(ev, oldest, s.maxPIDs)
-		s.drop(s.names[i])
-		return nil
+		name := s.names[i]
+		s.forget(name)
+		return name, nil
 	}
 	next, err := s.read(s.names[i+1])
 	if err != nil {
-		// Unreadable: drop it and merge into the one after on the next pass.
-		s.drop(s.names[i+1])
-		return nil
+		s.lost(s.names[i+1], err)
+		return "", nil
 	}
-	// The merged entry keeps the place of the older one so nothing overtakes it.
+	// The merged entry keeps the place of the older one so nothing
+	// overtakes it; it is written before the oldest goes, so a crash in
+	// between counts the oldest twice rather than never.
 	merge(oldest, next, s.maxPIDs)
-	b, err := json.Marshal(oldest)
+	b, err := encodeEntry(oldest, []string{s.names[i]})
 	if err != nil {
-		return fmt.Errorf("encode spool entry: %w", err)
+		return "", err
 	}
 	keep := s.names[i+1]
+	old := s.sizes[keep]
+	if err := s.write(keep, b); err != nil {
+		return "", err
+	}
+	s.bytes -= old
 	s.drop(s.names[i])
-	s.bytes -= s.sizes[keep]
-	return s.write(keep, b)
+	return "", nil
 }
 
+// entry is a spool file: the event, and the entries merged into it that
+// may still be on disk. A crash after the merged entry was written and
+// before those were removed would report them twice; the next start
+// removes them instead (rescan). The key never reaches a sink: sinks get
+// the decoded event.
+type entry struct {
+	*event.Event
+	Absorbed []string `json:"spool_absorbed,omitempty"`
+}
+
+func encodeEntry(ev *event.Event, absorbed []string) ([]byte, error) {
+	b, err := json.Marshal(entry{ev, absorbed})
+	if err != nil {
+		return nil, fmt.Errorf("encode spool entry: %w", err)
+	}
+	return b, nil
+}
+
+// write puts b into the entry name durably: written and synced under a
+// temporary name, renamed, and the directory synced, so an entry that
+// write reported is there after a power loss and a half-written one never
+// is. On error nothing is left behind.
 func (s *spool) write(name string, b []byte) error {
 	tmp := filepath.Join(s.dir, "."+name)
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := writeSynced(tmp, b); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write spool entry: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(s.dir, name)); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write spool entry: %w", err)
 	}
+	if err := syncDir(s.dir); err != nil {
+		// The entry is there and will be delivered; only a power loss
+		// before the file system writes the directory back could lose it.
+		s.log.Warn("spool directory not synced", "dir", s.dir, "err", err)
+	}
 	s.sizes[name] = int64(len(b))
 	s.bytes += int64(len(b))
 	return nil
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (s *spool) read(name string) (*event.Event, error) {
@@ -180,21 +320,90 @@ func (s *spool) read(name string) (*event.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read spool entry: %w", err)
 	}
-	var ev event.Event
+	var ev *event.Event
 	if err := json.Unmarshal(b, &ev); err != nil {
 		return nil, fmt.Errorf("decode spool entry %s: %w", name, err)
 	}
-	return &ev, nil
+	if err := plausible(ev); err != nil {
+		return nil, fmt.Errorf("spool entry %s: %w", name, err)
+	}
+	return ev, nil
 }
 
-// drop removes the entry name.
+// plausible rejects what no run of the daemon writes: sending it would
+// report an all-zero failure or a count nobody can trust.
+func plausible(ev *event.Event) error {
+	switch {
+	case ev == nil:
+		return errors.New("null")
+	case ev.Time.IsZero():
+		return errors.New("no time")
+	case ev.ReturnValue > 0:
+		return fmt.Errorf("return_value %d is not a negative errno", ev.ReturnValue)
+	case ev.Count > maxSpoolCount:
+		return fmt.Errorf("count %d is implausible", ev.Count)
+	case ev.Count > 1 && !ev.Digest:
+		return fmt.Errorf("count %d without digest", ev.Count)
+	case len(ev.PIDs) > MaxPIDsLimit:
+		return fmt.Errorf("%d pids listed", len(ev.PIDs))
+	}
+	return nil
+}
+
+// drop forgets and removes the entry name.
 func (s *spool) drop(name string) {
-	os.Remove(filepath.Join(s.dir, name))
+	s.forget(name)
+	s.remove(name)
+}
+
+// forget takes name out of the spool's accounting.
+func (s *spool) forget(name string) {
 	s.bytes -= s.sizes[name]
 	delete(s.sizes, name)
 	if i := slices.Index(s.names, name); i >= 0 {
 		s.names = slices.Delete(s.names, i, i+1)
 	}
+}
+
+// remove deletes name's file. When that fails the entry is remembered as
+// gone: it must not be sent again by this run, and the error says why the
+// file is still there.
+func (s *spool) remove(name string) {
+	err := os.Remove(filepath.Join(s.dir, name))
+	if err == nil || errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	s.gone[name] = true
+	s.log.Error("spool entry handled but not removed: it is skipped until the next start", "entry", filepath.Join(s.dir, name), "err", err)
+}
+
+// lost deletes an entry whose content cannot be read, counting it.
+func (s *spool) lost(name string, why error) {
+	s.dropped++
+	s.log.Error("spool entry unreadable, deleted to make room", "entry", filepath.Join(s.dir, name), "err", why)
+	s.drop(name)
+}
+
+// setAside renames an entry that must not be sent to name.bad, out of the
+// way but there to inspect.
+func (s *spool) setAside(name, why string) {
+	from := filepath.Join(s.dir, name)
+	if err := os.Rename(from, from+".bad"); err != nil {
+		s.gone[name] = true
+		s.log.Error("spool entry unusable and not set aside", "entry", from, "reason", why, "err", err)
+		return
+	}
+	s.log.Error("spool entry unusable, set aside", "entry", from+".bad", "reason", why)
+}
+
+// takeDropped returns and resets the count of entries lost since the last
+// call.
+func (s *spool) takeDropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.dropped
+	s.dropped = 0
+	return n
 }
 
 // head returns the oldest entry and marks it in flight until pop or keep.
@@ -209,11 +418,9 @@ func (s *spool) head() (*event.Event, error) {
 	name := s.names[0]
 	ev, err := s.read(name)
 	if err != nil {
-		os.Rename(filepath.Join(s.dir, name), filepath.Join(s.dir, name+".bad"))
-		s.bytes -= s.sizes[name]
-		delete(s.sizes, name)
-		s.names = s.names[1:]
-		return nil, errors.Join(errCorrupt, err)
+		s.forget(name)
+		s.setAside(name, err.Error())
+		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	s.inflight = name
 	return ev, nil

@@ -53,6 +53,7 @@ func (w *worker) start() {
 		if err := w.spool.rescan(true); err != nil {
 			w.log.Error("spool unreadable", "sink", w.id, "err", err)
 		}
+		w.countDropped()
 	}
 	go w.run()
 }
@@ -76,6 +77,7 @@ func (w *worker) stash(ev *event.Event) {
 		return
 	}
 	merged, err := w.spool.put(ev)
+	w.countDropped()
 	if merged > 0 {
 		w.log.Warn("spool full: oldest notifications merged, their counts kept", "sink", w.id, "merged", merged)
 	}
@@ -85,6 +87,14 @@ func (w *worker) stash(ev *event.Event) {
 		return
 	}
 	w.c.spooled.Add(1)
+}
+
+// countDropped counts as failed the spool entries lost to unreadable
+// content (the spool logged each).
+func (w *worker) countDropped() {
+	if n := w.spool.takeDropped(); n > 0 {
+		w.c.failed.Add(n)
+	}
 }
 
 func (w *worker) run() {

@@ -1,0 +1,279 @@
+package notify
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+func spoolEvent(i int, argBytes int) *event.Event {
+	ev := failure(t0.Add(time.Duration(i)*time.Second), uint32(i+1), fmt.Sprintf("/opt/job%d", i), -13)
+	if argBytes > 0 {
+		ev.Arguments = append(ev.Arguments, strings.Repeat("x", argBytes))
+	}
+	ev.Count = 1
+	return ev
+}
+
+// diskCount sums the counts of the entries a fresh start would deliver,
+// after the start's own cleanup.
+func diskCount(t *testing.T, dir string) (uint64, int) {
+	t.Helper()
+	sp, err := openSpool(dir, 1<<40, 1<<30, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.rescan(true); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	entries := 0
+	for _, name := range sp.names {
+		ev, err := sp.read(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n += count(ev)
+		entries++
+	}
+	return n, entries
+}
+
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestSpoolFullDisk: on a file system that runs out of space, a put
+// either lands whole or reports an error and leaves nothing behind, and
+// what is on disk is exactly what was acknowledged.
+func TestSpoolFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	sp, err := openSpool(dir, 1<<30, 1<<20, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked uint64
+	var enospc int
+	for i := range 200 {
+		merged, err := sp.put(spoolEvent(i, 3000))
+		if merged != 0 {
+			t.Fatalf("merged %d entries below the configured bounds", merged)
+		}
+		if err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("put %d: %v", i, err)
+			}
+			enospc++
+			continue
+		}
+		acked++
+	}
+	if enospc == 0 {
+		t.Fatal("200 entries of 3 KB fit into 64 KiB")
+	}
+	if tmp := tempFiles(t, dir); len(tmp) != 0 {
+		t.Errorf("temporary files left behind: %v", tmp)
+	}
+	if n, _ := diskCount(t, dir); n != acked {
+		t.Errorf("disk holds %d failures, %d were acknowledged", n, acked)
+	}
+}
+
+// TestSpoolEntryThatCannotBeRemoved: a delivered entry whose file cannot be
+// deleted (chattr +i) is logged and not handed out again by this run.
+func TestSpoolEntryThatCannotBeRemoved(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("chattr not installed")
+	}
+	dir := t.TempDir()
+	sp, err := openSpool(dir, 1<<30, 100, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := sp.put(spoolEvent(i, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := filepath.Join(dir, sp.names[0])
+	if out, err := exec.Command("chattr", "+i", first).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i unsupported here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", first).Run() })
+	ev, err := sp.head()
+	if err != nil || ev.Path != "/opt/job0" {
+		t.Fatalf("head: %v %v", ev, err)
+	}
+	sp.pop()
+	if _, err := os.Stat(first); err != nil {
+		t.Fatalf("the immutable entry went away: %v", err)
+	}
+	ev, err = sp.head()
+	if err != nil || ev == nil || ev.Path != "/opt/job1" {
+		t.Fatalf("after a failed removal head returned %v, %v; want the next entry", ev, err)
+	}
+	sp.pop()
+	if ev, err := sp.head(); ev != nil || err != nil {
+		t.Errorf("the undeletable entry is handed out again: %v %v", ev, err)
+	}
+	if err := sp.rescan(true); err != nil || sp.len() != 0 {
+		t.Errorf("a rescan in the same run brings it back: %d entries, %v", sp.len(), err)
+	}
+}
+
+// TestSpoolImplausibleEntries: null, an event without a time, a count no
+// run can have written and a name that would make the sequence wrap are
+// set aside and counted, never sent as an all-zero failure.
+func TestSpoolImplausibleEntries(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("00000000000000000001.json", "null")
+	write("00000000000000000002.json", `{"path":"/x","return_value":-2}`)
+	write("00000000000000000003.json", `{"time":"2026-01-01T00:00:00Z","return_value":-2,"count":18446744073709551615,"digest":true}`)
+	write("00000000000000000004.json", `{"time":"2026-01-01T00:00:00Z","return_value":-2,"path":"/ok"}`)
+	write("18446744073709551615.json", `{"time":"2026-01-01T00:00:00Z","return_value":-2,"path":"/planted"}`)
+	sp, err := openSpool(dir, 1<<30, 100, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.rescan(true); err != nil {
+		t.Fatal(err)
+	}
+	var good []string
+	bad := 0
+	for sp.len() > 0 {
+		ev, err := sp.head()
+		if err != nil {
+			bad++
+			continue
+		}
+		good = append(good, ev.Path)
+		sp.pop()
+	}
+	if bad != 3 || len(good) != 1 || good[0] != "/ok" {
+		t.Errorf("set aside %d, delivered %q; want 3 set aside and /ok", bad, good)
+	}
+	if n := sp.takeDropped(); n != 1 {
+		t.Errorf("%d entries dropped at the rescan, want the planted name", n)
+	}
+	if _, err := sp.put(spoolEvent(9, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if sp.names[0] <= "00000000000000000004.json" {
+		t.Errorf("next entry %s is numbered below entries already sent", sp.names[0])
+	}
+	for _, n := range []string{"00000000000000000001.json.bad", "18446744073709551615.json.bad"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("not set aside: %v", err)
+		}
+	}
+}
+
+// spoolChildEnv makes the test binary a spool writer killed by the parent.
+const spoolChildEnv = "EXECFAILD_SPOOL_CHILD"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(spoolChildEnv); dir != "" {
+		spoolChild(dir)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// spoolChild puts entries into a small spool (every put merges) and
+// prints the number of each acknowledged put.
+func spoolChild(dir string) {
+	sp, err := openSpool(dir, 1<<30, 5, 16)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	sp.rescan(true)
+	w := bufio.NewWriter(os.Stdout)
+	for i := 0; ; i++ {
+		if _, err := sp.put(spoolEvent(i, 200)); err != nil {
+			fmt.Fprintln(w, "error", err)
+			w.Flush()
+			os.Exit(1)
+		}
+		fmt.Fprintln(w, i)
+		w.Flush()
+	}
+}
+
+// TestSpoolKilledWhileWriting kills a process at random points while it
+// spools (every put merges the oldest entries) and checks, after the next
+// start's cleanup, that the disk holds exactly the acknowledged failures,
+// or one more: the put in flight may have landed without its
+// acknowledgement.
+func TestSpoolKilledWhileWriting(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	for round := range 8 {
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), spoolChildEnv+"="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killAfter := 20 + r.Intn(200)
+		sc := bufio.NewScanner(out)
+		acked := uint64(0)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, "error") {
+				t.Fatalf("child: %s", line)
+			}
+			n, _ := strconv.Atoi(line)
+			acked = uint64(n + 1)
+			if n == killAfter {
+				cmd.Process.Kill()
+				break
+			}
+		}
+		cmd.Wait()
+		got, entries := diskCount(t, dir)
+		if got != acked && got != acked+1 {
+			t.Errorf("round %d: killed after %d acknowledged puts, the disk holds %d failures in %d entries", round, acked, got, entries)
+		}
+		if tmp := tempFiles(t, dir); len(tmp) != 0 {
+			t.Errorf("round %d: temporary files survive a start: %v", round, tmp)
+		}
+	}
+}
