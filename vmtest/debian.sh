@@ -87,13 +87,21 @@ exec 8>"$base/.lock"
 flock 8
 
 refresh() {
-	local max=${VMTEST_APT_MAX_AGE:-1440} stamp=$base/.updated
+	local max=${VMTEST_APT_MAX_AGE:-1440} stamp=$base/.updated failed=$base/.update-failed
 	if [[ -f $stamp && -z $(find "$stamp" -mmin +"$max" 2>/dev/null) ]]; then
 		return
 	fi
-	if apt-get "${opts[@]}" -q update >"$base/update.log" 2>&1; then
+	# Offline, one script calls this several times in a row: one failed
+	# attempt in the last 10 minutes is answer enough.
+	if [[ -f $failed && -z $(find "$failed" -mmin +10 2>/dev/null) ]] && compgen -G "$base/lists/*_Packages*" >/dev/null; then
+		return
+	fi
+	# --error-on=any: without it a failed fetch is only a warning.
+	if apt-get "${opts[@]}" -q --error-on=any update >"$base/update.log" 2>&1; then
 		touch "$stamp"
+		rm -f "$failed"
 	elif compgen -G "$base/lists/*_Packages*" >/dev/null; then
+		touch "$failed"
 		echo "debian.sh: apt-get update for $suites ($arch) failed, using the lists from $(date -r "$base/lists" '+%F %R') (see $base/update.log)" >&2
 	else
 		echo "debian.sh: apt-get update for $suites ($arch) failed and no lists are cached (see $base/update.log):" >&2
