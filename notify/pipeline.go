@@ -77,20 +77,20 @@ type Pipeline struct {
 
 // sinkState is one sink's stages; guarded by Pipeline.mu except for w.
 type sinkState struct {
-	entry    SinkEntry
-	id       string
-	filter   *filter
-	dedup    DedupConfig
-	bucket   *bucket
-	entries  map[string]*held
-	bytes    int64 // what entries are charged (heldSize)
-	perUID   map[uint32]*uidShare
+	entry   SinkEntry
+	id      string
+	filter  *filter
+	dedup   DedupConfig
+	bucket  *bucket
+	entries map[string]*held
+	bytes   int64 // what entries are charged (heldSize)
+	perUID  map[uint32]*uidShare
 	// overflow holds per user a combined digest of what could not be sent
 	// on time or tracked; overflowUIDs is their order of creation.
 	overflow     map[uint32]*event.Event
 	overflowUIDs []uint32
 	w            *worker
-	c        *sinkCounters
+	c            *sinkCounters
 	// keepArgs: the operator let this sink see arguments unredacted.
 	keepArgs bool
 }
@@ -99,7 +99,7 @@ type sinkState struct {
 type held struct {
 	sample *event.Event // first occurrence, small (smallSample): the digest's description
 	uid    uint32
-	size   int64 // charged against the table's max_bytes
+	size   int64        // charged against the table's max_bytes
 	end    time.Time    // window end
 	digest *event.Event // failures not yet notified, merged; nil when none
 	// notified is false while the rate limit has kept even the first
@@ -171,11 +171,11 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &sinkState{
-			entry:   e,
-			id:      id,
-			filter:  newFilter(com.Filter),
-			dedup:   com.Dedup,
-			bucket:  newBucket(com.RateLimit.Rate, com.RateLimit.Burst, now),
+			entry:    e,
+			id:       id,
+			filter:   newFilter(com.Filter),
+			dedup:    com.Dedup,
+			bucket:   newBucket(com.RateLimit.Rate, com.RateLimit.Burst, now),
 			entries:  map[string]*held{},
 			perUID:   map[uint32]*uidShare{},
 			overflow: map[uint32]*event.Event{},
