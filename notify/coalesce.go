@@ -9,9 +9,13 @@ import (
 )
 
 // PathSearchHold is how long an absolute-path ENOENT waits for the rest of
-// an execvp-style PATH search from the same thread. A search walks all of
-// $PATH in microseconds, so this only delays the report of a real miss.
-const PathSearchHold = 200 * time.Millisecond
+// an execvp-style PATH search from the same thread, counted from its last
+// step's arrival. A search walks all of $PATH in microseconds and its steps
+// (and the success marker that ends it) reach the pipeline in ring-buffer
+// order right behind each other, so a short hold keeps the folding while a
+// real miss is reported with little delay; the pipeline wakes at this
+// deadline, not at a polling interval.
+const PathSearchHold = 20 * time.Millisecond
 
 // maxPendingSearches bounds the threads held at once; beyond it ENOENTs go
 // straight on rather than grow memory during a storm.

@@ -1,6 +1,9 @@
 package notify
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // bucket is a token bucket. A nil *bucket never limits.
 type bucket struct {
@@ -43,4 +46,17 @@ func (b *bucket) refund() {
 	if b != nil {
 		b.tokens = min(b.burst, b.tokens+1)
 	}
+}
+
+// readyAt is when a token will be available (now if one is).
+func (b *bucket) readyAt(now time.Time) time.Time {
+	if b == nil {
+		return now
+	}
+	b.refill(now)
+	if b.tokens >= 1 {
+		return now
+	}
+	// Rounded up: a wake-up a nanosecond early would find no token yet.
+	return now.Add(time.Duration(math.Ceil((1 - b.tokens) / b.rate * float64(time.Second))))
 }

@@ -15,12 +15,24 @@ import (
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-// Clock tells the pipeline the time; tests substitute a fake one.
+// Clock tells the pipeline the time; tests substitute a fake one. A Clock
+// that also implements TimerClock wakes the pipeline itself; any other gets
+// wake-ups from the runtime's timers.
 type Clock interface{ Now() time.Time }
+
+// TimerClock schedules f to run once d from now, like time.AfterFunc.
+type TimerClock interface {
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a wake-up scheduled by a TimerClock.
+type Timer interface{ Stop() bool }
 
 type wallClock struct{}
 
 func (wallClock) Now() time.Time { return time.Now() }
+
+func (wallClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 // Option adjusts how New builds a Pipeline.
 type Option func(*Pipeline)
@@ -33,9 +45,10 @@ func WithClock(c Clock) Option { return func(p *Pipeline) { p.clock = c } }
 // "not found in $PATH": its success may be the marker that was lost.
 func WithLostMarkers(f func() uint64) Option { return func(p *Pipeline) { p.lostMarkers = f } }
 
-// tickInterval is how often held notifications (PATH-search holds, dedup
-// windows, rate-limited backlogs) are looked at.
-const tickInterval = 50 * time.Millisecond
+// blockedRetry is how soon held work whose deadline has passed is looked
+// at again when it could not go out (a full delivery queue): the only case
+// where the pipeline wakes without a deadline to meet.
+const blockedRetry = 50 * time.Millisecond
 
 // Pipeline turns failures into notifications: global filter, PATH-search
 // coalescing, then per sink its filter, dedup and rate limit, and a worker
@@ -70,9 +83,15 @@ type Pipeline struct {
 
 	lostMarkers func() uint64
 
+	// Held work (PATH searches, dedup windows, rate-limited backlogs) is
+	// looked at when its earliest deadline comes, by one timer armed for
+	// it, never by polling: an idle daemon does not wake. wake is the
+	// armed deadline (zero when none); guarded by mu.
 	manualTick bool
-	stopTick   chan struct{}
-	tickDone   chan struct{}
+	timer      Timer
+	wake       time.Time
+	// ticks counts the time-driven passes, for tests.
+	ticks atomic.Uint64
 }
 
 // sinkState is one sink's stages; guarded by Pipeline.mu except for w.
@@ -132,10 +151,6 @@ func New(cfg Config, env Env, opts ...Option) (*Pipeline, error) {
 	p.coal.lostMarkers = p.lostMarkers
 	for _, s := range sinks {
 		s.w.start()
-	}
-	if !p.manualTick {
-		p.stopTick, p.tickDone = make(chan struct{}), make(chan struct{})
-		go p.ticker()
 	}
 	return p, nil
 }
@@ -232,6 +247,9 @@ func (p *Pipeline) Handle(ev *event.Event) {
 	for _, out := range p.coal.add(&e, now) {
 		p.fanout(out, now)
 	}
+	if s := p.coal.pending[e.Process.TID]; s != nil {
+		p.wakeBy(s.deadline, now)
+	}
 }
 
 // Succeeded takes the news that a thread with a recent ENOENT then exec'd
@@ -270,6 +288,7 @@ func (p *Pipeline) offer(s *sinkState, ev *event.Event, now time.Time) {
 	if s.dedup.Window == Off {
 		if !p.emit(s, ev, now, true) {
 			p.fold(s, ev)
+			p.wakeBy(p.tokenAt(s, now), now)
 		}
 		return
 	}
@@ -278,6 +297,9 @@ func (p *Pipeline) offer(s *sinkState, ev *event.Event, now time.Time) {
 	if h != nil && now.Before(h.end) {
 		s.c.deduped.Add(count(ev))
 		p.hold(s, h, ev)
+		if !h.notified {
+			p.wakeBy(p.tokenAt(s, now), now)
+		}
 		return
 	}
 	if h != nil {
@@ -287,12 +309,15 @@ func (p *Pipeline) offer(s *sinkState, ev *event.Event, now time.Time) {
 	if !ok {
 		s.c.deduped.Add(count(ev))
 		p.fold(s, ev)
+		p.wakeBy(p.tokenAt(s, now), now)
 		return
 	}
+	p.wakeBy(h.end, now)
 	if p.emit(s, ev, now, true) {
 		h.notified = true
 	} else {
 		p.hold(s, h, ev)
+		p.wakeBy(p.tokenAt(s, now), now)
 	}
 }
 
@@ -371,14 +396,16 @@ func (p *Pipeline) release(s *sinkState, h *held, now time.Time) bool {
 	return true
 }
 
-// Tick runs the time-driven work; the pipeline calls it itself unless the
-// clock is driven by a test.
+// tick runs the time-driven work due at now and arms the timer for the
+// next deadline, if anything is held. The pipeline's timer calls it; tests
+// driving a fake clock call it directly.
 func (p *Pipeline) tick(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return
 	}
+	p.ticks.Add(1)
 	for _, ev := range p.coal.expire(now, false) {
 		p.fanout(ev, now)
 	}
@@ -405,20 +432,70 @@ func (p *Pipeline) tick(now time.Time) {
 			s.dropOverflow(0)
 		}
 	}
+	p.wake = time.Time{}
+	p.wakeBy(p.nextDeadline(now), now)
 }
 
-func (p *Pipeline) ticker() {
-	defer close(p.tickDone)
-	t := time.NewTicker(tickInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			p.tick(p.clock.Now())
-		case <-p.stopTick:
-			return
+// nextDeadline is when held work is next due: the earliest PATH-search
+// hold, dedup window end, or - for failures a rate limit holds back - the
+// next token. Zero when nothing is held. Caller holds mu.
+func (p *Pipeline) nextDeadline(now time.Time) time.Time {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
 		}
 	}
+	for _, s := range p.coal.pending {
+		earliest(s.deadline)
+	}
+	for _, s := range p.sinks {
+		waiting := len(s.overflowUIDs) > 0
+		for _, h := range s.entries {
+			earliest(h.end)
+			waiting = waiting || !h.notified && h.digest != nil
+		}
+		if waiting {
+			earliest(p.tokenAt(s, now))
+		}
+	}
+	return next
+}
+
+// tokenAt is when both rate limits of s will have a token.
+func (p *Pipeline) tokenAt(s *sinkState, now time.Time) time.Time {
+	a, b := s.bucket.readyAt(now), p.global.readyAt(now)
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// wakeBy makes sure the pipeline wakes no later than t (zero: no need).
+// Work due already but still held after a pass (a full queue) is retried
+// after blockedRetry, not in a loop. Caller holds mu.
+func (p *Pipeline) wakeBy(t, now time.Time) {
+	if t.IsZero() || p.manualTick || p.closed {
+		return
+	}
+	if !t.After(now) {
+		t = now.Add(blockedRetry)
+	}
+	if !p.wake.IsZero() && !t.Before(p.wake) {
+		return
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.wake = t
+	p.timer = p.timerClock().AfterFunc(t.Sub(now), func() { p.tick(p.clock.Now()) })
+}
+
+func (p *Pipeline) timerClock() TimerClock {
+	if tc, ok := p.clock.(TimerClock); ok {
+		return tc
+	}
+	return wallClock{}
 }
 
 // flushAll pushes out everything held (PATH searches, dedup digests, the
@@ -539,12 +616,11 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	}
 	p.flushAll(p.clock.Now(), true)
 	p.closed = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
 	sinks := p.sinks
 	p.mu.Unlock()
-	if p.stopTick != nil {
-		close(p.stopTick)
-		<-p.tickDone
-	}
 	return p.finish(ctx, sinks)
 }
 
