@@ -38,6 +38,10 @@
 enum ef_kind {
 	EF_KIND_FAILURE = 1,
 	EF_KIND_SUCCESS = 2,
+	/* Repeats of a failure folded in the kernel: rid, count, first..last. */
+	EF_KIND_REPEATS = 3,
+	/* A folded failure's count went from 0 to 1: a flush is due. */
+	EF_KIND_FOLD_PENDING = 4,
 };
 
 enum ef_syscall {
@@ -79,6 +83,7 @@ enum ef_flag {
 	EF_F_HAS_EXE = 1 << 13,
 	EF_F_EXE_TRUNC = 1 << 14,
 	EF_F_PATH_KERNEL = 1 << 15, /* path is the kernel's copy, not re-read from the caller */
+	EF_F_FOLD_GONE = 1 << 17,   /* repeats record: the kernel forgot this rid */
 	EF_F_PENDING_ENOENT = 1 << 16, /* per-thread state only */
 };
 
@@ -117,6 +122,12 @@ struct ef_header {
 	__u16 cwd_ncomp;
 	__u16 exe_path_len;
 	__u16 exe_ncomp;
+	/* Folding: a failure record whose repeats the kernel counts carries a
+	 * non-zero rid; a repeats record carries the rid, how many repeats it
+	 * stands for and the first of them (boot_ns is the last). */
+	__u64 rid;
+	__u64 repeats;
+	__u64 repeats_first_ns;
 	__u32 mnt_ns;   /* inode number of the caller's mount namespace */
 	__u32 root_dev; /* the caller's root directory (kernel dev_t, inode): what */
 	__u64 root_ino; /* its cwd and exe are relative to, as it sees them */

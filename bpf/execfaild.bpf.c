@@ -29,6 +29,8 @@ const volatile __u32 max_arg_len = 256;
 const volatile __u8 capture_env = 1;
 /* The do_open_execat entry hook is attached (fentry, kprobe): kpaths is fed. */
 const volatile __u8 kernel_path = 0;
+/* Count repeats of a failure in the kernel (probe.Config.FoldRepeats). */
+const volatile __u8 fold = 0;
 
 /*
  * What a thread learned inside exec, consumed at the syscall exit. Keyed by
@@ -740,6 +742,273 @@ enum ef_args {
 	EF_ARGS_COMPAT = 2, /* ia32 syscall: 4-byte user pointers */
 };
 
+/*
+ * Folding storms. A thread that fails the same exec again and again (a
+ * retry loop, a fork bomb's children excepted) produces identical
+ * failures; the first is sent in full and carries a rid, the repeats only
+ * bump a counter that userspace collects with the flush program below. Two
+ * failures fold only if they are identical in every field an event reports
+ * except argv and envp - same thread, credentials, errno, syscall, path,
+ * binary, working directory, executable, stdin, cgroup, comm - so the
+ * counts can stand in for full records whatever the dedup keys; repeats
+ * records say nothing of argv and envp.
+ *
+ * The count word's top bit marks an entry being deleted: an increment that
+ * finds it set was not counted by the flush and is sent as a full record,
+ * so no count is lost or doubled whichever comes first.
+ */
+#define FOLD_DEAD (1ull << 63)
+
+struct fold_key {
+	__u64 path_hash;
+	__u64 bin_ino;
+	__u64 bin_ctime;
+	__u64 exe_ino;
+	__u64 cwd;
+	__u64 stdin_file;
+	__u64 cgroup_id;
+	__u32 tid;
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u32 ppid;
+	__u32 loginuid;
+	__u32 bin_dev;
+	__u32 at_flags;
+	__u32 flags;
+	__u32 path_len;
+	__s32 ret;
+	__s32 dirfd;
+	__u16 hooks;
+	__u8 syscall;
+	__u8 pad[5];
+	char comm[16];
+};
+
+struct fold_val {
+	__u64 w; /* repeats not yet flushed, | FOLD_DEAD */
+	__u64 rid;
+	__u64 first_ns;
+	__u64 last_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	/* Freed after an RCU grace period, so an increment racing a delete
+	 * never lands in another key's reused element. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096); /* resized from probe.Config */
+	__type(key, struct fold_key);
+	__type(value, struct fold_val);
+} folds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} fold_rid SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fold_key);
+} fold_scratch SEC(".maps");
+
+struct hash_ctx {
+	__u64 h;
+	__u32 len;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hash_ctx);
+} hash_state SEC(".maps");
+
+/* One 8-byte word of the path (in the scratch event) into an FNV-1a-style hash. */
+static long hash_step(__u64 i, void *unused)
+{
+	__u32 zero = 0;
+	struct hash_ctx *c = bpf_map_lookup_elem(&hash_state, &zero);
+	struct ef_event *e = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!c || !e)
+		return 1;
+	__u32 at = i * 8;
+
+	if (at >= c->len || at > EF_PATH_CAP - 8)
+		return 1;
+	__u64 w = *(__u64 *)(e->data + at);
+	__u32 left = c->len - at;
+
+	/* Bytes past the string are left over from earlier records. */
+	if (left < 8)
+		w &= (1ull << (left * 8)) - 1;
+	c->h = (c->h ^ w) * 0x100000001b3ull;
+	return 0;
+}
+
+static __always_inline __u64 path_hash(__u32 len)
+{
+	__u32 zero = 0;
+	struct hash_ctx *c = bpf_map_lookup_elem(&hash_state, &zero);
+
+	if (!c)
+		return 0;
+	c->h = 0xcbf29ce484222325ull;
+	c->len = len;
+	bpf_loop(EF_PATH_CAP / 8, hash_step, 0, 0);
+	return c->h ^ len;
+}
+
+/*
+ * Counts this failure if an identical one was sent before: returns true
+ * when nothing more is to be sent. Otherwise the record to send carries a
+ * rid when its repeats will be counted.
+ */
+static __always_inline bool fold_failure(struct ef_event *e, struct ef_task *st, struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct fold_key *k = bpf_map_lookup_elem(&fold_scratch, &zero);
+
+	if (!k)
+		return false;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->path_len = e->h.path_len;
+	k->path_hash = path_hash(e->h.path_len);
+	if (st && (st->flags & EF_F_HAS_BINARY)) {
+		k->bin_ino = st->bin_ino;
+		k->bin_ctime = st->bin_ctime_ns;
+		k->bin_dev = st->bin_dev;
+		k->hooks = st->hooks;
+	} else if (st) {
+		k->hooks = st->hooks;
+	}
+	k->exe_ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
+	k->cwd = (__u64)BPF_CORE_READ(task, fs, pwd.dentry);
+	struct files_struct *files = BPF_CORE_READ(task, files);
+	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f0 = 0;
+
+	if (fds && BPF_CORE_READ(fdt, max_fds) > 0)
+		bpf_probe_read_kernel(&f0, sizeof(f0), &fds[0]);
+	k->stdin_file = (__u64)f0;
+	k->cgroup_id = e->h.cgroup_id;
+	k->tid = e->h.tid;
+	k->uid = e->h.uid;
+	k->euid = e->h.euid;
+	k->gid = e->h.gid;
+	k->ppid = e->h.ppid;
+	k->loginuid = e->h.loginuid;
+	k->at_flags = e->h.at_flags;
+	k->flags = e->h.flags;
+	k->ret = e->h.ret;
+	k->dirfd = e->h.dirfd;
+	k->syscall = e->h.syscall;
+	__builtin_memcpy(k->comm, e->h.comm, sizeof(k->comm));
+
+	__u64 now = e->h.boot_ns;
+	struct fold_val *v = bpf_map_lookup_elem(&folds, k);
+
+	if (v) {
+		__u64 old = __sync_fetch_and_add(&v->w, 1);
+
+		if (old & FOLD_DEAD)
+			return false; /* being deleted: this one goes out in full */
+		v->last_ns = now;
+		if (old == 0) {
+			v->first_ns = now;
+			struct ef_header h = {};
+
+			/* Wakes userspace to schedule a flush; if the ring is
+			 * full, its periodic flush still collects the count. */
+			h.kind = EF_KIND_FOLD_PENDING;
+			h.rid = v->rid;
+			h.boot_ns = now;
+			bpf_ringbuf_output(&events, &h, sizeof(h), 0);
+		}
+		return true;
+	}
+	__u64 *ctr = bpf_map_lookup_elem(&fold_rid, &zero);
+
+	if (!ctr)
+		return false;
+	struct fold_val nv = {
+		.rid = __sync_fetch_and_add(ctr, 1) + 1,
+		.first_ns = now,
+		.last_ns = now,
+	};
+
+	/* Full, or another CPU inserted the same key first: send in full. */
+	if (bpf_map_update_elem(&folds, k, &nv, BPF_NOEXIST) == 0)
+		e->h.rid = nv.rid;
+	return false;
+}
+
+/*
+ * Run by userspace (BPF_PROG_RUN): hands over every count, and forgets
+ * entries idle for longer than idle_ns (all of them with force, at
+ * shutdown, after the hooks are detached).
+ */
+struct fold_flush_args {
+	__u64 idle_ns;
+	__u64 force;
+};
+
+struct fold_flush_ctx {
+	__u64 now;
+	__u64 idle_ns;
+	__u64 force;
+	__u64 failed;
+};
+
+static long flush_one(struct bpf_map *map, struct fold_key *k, struct fold_val *v, struct fold_flush_ctx *c)
+{
+	bool forget = c->force || c->now - v->last_ns > c->idle_ns;
+	__u64 old = __sync_lock_test_and_set(&v->w, forget ? FOLD_DEAD : 0);
+
+	if (old & FOLD_DEAD)
+		return 0;
+	if (old == 0 && !forget)
+		return 0;
+	struct ef_header h = {};
+
+	h.kind = EF_KIND_REPEATS;
+	h.rid = v->rid;
+	h.repeats = old;
+	h.repeats_first_ns = v->first_ns;
+	h.boot_ns = v->last_ns;
+	if (forget)
+		h.flags |= EF_F_FOLD_GONE;
+	if (bpf_ringbuf_output(&events, &h, sizeof(h), 0) != 0) {
+		/* Kept for the next flush; increments that met the dead mark
+		 * went out in full and must not be added. */
+		__sync_lock_test_and_set(&v->w, old);
+		c->failed++;
+		return 0;
+	}
+	if (forget)
+		bpf_map_delete_elem(map, k);
+	return 0;
+}
+
+SEC("syscall")
+int fold_flush(struct fold_flush_args *args)
+{
+	struct fold_flush_ctx c = {
+		.now = bpf_ktime_get_boot_ns(),
+		.idle_ns = args->idle_ns,
+		.force = args->force,
+	};
+
+	bpf_for_each_map_elem(&folds, flush_one, &c, 0);
+	return c.failed;
+}
+
 static __always_inline void emit_failure(long ret, __u8 syscall, const char *filename,
 					 const void *argv, const void *envp, __s32 dirfd,
 					 __u32 at_flags, struct ef_task *st, __u8 args, const char *kpath)
@@ -799,6 +1068,8 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 		/* Unreadable: the path is absent and says why. */
 		e->h.flags |= EF_F_PATH_TRUNC;
 	}
+	if (fold && !kernel && fold_failure(e, st, task))
+		return;
 	if (st)
 		off = copy_task_state(e, off, st);
 	off = read_stdin(e, off, task);
@@ -947,6 +1218,30 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 static __always_inline struct pt_regs *user_regs(void)
 {
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+/*
+ * Every exec that succeeded, whatever the ABI and whoever started it: the
+ * thread's state and kernel path copy are dropped here. The syscall exit
+ * cannot always do it: a 64-bit execve that loads a 32-bit program returns
+ * as a compat syscall (the loader sets TS_COMPAT), which the
+ * syscalls/sys_exit_* tracepoints skip, and the stale state would be read
+ * by the thread's next exec.
+ */
+SEC("raw_tracepoint/sched_process_exec")
+int raw_exec_done(void *ctx)
+{
+	__u64 key = task_key();
+	struct ef_task *st = task_lookup(key);
+
+	if (kernel_path)
+		bpf_map_delete_elem(&kpaths, &key);
+	if (!st)
+		return 0;
+	if (st->flags & EF_F_PENDING_ENOENT)
+		emit_success(st->tid);
+	bpf_map_delete_elem(&tasks, &key);
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_execve")

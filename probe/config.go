@@ -29,6 +29,14 @@ type Config struct {
 	KeepEnv     []string `toml:"keep_env"`
 	// RingBufferBytes sizes the kernel-to-userspace ring buffer (power of two).
 	RingBufferBytes int `toml:"ring_buffer_bytes"`
+	// FoldRepeats counts, in the kernel, failures identical to one already
+	// sent (same thread, path, errno, binary, credentials, cwd, stdin…):
+	// the first goes out in full, the repeats as exact counts, so a storm
+	// neither floods the ring buffer nor loses a count. FoldMaxKeys bounds
+	// how many distinct failures are tracked at once; beyond it failures
+	// are sent in full.
+	FoldRepeats bool `toml:"fold_repeats"`
+	FoldMaxKeys int  `toml:"fold_max_keys"`
 	// ProcRoot is where procfs is read from; tests point it elsewhere.
 	ProcRoot string `toml:"-"`
 }
@@ -43,6 +51,8 @@ func DefaultConfig() Config {
 		Environment:     "redact",
 		KeepEnv:         []string{"PATH", "LANG", "TERM", "SHELL", "PWD", "HOME", "USER", "LOGNAME"},
 		RingBufferBytes: 1 << 22,
+		FoldRepeats:     true,
+		FoldMaxKeys:     4096,
 		ProcRoot:        "/proc",
 	}
 }
@@ -52,6 +62,9 @@ func DefaultConfig() Config {
 const (
 	maxArgsCap   = 64
 	maxArgLenCap = 4094
+	// A fold entry is about 200 bytes of kernel memory.
+	minFoldKeys = 16
+	maxFoldKeys = 65536
 )
 
 // Validate reports the first bad setting, naming its key.
@@ -78,6 +91,9 @@ func (c Config) Validate() error {
 	rb := c.RingBufferBytes
 	if rb < 1<<16 || rb > 1<<30 || rb&(rb-1) != 0 {
 		return fmt.Errorf("probe.ring_buffer_bytes: %d is not a power of two between 65536 and 1073741824", rb)
+	}
+	if c.FoldMaxKeys < minFoldKeys || c.FoldMaxKeys > maxFoldKeys {
+		return fmt.Errorf("probe.fold_max_keys: %d is outside %d..%d", c.FoldMaxKeys, minFoldKeys, maxFoldKeys)
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 const (
 	kindFailure = uint8(execfaildEfKindEF_KIND_FAILURE)
 	kindSuccess = uint8(execfaildEfKindEF_KIND_SUCCESS)
+	kindRepeats = uint8(execfaildEfKindEF_KIND_REPEATS)
+	kindPending = uint8(execfaildEfKindEF_KIND_FOLD_PENDING)
 
 	syscallExecve   = uint8(execfaildEfSyscallEF_SYSCALL_EXECVE)
 	syscallExecveat = uint8(execfaildEfSyscallEF_SYSCALL_EXECVEAT)
@@ -43,6 +45,7 @@ const (
 	flagHasExe         = uint32(execfaildEfFlagEF_F_HAS_EXE)
 	flagExeTrunc       = uint32(execfaildEfFlagEF_F_EXE_TRUNC)
 	flagPathKernel     = uint32(execfaildEfFlagEF_F_PATH_KERNEL)
+	flagFoldGone       = uint32(execfaildEfFlagEF_F_FOLD_GONE)
 
 	lostFailure = uint32(execfaildEfLostEF_LOST_FAILURE)
 	lostMarker  = uint32(execfaildEfLostEF_LOST_MARKER)
@@ -79,7 +82,7 @@ func decodeRecord(b []byte) (record, error) {
 		return r, fmt.Errorf("decode header: %w", err)
 	}
 	switch r.h.Kind {
-	case kindSuccess:
+	case kindSuccess, kindRepeats, kindPending:
 		return r, nil
 	case kindFailure:
 	default:

@@ -38,54 +38,58 @@ const (
 	execfaildEfFlagEF_F_HAS_EXE          execfaildEfFlag = 8192
 	execfaildEfFlagEF_F_EXE_TRUNC        execfaildEfFlag = 16384
 	execfaildEfFlagEF_F_PATH_KERNEL      execfaildEfFlag = 32768
+	execfaildEfFlagEF_F_FOLD_GONE        execfaildEfFlag = 131072
 	execfaildEfFlagEF_F_PENDING_ENOENT   execfaildEfFlag = 65536
 )
 
 type execfaildEfHeader struct {
-	_            structs.HostLayout
-	Kind         uint8
-	Syscall      uint8
-	Hooks        uint16
-	Flags        uint32
-	Ret          int32
-	Dirfd        int32
-	AtFlags      uint32
-	Pid          uint32
-	Tid          uint32
-	Ppid         uint32
-	Uid          uint32
-	Gid          uint32
-	Euid         uint32
-	Loginuid     uint32
-	BootNs       uint64
-	CgroupId     uint64
-	BinIno       uint64
-	BinCtimeNs   uint64
-	BinDev       uint32
-	BinMode      uint32
-	StdinIno     uint64
-	StdinDev     uint32
-	StdinMode    uint32
-	PathLen      uint16
-	InterpLen    uint16
-	BinPathLen   uint16
-	BinNcomp     uint16
-	StdinPathLen uint16
-	StdinNcomp   uint16
-	CwdPathLen   uint16
-	CwdNcomp     uint16
-	ExePathLen   uint16
-	ExeNcomp     uint16
-	MntNs        uint32
-	RootDev      uint32
-	_            [4]byte
-	RootIno      uint64
-	Argc         uint16
-	Envc         uint16
-	ArgsLen      uint32
-	EnvLen       uint32
-	DataLen      uint32
-	Comm         [16]int8
+	_              structs.HostLayout
+	Kind           uint8
+	Syscall        uint8
+	Hooks          uint16
+	Flags          uint32
+	Ret            int32
+	Dirfd          int32
+	AtFlags        uint32
+	Pid            uint32
+	Tid            uint32
+	Ppid           uint32
+	Uid            uint32
+	Gid            uint32
+	Euid           uint32
+	Loginuid       uint32
+	BootNs         uint64
+	CgroupId       uint64
+	BinIno         uint64
+	BinCtimeNs     uint64
+	BinDev         uint32
+	BinMode        uint32
+	StdinIno       uint64
+	StdinDev       uint32
+	StdinMode      uint32
+	PathLen        uint16
+	InterpLen      uint16
+	BinPathLen     uint16
+	BinNcomp       uint16
+	StdinPathLen   uint16
+	StdinNcomp     uint16
+	CwdPathLen     uint16
+	CwdNcomp       uint16
+	ExePathLen     uint16
+	ExeNcomp       uint16
+	_              [4]byte
+	Rid            uint64
+	Repeats        uint64
+	RepeatsFirstNs uint64
+	MntNs          uint32
+	RootDev        uint32
+	RootIno        uint64
+	Argc           uint16
+	Envc           uint16
+	ArgsLen        uint32
+	EnvLen         uint32
+	DataLen        uint32
+	Comm           [16]int8
 }
 
 type execfaildEfHook uint32
@@ -100,8 +104,10 @@ const (
 type execfaildEfKind uint32
 
 const (
-	execfaildEfKindEF_KIND_FAILURE execfaildEfKind = 1
-	execfaildEfKindEF_KIND_SUCCESS execfaildEfKind = 2
+	execfaildEfKindEF_KIND_FAILURE      execfaildEfKind = 1
+	execfaildEfKindEF_KIND_SUCCESS      execfaildEfKind = 2
+	execfaildEfKindEF_KIND_REPEATS      execfaildEfKind = 3
+	execfaildEfKindEF_KIND_FOLD_PENDING execfaildEfKind = 4
 )
 
 type execfaildEfLost uint32
@@ -136,6 +142,48 @@ type execfaildEfTask struct {
 	BinCtimeNs uint64
 	Interp     [256]int8
 	BinPath    [2048]int8
+}
+
+type execfaildFoldKey struct {
+	_         structs.HostLayout
+	PathHash  uint64
+	BinIno    uint64
+	BinCtime  uint64
+	ExeIno    uint64
+	Cwd       uint64
+	StdinFile uint64
+	CgroupId  uint64
+	Tid       uint32
+	Uid       uint32
+	Euid      uint32
+	Gid       uint32
+	Ppid      uint32
+	Loginuid  uint32
+	BinDev    uint32
+	AtFlags   uint32
+	Flags     uint32
+	PathLen   uint32
+	Ret       int32
+	Dirfd     int32
+	Hooks     uint16
+	Syscall   uint8
+	Pad       [5]uint8
+	Comm      [16]int8
+}
+
+type execfaildFoldVal struct {
+	_       structs.HostLayout
+	W       uint64
+	Rid     uint64
+	FirstNs uint64
+	LastNs  uint64
+}
+
+type execfaildHashCtx struct {
+	_   structs.HostLayout
+	H   uint64
+	Len uint32
+	_   [4]byte
 }
 
 type execfaildKexecArgs struct {
@@ -183,6 +231,10 @@ type execfaildWalkCtx struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	execfaildMapEvents                   = "events"
+	execfaildMapFoldRid                  = "fold_rid"
+	execfaildMapFoldScratch              = "fold_scratch"
+	execfaildMapFolds                    = "folds"
+	execfaildMapHashState                = "hash_state"
 	execfaildMapKexec                    = "kexec"
 	execfaildMapKpathScratch             = "kpath_scratch"
 	execfaildMapKpaths                   = "kpaths"
@@ -203,6 +255,7 @@ const (
 	execfaildProgFexitExecveat           = "fexit_execveat"
 	execfaildProgFexitKernelExecve       = "fexit_kernel_execve"
 	execfaildProgFexitOpen               = "fexit_open"
+	execfaildProgFoldFlush               = "fold_flush"
 	execfaildProgKprobeBprmCheck         = "kprobe_bprm_check"
 	execfaildProgKprobeCreds             = "kprobe_creds"
 	execfaildProgKprobeExecBinprm        = "kprobe_exec_binprm"
@@ -213,10 +266,12 @@ const (
 	execfaildProgKretprobeCompatExecveat = "kretprobe_compat_execveat"
 	execfaildProgKretprobeKernelExecve   = "kretprobe_kernel_execve"
 	execfaildProgKretprobeOpen           = "kretprobe_open"
+	execfaildProgRawExecDone             = "raw_exec_done"
 	execfaildProgRawExitCompat           = "raw_exit_compat"
 	execfaildProgTpExitExecve            = "tp_exit_execve"
 	execfaildProgTpExitExecveat          = "tp_exit_execveat"
 	execfaildVarCaptureEnv               = "capture_env"
+	execfaildVarFold                     = "fold"
 	execfaildVarKernelPath               = "kernel_path"
 	execfaildVarMaxArgLen                = "max_arg_len"
 	execfaildVarMaxArgs                  = "max_args"
@@ -281,6 +336,7 @@ type execfaildProgramSpecs struct {
 	FexitExecveat           *ebpf.ProgramSpec `ebpf:"fexit_execveat"`
 	FexitKernelExecve       *ebpf.ProgramSpec `ebpf:"fexit_kernel_execve"`
 	FexitOpen               *ebpf.ProgramSpec `ebpf:"fexit_open"`
+	FoldFlush               *ebpf.ProgramSpec `ebpf:"fold_flush"`
 	KprobeBprmCheck         *ebpf.ProgramSpec `ebpf:"kprobe_bprm_check"`
 	KprobeCreds             *ebpf.ProgramSpec `ebpf:"kprobe_creds"`
 	KprobeExecBinprm        *ebpf.ProgramSpec `ebpf:"kprobe_exec_binprm"`
@@ -291,6 +347,7 @@ type execfaildProgramSpecs struct {
 	KretprobeCompatExecveat *ebpf.ProgramSpec `ebpf:"kretprobe_compat_execveat"`
 	KretprobeKernelExecve   *ebpf.ProgramSpec `ebpf:"kretprobe_kernel_execve"`
 	KretprobeOpen           *ebpf.ProgramSpec `ebpf:"kretprobe_open"`
+	RawExecDone             *ebpf.ProgramSpec `ebpf:"raw_exec_done"`
 	RawExitCompat           *ebpf.ProgramSpec `ebpf:"raw_exit_compat"`
 	TpExitExecve            *ebpf.ProgramSpec `ebpf:"tp_exit_execve"`
 	TpExitExecveat          *ebpf.ProgramSpec `ebpf:"tp_exit_execveat"`
@@ -301,6 +358,10 @@ type execfaildProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type execfaildMapSpecs struct {
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	FoldRid      *ebpf.MapSpec `ebpf:"fold_rid"`
+	FoldScratch  *ebpf.MapSpec `ebpf:"fold_scratch"`
+	Folds        *ebpf.MapSpec `ebpf:"folds"`
+	HashState    *ebpf.MapSpec `ebpf:"hash_state"`
 	Kexec        *ebpf.MapSpec `ebpf:"kexec"`
 	KpathScratch *ebpf.MapSpec `ebpf:"kpath_scratch"`
 	Kpaths       *ebpf.MapSpec `ebpf:"kpaths"`
@@ -317,6 +378,7 @@ type execfaildMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type execfaildVariableSpecs struct {
 	CaptureEnv      *ebpf.VariableSpec `ebpf:"capture_env"`
+	Fold            *ebpf.VariableSpec `ebpf:"fold"`
 	KernelPath      *ebpf.VariableSpec `ebpf:"kernel_path"`
 	MaxArgLen       *ebpf.VariableSpec `ebpf:"max_arg_len"`
 	MaxArgs         *ebpf.VariableSpec `ebpf:"max_args"`
@@ -349,6 +411,10 @@ func (o *execfaildObjects) Close() error {
 // It can be passed to loadExecfaildObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execfaildMaps struct {
 	Events       *ebpf.Map `ebpf:"events"`
+	FoldRid      *ebpf.Map `ebpf:"fold_rid"`
+	FoldScratch  *ebpf.Map `ebpf:"fold_scratch"`
+	Folds        *ebpf.Map `ebpf:"folds"`
+	HashState    *ebpf.Map `ebpf:"hash_state"`
 	Kexec        *ebpf.Map `ebpf:"kexec"`
 	KpathScratch *ebpf.Map `ebpf:"kpath_scratch"`
 	Kpaths       *ebpf.Map `ebpf:"kpaths"`
@@ -363,6 +429,10 @@ type execfaildMaps struct {
 func (m *execfaildMaps) Close() error {
 	return _ExecfaildClose(
 		m.Events,
+		m.FoldRid,
+		m.FoldScratch,
+		m.Folds,
+		m.HashState,
 		m.Kexec,
 		m.KpathScratch,
 		m.Kpaths,
@@ -380,6 +450,7 @@ func (m *execfaildMaps) Close() error {
 // It can be passed to loadExecfaildObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execfaildVariables struct {
 	CaptureEnv      *ebpf.Variable `ebpf:"capture_env"`
+	Fold            *ebpf.Variable `ebpf:"fold"`
 	KernelPath      *ebpf.Variable `ebpf:"kernel_path"`
 	MaxArgLen       *ebpf.Variable `ebpf:"max_arg_len"`
 	MaxArgs         *ebpf.Variable `ebpf:"max_args"`
@@ -406,6 +477,7 @@ type execfaildPrograms struct {
 	FexitExecveat           *ebpf.Program `ebpf:"fexit_execveat"`
 	FexitKernelExecve       *ebpf.Program `ebpf:"fexit_kernel_execve"`
 	FexitOpen               *ebpf.Program `ebpf:"fexit_open"`
+	FoldFlush               *ebpf.Program `ebpf:"fold_flush"`
 	KprobeBprmCheck         *ebpf.Program `ebpf:"kprobe_bprm_check"`
 	KprobeCreds             *ebpf.Program `ebpf:"kprobe_creds"`
 	KprobeExecBinprm        *ebpf.Program `ebpf:"kprobe_exec_binprm"`
@@ -416,6 +488,7 @@ type execfaildPrograms struct {
 	KretprobeCompatExecveat *ebpf.Program `ebpf:"kretprobe_compat_execveat"`
 	KretprobeKernelExecve   *ebpf.Program `ebpf:"kretprobe_kernel_execve"`
 	KretprobeOpen           *ebpf.Program `ebpf:"kretprobe_open"`
+	RawExecDone             *ebpf.Program `ebpf:"raw_exec_done"`
 	RawExitCompat           *ebpf.Program `ebpf:"raw_exit_compat"`
 	TpExitExecve            *ebpf.Program `ebpf:"tp_exit_execve"`
 	TpExitExecveat          *ebpf.Program `ebpf:"tp_exit_execveat"`
@@ -434,6 +507,7 @@ func (p *execfaildPrograms) Close() error {
 		p.FexitExecveat,
 		p.FexitKernelExecve,
 		p.FexitOpen,
+		p.FoldFlush,
 		p.KprobeBprmCheck,
 		p.KprobeCreds,
 		p.KprobeExecBinprm,
@@ -444,6 +518,7 @@ func (p *execfaildPrograms) Close() error {
 		p.KretprobeCompatExecveat,
 		p.KretprobeKernelExecve,
 		p.KretprobeOpen,
+		p.RawExecDone,
 		p.RawExitCompat,
 		p.TpExitExecve,
 		p.TpExitExecveat,

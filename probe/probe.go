@@ -64,6 +64,12 @@ type Stats struct {
 	// Undecodable records were read but could not be decoded and were
 	// skipped.
 	Undecodable uint64
+	// Folded of Failures were repeats the kernel counted instead of
+	// sending each one.
+	Folded uint64
+	// OrphanRepeats were repeats counted for a failure whose full record
+	// never arrived (it was lost): counted here, not reported.
+	OrphanRepeats uint64
 	// Undrained are failure records still in the ring buffer when the
 	// shutdown deadline passed (or Close came without Drain): counted,
 	// never delivered.
@@ -87,6 +93,8 @@ type Probe struct {
 	fexitVerdictMissing string // why fentry mode uses the tracepoints
 
 	failures, successes, undecodable atomic.Uint64
+	folded, orphanRepeats            atomic.Uint64
+	folder                           *folder // nil when the kernel does not fold
 	undrained, undrainedMarkers      atomic.Uint64
 
 	// readMu serialises ring buffer reads, so Close can count what is left
@@ -171,6 +179,9 @@ func New(cfg Config) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load bpf program (%s mode): %w", mode, shortVerifierError(err))
 	}
+	if prog := p.coll.Programs[foldFlushProg]; prog != nil {
+		p.folder = newFolder(prog)
+	}
 	if err := p.attach(hooks); err != nil {
 		p.Close()
 		return nil, err
@@ -201,6 +212,14 @@ func Prerequisites() error {
 }
 
 func configureSpec(spec *ebpf.CollectionSpec, cfg Config) error {
+	fold := uint8(0)
+	if cfg.FoldRepeats && haveFoldFlush() {
+		fold = 1
+	} else {
+		// Without the flush program nothing could collect the counts.
+		delete(spec.Programs, foldFlushProg)
+	}
+	spec.Maps["folds"].MaxEntries = uint32(cfg.FoldMaxKeys)
 	capEnv := uint8(1)
 	maxEnv := uint32(cfg.MaxEnv)
 	if cfg.Environment == "none" || maxEnv == 0 {
@@ -211,6 +230,7 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg Config) error {
 		"max_env":     maxEnv,
 		"max_arg_len": uint32(cfg.MaxArgLen),
 		"capture_env": capEnv,
+		"fold":        fold,
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -270,7 +290,7 @@ func (p *Probe) selectPrograms(spec *ebpf.CollectionSpec, mode string) []planned
 		}
 	}
 	var plan []plannedHook
-	keep := map[string]bool{"tp_exit_execve": true, "tp_exit_execveat": true}
+	keep := map[string]bool{"tp_exit_execve": true, "tp_exit_execveat": true, foldFlushProg: true, execDoneProg: true}
 	if mode == ModeFentry && kernelFuncs(verdictFexit[0].fn) && kernelFuncs(verdictFexit[1].fn) {
 		for _, v := range verdictFexit {
 			keep[v.prog] = true
@@ -382,6 +402,7 @@ func (p *Probe) attach(plan []plannedHook) error {
 	if p.mode == ModeTracepoint {
 		p.attachCompatRaw()
 	}
+	p.attachExecDone()
 	for _, ph := range plan {
 		hs := HookStatus{Name: ph.spec.name, Function: ph.fn, Kind: p.mode}
 		if ph.spec.kretprobe != "" && p.mode == ModeKprobe {
@@ -418,6 +439,23 @@ func (p *Probe) attach(plan []plannedHook) error {
 		p.report.Hooks = append(p.report.Hooks, hs)
 	}
 	return nil
+}
+
+// execDoneProg ends a thread's exec attempt wherever the exec succeeded.
+const execDoneProg = "raw_exec_done"
+
+// attachExecDone attaches it through a BPF link (no perf event). Without
+// it only a 64-bit exec of a 32-bit program leaves state behind.
+func (p *Probe) attachExecDone() {
+	hs := HookStatus{Name: "exec_done", Function: "sched/sched_process_exec", Kind: "raw_tracepoint"}
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: p.program(execDoneProg)})
+	if err != nil {
+		hs.Reason = err.Error()
+	} else {
+		hs.Attached = true
+		p.links = append(p.links, l)
+	}
+	p.report.Hooks = append(p.report.Hooks, hs)
 }
 
 // attachCompatRaw attaches the tracepoint mode's compat verdict. A kernel
@@ -475,6 +513,25 @@ type lostCounts struct{ failures, markers uint64 }
 // kernelLost sums the `lost` array. A program built before markers had a
 // slot of their own has one entry only; its failed lookup of the marker
 // slot reads as none lost rather than hiding the failure count.
+// repeats turns a repeats record into the event standing for its count.
+func (p *Probe) repeats(r *record) (Record, bool) {
+	n := r.h.Repeats
+	if p.folder == nil {
+		p.orphanRepeats.Add(n)
+		return Record{}, false
+	}
+	e, known := p.folder.repeats(r.h.Rid, n, p.wall(r.h.RepeatsFirstNs), p.wall(r.h.BootNs), r.h.Flags&flagFoldGone != 0)
+	if !known {
+		p.orphanRepeats.Add(n)
+	}
+	if e == nil {
+		return Record{}, false
+	}
+	p.failures.Add(n)
+	p.folded.Add(n)
+	return Record{Failure: e}, true
+}
+
 // CheckStats reads the kernel's loss counters once and returns the error a
 // reader would get: kernels before 6.5 refuse map reads to a process
 // without CAP_BPF, so a caller about to drop that capability can tell
@@ -483,6 +540,10 @@ func (p *Probe) CheckStats() error {
 	var per []uint64
 	if err := p.coll.Maps["lost"].Lookup(lostFailure, &per); err != nil {
 		return fmt.Errorf("read loss counters: %w", err)
+	}
+	if p.folder != nil {
+		// Collecting folded counts runs a program the same way.
+		return p.folder.flush(false)
 	}
 	return nil
 }
@@ -512,10 +573,12 @@ func (p *Probe) kernelLost() lostCounts {
 // Stats returns counters since New; after Close, their final values.
 func (p *Probe) Stats() Stats {
 	s := Stats{
-		Failures:    p.failures.Load(),
-		Successes:   p.successes.Load(),
-		Undecodable: p.undecodable.Load(),
-		Undrained:   p.undrained.Load(),
+		Failures:      p.failures.Load(),
+		Successes:     p.successes.Load(),
+		Undecodable:   p.undecodable.Load(),
+		Undrained:     p.undrained.Load(),
+		Folded:        p.folded.Load(),
+		OrphanRepeats: p.orphanRepeats.Load(),
 	}
 	p.statsMu.RLock()
 	lost := p.finalLost
@@ -555,6 +618,13 @@ func (p *Probe) Read() (Record, error) {
 				if p.draining.Load() && p.reader.AvailableBytes() > 0 {
 					continue
 				}
+				if p.draining.Load() && p.folder != nil && p.folder.remembered() > 0 {
+					// A forced flush that met a full ring left counts
+					// behind: the ring has room now.
+					if p.folder.flush(true) == nil && p.reader.AvailableBytes() > 0 {
+						continue
+					}
+				}
 				if p.draining.Load() {
 					p.drained.Store(true)
 					return Record{}, ErrClosed
@@ -570,12 +640,26 @@ func (p *Probe) Read() (Record, error) {
 			p.undecodable.Add(1)
 			continue
 		}
-		if r.h.Kind == kindSuccess {
+		switch r.h.Kind {
+		case kindSuccess:
 			p.successes.Add(1)
 			return Record{Success: &event.Success{Time: p.wall(r.h.BootNs), PID: r.h.Pid, TID: r.h.Tid}}, nil
+		case kindPending:
+			if p.folder != nil {
+				p.folder.schedule(foldFlushDelay)
+			}
+			continue
+		case kindRepeats:
+			if rec, ok := p.repeats(&r); ok {
+				return rec, nil
+			}
+			continue
 		}
 		e := r.toEvent(p.wall, p.openHook)
 		p.enricher.enrichWith(e, p.mode == ModeTracepoint, r.callerRoot())
+		if r.h.Rid != 0 && p.folder != nil {
+			p.folder.remember(r.h.Rid, e)
+		}
 		p.failures.Add(1)
 		return Record{Failure: e}, nil
 	}
@@ -607,6 +691,9 @@ func (p *Probe) discardRest() {
 			p.undecodable.Add(1)
 		case r.h.Kind == kindSuccess:
 			p.undrainedMarkers.Add(1)
+		case r.h.Kind == kindPending:
+		case r.h.Kind == kindRepeats:
+			p.undrained.Add(r.h.Repeats)
 		default:
 			p.undrained.Add(1)
 		}
@@ -624,6 +711,11 @@ func (p *Probe) Drain(deadline time.Time) {
 			errs = append(errs, l.Close())
 		}
 		p.detachErr = errors.Join(errs...)
+		if p.folder != nil {
+			// Nothing can fold any more: hand every count over.
+			p.folder.stop()
+			_ = p.folder.flush(true)
+		}
 		p.deadline.Store(deadline.UnixNano())
 		p.draining.Store(true)
 		if p.reader != nil {

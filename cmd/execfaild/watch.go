@@ -123,6 +123,11 @@ func formatLine(e *event.Event) string {
 	if e.Stage != "" {
 		b.WriteString(" stage=" + e.Stage)
 	}
+	if e.Count > 1 && e.FirstSeen != nil {
+		// Repeats the kernel counted: one line for all of them.
+		fmt.Fprintf(&b, " ×%d since %s", e.Count, e.FirstSeen.Format("15:04:05.000"))
+		return b.String()
+	}
 	b.WriteString(" args")
 	for _, a := range e.Arguments {
 		b.WriteString(" " + strconv.Quote(a))

@@ -50,3 +50,14 @@ func TestWatchSummaryNamesEachLoss(t *testing.T) {
 		t.Error("a lost marker alone printed no summary")
 	}
 }
+
+func TestWatchLineFoldedRepeats(t *testing.T) {
+	first := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	e := event.Synthetic(first.Add(5*time.Second), "h")
+	e.Count, e.FirstSeen, e.LastSeen = 99999, &first, &e.Time
+	e.Arguments = nil
+	got := formatLine(&e)
+	if !strings.Contains(got, "×99999 since 03:04:00.000") || strings.Contains(got, "args") {
+		t.Errorf("line %q, want the count and first time, no argument list", got)
+	}
+}

@@ -500,3 +500,11 @@ func (l *Lab) RewrittenPath() (*Outcome, error) {
 		r.RewritePath = "/nonexistent/rewritten-by-a-sibling-thread"
 	})
 }
+
+// Storm fails an execve of each of paths (missing files) repeat times from
+// one thread, as fast as it can. The Outcome's Path is the first path.
+func (l *Lab) Storm(paths []string, repeat int) (*Outcome, error) {
+	return l.execve("storm", paths[0], unix.ENOENT, ReachNone, "", func(r *request) {
+		r.Repeat, r.Paths = repeat, paths
+	})
+}

@@ -217,6 +217,8 @@ func helper() int {
 			}
 		case req.Syscall == "none":
 			// Only the successful exec below.
+		case req.Syscall == "execve" && req.Repeat > 0:
+			errno = storm(req, argvArg, uintptr(unsafe.Pointer(&envv[0])))
 		case req.Syscall == "execve":
 			_, _, errno = unix.Syscall(unix.SYS_EXECVE, pathArg, argvArg, uintptr(unsafe.Pointer(&envv[0])))
 		case req.Syscall == "execveat":
@@ -336,4 +338,28 @@ func cStrings(ss []string) ([]*byte, error) {
 		out = append(out, p)
 	}
 	return append(out, nil), nil
+}
+
+// storm fails execve Repeat times over each of Paths in turn (or Path),
+// as fast as one thread can, and returns the first errno.
+func storm(req request, argv, envp uintptr) syscall.Errno {
+	paths := req.Paths
+	if len(paths) == 0 {
+		paths = []string{req.Path}
+	}
+	ptrs := make([]*byte, len(paths))
+	for i, p := range paths {
+		ptrs[i], _ = unix.BytePtrFromString(p)
+	}
+	var first syscall.Errno
+	for range req.Repeat {
+		for _, p := range ptrs {
+			_, _, errno := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(p)), argv, envp)
+			if first == 0 {
+				first = errno
+			}
+		}
+	}
+	runtime.KeepAlive(ptrs)
+	return first
 }

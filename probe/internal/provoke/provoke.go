@@ -160,6 +160,10 @@ type request struct {
 	// BadPath passes an unreadable filename pointer; BadArgv > 0 makes
 	// argv[BadArgv] unreadable: the kernel answers EFAULT.
 	BadPath bool `json:"bad_path,omitempty"`
+	// Repeat > 0 fails the execve Repeat times over each of Paths (or
+	// Path) in a tight loop on one thread: a storm.
+	Repeat int      `json:"repeat,omitempty"`
+	Paths  []string `json:"paths,omitempty"`
 	// RewritePath replaces the path in the caller's memory while the exec
 	// is inside the kernel (stalled on argv[1] through userfaultfd).
 	RewritePath string `json:"rewrite_path,omitempty"`

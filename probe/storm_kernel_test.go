@@ -1,0 +1,144 @@
+package probe_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execfaild/execfaild/probe"
+	"github.com/execfaild/execfaild/probe/internal/provoke"
+)
+
+// stormSize is how many identical failures a storm case provokes: a
+// hundred thousand at full speed on a real CPU, fewer under emulation
+// where each exec costs a hundred times more.
+func stormSize() int {
+	if os.Getenv("EXECFAILD_TEST_VM") == "1" {
+		return 20000
+	}
+	return 100000
+}
+
+// sumCounts adds up the failures events of tid stand for, per path.
+func (c *collector) sumCounts(tid uint32) (total uint64, perPath map[string]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	perPath = map[string]uint64{}
+	for _, e := range c.failures {
+		if e.Process.TID != tid {
+			continue
+		}
+		n := e.Count
+		if n == 0 {
+			n = 1
+		}
+		total += n
+		perPath[e.Path] += n
+	}
+	return total, perPath
+}
+
+// waitCount waits until tid's failures add up to want, then for a quiet
+// period in which no more may arrive.
+func (c *collector) waitCount(tid uint32, want uint64) (uint64, map[string]uint64) {
+	deadline := time.Now().Add(4 * eventTimeout)
+	for time.Now().Before(deadline) {
+		if n, _ := c.sumCounts(tid); n >= want {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(quietPeriod)
+	return c.sumCounts(tid)
+}
+
+// TestKernelStorm: a storm of identical failures from one thread is
+// accounted for exactly - counted in the kernel where it can fold them,
+// sent in full where its table is full - with nothing lost.
+func TestKernelStorm(t *testing.T) {
+	requireRoot(t)
+	n := stormSize()
+	start := func(t *testing.T, maxKeys, ring int) (*probe.Probe, *collector) {
+		cfg := probe.DefaultConfig()
+		cfg.FoldMaxKeys = maxKeys
+		cfg.RingBufferBytes = ring
+		if m := testMode(); m != "" {
+			cfg.Mode = m
+		}
+		p, err := probe.New(cfg)
+		if err != nil {
+			t.Fatalf("start probe: %v", err)
+		}
+		col := collect(p)
+		t.Cleanup(func() { closeAndCheck(t, p, col) })
+		return p, col
+	}
+	lab, err := provoke.NewLab(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	storm := func(t *testing.T, col *collector, paths []string, repeat int) (uint32, map[string]uint64) {
+		t.Helper()
+		t0 := time.Now()
+		o, err := lab.Storm(paths, repeat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Release()
+		if o.Got != unix.ENOENT {
+			t.Fatalf("storm got %s, want ENOENT", unix.ErrnoName(o.Got))
+		}
+		want := uint64(len(paths) * repeat)
+		got, per := col.waitCount(o.Caller.TID, want)
+		t.Logf("%d failures over %d paths in %v", want, len(paths), time.Since(t0).Round(time.Millisecond))
+		if got != want {
+			t.Errorf("failures of tid %d add up to %d, provoked %d", o.Caller.TID, got, want)
+		}
+		return o.Caller.TID, per
+	}
+
+	t.Run("one_path", func(t *testing.T) {
+		p, col := start(t, probe.DefaultConfig().FoldMaxKeys, probe.DefaultConfig().RingBufferBytes)
+		storm(t, col, []string{lab.Path("storm-missing")}, n)
+		s := p.Stats()
+		t.Logf("stats %+v", s)
+		if s.Folded == 0 {
+			t.Errorf("no failure was folded in the kernel: %+v", s)
+		}
+	})
+
+	t.Run("table_full", func(t *testing.T) {
+		// 40 distinct failures, 16 table entries: the rest go out in
+		// full, and every path's count is still exact. The full records
+		// of a burst this fast need a ring buffer that holds them all.
+		_, col := start(t, 16, 1<<26)
+		var paths []string
+		for i := range 40 {
+			paths = append(paths, lab.Path(fmt.Sprintf("storm-missing-%02d", i)))
+		}
+		repeat := max(n/100, 50)
+		_, per := storm(t, col, paths, repeat)
+		for _, p := range paths {
+			if per[p] != uint64(repeat) {
+				t.Errorf("%s: %d failures reported, %d provoked", p, per[p], repeat)
+			}
+		}
+	})
+
+	t.Run("idle_then_again", func(t *testing.T) {
+		// Between the two bursts the kernel forgets the failure; the
+		// second burst starts over, and the total is exact.
+		_, col := start(t, probe.DefaultConfig().FoldMaxKeys, probe.DefaultConfig().RingBufferBytes)
+		path := lab.Path("storm-missing-again")
+		tid, _ := storm(t, col, []string{path}, n/10)
+		time.Sleep(1500 * time.Millisecond)
+		storm(t, col, []string{path}, n/10)
+		if got, _ := col.sumCounts(tid); got != uint64(n/10) {
+			t.Errorf("the first burst's tid %d now adds up to %d, want %d", tid, got, n/10)
+		}
+	})
+}
