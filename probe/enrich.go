@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -23,11 +24,26 @@ import (
 // could not - the binary and its interpreter. Everything is read through
 // procRoot so tests run on fixtures. The caller usually outlives its failed
 // exec only briefly, so every read here is best effort and racy.
+//
+// A failure storm comes from few processes, cgroups and files, so what
+// they tell is cached: cgroup paths by the kernel's cgroup id (checked
+// against cgroupfs when first read), parents' exes by process identity
+// (pid, start time, comm: a reused pid or an exec is a different key), and
+// the interpreter a file names by its inode and ctime.
 type enricher struct {
 	procRoot string
-	host     string
-	envMode  string
-	keepEnv  map[string]bool
+	// cgroupRoot is the unified hierarchy's mount, where a cgroup's
+	// directory inode is its id.
+	cgroupRoot string
+	host       string
+	envMode    string
+	keepEnv    map[string]bool
+
+	cgroups   boundedCache[uint64, cgroupInfo]
+	exes      boundedCache[procIdentity, string]
+	interps   boundedCache[fileKey, interpreter]
+	statBuf   [512]byte
+	statBufMu sync.Mutex
 }
 
 func newEnricher(cfg Config) *enricher {
@@ -40,7 +56,7 @@ func newEnricher(cfg Config) *enricher {
 	if root == "" {
 		root = "/proc"
 	}
-	return &enricher{procRoot: root, host: host, envMode: cfg.Environment, keepEnv: keep}
+	return &enricher{procRoot: root, cgroupRoot: "/sys/fs/cgroup", host: host, envMode: cfg.Environment, keepEnv: keep}
 }
 
 func (en *enricher) proc(pid uint32, rest ...string) string {
@@ -81,10 +97,8 @@ func (en *enricher) enrichWith(e *event.Event, userspaceFiles bool, root callerR
 	if p.Cwd == "" {
 		p.Cwd, _ = os.Readlink(en.proc(p.PID, "cwd"))
 	}
-	if cg, err := readCgroup(en.proc(p.PID, "cgroup")); err == nil {
-		p.Cgroup = cg
-		p.Unit, p.UserUnit = cgroupUnits(cg)
-		p.ContainerID = containerIDFromCgroup(cg)
+	if cg, ok := en.cgroup(p.PID, p.CgroupID); ok {
+		p.Cgroup, p.Unit, p.UserUnit, p.ContainerID = cg.path, cg.unit, cg.userUnit, cg.container
 	}
 	en.parent(e)
 	if userspaceFiles {
@@ -99,11 +113,60 @@ func (en *enricher) parent(e *event.Event) {
 		return
 	}
 	par := &event.Parent{PID: ppid}
-	if b, err := os.ReadFile(en.proc(ppid, "comm")); err == nil {
-		par.Comm = strings.TrimSuffix(string(b), "\n")
-	}
-	par.Exe, _ = os.Readlink(en.proc(ppid, "exe"))
 	e.Parent = par
+	en.statBufMu.Lock()
+	comm, start, ok := readProcStat(en.proc(ppid, "stat"), en.statBuf[:])
+	en.statBufMu.Unlock()
+	if !ok {
+		if b, err := os.ReadFile(en.proc(ppid, "comm")); err == nil {
+			par.Comm = strings.TrimSuffix(string(b), "\n")
+		}
+		par.Exe, _ = os.Readlink(en.proc(ppid, "exe"))
+		return
+	}
+	par.Comm = comm
+	id := procIdentity{pid: ppid, start: start, comm: comm}
+	if exe, ok := en.exes.get(id); ok {
+		par.Exe = exe
+		return
+	}
+	exe, err := os.Readlink(en.proc(ppid, "exe"))
+	if err != nil {
+		return
+	}
+	// Read after the stat: if the pid was reused in between, the new
+	// process's stat no longer matches id, and this exe is not kept
+	// under it.
+	if _, again, ok := readProcStat(en.proc(ppid, "stat"), make([]byte, 512)); ok && again == start {
+		en.exes.put(id, exe)
+	}
+	par.Exe = exe
+}
+
+// cgroup returns the caller's cgroup path and what it names. The kernel's
+// cgroup id, when known, identifies the cgroup the failure happened in for
+// good (ids are not reused): /proc is read the first time, and the answer
+// kept only when cgroupfs confirms that path has that id - the caller may
+// have moved since.
+func (en *enricher) cgroup(pid uint32, id uint64) (cgroupInfo, bool) {
+	if id != 0 {
+		if cg, ok := en.cgroups.get(id); ok {
+			return cg, true
+		}
+	}
+	path, err := readCgroup(en.proc(pid, "cgroup"))
+	if err != nil {
+		return cgroupInfo{}, false
+	}
+	cg := cgroupInfo{path: path, container: containerIDFromCgroup(path)}
+	cg.unit, cg.userUnit = cgroupUnits(path)
+	if id != 0 {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(en.cgroupRoot, path), &st); err == nil && st.Ino == id {
+			en.cgroups.put(id, cg)
+		}
+	}
+	return cg, true
 }
 
 // readCgroup returns the process's cgroup path: the unified (v2) hierarchy
@@ -266,7 +329,7 @@ func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
 		Source:      event.SourceUserspace,
 	}
 	if en.loaderCouldRun(e, fd, &st) {
-		if interp, ok := readInterpreter(fmt.Sprintf("/proc/self/fd/%d", fd)); ok {
+		if interp, ok := en.interpreter(fd, &st); ok {
 			e.InterpreterPath = interp
 			e.InterpreterSource = event.SourceUserspace
 		}
@@ -274,6 +337,24 @@ func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
 	if e.Stage == event.StageUnknown {
 		e.Stage = userspaceStage(e)
 	}
+}
+
+// interpreter reads the interpreter the open file fd names, once per
+// version of the file: a write or chmod moves its ctime, and with it the
+// key.
+func (en *enricher) interpreter(fd int, st *unix.Stat_t) (string, bool) {
+	key := fileKey{dev: st.Dev, ino: st.Ino, ctime: statCtime(st)}
+	if in, ok := en.interps.get(key); ok {
+		return in.path, in.ok
+	}
+	path, ok := readInterpreter(fmt.Sprintf("/proc/self/fd/%d", fd))
+	// Stat again: a file changed while it was read is not cached under
+	// the version it was before.
+	var after unix.Stat_t
+	if err := unix.Fstat(fd, &after); err == nil && statCtime(&after) == key.ctime {
+		en.interps.put(key, interpreter{path: path, ok: ok})
+	}
+	return path, ok
 }
 
 // loaderCouldRun tells whether exec got as far as a binary format handler
