@@ -420,12 +420,42 @@ func TestKernelProbe(t *testing.T) {
 		checkKernelInvoked(t, col, mode, o)
 	})
 
+	t.Run("kernel_invoked_modprobe_mount", func(t *testing.T) {
+		if os.Getenv("EXECFAILD_TEST_VM") != "1" {
+			t.Skip("changes the system-wide kernel.modprobe: runs only in a test VM (EXECFAILD_TEST_VM=1)")
+		}
+		if mode == "tracepoint" {
+			t.Skip("tracepoint mode cannot observe kernel-initiated execs")
+		}
+		o, err := lab.ModprobeByMount()
+		if errors.Is(err, provoke.ErrNoModules) {
+			t.Skip(err.Error())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkKernelInvoked(t, col, mode, o)
+	})
+
 	t.Run("kernel_invoked_modprobe", func(t *testing.T) {
 		if os.Getenv("EXECFAILD_TEST_VM") != "1" {
 			t.Skip("changes the system-wide kernel.modprobe: runs only in a test VM (EXECFAILD_TEST_VM=1)")
 		}
 		if mode == "tracepoint" {
 			t.Skip("tracepoint mode cannot observe kernel-initiated execs")
+		}
+		requests, err := lab.KernelRequestsBinfmtModules()
+		if errors.Is(err, provoke.ErrNoModules) {
+			t.Skip(err.Error())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !requests {
+			// Checked with a modprobe that records its call: there is no
+			// kernel exec to report (kernel_invoked_modprobe_mount covers
+			// modprobe on this kernel).
+			t.Skip("this kernel runs no modprobe for an unknown binary format")
 		}
 		helper, o, err := lab.ModprobeFailure()
 		if errors.Is(err, provoke.ErrNoModules) {

@@ -126,5 +126,97 @@ func (l *Lab) ModprobeFailure() (helper, kernel *Outcome, err error) {
 	}, nil
 }
 
+// KernelRequestsBinfmtModules tells whether this kernel runs modprobe for
+// an unknown binary format (recent kernels do not), by pointing
+// kernel.modprobe at a script that records its call and exec'ing
+// binary garbage.
+func (l *Lab) KernelRequestsBinfmtModules() (bool, error) {
+	old, err := os.ReadFile(modprobeFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, ErrNoModules
+	}
+	if err != nil {
+		return false, fmt.Errorf("read kernel.modprobe: %w", err)
+	}
+	mark := l.path("modprobe-called")
+	script := l.path("record-modprobe")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$@\" >"+mark+"\n"), 0o755); err != nil {
+		return false, fmt.Errorf("write modprobe recorder: %w", err)
+	}
+	if err := os.Chmod(script, 0o755); err != nil {
+		return false, fmt.Errorf("chmod modprobe recorder: %w", err)
+	}
+	if err := os.WriteFile(modprobeFile, []byte(script), 0); err != nil {
+		return false, fmt.Errorf("set kernel.modprobe: %w", err)
+	}
+	o, herr := l.execve("binfmt_request_probe", l.path("binary-garbage"), unix.ENOEXEC, ReachOpened, "", nil)
+	if o != nil {
+		o.Release()
+	}
+	if err := os.WriteFile(modprobeFile, bytes.TrimSuffix(old, []byte("\n")), 0); err != nil {
+		return false, fmt.Errorf("restore kernel.modprobe: %w", err)
+	}
+	if herr != nil {
+		return false, herr
+	}
+	_, err = os.Stat(mark)
+	return err == nil, nil
+}
+
+// UnknownFSModule is the module a mount of filesystem type UnknownFSType
+// makes the kernel request.
+const (
+	UnknownFSType   = "execfaildfs"
+	UnknownFSModule = "fs-" + UnknownFSType
+)
+
+// ModprobeByMount makes the kernel run kernel.modprobe (pointed at a
+// missing file) by mounting a filesystem type nothing provides: every
+// kernel with module support asks modprobe for "fs-<type>" first, whereas
+// the binfmt module request of an unknown binary format is gone from
+// recent kernels (7.x runs no modprobe for it).
+func (l *Lab) ModprobeByMount() (*Outcome, error) {
+	old, err := os.ReadFile(modprobeFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoModules
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read kernel.modprobe: %w", err)
+	}
+	if err := os.WriteFile(modprobeFile, []byte(ModprobePath), 0); err != nil {
+		return nil, fmt.Errorf("set kernel.modprobe: %w", err)
+	}
+	dir := l.path("unknown-fs")
+	merr := os.MkdirAll(dir, 0o755)
+	if merr == nil {
+		// request_module waits for modprobe to finish or fail to start:
+		// once mount returns, the kernel's exec attempt is over.
+		merr = unix.Mount("none", dir, UnknownFSType, 0, "")
+		if merr == nil {
+			unix.Unmount(dir, 0)
+			merr = fmt.Errorf("mount of filesystem type %s succeeded", UnknownFSType)
+		} else if errors.Is(merr, unix.ENODEV) {
+			merr = nil
+		}
+	}
+	restore := bytes.TrimSuffix(old, []byte("\n"))
+	if err := os.WriteFile(modprobeFile, restore, 0); err != nil {
+		return nil, fmt.Errorf("restore kernel.modprobe to %q: %w", restore, err)
+	}
+	if merr != nil {
+		return nil, fmt.Errorf("mount unknown filesystem type: %w", merr)
+	}
+	return &Outcome{
+		Case:          "kernel_invoked_modprobe_mount",
+		Syscall:       "kernel",
+		Path:          ModprobePath,
+		Errno:         unix.ENOENT,
+		Got:           unix.ENOENT,
+		Reach:         ReachNone,
+		Argv:          []string{ModprobePath, "-q", "--", UnknownFSModule},
+		KernelInvoked: true,
+	}, nil
+}
+
 // ErrNoModules: the kernel has no module support, so exec never runs modprobe.
 var ErrNoModules = errors.New("kernel without module support: exec never runs modprobe")
