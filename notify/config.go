@@ -147,6 +147,9 @@ func (c *Config) Normalize() error {
 		if err := inRange("queue_size", int64(com.QueueSize), 1, MaxQueueSize); err != nil {
 			return serr(err)
 		}
+		if d, ok := e.Config.(Defaulter); ok {
+			d.ApplyDefaults()
+		}
 		if err := e.Config.Validate(); err != nil {
 			return serr(err)
 		}

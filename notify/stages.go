@@ -197,6 +197,15 @@ type RateLimitDefaulter interface {
 	DefaultRateLimit() RateLimitConfig
 }
 
+// Defaulter is implemented by sink configs with settings whose zero value
+// stands for a default (a timeout, a size that depends on the transport).
+// Normalize calls ApplyDefaults before Validate, so the configuration it
+// returns, and check-config prints, holds the values the sink will use
+// rather than a "0s" that means something else.
+type Defaulter interface {
+	ApplyDefaults()
+}
+
 // DefaultQueueSize is the per-sink delivery queue length when unset.
 const DefaultQueueSize = 1024
 

@@ -84,3 +84,53 @@ path = "`+dir+`"
 		t.Errorf("synthetic event: %+v", ev)
 	}
 }
+
+// TestCheckConfigEffectiveValues: a setting left out shows the value the
+// sink will use, not the zero that stands for it, and the file is named
+// the way run names it.
+func TestCheckConfigEffectiveValues(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte(`
+[[sink.slack]]
+url_file = "`+filepath.Join(dir, "hook")+`"
+[[sink.webhook]]
+url = "http://127.0.0.1:1/hook"
+[[sink.alertmanager]]
+url = "http://127.0.0.1:1"
+[[sink.syslog]]
+name = "tcp"
+network = "tcp"
+address = "127.0.0.1:514"
+[[sink.syslog]]
+name = "local"
+`), 0o600)
+	os.WriteFile(filepath.Join(dir, "hook"), []byte("https://hooks.slack.com/services/T1/B2/xyzsecret\n"), 0o600)
+
+	var out, errb bytes.Buffer
+	if code := run([]string{"check-config", "--config", cfg}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	got := out.String()
+	if strings.Contains(got, `"0s"`) || strings.Contains(got, "max_message_bytes = 0") ||
+		strings.Contains(got, `format = ""`) || strings.Contains(got, `framing = ""`) || strings.Contains(got, `address = ""`) {
+		t.Errorf("a zero standing for a default is printed:\n%s", got)
+	}
+	if n := strings.Count(got, `    timeout = "10s"`); n != 5 {
+		t.Errorf("%d sinks show timeout = \"10s\", want 5 (three HTTP sinks, two syslog):\n%s", n, got)
+	}
+	for _, want := range []string{
+		"format = \"rfc5424\"\n    facility", "max_message_bytes = 8000", `framing = "octet-counting"`,
+		`address = "/dev/log"`, "format = \"rfc3164\"", "max_message_bytes = 1024",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("effective config lacks %s:\n%s", want, got)
+		}
+	}
+
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"check-config", "--config", cfg, cfg}, &out, &errb); code != 2 {
+		t.Errorf("--config and an argument: exit %d, want 2", code)
+	}
+}

@@ -27,6 +27,13 @@ type Settings struct {
 	TLSServerName string `toml:"tls_server_name"`
 }
 
+// ApplyDefaults implements notify.Defaulter.
+func (s *Settings) ApplyDefaults() {
+	if s.Timeout == 0 {
+		s.Timeout = notify.Duration(DefaultTimeout)
+	}
+}
+
 // Validate checks the keys without reading files.
 func (s *Settings) Validate() error {
 	if err := notify.CheckTimeout("timeout", s.Timeout.D()); err != nil {

@@ -51,6 +51,13 @@ var (
 	emojiRE   = regexp.MustCompile(`^:[a-z0-9_+'-]+:$`)
 )
 
+// ApplyDefaults implements notify.Defaulter.
+func (c *Config) ApplyDefaults() {
+	if c.Timeout == 0 {
+		c.Timeout = notify.Duration(httpsink.DefaultTimeout)
+	}
+}
+
 // Validate implements notify.SinkConfig.
 func (c *Config) Validate() error {
 	if err := httpsink.RequireURL(c.URL, c.URLFile); err != nil {

@@ -162,6 +162,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// ApplyDefaults implements notify.Defaulter.
+func (c *Config) ApplyDefaults() { *c = c.withDefaults() }
+
 // Validate implements notify.SinkConfig.
 func (c *Config) Validate() error {
 	d := c.withDefaults()
