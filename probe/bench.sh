@@ -1,44 +1,61 @@
 #!/usr/bin/env bash
-# Measures the probe's cost per exec (make bench). Prints a table of ns per
-# call for failing execs (ENOENT, EACCES, ENOEXEC) and successful
-# fork+exec+wait, with nothing attached and with the probe attached,
-# alternating over rounds. A report, not a pass/fail check.
+# make bench: what watching failed execs costs the programs that fail, with
+# nothing attached, with `execfaild run` (this tree's daemon, a file sink),
+# and with bpftrace and auditd when they are installed, alternating over
+# rounds. A report, not a pass/fail check; only the ratios within one run
+# mean anything.
 #
-#   bash probe/bench.sh                          # this kernel, auto mode
-#   bash probe/bench.sh -n 5000 -spawn 500       # fewer calls
-#   BENCH_KERNEL=6.12 BENCH_MODE=fentry bash probe/bench.sh -n 2000 -spawn 200
+#   bash probe/bench.sh                      # 200000 execs per workload, 3 rounds
+#   bash probe/bench.sh -n 2000 -spawn 200   # a quick look
+#   BENCH_BASELINE_REF=HEAD~5 bash probe/bench.sh   # also an older daemon, same run
+#   BENCH_KERNEL=6.12 bash probe/bench.sh -n 2000 -spawn 200
 #
-# BENCH_KERNEL boots that Debian kernel series under qemu (vmtest/'s
-# scripts) and runs the bench there in BENCH_MODE (fentry or kprobe), since
-# the host may allow only tracepoint mode. Under software emulation absolute
-# times are inflated many times over; only the ratios mean something.
+# BENCH_BASELINE_REF builds execfaild from that commit too and measures it
+# alongside, so "before" and "after" come from one run. BENCH_KERNEL boots
+# that Debian kernel series under qemu (vmtest/'s scripts) and runs the
+# bench there without peers; under software emulation absolute times are
+# inflated many times over, so only the ratios mean something.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 if [[ $(id -u) -ne 0 ]]; then
-	echo "bench: needs root to attach the probe" >&2
+	echo "bench: needs root to attach observers" >&2
 	exit 1
 fi
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+cleanup() {
+	if [[ -n ${worktree:-} ]]; then git worktree remove --force "$worktree" >/dev/null 2>&1 || true; fi
+	rm -rf "$out"
+}
+trap cleanup EXIT
 
+daemons=()
 if [[ -z ${BENCH_KERNEL:-} ]]; then
+	go build -o "$out/execfaild" ./cmd/execfaild
 	go build -o "$out/execfaild-bench" ./probe/internal/bench
-	exec "$out/execfaild-bench" "$@"
+	if [[ -n ${BENCH_BASELINE_REF:-} ]]; then
+		rev=$(git rev-parse --short "$BENCH_BASELINE_REF")
+		worktree=$out/baseline
+		git worktree add --detach "$worktree" "$rev" >/dev/null
+		(cd "$worktree" && go build -o "$out/execfaild-$rev" ./cmd/execfaild)
+		daemons+=(-daemon "execfaild@$rev=$out/execfaild-$rev")
+	fi
+	"$out/execfaild-bench" -daemon "execfaild=$out/execfaild" "${daemons[@]}" "$@"
+	exit
 fi
 
-mode=${BENCH_MODE:-fentry}
 stage=$out/stage
 mkdir -p "$stage/vmtest"
 CGO_ENABLED=0 go build -o "$stage/init" ./vmtest/init
 CGO_ENABLED=0 go build -o "$stage/execfaild-bench" ./probe/internal/bench
-args=$(printf ',"%s"' -mode "$mode" "$@")
+CGO_ENABLED=0 go build -o "$stage/execfaild" ./cmd/execfaild
+args=$(printf ',"%s"' -daemon execfaild=/execfaild -peers=false -latency=0 "$@")
 printf '[{"name":"bench","argv":["/execfaild-bench"%s],"dir":"/","timeout_sec":1500}]\n' "$args" >"$stage/vmtest/jobs.json"
 kernel=$(vmtest/kernels.sh "$BENCH_KERNEL")
 vmtest/initramfs.sh "$stage" "$out/initramfs.cpio"
 log=$out/console.log
-echo "bench: booting $(basename "$kernel") under qemu (TCG), mode $mode" >&2
+echo "bench: booting $(basename "$kernel") under qemu (TCG)" >&2
 rc=0
 vmtest/qemu.sh -k "$kernel" -i "$out/initramfs.cpio" -l "$log" -t 1800 || rc=$?
 tr -d '\r' <"$log" | awk '$0 == "=== VMTEST BEGIN bench" {on=1; next} /^=== VMTEST END bench / {print; on=0} on'

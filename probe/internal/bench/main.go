@@ -1,14 +1,21 @@
-// Command bench measures what the probe costs the programs it watches: the
-// per-call time of failing execs (ENOENT, EACCES, ENOEXEC) and of successful
-// fork+exec+wait, with nothing attached and with the probe attached in this
-// process (a reader draining every record), alternating over several rounds.
-// It prints a report, not a verdict.
+// Command bench measures what watching failed execs costs the programs
+// that fail, and what the watcher itself spends: it runs workloads of
+// execs (one missing path repeated, unique missing paths, EACCES, ENOEXEC,
+// execvp-style PATH searches that find nothing, successful fork+exec) with
+// each observer in turn - nothing, `execfaild run` (the real daemon with a
+// file sink), and when installed a bpftrace one-liner and auditd with a
+// failed-execve rule - alternating over rounds, and prints per workload the
+// caller's cost per exec and its ratio to bare, the observer's CPU per
+// failure, failures provoked against failures each observer counted, and
+// the daemon's memory, idle wake-ups and failure-to-webhook latency. Only
+// ratios from the same invocation mean anything; it is a report, not a
+// check.
 //
-// The execs are issued by a worker child (this binary re-executed), never by
-// the process that holds the probe, so the probe sees them exactly as it
-// sees any other program's, and the worker's own clock measures them.
+// The execs are issued by a worker child (this binary re-executed), so
+// every observer sees them as it sees any other program's, and the
+// worker's own clock measures them.
 //
-// Run as root: bash probe/bench.sh [-n 20000] [-spawn 2000] [-mode auto]
+// Run as root: make bench, or bash probe/bench.sh [-n 200000] [-rounds 3]
 package main
 
 import (
@@ -24,21 +31,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
-	"text/tabwriter"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/cilium/ebpf"
-
-	"github.com/execfaild/execfaild/probe"
 )
 
-const workerEnv = "EXECFAILD_BENCH_WORKER" // "kind:count:path"
+const workerEnv = "EXECFAILD_BENCH_WORKER" // "mode:errno:count:arg"
 
 func main() {
 	if w := os.Getenv(workerEnv); w != "" {
@@ -50,20 +50,34 @@ func main() {
 	}
 }
 
-type kind struct {
+// workload is one kind of exec the worker repeats.
+type workload struct {
 	name  string
-	path  string
-	errno unix.Errno // 0: a successful fork+exec
-	n     int
+	mode  string // fail, unique, search or success
+	errno unix.Errno
+	arg   string // the path; the prefix (unique); dirs:…|name (search)
+	// dir holds every path the workload execs: observers' reports are
+	// attributed to it by path.
+	dir string
+	n   int
 }
+
+func (w workload) failing() bool { return w.mode != "success" }
+
+type daemonFlag []string
+
+func (d *daemonFlag) String() string     { return strings.Join(*d, ",") }
+func (d *daemonFlag) Set(v string) error { *d = append(*d, v); return nil }
 
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	n := fs.Int("n", 20000, "failing execs per kind and phase")
-	spawn := fs.Int("spawn", 2000, "successful fork+exec+wait per phase")
-	mode := fs.String("mode", "auto", "probe mode: auto, fentry, kprobe or tracepoint")
-	rounds := fs.Int("rounds", 5, "alternating baseline/attached rounds; each issues n/rounds calls per kind")
-	target := fs.String("target", "", "program the successful execs run (default: a generated 120-byte static ELF that exits 0)")
+	n := fs.Int("n", 200000, "failing execs per workload, observer and round")
+	spawn := fs.Int("spawn", 5000, "successful fork+exec+wait per observer and round")
+	rounds := fs.Int("rounds", 3, "rounds; each runs every observer once, in a rotating order")
+	var daemons daemonFlag
+	fs.Var(&daemons, "daemon", "`name=binary` of an execfaild to observe (repeatable; default execfaild=./execfaild)")
+	peers := fs.Bool("peers", true, "also measure bpftrace and auditd when installed")
+	latency := fs.Int("latency", 10, "failures per errno sent through a loopback webhook to time delivery (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,7 +85,10 @@ func run(args []string, out io.Writer) error {
 		return errors.New("-n, -spawn and -rounds must be positive")
 	}
 	if unix.Geteuid() != 0 {
-		return errors.New("needs root to attach the probe")
+		return errors.New("needs root to attach observers")
+	}
+	if len(daemons) == 0 {
+		daemons = daemonFlag{"execfaild=./execfaild"}
 	}
 
 	dir, err := os.MkdirTemp("", "execfaild-bench-")
@@ -79,254 +96,258 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("scratch dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	files := map[string]struct {
-		mode os.FileMode
-		data []byte
-	}{
-		"not-executable": {0o644, []byte("#!/bin/sh\n")},
-		// Printable text, like a script without #!: unprintable leading
-		// bytes would make the kernel run modprobe for a binfmt module on
-		// every exec, and the bench would measure modprobe.
-		"garbage": {0o755, []byte("no binary format, no interpreter line\n")},
-		"exit0":   {0o755, tinyELF()},
+	loads, err := setupWorkloads(dir, *n, *spawn)
+	if err != nil {
+		return err
 	}
-	for name, f := range files {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, f.data, f.mode); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
+
+	obs := []observer{&bare{}}
+	for _, d := range daemons {
+		name, bin, ok := strings.Cut(d, "=")
+		if !ok {
+			return fmt.Errorf("-daemon %q: want name=binary", d)
 		}
-		if err := os.Chmod(p, f.mode); err != nil {
-			return fmt.Errorf("chmod %s: %w", name, err)
+		obs = append(obs, &daemonObserver{label: name, bin: bin, work: dir})
+	}
+	if *peers {
+		if _, err := exec.LookPath("bpftrace"); err == nil {
+			obs = append(obs, &bpftraceObserver{work: dir})
+		} else {
+			fmt.Fprintln(os.Stderr, "bench: bpftrace not installed: not measured")
 		}
-	}
-	succ := filepath.Join(dir, "exit0")
-	if *target != "" {
-		succ = *target
-	}
-	kinds := []kind{
-		{"ENOENT", filepath.Join(dir, "does-not-exist"), unix.ENOENT, *n},
-		{"EACCES", filepath.Join(dir, "not-executable"), unix.EACCES, *n},
-		{"ENOEXEC", filepath.Join(dir, "garbage"), unix.ENOEXEC, *n},
-		{"success", succ, 0, *spawn},
+		if _, err := exec.LookPath("auditctl"); err == nil {
+			obs = append(obs, &auditObserver{})
+		} else {
+			fmt.Fprintln(os.Stderr, "bench: auditd not installed: not measured")
+		}
 	}
 
 	// Warm caches (dentries, the worker binary, the target) so the first
 	// measured phase is not penalised.
-	for _, k := range kinds {
-		w := k
-		w.n = max(k.n/20, 10)
-		if _, err := measure(w); err != nil {
+	for _, w := range loads {
+		w.n = max(w.n/50, 10)
+		if _, _, err := measure(w); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
 
-	// Other load on the machine moves single measurements by a factor of
-	// two; alternating short baseline and attached phases and taking the
-	// median of each spreads that noise over both sides evenly.
-	perRound := make([]kind, len(kinds))
-	for i, k := range kinds {
-		perRound[i] = k
-		perRound[i].n = max(k.n / *rounds, 1)
-	}
-	baseline := make([][]float64, len(kinds))
-	attached := make([][]float64, len(kinds))
-	bpfNs := make([][]float64, len(kinds))
-	var attachedMode string
-	var failures, successes, lost uint64
+	res := newResults(obs, loads)
 	for r := range *rounds {
-		// The baseline settles as long as the attached phase drains, so
-		// both see the same pauses between kinds.
-		b, err := phase(perRound, func(int) {}, func(int) { time.Sleep(300 * time.Millisecond) })
-		if err != nil {
-			return fmt.Errorf("baseline round %d: %w", r+1, err)
+		// Rotating the order spreads slow drift in the machine's load over
+		// every observer rather than billing it to the last.
+		order := slices.Clone(obs)
+		for range r % len(obs) {
+			order = append(order[1:], order[0])
 		}
-		a, res, err := attachedPhase(perRound, *mode)
-		if err != nil {
-			return fmt.Errorf("attached round %d: %w", r+1, err)
-		}
-		attachedMode = res.mode
-		failures += res.failures
-		successes += res.successes
-		lost += res.lost
-		for i := range kinds {
-			baseline[i] = append(baseline[i], b[i])
-			attached[i] = append(attached[i], a[i])
-			if res.bpfNs != nil {
-				bpfNs[i] = append(bpfNs[i], res.bpfNs[i])
+		for _, o := range order {
+			if err := runRound(o, loads, res); err != nil {
+				return fmt.Errorf("round %d, %s: %w", r+1, o.name(), err)
 			}
 		}
 	}
-
-	fmt.Fprintf(out, "execfaild probe cost  kernel %s  mode %s  cpus %d  load %s\n", release(), attachedMode, numCPU(), loadavg())
-	fmt.Fprintf(out, "ns per call as the calling process measured it, median of %d alternating rounds;\n", *rounds)
-	fmt.Fprintf(out, "success = fork+exec+wait of %s\n\n", filepath.Base(succ))
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	// The ratio of minimums is the least disturbed by other load: each
-	// side's best round is the one with the least interference.
-	fmt.Fprintln(tw, "kind\tcalls\tbaseline ns/op\tattached ns/op\tratio\tratio of minimums\tbpf ns/op\tbaseline range\tattached range\t")
-	for i, k := range perRound {
-		b, a := median(baseline[i]), median(attached[i])
-		bpf := "-"
-		if len(bpfNs[i]) > 0 {
-			bpf = fmt.Sprintf("%.0f", median(bpfNs[i]))
+	lat := map[string][]time.Duration{}
+	if *latency > 0 {
+		for _, o := range obs {
+			if d, ok := o.(*daemonObserver); ok {
+				l, err := measureLatency(d, dir, *latency)
+				if err != nil {
+					return fmt.Errorf("latency, %s: %w", d.label, err)
+				}
+				for k, v := range l {
+					lat[d.label+" "+k] = v
+				}
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%s\t%s\t%s\t\n", k.name, k.n**rounds, b, a, a/b,
-			slices.Min(attached[i])/slices.Min(baseline[i]), bpf, span(baseline[i]), span(attached[i]))
 	}
-	tw.Flush()
-	issued := uint64(3 * perRound[0].n * *rounds)
-	fmt.Fprintf(out, "\nwhile attached: %d failure events read, %d lost in the ring buffer (failing execs issued: %d,\n", failures, lost, issued)
-	fmt.Fprintf(out, "plus any other program's); %d success records\n", successes)
-	fmt.Fprintf(out, "bpf ns/op: run time of the probe's BPF programs per exec (kernel statistics; includes\n")
-	fmt.Fprintf(out, "every other exec on the machine meanwhile); the rest of the difference is the reader's\n")
-	fmt.Fprintf(out, "userspace work competing for the same CPUs\n")
+	res.print(out, *rounds, lat)
 	return nil
 }
 
-type phaseResult struct {
-	mode                      string
-	failures, successes, lost uint64
-	// bpfNs is the time the probe's BPF programs ran per exec of each
-	// kind (kernel run-time statistics), nil when the kernel keeps none.
-	bpfNs []float64
+// setupWorkloads writes the files the workloads exec.
+func setupWorkloads(dir string, n, spawn int) ([]workload, error) {
+	files := map[string]struct {
+		mode os.FileMode
+		data []byte
+	}{
+		"eacces/not-executable": {0o644, []byte("#!/bin/sh\n")},
+		// Printable text, like a script without #!: unprintable leading
+		// bytes would make the kernel run modprobe for a binfmt module on
+		// every exec, and the bench would measure modprobe.
+		"enoexec/garbage": {0o755, []byte("no binary format, no interpreter line\n")},
+		"success/exit0":   {0o755, tinyELF()},
+	}
+	for _, sub := range []string{"repeat", "unique", "eacces", "enoexec", "success", "search/a", "search/b", "search/c", "search/d"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("scratch dir: %w", err)
+		}
+	}
+	for name, f := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			return nil, fmt.Errorf("chmod %s: %w", name, err)
+		}
+	}
+	d := func(s string) string { return filepath.Join(dir, s) }
+	search := strings.Join([]string{d("search/a"), d("search/b"), d("search/c"), d("search/d")}, ":") + "|tool"
+	return []workload{
+		{"repeat ENOENT", "fail", unix.ENOENT, d("repeat/does-not-exist"), d("repeat"), n},
+		{"unique ENOENT", "unique", unix.ENOENT, d("unique/missing-"), d("unique"), n},
+		{"EACCES", "fail", unix.EACCES, d("eacces/not-executable"), d("eacces"), n},
+		{"ENOEXEC", "fail", unix.ENOEXEC, d("enoexec/garbage"), d("enoexec"), n},
+		{"PATH search", "search", unix.ENOENT, search, d("search"), n},
+		{"fork+exec ok", "success", 0, d("success/exit0"), d("success"), spawn},
+	}, nil
 }
 
-// attachedPhase attaches the probe with a reader draining it, measures
-// every kind, and detaches.
-func attachedPhase(kinds []kind, mode string) ([]float64, phaseResult, error) {
-	var res phaseResult
-	cfg := probe.DefaultConfig()
-	cfg.Mode = mode
-	// The programs the probe loads are the ones that appear during New.
-	before := programIDs()
-	p, err := probe.New(cfg)
-	if err != nil {
-		return nil, res, fmt.Errorf("attach probe: %w", err)
+// runRound starts o, runs every workload under it and stops it.
+func runRound(o observer, loads []workload, res *results) error {
+	if err := o.start(); err != nil {
+		return err
 	}
-	res.mode = p.Mode()
-	var failures, successes atomic.Uint64
-	var readErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			rec, err := p.Read()
-			if err != nil {
-				if !errors.Is(err, probe.ErrClosed) {
-					readErr = err
-				}
-				return
-			}
-			if rec.Failure != nil {
-				failures.Add(1)
-			}
-			if rec.Success != nil {
-				successes.Add(1)
-			}
+	stopped := false
+	defer func() {
+		if !stopped {
+			o.stop()
 		}
 	}()
-	// Records still queued belong to the kind that produced them: wait
-	// until the reader has drained them (no progress for 300 ms) before the
-	// next kind, so one kind's backlog is not billed to the next. Bounded,
-	// so a stuck reader cannot hang the report.
-	drain := func() {
-		for last, deadline := failures.Load(), time.Now().Add(20*time.Second); time.Now().Before(deadline); {
-			time.Sleep(300 * time.Millisecond)
-			now := failures.Load()
-			if now == last {
-				return
-			}
-			last = now
-		}
+	if d, ok := o.(*daemonObserver); ok {
+		res.idle(d)
 	}
-	progs, progErr := newPrograms(before)
-	if progErr != nil {
-		fmt.Fprintf(os.Stderr, "bench: no BPF run-time statistics: %v\n", progErr)
-	}
-	var mark time.Duration
-	res.bpfNs = make([]float64, len(kinds))
-	pre := func(int) { mark = progs.runtime() }
-	post := func(i int) {
-		res.bpfNs[i] = float64(progs.runtime()-mark) / float64(kinds[i].n)
-		drain()
-	}
-	ns, err := phase(kinds, pre, post)
-	progs.close()
-	if progErr != nil {
-		res.bpfNs = nil
-	}
-	res.lost = p.Stats().LostFailures
-	if cerr := p.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("close probe: %w", cerr)
-	}
-	wg.Wait()
-	if err == nil && readErr != nil {
-		err = fmt.Errorf("probe read: %w", readErr)
-	}
-	res.failures, res.successes = failures.Load(), successes.Load()
-	return ns, res, err
-}
-
-// programIDs lists the BPF programs loaded right now.
-func programIDs() map[ebpf.ProgramID]bool {
-	ids := map[ebpf.ProgramID]bool{}
-	for id := ebpf.ProgramID(0); ; {
-		next, err := ebpf.ProgramGetNextID(id)
+	pids := make([]int, len(loads))
+	for i, w := range loads {
+		cpu0 := cpuTicks(o.pid())
+		ns, pid, err := measure(w)
 		if err != nil {
-			return ids
+			return err
 		}
-		ids[next], id = true, next
+		settle(o.pid())
+		cpu1 := cpuTicks(o.pid())
+		pids[i] = pid
+		res.add(o, i, ns, cpu1-cpu0)
+	}
+	if d, ok := o.(*daemonObserver); ok {
+		res.peak(d)
+	}
+	stopped = true
+	if err := o.stop(); err != nil {
+		return err
+	}
+	for i, w := range loads {
+		c, err := o.counted(w, pids[i])
+		if err != nil {
+			return err
+		}
+		res.count(o, i, c)
+	}
+	return nil
+}
+
+// settle waits until the observer has worked through its backlog: its CPU
+// time stops growing. Bounded, so a busy observer cannot hang the report.
+func settle(pid int) {
+	if pid == 0 {
+		time.Sleep(200 * time.Millisecond) // the same pause for bare runs
+		return
+	}
+	last := cpuTicks(pid)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		now := cpuTicks(pid)
+		if now == last {
+			return
+		}
+		last = now
 	}
 }
 
-// programs are the probe's BPF programs, found as the ones that were not
-// loaded before it attached, with run-time statistics switched on.
-type programs struct {
-	progs []*ebpf.Program
-	stats io.Closer
-}
+// clockTicks is the unit of utime and stime in /proc/<pid>/stat.
+const clockTicks = 100
 
-func newPrograms(before map[ebpf.ProgramID]bool) (*programs, error) {
-	ps := &programs{}
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+// cpuTicks is a process's user and system time, all threads, in ticks.
+func cpuTicks(pid int) uint64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return ps, fmt.Errorf("enable BPF run-time statistics: %w", err)
+		return 0
 	}
-	ps.stats = stats
-	for id := range programIDs() {
-		if before[id] {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// Fields from 3 on; utime and stime are 14 and 15.
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	s, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + s
+}
+
+// procStatus reads a value in kB (or a count) from /proc/<pid>/status.
+func procStatus(pid int, key string) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseUint(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// wakeups counts every thread's context switches: each is a wake-up.
+func wakeups(pid int) uint64 {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var n uint64
+	for _, t := range tasks {
+		tid, _ := strconv.Atoi(t.Name())
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+		if err != nil {
 			continue
 		}
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue // unloaded meanwhile: not the probe's
-		}
-		ps.progs = append(ps.progs, p)
-	}
-	if len(ps.progs) == 0 {
-		return ps, errors.New("no BPF programs appeared when the probe attached")
-	}
-	return ps, nil
-}
-
-func (ps *programs) runtime() time.Duration {
-	var total time.Duration
-	for _, p := range ps.progs {
-		if st, err := p.Stats(); err == nil {
-			total += st.Runtime
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, k := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
+				if v, ok := strings.CutPrefix(line, k); ok {
+					c, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+					n += c
+				}
+			}
 		}
 	}
-	return total
+	return n
 }
 
-func (ps *programs) close() {
-	for _, p := range ps.progs {
-		p.Close()
+// measure runs a worker for one workload and returns its ns per exec and
+// its pid.
+func measure(w workload) (float64, int, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, 0, fmt.Errorf("own executable: %w", err)
 	}
-	if ps.stats != nil {
-		ps.stats.Close()
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d:%d:%s", workerEnv, w.mode, int(w.errno), w.n, w.arg))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("%s worker: %w: %s", w.name, err, strings.TrimSpace(stderr.String()))
 	}
+	total, err := strconv.ParseInt(strings.TrimSpace(stdout.String()), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s worker output %q: %w", w.name, stdout.String(), err)
+	}
+	return float64(total) / float64(w.n), cmd.Process.Pid, nil
 }
 
 func median(v []float64) float64 {
@@ -354,89 +375,81 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// phase measures every kind once, returning ns per call in kinds' order.
-func phase(kinds []kind, pre, post func(i int)) ([]float64, error) {
-	out := make([]float64, len(kinds))
-	for i, k := range kinds {
-		pre(i)
-		ns, err := measure(k)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = ns
-		post(i)
-	}
-	return out, nil
-}
-
-// measure runs a worker for one kind and returns its ns per call.
-func measure(k kind) (float64, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return 0, fmt.Errorf("own executable: %w", err)
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d:%s", workerEnv, int(k.errno), k.n, k.path))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("%s worker: %w: %s", k.name, err, strings.TrimSpace(stderr.String()))
-	}
-	total, err := strconv.ParseInt(strings.TrimSpace(stdout.String()), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s worker output %q: %w", k.name, stdout.String(), err)
-	}
-	return float64(total) / float64(k.n), nil
-}
-
-// worker issues count execs of path and prints the elapsed nanoseconds.
-// errno 0 means fork+exec+wait of a program that must exit 0; otherwise
-// every raw execve must fail with that errno.
+// worker issues count execs and prints the elapsed nanoseconds. spec is
+// "mode:errno:count:arg": fail execs arg count times, unique execs arg
+// followed by a different number each time, search walks the dirs of
+// "dir:dir:…|name" in turn as execvp does, success forks and execs arg and
+// waits for it to exit 0. Every failing execve must fail with errno.
 func worker(spec string) int {
-	parts := strings.SplitN(spec, ":", 3)
-	if len(parts) != 3 {
+	parts := strings.SplitN(spec, ":", 4)
+	if len(parts) != 4 {
 		fmt.Fprintf(os.Stderr, "bad worker spec %q\n", spec)
 		return 2
 	}
-	errno, err1 := strconv.Atoi(parts[0])
-	count, err2 := strconv.Atoi(parts[1])
-	path := parts[2]
+	mode, arg := parts[0], parts[3]
+	errno, err1 := strconv.Atoi(parts[1])
+	count, err2 := strconv.Atoi(parts[2])
 	if err1 != nil || err2 != nil {
 		fmt.Fprintf(os.Stderr, "bad worker spec %q\n", spec)
 		return 2
 	}
 	var elapsed time.Duration
-	if errno == 0 {
+	switch mode {
+	case "success":
 		attr := &syscall.ProcAttr{Env: []string{}}
 		start := time.Now()
 		for range count {
-			pid, err := syscall.ForkExec(path, []string{path}, attr)
+			pid, err := syscall.ForkExec(arg, []string{arg}, attr)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "fork+exec %s: %v\n", path, err)
+				fmt.Fprintf(os.Stderr, "fork+exec %s: %v\n", arg, err)
 				return 1
 			}
 			var ws syscall.WaitStatus
 			if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
-				fmt.Fprintf(os.Stderr, "%s: wait %v status %v\n", path, err, ws)
+				fmt.Fprintf(os.Stderr, "%s: wait %v status %v\n", arg, err, ws)
 				return 1
 			}
 		}
 		elapsed = time.Since(start)
-	} else {
-		p, _ := unix.BytePtrFromString(path)
-		a0, _ := unix.BytePtrFromString(filepath.Base(path))
+	case "fail", "unique", "search":
+		// Paths are built before the clock starts, NUL-terminated, so
+		// the timed loop is execve alone.
+		var paths [][]byte
+		switch mode {
+		case "fail":
+			paths = [][]byte{append([]byte(arg), 0)}
+		case "unique":
+			paths = make([][]byte, count)
+			for i := range paths {
+				paths[i] = append([]byte(arg+strconv.Itoa(i)), 0)
+			}
+		case "search":
+			dirs, name, ok := strings.Cut(arg, "|")
+			if !ok {
+				fmt.Fprintf(os.Stderr, "bad search %q\n", arg)
+				return 2
+			}
+			for _, d := range strings.Split(dirs, ":") {
+				paths = append(paths, append([]byte(filepath.Join(d, name)), 0))
+			}
+		}
+		a0, _ := unix.BytePtrFromString("bench")
 		argv := []*byte{a0, nil}
 		envv := []*byte{nil}
 		start := time.Now()
-		for range count {
-			_, _, e := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(p)),
+		for i := range count {
+			p := paths[i%len(paths)]
+			_, _, e := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(&p[0])),
 				uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
 			if int(e) != errno {
-				fmt.Fprintf(os.Stderr, "execve %s: got %v, want %v\n", path, e, unix.Errno(errno))
+				fmt.Fprintf(os.Stderr, "execve %s: got %v, want %v\n", p[:len(p)-1], e, unix.Errno(errno))
 				return 1
 			}
 		}
 		elapsed = time.Since(start)
+	default:
+		fmt.Fprintf(os.Stderr, "bad worker mode %q\n", mode)
+		return 2
 	}
 	fmt.Println(elapsed.Nanoseconds())
 	return 0

@@ -26,7 +26,7 @@ func TestTinyELFRunsAndExitsZero(t *testing.T) {
 func TestWorkerReportsWrongErrno(t *testing.T) {
 	// A worker told to expect EACCES from a missing file must refuse to
 	// report a time: the bench never measures the wrong failure.
-	if rc := worker("13:1:" + filepath.Join(t.TempDir(), "missing")); rc == 0 {
+	if rc := worker("fail:13:1:" + filepath.Join(t.TempDir(), "missing")); rc == 0 {
 		t.Error("worker accepted ENOENT where EACCES was expected")
 	}
 }

@@ -1,0 +1,427 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// observer is one way of watching failed execs, started and stopped once
+// per round.
+type observer interface {
+	name() string
+	start() error
+	// pid is the process whose CPU the observer's work is charged to; 0
+	// when there is none.
+	pid() int
+	stop() error
+	// counted is how many of workload w's failures (issued by the worker
+	// process workerPID) the observer reported, and how many it said it
+	// lost; read after stop.
+	counted(w workload, workerPID int) (counts, error)
+}
+
+type counts struct {
+	known       bool
+	seen, lost  uint64
+	lostUnknown bool // the observer does not say what it lost
+}
+
+// bare is nothing attached: the baseline.
+type bare struct{}
+
+func (*bare) name() string                          { return "bare" }
+func (*bare) start() error                          { return nil }
+func (*bare) pid() int                              { return 0 }
+func (*bare) stop() error                           { return nil }
+func (*bare) counted(workload, int) (counts, error) { return counts{}, nil }
+
+// daemonObserver is `execfaild run` with a file sink, configured like a
+// user would, started and stopped as systemd does (READY=1, SIGTERM).
+type daemonObserver struct {
+	label, bin, work string
+	cmd              *exec.Cmd
+	dir              string
+	events           []byte
+	lost             uint64
+	stderr           strings.Builder
+	// webhook, when set, is a loopback URL the daemon delivers to instead
+	// of the file.
+	webhook string
+	metrics string
+	exited  chan error
+}
+
+func (d *daemonObserver) name() string { return d.label }
+
+func (d *daemonObserver) pid() int {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
+func (d *daemonObserver) start() error {
+	dir, err := os.MkdirTemp("", "execfaild-bench-daemon-")
+	if err != nil {
+		return fmt.Errorf("daemon dir: %w", err)
+	}
+	d.dir = dir
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("metrics port: %w", err)
+	}
+	metrics := ln.Addr().String()
+	ln.Close()
+	cfg := fmt.Sprintf("[metrics]\nlisten = %q\n\n[spool]\ndir = %q\n\n", metrics, filepath.Join(dir, "spool"))
+	// The global cap would fold what exceeds it into combined digests
+	// without a path, like the sink's own limit (below).
+	cfg += "[rate_limit]\nglobal_rate = \"off\"\n\n"
+	if d.webhook != "" {
+		// Timing delivery, not limits: every failure goes out as it comes.
+		cfg += fmt.Sprintf("[[sink.webhook]]\nurl = %q\n[sink.webhook.rate_limit]\nrate = \"off\"\n", d.webhook)
+	} else {
+		// Every failure on its own line (or in the kernel's or a PATH
+		// search's count): a dedup table or rate limit would fold the
+		// overflow of 200,000 distinct paths into combined digests that no
+		// longer name a path, and the counts could not be told apart by
+		// workload.
+		cfg += fmt.Sprintf("[[sink.file]]\npath = %q\nqueue_size = 65536\n[sink.file.dedup]\nwindow = \"off\"\n[sink.file.rate_limit]\nrate = \"off\"\n",
+			filepath.Join(dir, "events.jsonl"))
+	}
+	cfgPath := filepath.Join(dir, "execfaild.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return fmt.Errorf("daemon config: %w", err)
+	}
+	// READY=1 arrives once every probe is attached.
+	sockPath := filepath.Join(dir, "notify")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("notify socket: %w", err)
+	}
+	defer sock.Close()
+	d.stderr.Reset()
+	d.cmd = exec.Command(d.bin, "run", "--config", cfgPath)
+	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sockPath, "STATE_DIRECTORY="+dir)
+	d.cmd.Stderr = &d.stderr
+	if err := d.cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", d.bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- d.cmd.Wait() }()
+	d.metrics = metrics
+	d.exited = exited
+	buf := make([]byte, 4096)
+	sock.SetDeadline(time.Now().Add(60 * time.Second))
+	for {
+		n, _, err := sock.ReadFromUnix(buf)
+		if err != nil {
+			d.cmd.Process.Kill()
+			return fmt.Errorf("%s never became ready: %w: %s", d.bin, err, lastLines(d.stderr.String()))
+		}
+		if strings.Contains("\n"+string(buf[:n])+"\n", "\nREADY=1\n") {
+			return nil
+		}
+	}
+}
+
+func (d *daemonObserver) stop() error {
+	if d.cmd == nil {
+		return nil
+	}
+	d.lost = scrapeLost(d.metrics)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
+	select {
+	case err = <-d.exited:
+	case <-time.After(60 * time.Second):
+		d.cmd.Process.Kill()
+		err = errors.New("did not stop within 60 s of SIGTERM")
+	}
+	d.cmd = nil
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", d.bin, err, lastLines(d.stderr.String()))
+	}
+	d.events, _ = os.ReadFile(filepath.Join(d.dir, "events.jsonl"))
+	os.RemoveAll(d.dir)
+	return nil
+}
+
+// counted sums the counts of the notifications about w's paths: a digest
+// or a folded PATH search stands for count failures.
+func (d *daemonObserver) counted(w workload, _ int) (counts, error) {
+	c := counts{known: true, lost: d.lost}
+	sc := bufio.NewScanner(strings.NewReader(string(d.events)))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var ev struct {
+			Path  string `json:"path"`
+			Count uint64 `json:"count"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return c, fmt.Errorf("file sink line: %w", err)
+		}
+		if strings.HasPrefix(ev.Path, w.dir+"/") {
+			c.seen += max(ev.Count, 1)
+		}
+	}
+	return c, nil
+}
+
+// scrapeLost reads how many failures the probe could not take in.
+func scrapeLost(addr string) uint64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return parseLost(string(b))
+}
+
+func parseLost(metrics string) uint64 { return parseCounter(metrics, "probe_lost_failures_total") }
+
+// scrapeFailures reads how many failures the probe took in (any program's).
+func scrapeFailures(addr string) uint64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return parseCounter(string(b), "probe_failures_total")
+}
+
+func parseCounter(metrics, name string) uint64 {
+	for _, line := range strings.Split(metrics, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && strings.HasSuffix(f[0], name) {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return uint64(v)
+		}
+	}
+	return 0
+}
+
+// bpftraceObserver is the one-liner an operator would type: print every
+// failed execve as it happens.
+type bpftraceObserver struct {
+	work  string
+	cmd   *exec.Cmd
+	out   string
+	lines map[int]uint64
+	lost  uint64
+	errs  strings.Builder
+}
+
+const bpftraceProgram = `tracepoint:syscalls:sys_exit_execve /args->ret < 0/ { printf("%d %s %d\n", pid, comm, args->ret); }`
+
+func (b *bpftraceObserver) name() string { return "bpftrace" }
+
+func (b *bpftraceObserver) pid() int {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}
+
+func (b *bpftraceObserver) start() error {
+	f, err := os.CreateTemp("", "execfaild-bench-bpftrace-")
+	if err != nil {
+		return fmt.Errorf("bpftrace output: %w", err)
+	}
+	b.out = f.Name()
+	b.errs.Reset()
+	b.cmd = exec.Command("bpftrace", "-e", bpftraceProgram)
+	b.cmd.Stdout = f
+	b.cmd.Stderr = &b.errs
+	if err := b.cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start bpftrace: %w", err)
+	}
+	f.Close()
+	// bpftrace announces "Attaching 1 probe..." before it attaches; wait
+	// until its program is loaded and attached.
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if tracepointAttached() {
+			time.Sleep(200 * time.Millisecond)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			b.cmd.Process.Kill()
+			b.cmd.Wait()
+			return fmt.Errorf("bpftrace did not attach: %s", lastLines(b.errs.String()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// tracepointAttached tells whether some BPF program is attached to
+// sys_exit_execve (bpftrace's, as nothing else runs meanwhile).
+func tracepointAttached() bool {
+	out, err := exec.Command("bpftool", "perf", "list").Output()
+	if err != nil {
+		// Without bpftool, give bpftrace the time it usually needs.
+		time.Sleep(3 * time.Second)
+		return true
+	}
+	return strings.Contains(string(out), "sys_exit_execve")
+}
+
+func (b *bpftraceObserver) stop() error {
+	if b.cmd == nil {
+		return nil
+	}
+	b.cmd.Process.Signal(syscall.SIGINT)
+	err := b.cmd.Wait()
+	b.cmd = nil
+	defer os.Remove(b.out)
+	if err != nil {
+		return fmt.Errorf("bpftrace: %w: %s", err, lastLines(b.errs.String()))
+	}
+	f, err := os.Open(b.out)
+	if err != nil {
+		return fmt.Errorf("bpftrace output: %w", err)
+	}
+	defer f.Close()
+	b.lines = map[int]uint64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		pid, _, ok := strings.Cut(sc.Text(), " ")
+		if n, err := strconv.Atoi(pid); ok && err == nil {
+			b.lines[n]++
+		}
+	}
+	// bpftrace warns "Lost N events" when its buffer overflowed.
+	b.lost = 0
+	for _, line := range strings.Split(b.errs.String(), "\n") {
+		var n uint64
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "Lost %d events", &n); err == nil {
+			b.lost += n
+		}
+	}
+	return nil
+}
+
+func (b *bpftraceObserver) counted(_ workload, workerPID int) (counts, error) {
+	return counts{known: true, seen: b.lines[workerPID], lost: b.lost}, nil
+}
+
+// auditObserver is auditd with a rule for failed execve. Afterwards the
+// audit subsystem is switched off again: left enabled, it slows every
+// process created later and every later measurement with it.
+type auditObserver struct {
+	daemon *exec.Cmd
+	log    string
+	offset int64
+	recs   map[int]uint64
+	lost   uint64
+}
+
+const auditKey = "execfaild-bench"
+
+func (a *auditObserver) name() string { return "auditd" }
+
+func (a *auditObserver) pid() int {
+	if a.daemon == nil || a.daemon.Process == nil {
+		return 0
+	}
+	return a.daemon.Process.Pid
+}
+
+func (a *auditObserver) start() error {
+	a.log = "/var/log/audit/audit.log"
+	if st, err := os.Stat(a.log); err == nil {
+		a.offset = st.Size()
+	} else {
+		a.offset = 0
+	}
+	a.lost = auditLost()
+	// -n: stay in the foreground, so this process owns it.
+	a.daemon = exec.Command("auditd", "-n")
+	if err := a.daemon.Start(); err != nil {
+		return fmt.Errorf("start auditd: %w", err)
+	}
+	time.Sleep(time.Second)
+	for _, args := range [][]string{
+		{"-e", "1"},
+		{"-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "success=0", "-k", auditKey},
+	} {
+		if out, err := exec.Command("auditctl", args...).CombinedOutput(); err != nil {
+			a.stop()
+			return fmt.Errorf("auditctl %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+func (a *auditObserver) stop() error {
+	var errs []error
+	exec.Command("auditctl", "-d", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "success=0", "-k", auditKey).Run()
+	if out, err := exec.Command("auditctl", "-e", "0").CombinedOutput(); err != nil {
+		errs = append(errs, fmt.Errorf("auditctl -e 0: %w: %s", err, out))
+	}
+	if a.daemon != nil {
+		a.daemon.Process.Signal(syscall.SIGTERM)
+		a.daemon.Wait()
+		a.daemon = nil
+	}
+	a.lost = auditLost() - a.lost
+	f, err := os.Open(a.log)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("audit log: %w", err))...)
+	}
+	defer f.Close()
+	f.Seek(a.offset, io.SeekStart)
+	a.recs = map[int]uint64{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "type=SYSCALL") || !strings.Contains(line, `key="`+auditKey+`"`) {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "pid="); ok {
+				n, _ := strconv.Atoi(v)
+				a.recs[n]++
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// auditLost is the kernel's count of audit records it dropped.
+func auditLost() uint64 {
+	out, _ := exec.Command("auditctl", "-s").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "lost "); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func (a *auditObserver) counted(_ workload, workerPID int) (counts, error) {
+	return counts{known: true, seen: a.recs[workerPID], lost: a.lost}, nil
+}
+
+func lastLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, " | ")
+}

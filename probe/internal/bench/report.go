@@ -1,0 +1,199 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// results gathers every round's figures per observer and workload.
+type results struct {
+	obs   []observer
+	loads []workload
+	ns    map[string][][]float64 // observer → workload → per round
+	cpu   map[string][]uint64    // ticks, summed over rounds
+	seen  map[string][]uint64
+	lost  map[string][]uint64
+	known map[string]bool
+	// daemon memory (kB) and idle wake-ups per second, per round
+	idleRSS, peakRSS map[string][]uint64
+	idleWake         map[string][]float64
+	idleFail         map[string][]float64
+	rounds           map[string]int
+}
+
+func newResults(obs []observer, loads []workload) *results {
+	r := &results{obs: obs, loads: loads, ns: map[string][][]float64{}, cpu: map[string][]uint64{},
+		seen: map[string][]uint64{}, lost: map[string][]uint64{}, known: map[string]bool{},
+		idleRSS: map[string][]uint64{}, peakRSS: map[string][]uint64{}, idleWake: map[string][]float64{}, idleFail: map[string][]float64{},
+		rounds: map[string]int{}}
+	for _, o := range obs {
+		r.ns[o.name()] = make([][]float64, len(loads))
+		r.cpu[o.name()] = make([]uint64, len(loads))
+		r.seen[o.name()] = make([]uint64, len(loads))
+		r.lost[o.name()] = make([]uint64, len(loads))
+	}
+	return r
+}
+
+func (r *results) add(o observer, i int, ns float64, ticks uint64) {
+	r.ns[o.name()][i] = append(r.ns[o.name()][i], ns)
+	r.cpu[o.name()][i] += ticks
+	if i == 0 {
+		r.rounds[o.name()]++
+	}
+}
+
+func (r *results) count(o observer, i int, c counts) {
+	if !c.known {
+		return
+	}
+	r.known[o.name()] = true
+	r.seen[o.name()][i] += c.seen
+	r.lost[o.name()][i] += c.lost
+}
+
+// idle samples a freshly started daemon: its resident memory once
+// started, and how often it wakes with nothing to do.
+func (r *results) idle(d *daemonObserver) {
+	time.Sleep(500 * time.Millisecond)
+	w0, f0 := wakeups(d.pid()), scrapeFailures(d.metrics)
+	const span = 2 * time.Second
+	time.Sleep(span)
+	w1, f1 := wakeups(d.pid()), scrapeFailures(d.metrics)
+	r.idleWake[d.name()] = append(r.idleWake[d.name()], float64(w1-w0)/span.Seconds())
+	// Other programs' failures are work, not idling: say how many came.
+	r.idleFail[d.name()] = append(r.idleFail[d.name()], float64(f1-f0)/span.Seconds())
+	r.idleRSS[d.name()] = append(r.idleRSS[d.name()], procStatus(d.pid(), "VmRSS"))
+}
+
+func (r *results) peak(d *daemonObserver) {
+	r.peakRSS[d.name()] = append(r.peakRSS[d.name()], procStatus(d.pid(), "VmHWM"))
+}
+
+func (r *results) print(out io.Writer, rounds int, lat map[string][]time.Duration) {
+	fmt.Fprintf(out, "execfaild bench  kernel %s  cpus %d  load %s  rounds %d (observers alternated)\n", release(), numCPU(), loadavg(), rounds)
+	fmt.Fprintf(out, "caller ns/exec: median over rounds as the failing process measured it; ratio to bare from this run\n")
+	fmt.Fprintf(out, "observer CPU: utime+stime of its process over the workload and its backlog, per failure provoked\n\n")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tobserver\texecs\tns/exec\tratio\tcpu µs/failure\tprovoked\tcounted\tlost (said)\t")
+	bareName := r.obs[0].name()
+	for i, w := range r.loads {
+		base := median(r.ns[bareName][i])
+		for _, o := range r.obs {
+			name := o.name()
+			ns := median(r.ns[name][i])
+			rounds := r.rounds[name]
+			provoked := uint64(0)
+			if w.failing() {
+				provoked = uint64(w.n * rounds)
+			}
+			cpu, counted, lost := "-", "-", "-"
+			if name != bareName && provoked > 0 {
+				cpu = fmt.Sprintf("%.2f", float64(r.cpu[name][i])*1e6/clockTicks/float64(provoked))
+			}
+			if r.known[name] {
+				counted = fmt.Sprint(r.seen[name][i])
+				lost = fmt.Sprint(r.lost[name][i])
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%s\t%d\t%s\t%s\t\n", w.name, name, w.n*rounds, ns, ns/base, cpu, provoked, counted, lost)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(out, "\nlost (said): for execfaild the probe's lost-failure counter over the whole round (all workloads, any program);")
+	fmt.Fprintln(out, "bpftrace's \"Lost N events\"; auditd's kernel lost counter. execfaild counts come from its file sink after")
+	fmt.Fprintln(out, "a SIGTERM flush (digests and folded PATH searches carry their count); auditd's CPU excludes kauditd.")
+
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "daemon\tidle RSS MB\tpeak RSS MB\tidle wake-ups/s\tother programs' failures/s meanwhile\t")
+	for _, o := range r.obs {
+		name := o.name()
+		if _, ok := r.idleRSS[name]; !ok {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, float64(slices.Max(r.idleRSS[name]))/1024,
+			float64(slices.Max(r.peakRSS[name]))/1024, median(r.idleWake[name]), median(r.idleFail[name]))
+	}
+	tw.Flush()
+	if len(lat) > 0 {
+		fmt.Fprintln(out)
+		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "failure → loopback webhook\tsamples\tmedian ms\tmax ms\t")
+		keys := make([]string, 0, len(lat))
+		for k := range lat {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			v := lat[k]
+			if len(v) == 0 {
+				fmt.Fprintf(tw, "%s\t0\t-\t-\t\n", k)
+				continue
+			}
+			f := make([]float64, len(v))
+			for i, d := range v {
+				f[i] = float64(d) / 1e6
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t\n", k, len(v), median(f), slices.Max(f))
+		}
+		tw.Flush()
+	}
+	r.targets(out, lat)
+}
+
+// targets restates issue 8's table with this run's figures for each
+// execfaild build measured.
+func (r *results) targets(out io.Writer, lat map[string][]time.Duration) {
+	bareName := r.obs[0].name()
+	ratio := func(name string, i int) float64 { return median(r.ns[name][i]) / median(r.ns[bareName][i]) }
+	idx := func(name string) int {
+		return slices.IndexFunc(r.loads, func(w workload) bool { return w.name == name })
+	}
+	for _, o := range r.obs {
+		d, ok := o.(*daemonObserver)
+		if !ok {
+			continue
+		}
+		name := d.name()
+		prov := func(i int) uint64 { return uint64(r.loads[i].n * r.rounds[name]) }
+		rep, uni, acc, noexec, succ := idx("repeat ENOENT"), idx("unique ENOENT"), idx("EACCES"), idx("ENOEXEC"), idx("fork+exec ok")
+		lms := func(k string) string {
+			v := lat[name+" "+k]
+			if len(v) == 0 {
+				return "-"
+			}
+			f := make([]float64, len(v))
+			for i, d := range v {
+				f[i] = float64(d) / 1e6
+			}
+			return fmt.Sprintf("%.1f ms (median; max %.1f)", median(f), slices.Max(f))
+		}
+		fmt.Fprintf(out, "\nissue 8 targets, %s:\n", name)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "workload\ttarget\tthis run\t")
+		fmt.Fprintf(tw, "one path repeated, caller cost vs bare\t≤ 1.3×\t%.2f×\t\n", ratio(name, rep))
+		fmt.Fprintf(tw, "one path repeated, counted / provoked\t100%%, exactly\t%d / %d (%.2f%%)\t\n", r.seen[name][rep], prov(rep), pct(r.seen[name][rep], prov(rep)))
+		fmt.Fprintf(tw, "unique paths, caller cost vs bare\t≤ 1.8×\t%.2f×\t\n", ratio(name, uni))
+		fmt.Fprintf(tw, "unique paths, counted + reported lost\tall accounted\t%d + %d of %d\t\n", r.seen[name][uni], r.lost[name][uni], prov(uni))
+		fmt.Fprintf(tw, "EACCES / ENOEXEC caller cost\t≤ 1.3× / ≤ 1.1×\t%.2f× / %.2f×\t\n", ratio(name, acc), ratio(name, noexec))
+		fmt.Fprintf(tw, "daemon CPU per repeated failure\t≤ 0.5 µs\t%.2f µs\t\n", float64(r.cpu[name][rep])*1e6/clockTicks/float64(prov(rep)))
+		fmt.Fprintf(tw, "successful fork+exec\t≤ 1.02×\t%.2f×\t\n", ratio(name, succ))
+		fmt.Fprintf(tw, "daemon RSS: idle / storm\t≤ 20 / ≤ 40 MB\t%.1f / %.1f MB\t\n", float64(slices.Max(r.idleRSS[name]))/1024, float64(slices.Max(r.peakRSS[name]))/1024)
+		fmt.Fprintf(tw, "daemon wake-ups when idle\tnone without pending work\t%.1f/s (context switches, all threads; %.1f failures/s of other programs meanwhile)\t\n", median(r.idleWake[name]), median(r.idleFail[name]))
+		fmt.Fprintf(tw, "failure → webhook on loopback, ENOENT\t≤ 50 ms, folding kept\t%s\t\n", lms("ENOENT"))
+		fmt.Fprintf(tw, "failure → webhook on loopback, EACCES\t≤ 5 ms\t%s\t\n", lms("EACCES"))
+		tw.Flush()
+	}
+	fmt.Fprintln(out, strings.Repeat("-", 20))
+}
+
+func pct(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
