@@ -147,6 +147,7 @@ func New(cfg Config, env Env, opts ...Option) (*Pipeline, error) {
 		return nil, err
 	}
 	p.apply(cfg, sinks)
+	reportOrphanSpools(cfg.Spool.Dir, sinks, p.log)
 	p.coal = newCoalescer(PathSearchHold)
 	p.coal.lostMarkers = p.lostMarkers
 	for _, s := range sinks {
@@ -661,6 +662,9 @@ type SinkStats struct {
 	Spooled        uint64 `json:"spooled"`
 	Queued         int    `json:"queued"`
 	SpoolEntries   int    `json:"spool_entries"`
+	// Failing is why the sink's last delivery failed ("credentials
+	// rejected", "retrying"); empty once one succeeds.
+	Failing string `json:"failing,omitempty"`
 }
 
 // Stats returns the current counters.
@@ -692,6 +696,9 @@ func (p *Pipeline) Stats() Stats {
 		if s.w.spool != nil {
 			ss.SpoolEntries = s.w.spool.len()
 		}
+		if f := s.c.failing.Load(); f != nil {
+			ss.Failing = *f
+		}
 		st.Sinks = append(st.Sinks, ss)
 	}
 	return st
@@ -708,6 +715,9 @@ func (s Stats) String() string {
 		}
 		if k.SpoolEntries > 0 {
 			fmt.Fprintf(&b, ", %d spooled", k.SpoolEntries)
+		}
+		if k.Failing != "" {
+			fmt.Fprintf(&b, ", failing: %s", k.Failing)
 		}
 	}
 	return b.String()

@@ -16,10 +16,14 @@ import (
 // ev.Count > 1 (ev.Digest) stands for several failures and must say so.
 //
 // Send returns nil when the destination accepted the notification, an error
-// wrapped with Permanent when retrying cannot help (HTTP 400/403/404/410, a
+// wrapped with Permanent when retrying cannot help (HTTP 400/404/410, a
 // message the destination rejects), and any other error when a later retry
-// may succeed (the worker spools or retries it). Errors must never contain a
-// secret (webhook URL, token): redact before wrapping.
+// may succeed (the worker spools or retries it). A destination that refuses
+// the sink's credentials (HTTP 401/403) is the sink's fault, not the
+// notification's: such an error is also wrapped with Unauthorized, and the
+// worker keeps the notification spooled until the credentials work again
+// (a reload). Errors must never contain a secret (webhook URL, token):
+// redact before wrapping.
 //
 // Send returns soon after ctx ends, whatever it is blocked on (dial, write,
 // reconnect, a destination that never reads): the shutdown gives the sinks
@@ -140,6 +144,30 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
+}
+
+type unauthorizedError struct{ err error }
+
+func (e unauthorizedError) Error() string { return e.err.Error() }
+func (e unauthorizedError) Unwrap() error { return e.err }
+
+// Unauthorized marks err as the destination refusing the sink's
+// credentials. Such a failure repeats until an operator fixes the
+// configuration, but the notification itself is fine: the worker keeps it
+// and everything after it spooled, and shows the sink as failing, so the
+// reload that fixes the credentials delivers the backlog.
+func Unauthorized(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unauthorizedError{err}
+}
+
+// IsUnauthorized tells whether err (or anything it wraps) was marked
+// Unauthorized.
+func IsUnauthorized(err error) bool {
+	var u unauthorizedError
+	return errors.As(err, &u)
 }
 
 // Secret holds a webhook URL, token or password. It prints as <redacted>

@@ -444,3 +444,47 @@ func (s *spool) keep() {
 	defer s.mu.Unlock()
 	s.inflight = ""
 }
+
+// reportOrphanSpools warns about spool directories below dir that no
+// configured sink owns: a sink renamed or removed leaves its undelivered
+// notifications there, and nothing would ever send or mention them. It
+// returns the entries per orphaned directory.
+func reportOrphanSpools(dir string, sinks []*sinkState, log *slog.Logger) map[string]int {
+	owned := map[string]bool{}
+	for _, s := range sinks {
+		owned[s.id] = true
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out map[string]int
+	for _, e := range ents {
+		if !e.IsDir() || owned[e.Name()] {
+			continue
+		}
+		sub := filepath.Join(dir, e.Name())
+		files, err := os.ReadDir(sub)
+		if err != nil {
+			log.Warn("spool of no configured sink unreadable", "dir", sub, "err", err)
+			continue
+		}
+		n := 0
+		for _, f := range files {
+			if strings.HasSuffix(f.Name(), ".json") && !strings.HasPrefix(f.Name(), ".") {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]int{}
+		}
+		out[e.Name()] = n
+		kind, name, _ := strings.Cut(e.Name(), "-")
+		log.Warn("spooled notifications of a sink that is no longer configured are not delivered: configure a sink of that kind and name again to deliver them, or remove the directory",
+			"dir", sub, "entries", n, "kind", kind, "name", name)
+	}
+	return out
+}

@@ -20,7 +20,17 @@ const SendTimeout = 30 * time.Second
 type sinkCounters struct {
 	filtered, deduped, limited, droppedQueueFull atomic.Uint64
 	delivered, deliveredCount, failed, spooled   atomic.Uint64
+	// failing says why the last delivery attempt failed; nil once one
+	// succeeds. It survives a reload like the counters, so a reload that
+	// did not fix the credentials still shows the sink failing.
+	failing atomic.Pointer[string]
 }
+
+// Why a sink is failing, as SinkStats.Failing says it.
+var (
+	failingUnauthorized = "credentials rejected"
+	failingRetrying     = "retrying"
+)
 
 // worker owns one sink: it is the only goroutine calling Send, so a slow or
 // dead destination holds up nobody but itself.
@@ -101,6 +111,9 @@ func (w *worker) run() {
 	defer close(w.done)
 	backoff := w.retryInitial
 	var timer *time.Timer
+	// failing: the timer is a backoff after a failed attempt. Otherwise a
+	// running timer paces the replay of the spool.
+	failing := false
 	if w.spool != nil && w.spool.len() > 0 {
 		// Left from an outage or the previous run: deliver those first.
 		timer = time.NewTimer(0)
@@ -113,7 +126,8 @@ func (w *worker) run() {
 					return
 				}
 				if err := w.send(ev); err != nil {
-					timer = time.NewTimer(max(backoff, retryAfter(err)))
+					failing = true
+					timer = time.NewTimer(w.wait(err, backoff))
 				}
 			case <-w.ctx.Done():
 				w.drainToSpool()
@@ -121,15 +135,28 @@ func (w *worker) run() {
 			}
 			continue
 		}
-		// Outage: keep order by spooling behind what is already waiting and
-		// retry the oldest entry with backoff.
 		select {
 		case ev, ok := <-w.q:
 			if !ok {
 				timer.Stop()
 				return
 			}
-			w.stash(ev)
+			if failing {
+				// Outage: keep order by spooling behind what is already
+				// waiting.
+				w.stash(ev)
+				continue
+			}
+			// The sink works and is replaying a backlog at its pace, which
+			// for a long outage takes hours (10,000 entries at Slack's 1/s):
+			// a fresh failure goes out ahead of it, and the replay gives up
+			// its next slot so the sink's rate still holds.
+			if err := w.send(ev); err != nil {
+				failing = true
+				timer.Reset(w.wait(err, backoff))
+			} else {
+				timer.Reset(w.pace)
+			}
 		case <-timer.C:
 			ev, err := w.spool.head()
 			if err != nil {
@@ -139,25 +166,30 @@ func (w *worker) run() {
 				continue
 			}
 			if ev == nil {
-				timer, backoff = nil, w.retryInitial
+				timer, backoff, failing = nil, w.retryInitial, false
 				continue
 			}
 			err = w.try(ev)
 			switch {
 			case err == nil:
 				w.spool.pop()
-				backoff = w.retryInitial
+				backoff, failing = w.retryInitial, false
 				timer.Reset(w.pace)
+			case IsUnauthorized(err):
+				w.spool.keep()
+				failing = true
+				wait := w.wait(err, backoff)
+				w.log.Warn("sink credentials still rejected, notifications kept", "sink", w.id, "spooled", w.spool.len(), "retry_in", wait.String(), "err", err)
+				timer.Reset(wait)
 			case IsPermanent(err):
 				w.spool.pop()
 				w.permanent(ev, err)
 				timer.Reset(0)
 			default:
 				w.spool.keep()
+				failing = true
 				backoff = min(backoff*2, w.retryMax)
-				// A server that said when to come back (429/503 Retry-After)
-				// is believed even beyond our own backoff ceiling.
-				wait := max(backoff, retryAfter(err))
+				wait := w.wait(err, backoff)
 				w.log.Warn("sink still failing, will retry", "sink", w.id, "retry_in", wait.String(), "err", err)
 				timer.Reset(wait)
 			}
@@ -169,6 +201,18 @@ func (w *worker) run() {
 	}
 }
 
+// wait is how long to leave the sink alone after err. Credentials a
+// destination refused stay refused until someone changes them (and a
+// reload starts a new worker at once), so the worker only looks again at
+// its slowest pace. A server that said when to come back (429/503
+// Retry-After) is believed even beyond our own backoff ceiling.
+func (w *worker) wait(err error, backoff time.Duration) time.Duration {
+	if IsUnauthorized(err) {
+		return max(w.retryMax, retryAfter(err))
+	}
+	return max(backoff, retryAfter(err))
+}
+
 // send delivers ev from the queue; a non-nil error means the sink is
 // failing and ev was spooled.
 func (w *worker) send(ev *event.Event) error {
@@ -176,6 +220,7 @@ func (w *worker) send(ev *event.Event) error {
 	switch {
 	case err == nil:
 		return nil
+	case IsUnauthorized(err):
 	case IsPermanent(err):
 		w.permanent(ev, err)
 		return nil
@@ -185,7 +230,11 @@ func (w *worker) send(ev *event.Event) error {
 		w.log.Error("notification lost: send failed and no spool", "sink", w.id, "count", count(ev), "err", err)
 		return nil
 	}
-	w.log.Warn("sink failing, spooling", "sink", w.id, "err", err)
+	if IsUnauthorized(err) {
+		w.log.Error("sink credentials rejected: notifications are kept in the spool until the credentials are fixed and the configuration reloaded", "sink", w.id, "err", err)
+	} else {
+		w.log.Warn("sink failing, spooling", "sink", w.id, "err", err)
+	}
 	w.stash(ev)
 	return err
 }
@@ -211,11 +260,20 @@ func (w *worker) try(ev *event.Event) error {
 	if err == nil {
 		w.c.delivered.Add(1)
 		w.c.deliveredCount.Add(count(ev))
+		w.c.failing.Store(nil)
 		return nil
 	}
 	if w.ctx.Err() != nil && !IsPermanent(err) {
 		// Abandoned mid-send by a drain deadline: not the sink's fault.
 		return errors.Join(err, w.ctx.Err())
+	}
+	switch {
+	case IsUnauthorized(err):
+		w.c.failing.Store(&failingUnauthorized)
+	case !IsPermanent(err):
+		// A rejected notification says nothing about the sink; a
+		// retryable failure does.
+		w.c.failing.Store(&failingRetrying)
 	}
 	return err
 }

@@ -200,8 +200,11 @@ func Label(kind, name string) string {
 }
 
 func (c *Client) fail(e *Error) error {
-	if e.Retry {
+	switch {
+	case e.Retry:
 		return e
+	case CredentialsRejected(e.Status):
+		return notify.Permanent(notify.Unauthorized(e))
 	}
 	return notify.Permanent(e)
 }
@@ -229,6 +232,19 @@ func Classify(status int) Class {
 	default:
 		return Permanent
 	}
+}
+
+// CredentialsRejected is the second half of the verdict on a status that
+// Classify calls Permanent: 401, 403 and 407 say the sink's credentials
+// (a token, a revoked webhook, a proxy login) are refused. Retrying the
+// same request cannot help, but the notification is not at fault, so the
+// pipeline keeps it (notify.Unauthorized) until the configuration is fixed.
+func CredentialsRejected(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired:
+		return true
+	}
+	return false
 }
 
 func genericHint(status int) string {

@@ -59,12 +59,13 @@ var (
 	sinkSpooled     = desc("sink_notifications_spooled_total", "Notifications written to the spool for a later retry.", sinkLabels...)
 	sinkQueued      = desc("sink_queued", "Notifications waiting in the delivery queue.", sinkLabels...)
 	sinkSpool       = desc("sink_spool_entries", "Notifications waiting in the spool.", sinkLabels...)
+	sinkFailing     = desc("sink_failing", "1 while the sink's last delivery failed, with the reason (\"credentials rejected\", \"retrying\"); 0 with reason=\"\" once one succeeds.", append(sinkLabels, "reason")...)
 )
 
 var allDescs = []*prometheus.Desc{
 	probeFailures, probeSuccesses, probeLostFailures, probeLostMarkers, probeUndecodable, probeModeInfo,
 	detected, filtered, resolved, afterClose, reloadsRejected,
-	sinkFiltered, sinkDeduped, sinkLimited, sinkDropped, sinkSent, sinkSentFail, sinkFailed, sinkSpooled, sinkQueued, sinkSpool,
+	sinkFiltered, sinkDeduped, sinkLimited, sinkDropped, sinkSent, sinkSentFail, sinkFailed, sinkSpooled, sinkQueued, sinkSpool, sinkFailing,
 }
 
 // Describe implements prometheus.Collector.
@@ -113,5 +114,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(sinkSpooled, s.Spooled, s.Kind, s.Name)
 		gauge(sinkQueued, s.Queued, s.Kind, s.Name)
 		gauge(sinkSpool, s.SpoolEntries, s.Kind, s.Name)
+		failing := 0
+		if s.Failing != "" {
+			failing = 1
+		}
+		gauge(sinkFailing, failing, s.Kind, s.Name, s.Failing)
 	}
 }

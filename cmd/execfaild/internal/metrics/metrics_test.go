@@ -22,7 +22,7 @@ func fixed() Sources {
 				Sinks: []notify.SinkStats{
 					{Kind: "journal", Name: "journal", Delivered: 30, DeliveredCount: 32},
 					{Kind: "webhook", Name: "ops", Filtered: 4, Deduped: 6, Limited: 8, DroppedQueueFull: 1,
-						Delivered: 10, DeliveredCount: 20, Failed: 3, Spooled: 2, Queued: 5, SpoolEntries: 2},
+						Delivered: 10, DeliveredCount: 20, Failed: 3, Spooled: 2, Queued: 5, SpoolEntries: 2, Failing: "credentials rejected"},
 				},
 			}
 		},
@@ -78,6 +78,10 @@ execfaild_sink_delivered_failures_total{kind="webhook",name="ops"} 20
 # TYPE execfaild_sink_dropped_queue_full_total counter
 execfaild_sink_dropped_queue_full_total{kind="journal",name="journal"} 0
 execfaild_sink_dropped_queue_full_total{kind="webhook",name="ops"} 1
+# HELP execfaild_sink_failing 1 while the sink's last delivery failed, with the reason ("credentials rejected", "retrying"); 0 with reason="" once one succeeds.
+# TYPE execfaild_sink_failing gauge
+execfaild_sink_failing{kind="journal",name="journal",reason=""} 0
+execfaild_sink_failing{kind="webhook",name="ops",reason="credentials rejected"} 1
 # HELP execfaild_sink_filtered_total Failures this sink's own filter dropped.
 # TYPE execfaild_sink_filtered_total counter
 execfaild_sink_filtered_total{kind="journal",name="journal"} 0
