@@ -12,6 +12,7 @@
  * reach a syscall exit; their failures are caught at kernel_execve's return.
  */
 #include "vmlinux.h"
+#include "arch.h"
 #include "bpf_helpers.h"
 #include "bpf_core_read.h"
 #include "bpf_tracing.h"
@@ -1183,6 +1184,7 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 	__u32 at_flags = 0;
 
 	if (compat) {
+#if defined(__TARGET_ARCH_x86)
 		/* i386 syscall ABI: bx, cx, dx, si, di; 32-bit values. */
 		if (execveat) {
 			dirfd = (__s32)BPF_CORE_READ(regs, bx);
@@ -1195,17 +1197,21 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 			argv = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, cx);
 			envp = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, dx);
 		}
+#else
+		return 0;
+#endif
 	} else if (execveat) {
-		/* x86_64 syscall ABI: di, si, dx, r10, r8. */
-		dirfd = (__s32)BPF_CORE_READ(regs, di);
-		at_flags = (__u32)BPF_CORE_READ(regs, r8);
-		filename = (const char *)BPF_CORE_READ(regs, si);
-		argv = (const void *)BPF_CORE_READ(regs, dx);
-		envp = (const void *)BPF_CORE_READ(regs, r10);
+		/* The native syscall ABI (x86_64: di, si, dx, r10, r8; arm64:
+		 * orig_x0, x1..x4, x0 being the return value by now). */
+		dirfd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+		filename = (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		argv = (const void *)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		envp = (const void *)PT_REGS_PARM4_CORE_SYSCALL(regs);
+		at_flags = (__u32)PT_REGS_PARM5_CORE_SYSCALL(regs);
 	} else {
-		filename = (const char *)BPF_CORE_READ(regs, di);
-		argv = (const void *)BPF_CORE_READ(regs, si);
-		envp = (const void *)BPF_CORE_READ(regs, dx);
+		filename = (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs);
+		argv = (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		envp = (const void *)PT_REGS_PARM3_CORE_SYSCALL(regs);
 	}
 	emit_failure(ret, execveat ? EF_SYSCALL_EXECVEAT : EF_SYSCALL_EXECVE, filename, argv, envp, dirfd,
 		     at_flags, st, compat ? EF_ARGS_COMPAT : EF_ARGS_USER, kp ? kp->name : 0);
@@ -1262,7 +1268,13 @@ int tp_exit_execveat(struct trace_event_raw_sys_exit *ctx)
  * perf_event_open), and no syscall tracepoint, whose being enabled sends
  * every syscall of every process through the slow exit path.
  */
-SEC("fexit/__x64_sys_execve")
+#if defined(__TARGET_ARCH_x86)
+#define SYS_PREFIX "__x64_sys_"
+#else
+#define SYS_PREFIX "__arm64_sys_"
+#endif
+
+SEC("fexit/" SYS_PREFIX "execve")
 int fexit_execve(__u64 *ctx)
 {
 	__u64 ret = 0;
@@ -1271,7 +1283,7 @@ int fexit_execve(__u64 *ctx)
 	return on_syscall_exit((long)ret, false, false, user_regs());
 }
 
-SEC("fexit/__x64_sys_execveat")
+SEC("fexit/" SYS_PREFIX "execveat")
 int fexit_execveat(__u64 *ctx)
 {
 	__u64 ret = 0;
@@ -1287,6 +1299,7 @@ int fexit_execveat(__u64 *ctx)
  * tracepoint mode takes the raw sys_exit tracepoint, which fires for every
  * syscall of either ABI, and keeps only compat execve/execveat.
  */
+#if defined(__TARGET_ARCH_x86)
 #define TS_COMPAT 0x0002
 #define IA32_NR_EXECVE 11
 #define IA32_NR_EXECVEAT 358
@@ -1336,6 +1349,7 @@ int BPF_KRETPROBE(kretprobe_compat_execveat, long ret)
 {
 	return on_syscall_exit((int)ret, true, true, user_regs());
 }
+#endif /* __TARGET_ARCH_x86: AArch32 compat execs are not hooked on arm64 */
 
 /* fentry mode */
 

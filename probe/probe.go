@@ -254,17 +254,7 @@ var execHooks = []hookSpec{
 	{name: "loader", fn: "security_bprm_check", fentry: "fentry_bprm_check", kprobe: "kprobe_bprm_check"},
 	{name: "interpreter", fn: "open_exec", fentry: "fentry_open_exec", kprobe: "kprobe_open_exec"},
 	{name: "kernel_execve", fn: "kernel_execve", fentry: "fexit_kernel_execve", kprobe: "kprobe_kernel_execve", kretprobe: "kretprobe_kernel_execve"},
-	// The syscalls/sys_exit_* tracepoints skip 32-bit syscalls: the compat
-	// entry points' returns give the verdict for those. Absent on a kernel
-	// without IA32 emulation, where there is nothing to see.
-	{name: "compat", fn: "__ia32_compat_sys_execve", fentry: "fexit_compat_execve", kprobe: "kretprobe_compat_execve", kprobeRet: true, exit: true},
-	{name: "compat", fn: "__ia32_compat_sys_execveat", fentry: "fexit_compat_execveat", kprobe: "kretprobe_compat_execveat", kprobeRet: true, exit: true},
 }
-
-// compatRawTracepoint gives tracepoint mode the compat verdict: the raw
-// sys_exit tracepoint fires for every syscall of either ABI, and the
-// program keeps only 32-bit execve/execveat.
-const compatRawTracepoint = "raw_exit_compat"
 
 // plannedHook is a hook with the program and function chosen for the mode.
 type plannedHook struct {
@@ -300,9 +290,11 @@ func (p *Probe) selectPrograms(spec *ebpf.CollectionSpec, mode string) []planned
 		p.fexitVerdictMissing = "function " + verdictFexit[0].fn + " or " + verdictFexit[1].fn + " not in kernel BTF"
 	}
 	if mode == ModeTracepoint {
-		keep[compatRawTracepoint] = true
+		if compatRawTracepoint != "" {
+			keep[compatRawTracepoint] = true
+		}
 	} else {
-		for _, h := range execHooks {
+		for _, h := range append(execHooks, compatHooks...) {
 			ph := plannedHook{spec: h, fn: h.fn}
 			switch mode {
 			case ModeFentry:
@@ -345,8 +337,8 @@ func (p *Probe) program(name string) *ebpf.Program {
 // verdictFexit are fentry mode's verdict hooks, the syscall functions'
 // return; the tracepoints remain the fallback.
 var verdictFexit = [2]struct{ fn, prog string }{
-	{"__x64_sys_execve", "fexit_execve"},
-	{"__x64_sys_execveat", "fexit_execveat"},
+	{syscallPrefix + "execve", "fexit_execve"},
+	{syscallPrefix + "execveat", "fexit_execveat"},
 }
 
 // attachFexitVerdict attaches both verdict fexits or, failing that, none.
@@ -399,7 +391,7 @@ func (p *Probe) attach(plan []plannedHook) error {
 		p.links = append(p.links, l)
 		p.report.Hooks = append(p.report.Hooks, hs)
 	}
-	if p.mode == ModeTracepoint {
+	if p.mode == ModeTracepoint && compatRawTracepoint != "" {
 		p.attachCompatRaw()
 	}
 	p.attachExecDone()

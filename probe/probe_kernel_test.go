@@ -486,8 +486,10 @@ func TestKernelProbe(t *testing.T) {
 // fields a usermode helper has are checked.
 func checkKernelInvoked(t *testing.T, col *collector, mode string, o *provoke.Outcome) {
 	t.Helper()
+	// Matched by argv too: two cases run the same missing modprobe for
+	// different modules.
 	ev, err := col.wait(eventTimeout, func(e *event.Event) bool {
-		return e.KernelInvoked && e.Path == o.Path
+		return e.KernelInvoked && e.Path == o.Path && slices.Equal(e.Arguments, o.Argv)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -117,18 +117,21 @@ ok exposure "$(awk -v e="${exposure%% *}" 'BEGIN { exit !(e != "" && e + 0 <= 2.
 # Not root. The unit grants CAP_SYS_ADMIN(21), CAP_SYS_PTRACE(19),
 # CAP_DAC_READ_SEARCH(2), CAP_PERFMON(38) and CAP_BPF(39) for attaching;
 # once attached the daemon keeps only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH
-# (reading /proc and root-only files), plus CAP_BPF where the kernel (before
-# 6.5) refuses map reads without it - effective and permitted alike, nothing
-# ambient, in every thread.
+# (reading /proc and root-only files), plus CAP_BPF where a trial showed the
+# kernel refuses its map reads or flush program without it - effective and
+# permitted alike, nothing ambient or inheritable, in every thread, and what
+# it logged it kept.
 mp=$(mainpid)
 uid=$(awk '/^Uid:/ { print $3 }' /proc/$mp/status 2>/dev/null)
 capeff=$(awk '/^CapEff:/ { print $2 }' /proc/$mp/status 2>/dev/null)
 capsets=$(cat /proc/$mp/task/*/status 2>/dev/null | awk '/^Cap(Eff|Prm|Amb|Inh):/ { print $1 $2 }' | sort -u | tr '\n' ' ')
-case $(uname -r) in
-6.1.*) want_caps=0000008000080004 ;;
-*) want_caps=0000000000080004 ;;
+kept=$(journalctl -u execfaild -b -o cat 2>/dev/null | sed -n 's/.*capabilities after attaching.* kept=\([A-Z_,]*\).*/\1/p' | tail -n 1)
+case $kept in
+CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE) want_caps=0000000000080004 ;;
+CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE,CAP_BPF) want_caps=0000008000080004 ;;
+*) want_caps="logged:${kept:-nothing}" ;;
 esac
-ok unprivileged "$([[ -n $uid && $uid != 0 && $capsets == "CapAmb:0000000000000000 CapEff:$want_caps CapInh:0000000000000000 CapPrm:$want_caps " ]]; echo $?)" "MainPID $mp euid=${uid:-unknown} CapEff=${capeff:-unknown} threads: $capsets user=$(stat -c %U /proc/$mp 2>/dev/null)"
+ok unprivileged "$([[ -n $uid && $uid != 0 && $capsets == "CapAmb:0000000000000000 CapEff:$want_caps CapInh:0000000000000000 CapPrm:$want_caps " ]]; echo $?)" "MainPID $mp euid=${uid:-unknown} kept=${kept:-?} CapEff=${capeff:-unknown} threads: $capsets user=$(stat -c %U /proc/$mp 2>/dev/null)"
 
 # --- journal fields with the packaged configuration --------------------------
 mkdir -p /tmp/systest

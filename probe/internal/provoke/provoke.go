@@ -336,7 +336,13 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 
 	// A killer bounds the whole conversation: reading a report from a
 	// helper that never writes one would block forever.
-	killer := time.AfterFunc(helperTimeout, func() { cmd.Process.Kill() })
+	bound := helperTimeout
+	if req.Repeat > 0 {
+		// A storm is as long as it is told to be: allow a millisecond per
+		// exec on top, which emulated CPUs need.
+		bound += time.Duration(req.Repeat*max(1, len(req.Paths))) * time.Millisecond
+	}
+	killer := time.AfterFunc(bound, func() { cmd.Process.Kill() })
 	defer killer.Stop()
 
 	if err := json.NewEncoder(ctlW).Encode(req); err != nil {
