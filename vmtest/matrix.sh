@@ -21,9 +21,8 @@
 #                   once probe/probe_kernel_test.go exists; "canary" or "probe"
 #                   runs only that one
 #   VMTEST_RUN      passed as -test.run to the probe suite (a regexp)
-#   VMTEST_JOBS     cells run at the same time (default 2: one per core here;
-#                   each guest has 2 vCPUs, and a TCG guest idles much of the
-#                   time it waits on its tests' timers and execs)
+#   VMTEST_JOBS     cells run at the same time (default 2, one per core of
+#                   the machines here; 1 runs them one after another)
 #   VMTEST_TIMEOUT  seconds one boot may take before it counts as hung (600)
 #   VMTEST_VERBOSE  1 copies each guest's console to stderr while it runs
 #   VMTEST_LOGS     where logs go (default dist/vmtest/<UTC time>)
@@ -58,8 +57,7 @@ modes_of() {
 	*) echo fentry kprobe ;;
 	esac
 }
-# The table's order. Slow cells first would shorten the run only if the
-# scheduler below started them first; it does (see order_for_start).
+# The table's order; cells start in another (see "Start order" below).
 all_series=(5.10 6.1 6.12 sid arm64-6.1 arm64-6.12)
 all_cells=()
 for s in "${all_series[@]}"; do
@@ -458,8 +456,9 @@ run_cell() {
 	return 0
 }
 
-# Start order: arm64 cells first, they take longest under emulation; a
-# long cell started last would run alone at the end. The table keeps the
+# Start order: arm64 cells first, since their guests emulate a foreign
+# instruction set and their suites are the slowest once the probe runs there;
+# a long cell started last would run alone at the end. The table keeps the
 # cells' own order.
 order=()
 for i in "${!cells[@]}"; do [[ ${cells[$i]} == arm64-* ]] && order+=("$i"); done
