@@ -239,20 +239,6 @@ func (w *worker) send(ev *event.Event) error {
 	return err
 }
 
-// retryAfter is the delay a sink's error says the destination asked for
-// (an HTTP Retry-After), or zero.
-func retryAfter(err error) time.Duration {
-	var ra interface{ RetryAfter() time.Duration }
-	if errors.As(err, &ra) {
-		return min(ra.RetryAfter(), maxRetryAfter)
-	}
-	return 0
-}
-
-// maxRetryAfter caps a destination's Retry-After so a hostile or broken
-// server cannot park a sink for days.
-const maxRetryAfter = 15 * time.Minute
-
 func (w *worker) try(ev *event.Event) error {
 	ctx, cancel := context.WithTimeout(w.ctx, SendTimeout)
 	defer cancel()

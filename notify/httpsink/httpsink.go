@@ -3,9 +3,13 @@
 // Retry-After handling, and redaction of the secret URL and tokens from
 // every error and log line.
 //
-// A Send makes a few quick attempts (go-retryablehttp); when they are used
-// up, or the server asks for a longer pause than one Send should block, it
-// returns a retryable error and the pipeline spools the notification.
+// The retry policy is not this package's: notify (retry.go) owns it, and
+// this package carries out its in-Send part with go-retryablehttp as the
+// client: a few quick attempts as notify.QuickRetry allows. When they are
+// used up, or the server asks for a longer pause than the policy's budget
+// for one Send, Post returns a retryable error carrying the delay (capped
+// at notify.MaxRetryAfter) and the worker spools the notification and
+// waits. Classify is the one verdict on a status.
 package httpsink
 
 import (
@@ -30,14 +34,8 @@ import (
 	"github.com/execfaild/execfaild/notify"
 )
 
-// Defaults for Options fields left zero.
-const (
-	DefaultTimeout       = 10 * time.Second
-	DefaultRetryMax      = 2
-	DefaultRetryWaitMin  = 500 * time.Millisecond
-	DefaultRetryWaitMax  = 4 * time.Second
-	DefaultMaxRetryAfter = 10 * time.Second
-)
+// DefaultTimeout bounds one attempt when Options.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
 
 // Options configure a Client.
 type Options struct {
@@ -46,16 +44,12 @@ type Options struct {
 	// Timeout bounds one attempt (connect, send, response headers and body).
 	Timeout time.Duration
 	TLS     *tls.Config
-	// RetryMax is the number of quick retries inside one Post; a negative
-	// value disables them.
+	// RetryMax, RetryWaitMin and RetryWaitMax override the policy's quick
+	// retries (notify.DefaultQuickRetry) where not zero; a negative
+	// RetryMax disables them. Tests shorten the waits with them.
 	RetryMax     int
 	RetryWaitMin time.Duration
 	RetryWaitMax time.Duration
-	// MaxRetryAfter is the longest Retry-After a Post waits out itself. A
-	// longer one ends the Post with a retryable error that carries the
-	// delay (see RetryAfter), so one sink's pause never holds its worker
-	// for minutes.
-	MaxRetryAfter time.Duration
 	// Secrets are scrubbed from every error and log line. Use URLSecrets
 	// for a secret URL.
 	Secrets []string
@@ -71,6 +65,7 @@ type Options struct {
 type Client struct {
 	rc      *retryablehttp.Client
 	opts    Options
+	quick   notify.QuickRetry
 	secrets []string
 	log     *slog.Logger
 }
@@ -85,20 +80,19 @@ func New(o Options) *Client {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	if o.RetryMax == 0 {
-		o.RetryMax = DefaultRetryMax
-	} else if o.RetryMax < 0 {
-		o.RetryMax = 0
+	q := notify.DefaultQuickRetry
+	if o.RetryMax < 0 {
+		q.Retries = 0
+	} else if o.RetryMax > 0 {
+		q.Retries = o.RetryMax
 	}
-	if o.RetryWaitMin <= 0 {
-		o.RetryWaitMin = DefaultRetryWaitMin
+	if o.RetryWaitMin > 0 {
+		q.WaitMin = o.RetryWaitMin
 	}
-	if o.RetryWaitMax < o.RetryWaitMin {
-		o.RetryWaitMax = max(DefaultRetryWaitMax, o.RetryWaitMin)
+	if o.RetryWaitMax > 0 {
+		q.WaitMax = o.RetryWaitMax
 	}
-	if o.MaxRetryAfter <= 0 {
-		o.MaxRetryAfter = DefaultMaxRetryAfter
-	}
+	q.WaitMax = max(q.WaitMax, q.WaitMin)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -116,15 +110,15 @@ func New(o Options) *Client {
 	// without delivering anything; an operator must fix the URL instead.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-	c := &Client{opts: o, secrets: cleanSecrets(o.Secrets), log: log}
+	c := &Client{opts: o, quick: q, secrets: cleanSecrets(o.Secrets), log: log}
 	c.rc = &retryablehttp.Client{
 		HTTPClient: hc,
 		// retryablehttp's own log lines carry the request URL, which is
 		// the secret for Slack; this package logs retries itself.
 		Logger:       nil,
-		RetryWaitMin: o.RetryWaitMin,
-		RetryWaitMax: o.RetryWaitMax,
-		RetryMax:     o.RetryMax,
+		RetryWaitMin: q.WaitMin,
+		RetryWaitMax: q.WaitMax,
+		RetryMax:     q.Retries,
 		CheckRetry:   c.checkRetry,
 		Backoff:      c.backoff,
 		// Hand back the last response or error untouched: the default
@@ -278,7 +272,7 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	}
 	// Only announce a retry that will happen: after the last attempt the
 	// caller reports the failure itself.
-	last := attempt > c.opts.RetryMax
+	last := attempt > c.quick.Retries
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
@@ -294,8 +288,11 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	if Classify(resp.StatusCode) != Retryable {
 		return false, nil
 	}
-	if d, ok := c.retryAfter(resp); ok && d > c.opts.MaxRetryAfter {
-		return false, nil
+	if d, ok := c.retryAfter(resp); ok {
+		if _, again := c.quick.Wait(1, d, true); !again {
+			// Longer than one Send may wait: the worker waits from the spool.
+			return false, nil
+		}
 	}
 	if !last {
 		c.log.Warn("delivery attempt failed, retrying", "sink", c.opts.Label, "attempt", attempt, "status", resp.Status)
@@ -303,15 +300,11 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	return true, nil
 }
 
-func (c *Client) backoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
-	if d, ok := c.retryAfter(resp); ok {
-		return d // checkRetry already refused delays above the cap
-	}
-	d := float64(lo) * math.Pow(2, float64(attempt))
-	if d > float64(hi) {
-		return hi
-	}
-	return time.Duration(d)
+// backoff hands retryablehttp the policy's wait; it counts retries from 0.
+func (c *Client) backoff(_, _ time.Duration, retry int, resp *http.Response) time.Duration {
+	d, asked := c.retryAfter(resp)
+	w, _ := c.quick.Wait(min(retry+1, c.quick.Retries), d, asked)
+	return w
 }
 
 // retryAfter reads Retry-After on a retryable status: delay-seconds or an
@@ -386,7 +379,10 @@ func (c *Client) statusError(resp *http.Response, attempts int) *Error {
 		e.Msg = strconv.Itoa(resp.StatusCode)
 	}
 	if e.Retry {
-		e.RetryAfterDelay, _ = c.retryAfter(resp)
+		// Said as the worker will honour it, so the log never promises a
+		// wait that does not happen.
+		d, _ := c.retryAfter(resp)
+		e.RetryAfterDelay = notify.CapRetryAfter(d)
 	}
 	if d := c.bodySnippet(resp); d != "" {
 		e.Detail = d

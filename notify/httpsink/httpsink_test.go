@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -177,6 +178,55 @@ func TestLongRetryAfterEndsSendRetryable(t *testing.T) {
 	want := "slack ops: retryable: 429 Too Many Requests (rate limited), retry after 2m0s"
 	if err.Error() != want {
 		t.Errorf("error = %q\nwant    %q", err, want)
+	}
+}
+
+// TestRetryAfterIsCappedWhereItIsReported: a server asking for a day gets
+// the policy's ceiling, and the error says so, since that is what the
+// worker waits; one Send never waits it out itself.
+func TestRetryAfterIsCappedWhereItIsReported(t *testing.T) {
+	rec := &recorder{script: []func(http.ResponseWriter){status(503, "Retry-After", "86400")}}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	err := New(fast("hook")).Post(context.Background(), srv.URL, nil, nil, nil)
+	if err == nil || notify.IsPermanent(err) {
+		t.Fatalf("err = %v, want retryable", err)
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &ra) || ra.RetryAfter() != notify.MaxRetryAfter {
+		t.Errorf("RetryAfter = %v, want the policy's ceiling %v", ra, notify.MaxRetryAfter)
+	}
+	if want := "hook: retryable: 503 Service Unavailable, retry after 15m0s"; err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+	if rec.count() != 1 {
+		t.Errorf("requests = %d, want 1: a day is past one Send's budget", rec.count())
+	}
+}
+
+// TestQuickRetriesFollowThePolicy: the waits inside one Send are the
+// policy's (notify.QuickRetry), not a second schedule of this package.
+func TestQuickRetriesFollowThePolicy(t *testing.T) {
+	c := New(Options{Label: "hook"})
+	if c.quick != notify.DefaultQuickRetry {
+		t.Fatalf("client runs %+v, policy says %+v", c.quick, notify.DefaultQuickRetry)
+	}
+	for retry := range c.quick.Retries {
+		want, _ := notify.DefaultQuickRetry.Wait(retry+1, 0, false)
+		if got := c.backoff(0, 0, retry, nil); got != want {
+			t.Errorf("retry %d waits %v, policy says %v", retry+1, got, want)
+		}
+	}
+	budget := notify.DefaultQuickRetry.Budget
+	for _, tc := range []struct {
+		asked string
+		again bool
+	}{{strconv.Itoa(int(budget / time.Second)), true}, {strconv.Itoa(int(budget/time.Second) + 1), false}} {
+		resp := &http.Response{StatusCode: 503, Header: http.Header{"Retry-After": {tc.asked}}}
+		again, _ := c.checkRetry(context.Background(), resp, nil)
+		if again != tc.again {
+			t.Errorf("Retry-After %s: quick retry %v, want %v (budget %v)", tc.asked, again, tc.again, budget)
+		}
 	}
 }
 
