@@ -23,6 +23,29 @@ char LICENSE[] SEC("license") = "GPL";
 #define ENOENT 2
 #define AT_FDCWD -100
 
+/*
+ * Two builds of this file. The default one uses what 5.17 brought
+ * (bpf_loop, bpf_task_pt_regs, bpf_get_func_ret) and 5.14's syscall
+ * programs for folding. EF_LEGACY (the execfaildlegacy objects) runs on
+ * 5.8 to 5.16: loops are bounded loops the verifier walks, the verdict and
+ * the syscall's registers come from the raw sys_exit tracepoint, fexit
+ * programs read their typed arguments, and nothing is folded.
+ */
+#ifdef EF_LEGACY
+#define EF_LOOP(n, fn)                                                                                  \
+	do {                                                                                            \
+		for (__u32 __i = 0; __i < (n); __i++)                                                    \
+			if (fn(__i, 0))                                                                \
+				break;                                                                 \
+	} while (0)
+#define EF_CALLBACK static __always_inline long
+#define current_task() ((struct task_struct *)bpf_get_current_task())
+#else
+#define EF_LOOP(n, fn) bpf_loop(n, fn, 0, 0)
+#define EF_CALLBACK static long
+#define current_task() bpf_get_current_task_btf()
+#endif
+
 /* Set from probe.Config before load; the verifier prunes dead branches. */
 const volatile __u32 max_args = 32;
 const volatile __u32 max_env = 32;
@@ -231,7 +254,7 @@ static __always_inline __u8 *walk_buf(struct walk_ctx *c, __u32 *limit)
  * mount. A pseudo file (pipe, socket) has a dentry that is its own parent
  * without being a mount root: its name is kept and the walk stops.
  */
-static long walk_step(__u64 i, void *unused)
+EF_CALLBACK walk_step(__u64 i, void *unused)
 {
 	__u32 zero = 0;
 	struct walk_ctx *c = bpf_map_lookup_elem(&walk_state, &zero);
@@ -314,7 +337,7 @@ static __always_inline __u32 walk_path_to(struct vfsmount *vfsmnt, struct dentry
 	c->ncomp = 0;
 	c->trunc = 0;
 	c->done = 0;
-	bpf_loop(EF_PATH_DEPTH, walk_step, 0, 0);
+	EF_LOOP(EF_PATH_DEPTH, walk_step);
 	*ncomp = c->ncomp;
 	*trunc = c->trunc || !c->done;
 	return c->off;
@@ -511,7 +534,7 @@ struct {
 } strv_state SEC(".maps");
 
 /* Appends one string of a NULL-terminated pointer array. */
-static long strv_step(__u64 i, void *unused)
+EF_CALLBACK strv_step(__u64 i, void *unused)
 {
 	__u32 zero = 0;
 	struct strv_ctx *c = bpf_map_lookup_elem(&strv_state, &zero);
@@ -593,7 +616,7 @@ static __always_inline __u32 read_strv(__u32 off, const void *v, __u32 max, bool
 	c->compat = compat;
 	c->trunc = 0;
 	/* One iteration beyond max looks for an entry that did not fit. */
-	bpf_loop(EF_ARGS_CAP + 1, strv_step, 0, 0);
+	EF_LOOP(EF_ARGS_CAP + 1, strv_step);
 	*count = c->count;
 	*bytes = c->bytes;
 	*trunc = c->trunc;
@@ -743,6 +766,7 @@ enum ef_args {
 	EF_ARGS_COMPAT = 2, /* ia32 syscall: 4-byte user pointers */
 };
 
+#ifndef EF_LEGACY
 /*
  * Folding storms. A thread that fails the same exec again and again (a
  * retry loop, a fork bomb's children excepted) produces identical
@@ -830,7 +854,7 @@ struct {
 } hash_state SEC(".maps");
 
 /* One 8-byte word of the path (in the scratch event) into an FNV-1a-style hash. */
-static long hash_step(__u64 i, void *unused)
+EF_CALLBACK hash_step(__u64 i, void *unused)
 {
 	__u32 zero = 0;
 	struct hash_ctx *c = bpf_map_lookup_elem(&hash_state, &zero);
@@ -861,7 +885,7 @@ static __always_inline __u64 path_hash(__u32 len)
 		return 0;
 	c->h = 0xcbf29ce484222325ull;
 	c->len = len;
-	bpf_loop(EF_PATH_CAP / 8, hash_step, 0, 0);
+	EF_LOOP(EF_PATH_CAP / 8, hash_step);
 	return c->h ^ len;
 }
 
@@ -1010,6 +1034,13 @@ int fold_flush(struct fold_flush_args *args)
 	return c.failed;
 }
 
+#else
+static __always_inline bool fold_failure(struct ef_event *e, struct ef_task *st, struct task_struct *task)
+{
+	return false;
+}
+#endif /* EF_LEGACY */
+
 static __always_inline void emit_failure(long ret, __u8 syscall, const char *filename,
 					 const void *argv, const void *envp, __s32 dirfd,
 					 __u32 at_flags, struct ef_task *st, __u8 args, const char *kpath)
@@ -1021,7 +1052,7 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 
 	if (!e)
 		return;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	__builtin_memset(&e->h, 0, sizeof(e->h));
@@ -1221,10 +1252,12 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 	return 0;
 }
 
+#ifndef EF_LEGACY
 static __always_inline struct pt_regs *user_regs(void)
 {
-	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	return (struct pt_regs *)bpf_task_pt_regs(current_task());
 }
+#endif
 
 /*
  * Every exec that succeeded, whatever the ABI and whoever started it: the
@@ -1250,6 +1283,7 @@ int raw_exec_done(void *ctx)
 	return 0;
 }
 
+#ifndef EF_LEGACY
 SEC("tracepoint/syscalls/sys_exit_execve")
 int tp_exit_execve(struct trace_event_raw_sys_exit *ctx)
 {
@@ -1307,7 +1341,7 @@ int fexit_execveat(__u64 *ctx)
 SEC("raw_tracepoint/sys_exit")
 int raw_exit_compat(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task();
 
 	if (!(task->thread_info.status & TS_COMPAT))
 		return 0;
@@ -1350,6 +1384,47 @@ int BPF_KRETPROBE(kretprobe_compat_execveat, long ret)
 	return on_syscall_exit((int)ret, true, true, user_regs());
 }
 #endif /* __TARGET_ARCH_x86: AArch32 compat execs are not hooked on arm64 */
+#else  /* EF_LEGACY */
+
+/*
+ * Before 5.15 the syscall's registers are known only where the raw
+ * sys_exit tracepoint hands them over, so it gives the verdict, for every
+ * syscall, keeping execve/execveat of either ABI.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define TS_COMPAT 0x0002
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
+#define IA32_NR_EXECVE 11
+#define IA32_NR_EXECVEAT 358
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+#else
+#define NR_EXECVE 221
+#define NR_EXECVEAT 281
+struct pt_regs___nr {
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+#define SYSCALL_NR(regs) BPF_CORE_READ((struct pt_regs___nr *)(regs), syscallno)
+#endif
+
+SEC("raw_tracepoint/sys_exit")
+int raw_exit_legacy(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long nr = SYSCALL_NR(regs);
+
+#if defined(__TARGET_ARCH_x86)
+	if (BPF_CORE_READ(current_task(), thread_info.status) & TS_COMPAT) {
+		if (nr != IA32_NR_EXECVE && nr != IA32_NR_EXECVEAT)
+			return 0;
+		return on_syscall_exit(ctx->args[1], nr == IA32_NR_EXECVEAT, true, regs);
+	}
+#endif
+	if (nr != NR_EXECVE && nr != NR_EXECVEAT)
+		return 0;
+	return on_syscall_exit(ctx->args[1], nr == NR_EXECVEAT, false, regs);
+}
+#endif /* EF_LEGACY */
 
 /* fentry mode */
 
@@ -1357,6 +1432,7 @@ int BPF_KRETPROBE(kretprobe_compat_execveat, long ret)
  * Returns for the binary and for every interpreter; the first file is the
  * binary. Raw context: the return value is all that is needed.
  */
+#ifndef EF_LEGACY
 SEC("fexit/do_open_execat")
 int fexit_open(__u64 *ctx)
 {
@@ -1366,6 +1442,15 @@ int fexit_open(__u64 *ctx)
 	on_open_ret(ret);
 	return 0;
 }
+#else
+/* No bpf_get_func_ret: the typed arguments, the return value last. */
+SEC("fexit/do_open_execat")
+int BPF_PROG(fexit_open, int fd, struct filename *name, int flags, struct file *ret)
+{
+	on_open_ret((__u64)ret);
+	return 0;
+}
+#endif
 
 SEC("fentry/do_open_execat")
 int BPF_PROG(fentry_open_path, int fd, struct filename *name)
@@ -1425,10 +1510,19 @@ int fexit_kernel_execve(__u64 *ctx)
 {
 	__u64 filename = 0, argv = 0, envp = 0, ret = 0;
 
+#ifndef EF_LEGACY
 	bpf_get_func_arg(ctx, 0, &filename);
 	bpf_get_func_arg(ctx, 1, &argv);
 	bpf_get_func_arg(ctx, 2, &envp);
 	bpf_get_func_ret(ctx, &ret);
+#else
+	/* Neither the helpers nor typed access (char pointers are not
+	 * structs): the trampoline's slots, read as memory. */
+	bpf_probe_read_kernel(&filename, sizeof(filename), &ctx[0]);
+	bpf_probe_read_kernel(&argv, sizeof(argv), &ctx[1]);
+	bpf_probe_read_kernel(&envp, sizeof(envp), &ctx[2]);
+	bpf_probe_read_kernel(&ret, sizeof(ret), &ctx[3]);
+#endif
 	on_kernel_execve_ret((const char *)filename, (const char *const *)argv,
 			     (const char *const *)envp, (int)ret);
 	return 0;

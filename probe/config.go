@@ -8,6 +8,11 @@ const (
 	ModeFentry     = "fentry"
 	ModeKprobe     = "kprobe"
 	ModeTracepoint = "tracepoint"
+	// ModeLegacy forces what kernels before 5.8 would get: kprobes, the
+	// creds-less hook plan (exec_binprm instead of
+	// security_bprm_creds_for_exec) and the build without bpf_loop. Chosen
+	// only when asked for: it proves that plan on a kernel that has more.
+	ModeLegacy = "legacy"
 )
 
 // Config is the [probe] section of /etc/execfaild.toml.
@@ -70,9 +75,9 @@ const (
 // Validate reports the first bad setting, naming its key.
 func (c Config) Validate() error {
 	switch c.Mode {
-	case "", ModeAuto, ModeFentry, ModeKprobe, ModeTracepoint:
+	case "", ModeAuto, ModeFentry, ModeKprobe, ModeTracepoint, ModeLegacy:
 	default:
-		return fmt.Errorf("probe.mode: %q is not one of auto, fentry, kprobe, tracepoint", c.Mode)
+		return fmt.Errorf("probe.mode: %q is not one of auto, fentry, kprobe, tracepoint, legacy", c.Mode)
 	}
 	if c.MaxArgs < 1 || c.MaxArgs > maxArgsCap {
 		return fmt.Errorf("probe.max_args: %d is outside 1..%d", c.MaxArgs, maxArgsCap)

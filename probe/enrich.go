@@ -343,7 +343,7 @@ func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
 // version of the file: a write or chmod moves its ctime, and with it the
 // key.
 func (en *enricher) interpreter(fd int, st *unix.Stat_t) (string, bool) {
-	key := fileKey{dev: st.Dev, ino: st.Ino, ctime: statCtime(st)}
+	key := fileKey{dev: st.Dev, ino: st.Ino, ctime: statCtime(st), mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec, size: st.Size}
 	if in, ok := en.interps.get(key); ok {
 		return in.path, in.ok
 	}

@@ -95,10 +95,13 @@ type cgroupInfo struct {
 }
 
 // fileKey names one version of a file: an inode on a device, changed
-// (content, mode, owner) when its ctime moves.
+// (content, mode, owner) when its ctime moves. Size and mtime are part of
+// it too: filesystems keep ctime in coarse clock ticks, and a file
+// rewritten within one tick keeps its ctime.
 type fileKey struct {
-	dev, ino uint64
-	ctime    int64
+	dev, ino     uint64
+	ctime, mtime int64
+	size         int64
 }
 
 // interpreter is what a file's content names as its interpreter. Only

@@ -82,9 +82,9 @@ func chooseMode(want string, f Features) (string, error) {
 			return "", fmt.Errorf("probe.mode fentry: fentry/fexit unavailable on this kernel: %w", f.Fentry)
 		}
 		return ModeFentry, nil
-	case ModeKprobe:
+	case ModeKprobe, ModeLegacy:
 		if f.Kprobe != nil {
-			return "", fmt.Errorf("probe.mode kprobe: kprobes unavailable on this kernel: %w", f.Kprobe)
+			return "", fmt.Errorf("probe.mode %s: kprobes unavailable on this kernel: %w", want, f.Kprobe)
 		}
 		return ModeKprobe, nil
 	case ModeTracepoint:
@@ -144,6 +144,11 @@ type Report struct {
 	Features Features
 	Hooks    []HookStatus
 	Fields   []FieldStatus
+	// Build is "default", or "legacy" on kernels without bpf_loop (5.8 to
+	// 5.16); Folding tells whether storms' repeats are counted in the
+	// kernel (it needs syscall programs, 5.14).
+	Build   string
+	Folding bool
 }
 
 func fieldReport(mode string, hooks []HookStatus) []FieldStatus {

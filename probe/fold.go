@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 
 	"github.com/execfaild/execfaild/probe/event"
@@ -24,6 +25,12 @@ const (
 	// flush runs at this period, in case a wake-up record was lost.
 	foldIdle = time.Second
 )
+
+// haveLegacyOnly: the kernel lacks bpf_loop (5.17), so the default build
+// cannot load and the legacy one is used.
+func haveLegacyOnly() bool {
+	return features.HaveProgramHelper(ebpf.Kprobe, asm.FnLoop) != nil
+}
 
 // haveFoldFlush: BPF_PROG_TYPE_SYSCALL (5.14) runs the flush program.
 func haveFoldFlush() bool {

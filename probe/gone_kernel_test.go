@@ -21,10 +21,7 @@ func TestKernelCallerGone(t *testing.T) {
 	if m := testMode(); m != "" {
 		cfg.Mode = m
 	}
-	p, err := probe.New(cfg)
-	if err != nil {
-		t.Fatalf("start probe (mode %q): %v", cfg.Mode, err)
-	}
+	p := startProbe(t, cfg)
 	mode := p.Mode()
 	openHook := false
 	for _, h := range p.Report().Hooks {

@@ -1,6 +1,8 @@
 package probe_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/execfaild/execfaild/probe"
@@ -12,5 +14,45 @@ func checkNoLoss(t *testing.T, s probe.Stats) {
 	if s.LostFailures != 0 || s.LostMarkers != 0 || s.Undecodable != 0 || s.Undrained != 0 {
 		t.Errorf("probe lost %d failures and %d markers, left %d undrained, could not decode %d",
 			s.LostFailures, s.LostMarkers, s.Undrained, s.Undecodable)
+	}
+}
+
+// startProbe starts a probe for a kernel test. Where the kernel is known
+// not to attach fentry programs (EXECFAILD_TEST_NO_FENTRY names why), a
+// forced fentry mode must be refused: the test then skips, and fails if
+// the probe attached after all.
+func startProbe(t *testing.T, cfg probe.Config) *probe.Probe {
+	t.Helper()
+	p, err := probe.New(cfg)
+	if why := os.Getenv("EXECFAILD_TEST_NO_FENTRY"); why != "" && cfg.Mode == probe.ModeFentry {
+		if err == nil {
+			p.Close()
+			t.Fatalf("fentry mode started on a kernel that cannot attach fentry (%s)", why)
+		}
+		t.Skipf("fentry refused, as it must be here (%s): %v", why, err)
+	}
+	if err != nil {
+		t.Fatalf("start probe (mode %q): %v", cfg.Mode, err)
+	}
+	return p
+}
+
+// TestKernelFentryRefused: on a kernel that cannot attach fentry programs,
+// asking for fentry mode fails with a message that says so.
+func TestKernelFentryRefused(t *testing.T) {
+	requireRoot(t)
+	why := os.Getenv("EXECFAILD_TEST_NO_FENTRY")
+	if why == "" || testMode() != probe.ModeFentry {
+		t.Skip("runs where fentry is known to be unavailable (EXECFAILD_TEST_NO_FENTRY)")
+	}
+	cfg := probe.DefaultConfig()
+	cfg.Mode = probe.ModeFentry
+	p, err := probe.New(cfg)
+	if err == nil {
+		p.Close()
+		t.Fatalf("fentry mode started although %s", why)
+	}
+	if !strings.Contains(err.Error(), "fentry") {
+		t.Errorf("refusal does not name fentry: %v", err)
 	}
 }

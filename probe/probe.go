@@ -90,6 +90,8 @@ type Probe struct {
 	// fexitVerdict: fentry mode takes the verdict at the syscall
 	// functions' return when the kernel has them in BTF.
 	fexitVerdict        bool
+	legacy              bool   // the build for kernels without bpf_loop
+	forceLegacy         bool   // ModeLegacy: kprobes with the hook plan of kernels before 5.8
 	fexitVerdictMissing string // why fentry mode uses the tracepoints
 
 	failures, successes, undecodable atomic.Uint64
@@ -156,15 +158,24 @@ func New(cfg Config) (*Probe, error) {
 		return nil, err
 	}
 
-	spec, err := loadExecfaild()
+	// Kernels before 5.17 lack bpf_loop and the helpers the default build
+	// relies on: they get the build made for them, chosen by what the
+	// kernel has, not by its version.
+	forceLegacy := cfg.Mode == ModeLegacy
+	legacy := forceLegacy || haveLegacyOnly()
+	load := loadExecfaild
+	if legacy {
+		load = loadExecfaildlegacy
+	}
+	spec, err := load()
 	if err != nil {
 		return nil, fmt.Errorf("load bpf spec: %w", err)
 	}
 	if err := configureSpec(spec, cfg); err != nil {
 		return nil, err
 	}
-	p := &Probe{cfg: cfg, mode: mode, enricher: newEnricher(cfg)}
-	p.report.Mode = mode
+	p := &Probe{cfg: cfg, mode: mode, enricher: newEnricher(cfg), legacy: legacy, forceLegacy: forceLegacy}
+	p.report.Mode = p.Mode()
 	p.report.Features = feats
 
 	hooks := p.selectPrograms(spec, mode)
@@ -181,6 +192,11 @@ func New(cfg Config) (*Probe, error) {
 	}
 	if prog := p.coll.Programs[foldFlushProg]; prog != nil {
 		p.folder = newFolder(prog)
+	}
+	p.report.Folding = p.folder != nil
+	p.report.Build = "default"
+	if legacy {
+		p.report.Build = "legacy"
 	}
 	if err := p.attach(hooks); err != nil {
 		p.Close()
@@ -213,13 +229,14 @@ func Prerequisites() error {
 
 func configureSpec(spec *ebpf.CollectionSpec, cfg Config) error {
 	fold := uint8(0)
-	if cfg.FoldRepeats && haveFoldFlush() {
+	_, canFold := spec.Programs[foldFlushProg]
+	if cfg.FoldRepeats && canFold && haveFoldFlush() {
 		fold = 1
+		spec.Maps["folds"].MaxEntries = uint32(cfg.FoldMaxKeys)
 	} else {
 		// Without the flush program nothing could collect the counts.
 		delete(spec.Programs, foldFlushProg)
 	}
-	spec.Maps["folds"].MaxEntries = uint32(cfg.FoldMaxKeys)
 	capEnv := uint8(1)
 	maxEnv := uint32(cfg.MaxEnv)
 	if cfg.Environment == "none" || maxEnv == 0 {
@@ -233,6 +250,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg Config) error {
 		"fold":        fold,
 	} {
 		vs, ok := spec.Variables[name]
+		if !ok && name == "fold" && fold == 0 {
+			continue // the legacy build has no folding
+		}
 		if !ok {
 			return fmt.Errorf("bpf spec: variable %s missing", name)
 		}
@@ -280,8 +300,10 @@ func (p *Probe) selectPrograms(spec *ebpf.CollectionSpec, mode string) []planned
 		}
 	}
 	var plan []plannedHook
-	keep := map[string]bool{"tp_exit_execve": true, "tp_exit_execveat": true, foldFlushProg: true, execDoneProg: true}
-	if mode == ModeFentry && kernelFuncs(verdictFexit[0].fn) && kernelFuncs(verdictFexit[1].fn) {
+	keep := map[string]bool{"tp_exit_execve": true, "tp_exit_execveat": true, foldFlushProg: true, execDoneProg: true, legacyVerdictProg: true}
+	if p.legacy {
+		// The raw sys_exit tracepoint gives the verdict for both ABIs.
+	} else if mode == ModeFentry && kernelFuncs(verdictFexit[0].fn) && kernelFuncs(verdictFexit[1].fn) {
 		for _, v := range verdictFexit {
 			keep[v.prog] = true
 		}
@@ -289,12 +311,16 @@ func (p *Probe) selectPrograms(spec *ebpf.CollectionSpec, mode string) []planned
 	} else if mode == ModeFentry {
 		p.fexitVerdictMissing = "function " + verdictFexit[0].fn + " or " + verdictFexit[1].fn + " not in kernel BTF"
 	}
+	hooks := execHooks
+	if !p.legacy {
+		hooks = append(hooks, compatHooks...)
+	}
 	if mode == ModeTracepoint {
-		if compatRawTracepoint != "" {
+		if compatRawTracepoint != "" && !p.legacy {
 			keep[compatRawTracepoint] = true
 		}
 	} else {
-		for _, h := range append(execHooks, compatHooks...) {
+		for _, h := range hooks {
 			ph := plannedHook{spec: h, fn: h.fn}
 			switch mode {
 			case ModeFentry:
@@ -309,6 +335,11 @@ func (p *Probe) selectPrograms(spec *ebpf.CollectionSpec, mode string) []planned
 				}
 			case ModeKprobe:
 				ph.prog = h.kprobe
+				if p.forceLegacy && h.alt != "" {
+					// Before 5.8 security_bprm_creds_for_exec does not
+					// exist: the binary is taken at exec_binprm.
+					ph.fn, ph.prog = h.alt, h.kprobeFn
+				}
 			}
 			if ph.missing == "" {
 				keep[ph.prog] = true
@@ -363,6 +394,12 @@ func (p *Probe) attachFexitVerdict() error {
 
 func (p *Probe) attach(plan []plannedHook) error {
 	verdictDone := false
+	if p.legacy {
+		if err := p.attachLegacyVerdict(); err != nil {
+			return err
+		}
+		verdictDone = true
+	}
 	if p.fexitVerdictMissing != "" {
 		p.report.Hooks = append(p.report.Hooks, HookStatus{Name: "verdict", Function: verdictFexit[0].fn, Kind: "fexit", Reason: p.fexitVerdictMissing})
 	}
@@ -391,7 +428,7 @@ func (p *Probe) attach(plan []plannedHook) error {
 		p.links = append(p.links, l)
 		p.report.Hooks = append(p.report.Hooks, hs)
 	}
-	if p.mode == ModeTracepoint && compatRawTracepoint != "" {
+	if p.mode == ModeTracepoint && compatRawTracepoint != "" && !p.legacy {
 		p.attachCompatRaw()
 	}
 	p.attachExecDone()
@@ -430,6 +467,24 @@ func (p *Probe) attach(plan []plannedHook) error {
 		}
 		p.report.Hooks = append(p.report.Hooks, hs)
 	}
+	return nil
+}
+
+// legacyVerdictProg: before 5.15 only the raw sys_exit tracepoint hands
+// over the syscall's registers, so the legacy build takes the verdict there.
+const legacyVerdictProg = "raw_exit_legacy"
+
+func (p *Probe) attachLegacyVerdict() error {
+	hs := HookStatus{Name: "verdict", Function: "raw_syscalls/sys_exit", Kind: "raw_tracepoint"}
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_exit", Program: p.program(legacyVerdictProg)})
+	if err != nil {
+		hs.Reason = err.Error()
+		p.report.Hooks = append(p.report.Hooks, hs)
+		return fmt.Errorf("attach raw tracepoint sys_exit: %w", err)
+	}
+	hs.Attached = true
+	p.links = append(p.links, l)
+	p.report.Hooks = append(p.report.Hooks, hs)
 	return nil
 }
 
@@ -493,8 +548,14 @@ func (p *Probe) attachKprobe(ph plannedHook) error {
 	return nil
 }
 
-// Mode is the attach mode in use: fentry, kprobe or tracepoint.
-func (p *Probe) Mode() string { return p.mode }
+// Mode is the attach mode in use: fentry, kprobe, tracepoint, or legacy
+// when that was forced.
+func (p *Probe) Mode() string {
+	if p.forceLegacy {
+		return ModeLegacy
+	}
+	return p.mode
+}
 
 // Report tells which hooks attached and which fields this kernel provides.
 func (p *Probe) Report() Report { return p.report }

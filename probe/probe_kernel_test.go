@@ -218,10 +218,7 @@ func TestKernelProbe(t *testing.T) {
 	if wantMode != "" {
 		cfg.Mode = wantMode
 	}
-	p, err := probe.New(cfg)
-	if err != nil {
-		t.Fatalf("start probe (mode %q): %v", cfg.Mode, err)
-	}
+	p := startProbe(t, cfg)
 	col := collect(p)
 	t.Cleanup(func() { closeAndCheck(t, p, col) })
 	mode := p.Mode()

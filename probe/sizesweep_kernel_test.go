@@ -32,10 +32,7 @@ func TestKernelSizeSweep(t *testing.T) {
 		if m := testMode(); m != "" {
 			cfg.Mode = m
 		}
-		p, err := probe.New(cfg)
-		if err != nil {
-			t.Fatalf("start probe (mode %q): %v", cfg.Mode, err)
-		}
+		p := startProbe(t, cfg)
 		col := collect(p)
 		t.Cleanup(func() { closeAndCheck(t, p, col) })
 		cols, cfgs = append(cols, col), append(cfgs, cfg)
