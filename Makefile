@@ -45,8 +45,10 @@ systemtest: deb
 bench:
 	bash probe/bench.sh
 
+# ARCH=arm64 cross-builds the arm64 package.
+ARCH ?= amd64
 deb:
-	bash packaging/build-deb.sh
+	ARCH=$(ARCH) bash packaging/build-deb.sh
 
 ci: deps check-generate vet test vmtest systemtest
 

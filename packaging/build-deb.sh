@@ -1,5 +1,7 @@
 #!/bin/bash
-# Builds dist/execfaild_<version>_amd64.deb with dpkg-buildpackage.
+# Builds dist/execfaild_<version>_<arch>.deb with dpkg-buildpackage; ARCH
+# (amd64 or arm64, default amd64) picks the architecture, cross-built
+# when it is not the machine's (the binary has no cgo).
 #
 # The build runs in a scratch copy of the work tree so debhelper's output
 # (debian/execfaild/, debian/.debhelper/) and dpkg-buildpackage's files in
@@ -34,14 +36,23 @@ git ls-files -z --cached --others --exclude-standard |
 	done |
 	tar -C "$root" --null -T - -cf - | tar -C "$src" -xf -
 
-(cd "$src" && dpkg-buildpackage -us -uc -b --no-sign) >"$work/build.log" 2>&1 || {
+arch=${ARCH:-amd64}
+case $arch in
+amd64 | arm64) ;;
+*) echo "build-deb: ARCH must be amd64 or arm64, not '$arch'" >&2; exit 2 ;;
+esac
+cross=()
+# -d: the build dependencies are the build machine's (Go, debhelper), not
+# arm64 packages.
+[[ $arch != "$(dpkg --print-architecture)" ]] && cross=(--host-arch "$arch" -d)
+(cd "$src" && dpkg-buildpackage -us -uc -b --no-sign "${cross[@]}") >"$work/build.log" 2>&1 || {
 	tail -40 "$work/build.log" >&2
 	echo "build-deb: dpkg-buildpackage failed (log above)" >&2
 	exit 1
 }
 
 mkdir -p dist
-deb=execfaild_${version}_amd64.deb
+deb=execfaild_${version}_${arch}.deb
 cp "$work/$deb" dist/
 
 # Policy problems fail the build; warnings are printed (each one that stays

@@ -100,11 +100,15 @@ func chooseMode(want string, f Features) (string, error) {
 }
 
 func haveBPF() error {
+	// One sentence each: what is missing and the oldest kernel with it.
 	if err := features.HaveProgramType(ebpf.TracePoint); err != nil {
-		return fmt.Errorf("tracepoint programs: %w", err)
+		return fmt.Errorf("tracepoint programs are missing (Linux 4.7 or newer has them): %w", err)
 	}
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
-		return fmt.Errorf("ring buffer maps: %w", err)
+		return fmt.Errorf("BPF ring buffers are missing (Linux 5.8 or newer has them): %w", err)
+	}
+	if err := features.HaveProgramType(ebpf.RawTracepoint); err != nil {
+		return fmt.Errorf("raw tracepoint programs are missing (Linux 4.17 or newer has them): %w", err)
 	}
 	return nil
 }

@@ -219,7 +219,7 @@ func Prerequisites() error {
 		return err
 	}
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return errors.New("kernel BTF missing: /sys/kernel/btf/vmlinux not found (kernel built without CONFIG_DEBUG_INFO_BTF)")
+		return errors.New("kernel BTF missing: /sys/kernel/btf/vmlinux not found (the kernel must be built with CONFIG_DEBUG_INFO_BTF, as Debian's are from Debian 11 on)")
 	}
 	if err := haveBPF(); err != nil {
 		return fmt.Errorf("BPF unavailable: %w", err)
