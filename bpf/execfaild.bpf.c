@@ -1178,6 +1178,29 @@ static __always_inline bool restarted(long ret)
 	return ret <= -512 && ret >= -516;
 }
 
+/* Before 5.16 the field was group_exit_task. */
+struct signal_struct___old {
+	struct task_struct *group_exit_task;
+} __attribute__((preserve_access_index));
+
+/*
+ * Another thread of the process is exec'ing and has killed this one
+ * (de_thread): whatever this thread's execve returns, it never reaches
+ * the caller, and the process went on to run the other thread's program.
+ */
+static __always_inline bool lost_exec_race(void)
+{
+	struct task_struct *task = current_task();
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	struct task_struct *execer = 0;
+
+	if (bpf_core_field_exists(sig->group_exec_task))
+		execer = BPF_CORE_READ(sig, group_exec_task);
+	else
+		execer = BPF_CORE_READ((struct signal_struct___old *)sig, group_exit_task);
+	return execer && execer != task;
+}
+
 /*
  * The syscall exit, for the native and the compat ABI alike: the verdict,
  * the PATH-search marker on success, and on failure the arguments read
@@ -1202,7 +1225,7 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 		bpf_map_delete_elem(&tasks, &key);
 		return 0;
 	}
-	if (restarted(ret)) {
+	if (restarted(ret) || lost_exec_race()) {
 		if (kp)
 			bpf_map_delete_elem(&kpaths, &key);
 		after_failure(key, st, 0);

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -34,6 +35,8 @@ func MaybeHelper() {
 		os.Exit(0)
 	case os.Getenv(crashEnv) == "1":
 		crash()
+	case os.Getenv(raceEnv) == "1":
+		execRace()
 	case os.Getenv(helperEnv) == "1":
 		os.Exit(helper())
 	}
@@ -362,4 +365,35 @@ func storm(req request, argv, envp uintptr) syscall.Errno {
 	}
 	runtime.KeepAlive(ptrs)
 	return first
+}
+
+// execRace has two threads exec this binary (which then exits 0) at the
+// same moment. One wins; the other, blocked on the exec lock the winner
+// holds, is killed by the winner's de_thread, and its execve returns
+// -ERESTARTNOINTR to the syscall exit on its way out: a restart code the
+// caller never sees, which must not be reported as a failure.
+func execRace() {
+	exe, err := os.Executable()
+	if err != nil {
+		os.Exit(2)
+	}
+	path, _ := unix.BytePtrFromString(exe)
+	argv, _ := cStrings([]string{exe})
+	env, _ := cStrings([]string{exit0Env + "=1"})
+	var ready atomic.Int32
+	start := make(chan struct{})
+	for range 2 {
+		go func() {
+			runtime.LockOSThread()
+			ready.Add(1)
+			<-start
+			unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)),
+				uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&env[0])))
+		}()
+	}
+	for ready.Load() < 2 {
+		runtime.Gosched()
+	}
+	close(start)
+	select {}
 }

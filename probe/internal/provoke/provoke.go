@@ -35,6 +35,7 @@ const (
 	helperEnv = "EXECFAILD_PROVOKE_HELPER"
 	exit0Env  = "EXECFAILD_PROVOKE_EXIT0"
 	crashEnv  = "EXECFAILD_PROVOKE_CRASH"
+	raceEnv   = "EXECFAILD_PROVOKE_RACE"
 )
 
 // Reach tells how far exec got with the file named by the path, which
@@ -420,7 +421,7 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 func cleanEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if strings.HasPrefix(kv, helperEnv+"=") || strings.HasPrefix(kv, exit0Env+"=") || strings.HasPrefix(kv, crashEnv+"=") {
+		if strings.HasPrefix(kv, helperEnv+"=") || strings.HasPrefix(kv, exit0Env+"=") || strings.HasPrefix(kv, crashEnv+"=") || strings.HasPrefix(kv, raceEnv+"=") {
 			continue
 		}
 		out = append(out, kv)
@@ -448,4 +449,19 @@ func waitStatus(err error) (syscall.WaitStatus, bool) {
 		}
 	}
 	return 0, false
+}
+
+// ExecRace runs n processes whose two threads exec at once (see execRace)
+// and returns their pids; each must exit 0, its winner's image.
+func (l *Lab) ExecRace(n int) ([]uint32, error) {
+	var pids []uint32
+	for range n {
+		cmd := exec.Command(l.Exe)
+		cmd.Env = append(cleanEnv(os.Environ()), raceEnv+"=1")
+		if err := cmd.Run(); err != nil {
+			return pids, fmt.Errorf("exec race: %w", err)
+		}
+		pids = append(pids, uint32(cmd.Process.Pid))
+	}
+	return pids, nil
 }
