@@ -226,7 +226,7 @@ func TestKernelProbe(t *testing.T) {
 		t.Fatalf("probe runs in mode %q, EXECFAILD_TEST_MODE asks for %q", mode, wantMode)
 	}
 	switch mode {
-	case "fentry", "kprobe", "tracepoint":
+	case "fentry", "kprobe", "tracepoint", "legacy":
 	default:
 		t.Fatalf("probe reports unknown mode %q", mode)
 	}
