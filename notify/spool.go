@@ -51,6 +51,21 @@ const maxSeq = 1_000_000_000_000_000_000
 // larger count read from disk is corruption.
 const maxSpoolCount = 1 << 48
 
+// The points at which a crash leaves a distinct state on disk. A test
+// kills a process at each of them (crashAt) rather than hoping that kills
+// at random times land on all of them.
+const (
+	crashNewTemp      = "new entry: temporary file synced"
+	crashNewRenamed   = "new entry: renamed into place"
+	crashNewAbsorbed  = "new entry: an entry merged into it removed"
+	crashMergeTemp    = "merged entry: temporary file synced"
+	crashMergeRenamed = "merged entry: renamed into place"
+	crashMergeDropped = "merged entry: the oldest entry removed"
+)
+
+// crashAt is called at each crash point; only tests set it.
+var crashAt = func(point string) {}
+
 func openSpool(dir string, maxBytes int64, maxEntries, maxPIDs int) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create spool: %w", err)
@@ -168,6 +183,7 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 	defer func() {
 		for _, name := range mergedIntoEv {
 			s.remove(name)
+			crashAt(crashNewAbsorbed)
 		}
 	}()
 	for len(s.names) > s.first() && (len(s.names)+1 > s.maxEntries || s.bytes+int64(len(b)) > s.maxBytes) {
@@ -188,7 +204,7 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 	}
 	s.seq++
 	name := fmt.Sprintf("%020d.json", s.seq)
-	if err := s.write(name, b); err != nil {
+	if err := s.write(name, b, crashNewTemp, crashNewRenamed); err != nil {
 		return merged, err
 	}
 	s.names = append(s.names, name)
@@ -238,11 +254,12 @@ func (s *spool) evictOldest(ev *event.Event) (mergedIntoEv string, err error) {
 	}
 	keep := s.names[i+1]
 	old := s.sizes[keep]
-	if err := s.write(keep, b); err != nil {
+	if err := s.write(keep, b, crashMergeTemp, crashMergeRenamed); err != nil {
 		return "", err
 	}
 	s.bytes -= old
 	s.drop(s.names[i])
+	crashAt(crashMergeDropped)
 	return "", nil
 }
 
@@ -267,17 +284,20 @@ func encodeEntry(ev *event.Event, absorbed []string) ([]byte, error) {
 // write puts b into the entry name durably: written and synced under a
 // temporary name, renamed, and the directory synced, so an entry that
 // write reported is there after a power loss and a half-written one never
-// is. On error nothing is left behind.
-func (s *spool) write(name string, b []byte) error {
+// is. On error nothing is left behind. synced and renamed name the crash
+// points after each step.
+func (s *spool) write(name string, b []byte, synced, renamed string) error {
 	tmp := filepath.Join(s.dir, "."+name)
 	if err := writeSynced(tmp, b); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write spool entry: %w", err)
 	}
+	crashAt(synced)
 	if err := os.Rename(tmp, filepath.Join(s.dir, name)); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write spool entry: %w", err)
 	}
+	crashAt(renamed)
 	if err := syncDir(s.dir); err != nil {
 		// The entry is there and will be delivered; only a power loss
 		// before the file system writes the directory back could lose it.

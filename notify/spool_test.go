@@ -202,78 +202,178 @@ func TestSpoolImplausibleEntries(t *testing.T) {
 	}
 }
 
-// spoolChildEnv makes the test binary a spool writer killed by the parent.
-const spoolChildEnv = "EXECFAILD_SPOOL_CHILD"
+// spoolChildEnv makes the test binary a spool writer killed by the parent;
+// spoolCrashEnv, "point|hit|maxEntries|puts", makes it kill itself at the
+// hit-th pass through a crash point.
+const (
+	spoolChildEnv = "EXECFAILD_SPOOL_CHILD"
+	spoolCrashEnv = "EXECFAILD_SPOOL_CRASH"
+)
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(spoolChildEnv); dir != "" {
-		spoolChild(dir)
+		spoolChild(dir, os.Getenv(spoolCrashEnv))
 		return
 	}
 	os.Exit(m.Run())
 }
 
 // spoolChild puts entries into a small spool (every put merges) and
-// prints the number of each acknowledged put.
-func spoolChild(dir string) {
-	sp, err := openSpool(dir, 1<<30, 5, 16)
-	if err != nil {
-		fmt.Println("error", err)
+// prints the number of each acknowledged put. Killing itself at a crash
+// point, it first prints "crash"; after its last put it prints "done".
+func spoolChild(dir, crash string) {
+	w := bufio.NewWriter(os.Stdout)
+	fail := func(err error) {
+		fmt.Fprintln(w, "error", err)
+		w.Flush()
 		os.Exit(1)
 	}
-	sp.rescan(true)
-	w := bufio.NewWriter(os.Stdout)
-	for i := 0; ; i++ {
+	maxEntries, puts := 5, -1
+	if crash != "" {
+		var point string
+		var hit int
+		f := strings.Split(crash, "|")
+		if len(f) != 4 {
+			fail(fmt.Errorf("%s=%q: want point|hit|maxEntries|puts", spoolCrashEnv, crash))
+		}
+		point = f[0]
+		for i, v := range []*int{&hit, &maxEntries, &puts} {
+			n, err := strconv.Atoi(f[i+1])
+			if err != nil {
+				fail(fmt.Errorf("%s: %w", spoolCrashEnv, err))
+			}
+			*v = n
+		}
+		crashAt = func(p string) {
+			if p != point {
+				return
+			}
+			if hit--; hit == 0 {
+				fmt.Fprintln(w, "crash")
+				w.Flush()
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+		}
+	}
+	sp, err := openSpool(dir, 1<<30, maxEntries, 16)
+	if err != nil {
+		fail(err)
+	}
+	if err := sp.rescan(true); err != nil {
+		fail(err)
+	}
+	for i := 0; i != puts; i++ {
 		if _, err := sp.put(spoolEvent(i, 200)); err != nil {
-			fmt.Fprintln(w, "error", err)
-			w.Flush()
-			os.Exit(1)
+			fail(err)
 		}
 		fmt.Fprintln(w, i)
 		w.Flush()
 	}
+	fmt.Fprintln(w, "done")
+	w.Flush()
+}
+
+// runSpoolChild runs a spool writer on dir, kills it once it has
+// acknowledged killAfter+1 puts (never when killAfter < 0), and reads its
+// output to the end. It returns every put the child acknowledged, those
+// that were still in the pipe when the kill was sent included, and the
+// child's last word: "crash", "done", or "" when killed from here.
+func runSpoolChild(t *testing.T, dir, crash string, killAfter int) (acked uint64, last string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), spoolChildEnv+"="+dir, spoolCrashEnv+"="+crash)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		last = line
+		if line == "crash" || line == "done" {
+			continue
+		}
+		n, err := strconv.Atoi(line)
+		if err != nil {
+			cmd.Process.Kill()
+			t.Fatalf("child: %s", line)
+		}
+		acked = uint64(n + 1)
+		if n == killAfter {
+			cmd.Process.Kill()
+		}
+	}
+	if last != "crash" && last != "done" {
+		last = ""
+	}
+	return acked, last
 }
 
 // TestSpoolKilledWhileWriting kills a process at random points while it
 // spools (every put merges the oldest entries) and checks, after the next
 // start's cleanup, that the disk holds exactly the acknowledged failures,
 // or one more: the put in flight may have landed without its
-// acknowledgement.
+// acknowledgement. The child runs ahead of the kill: the puts it
+// acknowledged before the kill landed count too.
 func TestSpoolKilledWhileWriting(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	for round := range 8 {
 		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), spoolChildEnv+"="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		killAfter := 20 + r.Intn(200)
-		sc := bufio.NewScanner(out)
-		acked := uint64(0)
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.HasPrefix(line, "error") {
-				t.Fatalf("child: %s", line)
-			}
-			n, _ := strconv.Atoi(line)
-			acked = uint64(n + 1)
-			if n == killAfter {
-				cmd.Process.Kill()
-				break
-			}
-		}
-		cmd.Wait()
+		acked, _ := runSpoolChild(t, dir, "", 20+r.Intn(200))
 		got, entries := diskCount(t, dir)
 		if got != acked && got != acked+1 {
 			t.Errorf("round %d: killed after %d acknowledged puts, the disk holds %d failures in %d entries", round, acked, got, entries)
 		}
 		if tmp := tempFiles(t, dir); len(tmp) != 0 {
 			t.Errorf("round %d: temporary files survive a start: %v", round, tmp)
+		}
+	}
+}
+
+// TestSpoolKilledAtEachStep kills a spool writer at every crash point of a
+// merge into the next entry (maxEntries 5) and of a merge into the new
+// entry (maxEntries 1): early, and once the entries are digests of
+// earlier merges; then a second writer is started on what the first left
+// and killed the same way. After each kill the disk holds exactly the
+// acknowledged failures, plus the put in flight once its entry was
+// renamed into place.
+func TestSpoolKilledAtEachStep(t *testing.T) {
+	landed := map[string]bool{crashNewRenamed: true, crashNewAbsorbed: true}
+	for _, c := range []struct {
+		maxEntries int
+		points     []string
+	}{
+		{5, []string{crashNewTemp, crashNewRenamed, crashMergeTemp, crashMergeRenamed, crashMergeDropped}},
+		{1, []string{crashNewTemp, crashNewRenamed, crashNewAbsorbed}},
+	} {
+		for _, point := range c.points {
+			for _, hit := range []int{1, 4, 13} {
+				dir := t.TempDir()
+				var want uint64
+				for gen := range 2 {
+					acked, last := runSpoolChild(t, dir, fmt.Sprintf("%s|%d|%d|%d", point, hit, c.maxEntries, 40), -1)
+					if last != "crash" {
+						t.Fatalf("max_entries %d, %q, pass %d, writer %d: 40 puts went by without a crash there (last word %q)", c.maxEntries, point, hit, gen, last)
+					}
+					want += acked
+					if landed[point] {
+						want++
+					}
+					got, entries := diskCount(t, dir)
+					if got != want {
+						t.Errorf("max_entries %d, killed at %q, pass %d, writer %d: the disk holds %d failures in %d entries, want %d", c.maxEntries, point, hit, gen, got, entries, want)
+					}
+					if tmp := tempFiles(t, dir); len(tmp) != 0 {
+						t.Errorf("max_entries %d, killed at %q, pass %d, writer %d: temporary files survive a start: %v", c.maxEntries, point, hit, gen, tmp)
+					}
+					want = got
+				}
+			}
 		}
 	}
 }
