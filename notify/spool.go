@@ -179,7 +179,7 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 	}
 	// Entries merged into ev are removed only once ev is on disk: a crash
 	// in between reports them twice rather than never.
-	var mergedIntoEv []string
+	var mergedIntoEv, absorbed []string
 	defer func() {
 		for _, name := range mergedIntoEv {
 			s.remove(name)
@@ -187,15 +187,17 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 		}
 	}()
 	for len(s.names) > s.first() && (len(s.names)+1 > s.maxEntries || s.bytes+int64(len(b)) > s.maxBytes) {
-		into, err := s.evictOldest(ev)
+		into, kept, err := s.evictOldest(ev)
 		if err != nil {
 			return merged, err
 		}
 		if into != "" {
 			mergedIntoEv = append(mergedIntoEv, into)
+			absorbed = append(absorbed, into)
 		}
+		absorbed = append(absorbed, kept...)
 		merged++
-		if b, err = encodeEntry(ev, mergedIntoEv); err != nil {
+		if b, err = encodeEntry(ev, absorbed); err != nil {
 			return merged, err
 		}
 	}
@@ -223,44 +225,46 @@ func (s *spool) first() int {
 
 // evictOldest merges the oldest evictable entry into the next one, or into
 // the new entry ev when it is the last one; then it returns the oldest's
-// name, for put to remove once ev is written.
-func (s *spool) evictOldest(ev *event.Event) (mergedIntoEv string, err error) {
+// name, for put to remove once ev is written, and the entries ev must list
+// as absorbed besides it (kept).
+func (s *spool) evictOldest(ev *event.Event) (mergedIntoEv string, kept []string, err error) {
 	i := s.first()
-	oldest, err := s.read(s.names[i])
+	oldest, oldestKept, err := s.readEntry(s.names[i])
 	if err != nil {
 		// Unreadable: nothing to carry over; delete it so the spool can
 		// move, and say so.
 		s.lost(s.names[i], err)
-		return "", nil
+		return "", nil, nil
 	}
 	if len(s.names) == i+1 {
 		merge(ev, oldest, s.maxPIDs)
 		name := s.names[i]
 		s.forget(name)
-		return name, nil
+		return name, oldestKept, nil
 	}
-	next, err := s.read(s.names[i+1])
+	next, nextKept, err := s.readEntry(s.names[i+1])
 	if err != nil {
 		s.lost(s.names[i+1], err)
-		return "", nil
+		return "", nil, nil
 	}
 	// The merged entry keeps the place of the older one so nothing
 	// overtakes it; it is written before the oldest goes, so a crash in
 	// between counts the oldest twice rather than never.
 	merge(oldest, next, s.maxPIDs)
-	b, err := encodeEntry(oldest, []string{s.names[i]})
+	absorbed := append(append([]string{s.names[i]}, oldestKept...), nextKept...)
+	b, err := encodeEntry(oldest, absorbed)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	keep := s.names[i+1]
 	old := s.sizes[keep]
 	if err := s.write(keep, b, crashMergeTemp, crashMergeRenamed); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	s.bytes -= old
 	s.drop(s.names[i])
 	crashAt(crashMergeDropped)
-	return "", nil
+	return "", nil, nil
 }
 
 // entry is a spool file: the event, and the entries merged into it that
@@ -336,18 +340,34 @@ func syncDir(dir string) error {
 }
 
 func (s *spool) read(name string) (*event.Event, error) {
+	ev, _, err := s.readEntry(name)
+	return ev, err
+}
+
+// readEntry reads the entry name and returns, besides its event, the
+// entries it absorbed whose files could not be removed (gone). An entry
+// merging it must list them in turn: when this one goes, nothing else
+// would tell the next start that their counts are already on disk, and
+// they would be reported twice.
+func (s *spool) readEntry(name string) (*event.Event, []string, error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, name))
 	if err != nil {
-		return nil, fmt.Errorf("read spool entry: %w", err)
+		return nil, nil, fmt.Errorf("read spool entry: %w", err)
 	}
-	var ev *event.Event
-	if err := json.Unmarshal(b, &ev); err != nil {
-		return nil, fmt.Errorf("decode spool entry %s: %w", name, err)
+	var e entry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, nil, fmt.Errorf("decode spool entry %s: %w", name, err)
 	}
-	if err := plausible(ev); err != nil {
-		return nil, fmt.Errorf("spool entry %s: %w", name, err)
+	if err := plausible(e.Event); err != nil {
+		return nil, nil, fmt.Errorf("spool entry %s: %w", name, err)
 	}
-	return ev, nil
+	var kept []string
+	for _, a := range e.Absorbed {
+		if s.gone[a] {
+			kept = append(kept, a)
+		}
+	}
+	return e.Event, kept, nil
 }
 
 // plausible rejects what no run of the daemon writes: sending it would

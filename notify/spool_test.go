@@ -150,6 +150,54 @@ func TestSpoolEntryThatCannotBeRemoved(t *testing.T) {
 	}
 }
 
+// TestSpoolMergedEntryThatCannotBeRemoved: an entry merged away whose file
+// cannot be deleted (chattr +i) stays listed as absorbed by whatever entry
+// its count moves into, through further merges and a restart, so no start
+// reports it a second time.
+func TestSpoolMergedEntryThatCannotBeRemoved(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("chattr not installed")
+	}
+	for _, maxEntries := range []int{2, 1} {
+		dir := t.TempDir()
+		sp, err := openSpool(dir, 1<<30, maxEntries, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sp.put(spoolEvent(0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		first := filepath.Join(dir, sp.names[0])
+		if out, err := exec.Command("chattr", "+i", first).CombinedOutput(); err != nil {
+			t.Skipf("chattr +i unsupported here: %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("chattr", "-i", first).Run() })
+		puts := uint64(1)
+		for run := range 2 {
+			if run > 0 {
+				if sp, err = openSpool(dir, 1<<30, maxEntries, 16); err != nil {
+					t.Fatal(err)
+				}
+				if err := sp.rescan(true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 4 {
+				if _, err := sp.put(spoolEvent(i+1, 0)); err != nil {
+					t.Fatal(err)
+				}
+				puts++
+			}
+			if _, err := os.Stat(first); err != nil {
+				t.Fatalf("the immutable entry went away: %v", err)
+			}
+			if got, entries := diskCount(t, dir); got != puts {
+				t.Errorf("max_entries %d, run %d: %d puts, the next start finds %d failures in %d entries", maxEntries, run, puts, got, entries)
+			}
+		}
+	}
+}
+
 // TestSpoolImplausibleEntries: null, an event without a time, a count no
 // run can have written and a name that would make the sequence wrap are
 // set aside and counted, never sent as an all-zero failure.
