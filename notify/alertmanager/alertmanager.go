@@ -227,7 +227,7 @@ func (s *Sink) Alert(ev *event.Event) Alert {
 }
 
 // label keeps a value valid for Alertmanager (UTF-8) and readable.
-func label(v string) string { return httpsink.Visible(v) }
+func label(v string) string { return notify.Chat.Visible(v) }
 
 func annotations(ev *event.Event) map[string]string {
 	a := map[string]string{}
@@ -235,7 +235,7 @@ func annotations(ev *event.Event) map[string]string {
 		if v == "" {
 			return
 		}
-		v = httpsink.Visible(v)
+		v = notify.Chat.Visible(v)
 		if len(v) > maxAnnotation {
 			cut := maxAnnotation
 			for cut > 0 && !utf8.RuneStart(v[cut]) {
@@ -284,7 +284,7 @@ func annotations(ev *event.Event) map[string]string {
 		fmt.Fprintf(&d, ") could not execute %s: %s", what, ev.ErrorText)
 	}
 	if ev.InterpreterPath != "" {
-		fmt.Fprintf(&d, "; its #! line names the interpreter %s", httpsink.Visible(ev.InterpreterPath))
+		fmt.Fprintf(&d, "; its #! line names the interpreter %s", notify.Chat.Visible(ev.InterpreterPath))
 		if strings.HasSuffix(ev.InterpreterPath, "\r") {
 			d.WriteString(" (Windows line endings)")
 		}
@@ -305,7 +305,7 @@ func annotations(ev *event.Event) map[string]string {
 
 	put("path", ev.Path)
 	put("interpreter", ev.InterpreterPath)
-	put("argv", httpsink.ShellJoin(ev.Arguments))
+	put("argv", notify.Chat.ShellJoin(ev.Arguments))
 	if ev.ArgumentsTruncated {
 		put("argv_truncated", "true")
 	}

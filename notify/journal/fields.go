@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe/event"
@@ -80,7 +79,7 @@ func Fields(ev *event.Event) []Field {
 	addStr("stdin_path", ev.StdinPath)
 	add("kernel_invoked", strconv.FormatBool(ev.KernelInvoked))
 
-	fs = append(fs, Field{Name: "argv", Value: ShellJoin(ev.Arguments), Quoted: true})
+	fs = append(fs, Field{Name: "argv", Value: notify.Log.ShellJoin(ev.Arguments), Quoted: true})
 	add("argc", strconv.Itoa(len(ev.Arguments)))
 	if ev.ArgumentsTruncated {
 		add("arguments_truncated", "true")
@@ -89,7 +88,7 @@ func Fields(ev *event.Event) []Field {
 		add("arguments_redacted", "true")
 	}
 	if len(ev.Environment) > 0 {
-		fs = append(fs, Field{Name: "environment", Value: ShellJoin(ev.Environment), Quoted: true})
+		fs = append(fs, Field{Name: "environment", Value: notify.Log.ShellJoin(ev.Environment), Quoted: true})
 		add("envc", strconv.Itoa(len(ev.Environment)))
 	}
 	if ev.EnvironmentTruncated {
@@ -148,7 +147,7 @@ func Fields(ev *event.Event) []Field {
 		add("pids", strings.Join(pids, " "))
 	}
 	if len(ev.Tried) > 0 {
-		fs = append(fs, Field{Name: "path_search_tried", Value: ShellJoin(ev.Tried), Quoted: true})
+		fs = append(fs, Field{Name: "path_search_tried", Value: notify.Log.ShellJoin(ev.Tried), Quoted: true})
 	}
 	return fs
 }
@@ -196,10 +195,10 @@ func Message(ev *event.Event) string {
 	switch {
 	case p.Unit != "":
 		b.WriteString(", ")
-		b.WriteString(Visible(p.Unit))
+		b.WriteString(notify.Log.Visible(p.Unit))
 	case p.ContainerID != "":
 		b.WriteString(", container ")
-		b.WriteString(Visible(p.ContainerID))
+		b.WriteString(notify.Log.Visible(p.ContainerID))
 	}
 	b.WriteString(") failed: ")
 	if !notify.ErrnoShared(ev) {
@@ -258,128 +257,17 @@ func Message(ev *event.Event) string {
 	return b.String()
 }
 
-// Visible renders s so that every byte is printable and the original can
-// be recovered: backslash doubles, \n \r \t and other control characters
-// become C escapes, bytes that are not UTF-8 become \xHH, and non-printing
-// Unicode (bidi overrides, zero-width joiners) becomes \u{HHHH}.
-func Visible(s string) string {
-	if isPlain(s) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r < 0x80 || strconv.IsPrint(r):
-			b.WriteString(s[i : i+size])
-		default:
-			fmt.Fprintf(&b, `\u{%04x}`, r)
-		}
-		i += size
-	}
-	return b.String()
-}
-
-// isPlain reports whether Visible would return s unchanged.
-func isPlain(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
 // quote wraps s in double quotes after Visible, escaping the quote itself.
 func quote(s string) string {
-	return `"` + strings.ReplaceAll(Visible(s), `"`, `\"`) + `"`
+	return `"` + strings.ReplaceAll(notify.Log.Visible(s), `"`, `\"`) + `"`
 }
 
 // quoteIfNeeded leaves plain words alone so the sentence reads naturally
 // and quotes anything with spaces, quotes or escapes, so where a path ends
 // is never in doubt.
 func quoteIfNeeded(s string) string {
-	if s != "" && isPlain(s) && !strings.ContainsAny(s, ` "`) {
+	if s != "" && notify.Log.Plain(s) && !strings.ContainsAny(s, ` "`) {
 		return s
 	}
 	return quote(s)
-}
-
-// ShellJoin quotes each word for a POSIX shell (bash $'…' for words with
-// control characters or invalid UTF-8) and joins them with spaces. The
-// result is printable, pastes back into bash as the same argv, and keeps
-// "-v -v" and empty arguments distinct.
-func ShellJoin(words []string) string {
-	var b strings.Builder
-	for i, w := range words {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(shellQuote(w))
-	}
-	return b.String()
-}
-
-func shellQuote(w string) string {
-	if w == "" {
-		return "''"
-	}
-	safe, printable := true, true
-	for i := 0; i < len(w); {
-		r, size := utf8.DecodeRuneInString(w[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1, r < 0x20, r == 0x7f, r >= 0x80 && !strconv.IsPrint(r):
-			printable = false
-			safe = false
-		case !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)):
-			safe = false
-		}
-		i += size
-	}
-	if safe {
-		return w
-	}
-	if printable {
-		return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
-	}
-	var b strings.Builder
-	b.WriteString("$'")
-	for i := 0; i < len(w); {
-		r, size := utf8.DecodeRuneInString(w[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, w[i])
-		case r == '\\' || r == '\'':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r < 0x80 || strconv.IsPrint(r):
-			b.WriteString(w[i : i+size])
-		default:
-			// bash's \u takes up to four hex digits, \U up to eight.
-			fmt.Fprintf(&b, `\U%08x`, r)
-		}
-		i += size
-	}
-	b.WriteString("'")
-	return b.String()
 }

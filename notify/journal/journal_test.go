@@ -340,7 +340,7 @@ func TestShellJoinPastesBack(t *testing.T) {
 	}
 	args := hostile().Arguments
 	args = append(args, "$HOME", "`id`", "a b", "tab\there", "\x01\x7f", "ü", `"q"`, "--x=1,2")
-	out, err := exec.Command(bash, "-c", `printf '%s\0' `+ShellJoin(args)).Output()
+	out, err := exec.Command(bash, "-c", `printf '%s\0' `+notify.Log.ShellJoin(args)).Output()
 	if err != nil {
 		t.Fatalf("bash: %v", err)
 	}
@@ -368,7 +368,7 @@ func TestLargeEntryGoesAsSealedMemfd(t *testing.T) {
 	if !memfd {
 		t.Fatal("a 2 MiB entry went as a datagram; want a memfd")
 	}
-	if got, want := m["EXECFAIL_ARGV"], ShellJoin(ev.Arguments); got != want {
+	if got, want := m["EXECFAIL_ARGV"], notify.Log.ShellJoin(ev.Arguments); got != want {
 		t.Errorf("EXECFAIL_ARGV: got %d bytes, want %d, equal=%v", len(got), len(want), got == want)
 	}
 	if m["EXECFAIL_ARGC"] != "512" {
@@ -506,7 +506,7 @@ func TestRealJournald(t *testing.T) {
 	got := read(ev.Host)
 	for k, want := range map[string]string{
 		"EXECFAIL_PATH":     ev.Path,
-		"EXECFAIL_ARGV":     ShellJoin(ev.Arguments),
+		"EXECFAIL_ARGV":     notify.Log.ShellJoin(ev.Arguments),
 		"EXECFAIL_COMM":     ev.Process.Comm,
 		"MESSAGE":           Message(&ev),
 		"PRIORITY":          "7",
@@ -530,7 +530,7 @@ func TestRealJournald(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = read(big.Host)
-	if got["EXECFAIL_ARGC"] != "2" || got["EXECFAIL_ARGV"] != ShellJoin(big.Arguments) {
+	if got["EXECFAIL_ARGC"] != "2" || got["EXECFAIL_ARGV"] != notify.Log.ShellJoin(big.Arguments) {
 		t.Errorf("large entry: EXECFAIL_ARGC %v, EXECFAIL_ARGV of %d bytes", got["EXECFAIL_ARGC"], len(fmt.Sprint(got["EXECFAIL_ARGV"])))
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/execfaild/execfaild/notify"
-	"github.com/execfaild/execfaild/notify/httpsink"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
@@ -103,7 +102,7 @@ func Render(ev *event.Event) Message {
 		fmt.Fprintf(&what1, "*several programs* could not be executed: *%s*", esc(errName))
 	}
 	if ev.ErrorText != "" {
-		fmt.Fprintf(&what1, " (%s)", esc(httpsink.Visible(ev.ErrorText)))
+		fmt.Fprintf(&what1, " (%s)", esc(notify.Chat.Visible(ev.ErrorText)))
 	}
 	if ev.Path != "" && ev.Path != what {
 		fmt.Fprintf(&what1, "\ncalled as %s", code(ev.Path))
@@ -258,7 +257,7 @@ func fields(ev *event.Event, host string) []Text {
 		proc += "\nparent " + code(ev.Parent.Comm) + " pid " + strconv.FormatUint(uint64(ev.Parent.PID), 10)
 	}
 	add("Process", proc)
-	add("Host", esc(httpsink.Visible(host)))
+	add("Host", esc(notify.Chat.Visible(host)))
 	switch {
 	case p.Unit != "":
 		add("Unit", code(p.Unit))
@@ -308,7 +307,7 @@ func code(s string) string {
 	if s == "" {
 		return "`(none)`"
 	}
-	return "`" + esc(strings.ReplaceAll(httpsink.Visible(s), "`", "ˋ")) + "`"
+	return "`" + esc(strings.ReplaceAll(notify.Chat.Visible(s), "`", "ˋ")) + "`"
 }
 
 func codeBlock(s string, limit int) string {
@@ -320,12 +319,12 @@ func argv(args []string) string {
 	if len(args) > maxArgs {
 		args = args[:maxArgs]
 	}
-	return httpsink.ShellJoin(args)
+	return notify.Chat.ShellJoin(args)
 }
 
 // plain is for plain_text objects and the fallback: escaped, control
 // characters spelled out, cut to limit.
-func plain(s string, limit int) string { return fit(esc(httpsink.Visible(s)), limit) }
+func plain(s string, limit int) string { return fit(esc(notify.Chat.Visible(s)), limit) }
 
 // width counts like Slack: UTF-16 code units.
 func width(s string) int {

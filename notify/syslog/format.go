@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/journal"
 	"github.com/execfaild/execfaild/probe/event"
 )
@@ -30,14 +31,14 @@ const minKeep = 48
 type param struct{ name, value string }
 
 // params renders the event fields as PARAM-NAME/PARAM-VALUE pairs, every
-// value printable (journal.Visible) before SD escaping.
+// value printable (notify.Log.Visible) before SD escaping.
 func params(ev *event.Event) []param {
 	fs := journal.Fields(ev)
 	ps := make([]param, len(fs))
 	for i, f := range fs {
 		v := f.Value
 		if !f.Quoted {
-			v = journal.Visible(v)
+			v = notify.Log.Visible(v)
 		}
 		ps[i] = param{f.Name, v}
 	}
@@ -214,7 +215,7 @@ func sdWeight(c byte) int {
 	return 1
 }
 
-// cutEscaped returns the longest prefix of s, a journal.Visible or
+// cutEscaped returns the longest prefix of s, a notify.Log.Visible or
 // shell-quoted rendering, that weighs at most n (weight per byte, nil for
 // one each) and splits neither a UTF-8 sequence nor an escape (\\, \n,
 // \xHH, \u{HHHH}, \UHHHHHHHH), so the cut value still decodes.

@@ -13,7 +13,7 @@
 // return_value, interpreter_path, argv, argc, pid, uid, unit, count, … (see
 // package journal for the list and their formats). Values are made
 // printable first: control characters, backslash and bytes that are not
-// UTF-8 become \n, \r, \\, \xHH (journal.Visible), argv is shell-quoted;
+// UTF-8 become \n, \r, \\, \xHH (notify.Log.Visible), argv is shell-quoted;
 // then '"', '\' and ']' are escaped as RFC 5424 §6.3.3 requires. MSG is the
 // same sentence as the journal's MESSAGE.
 //

@@ -1,8 +1,8 @@
-package httpsink
+package notify
 
 import "testing"
 
-func TestVisible(t *testing.T) {
+func TestChatVisible(t *testing.T) {
 	for in, want := range map[string]string{
 		"/bin/bash\r":       `/bin/bash\r`,
 		"a\tb\nc":           `a\tb\nc`,
@@ -18,13 +18,13 @@ func TestVisible(t *testing.T) {
 		"line\u2028sep":     `line\u2028sep`,
 		"tag\U000E0041char": `tag\U000e0041char`,
 	} {
-		if got := Visible(in); got != want {
-			t.Errorf("Visible(%q) = %q, want %q", in, got, want)
+		if got := Chat.Visible(in); got != want {
+			t.Errorf("Chat.Visible(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
-func TestShellQuote(t *testing.T) {
+func TestChatShellQuote(t *testing.T) {
 	for in, want := range map[string]string{
 		"./deploy.sh":      "./deploy.sh",
 		"--target=prod":    "--target=prod",
@@ -35,8 +35,8 @@ func TestShellQuote(t *testing.T) {
 		"a;rm -rf /":       "'a;rm -rf /'",
 		"user@host:/path,": "user@host:/path,",
 	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		if got := chatShellQuote(in); got != want {
+			t.Errorf("chatShellQuote(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
