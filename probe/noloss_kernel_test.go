@@ -34,6 +34,12 @@ func startProbe(t *testing.T, cfg probe.Config) *probe.Probe {
 	if err != nil {
 		t.Fatalf("start probe (mode %q): %v", cfg.Mode, err)
 	}
+	r := p.Report()
+	for _, h := range r.Hooks {
+		if !h.Attached {
+			t.Logf("probe (mode %s, build %s): hook %s %s not attached: %s", r.Mode, r.Build, h.Name, h.Function, h.Reason)
+		}
+	}
 	return p
 }
 
