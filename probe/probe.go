@@ -475,16 +475,9 @@ func (p *Probe) attach(plan []plannedHook) error {
 const legacyVerdictProg = "raw_exit_legacy"
 
 func (p *Probe) attachLegacyVerdict() error {
-	hs := HookStatus{Name: "verdict", Function: "raw_syscalls/sys_exit", Kind: "raw_tracepoint"}
-	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_exit", Program: p.program(legacyVerdictProg)})
-	if err != nil {
-		hs.Reason = err.Error()
-		p.report.Hooks = append(p.report.Hooks, hs)
+	if err := p.attachRaw("verdict", "raw_syscalls", "sys_exit", legacyVerdictProg); err != nil {
 		return fmt.Errorf("attach raw tracepoint sys_exit: %w", err)
 	}
-	hs.Attached = true
-	p.links = append(p.links, l)
-	p.report.Hooks = append(p.report.Hooks, hs)
 	return nil
 }
 
@@ -494,22 +487,20 @@ const execDoneProg = "raw_exec_done"
 // attachExecDone attaches it through a BPF link (no perf event). Without
 // it only a 64-bit exec of a 32-bit program leaves state behind.
 func (p *Probe) attachExecDone() {
-	hs := HookStatus{Name: "exec_done", Function: "sched/sched_process_exec", Kind: "raw_tracepoint"}
-	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: p.program(execDoneProg)})
-	if err != nil {
-		hs.Reason = err.Error()
-	} else {
-		hs.Attached = true
-		p.links = append(p.links, l)
-	}
-	p.report.Hooks = append(p.report.Hooks, hs)
+	p.attachRaw("exec_done", "sched", "sched_process_exec", execDoneProg)
 }
 
 // attachCompatRaw attaches the tracepoint mode's compat verdict. A kernel
 // that refuses it loses only 32-bit execs, which the report says.
 func (p *Probe) attachCompatRaw() {
-	hs := HookStatus{Name: "compat", Function: "raw_syscalls/sys_exit", Kind: "raw_tracepoint"}
-	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_exit", Program: p.program(compatRawTracepoint)})
+	p.attachRaw("compat", "raw_syscalls", "sys_exit", compatRawTracepoint)
+}
+
+// attachRaw attaches prog to the raw tracepoint tp (of group, for the
+// report) through a BPF link, and reports how that went.
+func (p *Probe) attachRaw(name, group, tp, prog string) error {
+	hs := HookStatus{Name: name, Function: group + "/" + tp, Kind: "raw_tracepoint"}
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: p.program(prog)})
 	if err != nil {
 		hs.Reason = err.Error()
 	} else {
@@ -517,6 +508,7 @@ func (p *Probe) attachCompatRaw() {
 		p.links = append(p.links, l)
 	}
 	p.report.Hooks = append(p.report.Hooks, hs)
+	return err
 }
 
 func (p *Probe) attachKprobe(ph plannedHook) error {
