@@ -23,6 +23,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/execfaild/execfaild/internal/field"
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe"
 )
@@ -307,10 +308,9 @@ func qualify(prefix, key string) string {
 	return prefix + "." + key
 }
 
-// leadingKey is a "key: message" error a sink returned without FieldError.
-var leadingKey = regexp.MustCompile(`^([a-z_][a-z0-9_.]*): (.*)$`)
-
-// locate turns a validation error into an *Error with file and line.
+// locate turns a validation error into an *Error with file and line. Every
+// validator names its key with a *field.Error; an error without one is about
+// the table it came from, so it is placed at the table's line.
 func locate(file string, loc *lines, err error) error {
 	var se *notify.SinkError
 	prefix := ""
@@ -320,11 +320,9 @@ func locate(file string, loc *lines, err error) error {
 		inner = se.Err
 	}
 	key, msg := prefix, inner
-	var fe *notify.FieldError
+	var fe *field.Error
 	if errors.As(inner, &fe) {
 		key, msg = join(prefix, fe.Key), fe.Err
-	} else if m := leadingKey.FindStringSubmatch(inner.Error()); m != nil {
-		key, msg = join(prefix, m[1]), errors.New(m[2])
 	}
 	return &Error{File: file, Line: loc.find(key), Key: key, Err: msg}
 }
@@ -338,16 +336,9 @@ func join(prefix, key string) string {
 
 // normalize validates and fills the per-sink settings from the global ones.
 func (c *Config) normalize() error {
-	if err := validateProbe(&c.Probe); err != nil {
-		var fe *notify.FieldError
-		if errors.As(err, &fe) {
-			return &notify.FieldError{Key: "probe." + fe.Key, Err: fe.Err}
-		}
-		// The probe package words its errors "probe.mode: ...".
-		if m := leadingKey.FindStringSubmatch(err.Error()); m != nil {
-			return &notify.FieldError{Key: "probe." + strings.TrimPrefix(m[1], "probe."), Err: errors.New(m[2])}
-		}
-		return &notify.FieldError{Key: "probe", Err: err}
+	// The probe's keys are already rooted at the file ("probe.mode").
+	if err := c.Probe.Validate(); err != nil {
+		return err
 	}
 	if err := validateMetrics(c.Metrics); err != nil {
 		return err
@@ -377,36 +368,6 @@ func validateMetrics(m MetricsConfig) error {
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 		return notify.Errorf("metrics.listen", "port must be a number from 1 to 65535, not %q", port)
-	}
-	return nil
-}
-
-// validateProbe checks [probe]; the probe package's own Validate wins when
-// it has one, because it owns the section.
-func validateProbe(p *probe.Config) error {
-	if v, ok := any(p).(interface{ Validate() error }); ok {
-		return v.Validate()
-	}
-	switch p.Mode {
-	case "auto", "fentry", "kprobe", "tracepoint":
-	default:
-		return notify.Errorf("mode", "must be auto, fentry, kprobe or tracepoint, not %q", p.Mode)
-	}
-	switch p.Environment {
-	case "redact", "none", "full":
-	default:
-		return notify.Errorf("environment", "must be redact, none or full, not %q", p.Environment)
-	}
-	for _, f := range []struct {
-		key string
-		v   int
-	}{{"max_args", p.MaxArgs}, {"max_env", p.MaxEnv}, {"max_arg_len", p.MaxArgLen}} {
-		if f.v <= 0 {
-			return notify.Errorf(f.key, "must be positive, not %d", f.v)
-		}
-	}
-	if r := p.RingBufferBytes; r < 4096 || r&(r-1) != 0 {
-		return notify.Errorf("ring_buffer_bytes", "must be a power of two of at least 4096, not %d", r)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/execfaild/execfaild/internal/field"
 )
 
 // ResolveSecret returns the secret a sink entry configured either inline
@@ -35,21 +37,12 @@ func ResolveSecret(value Secret, file, key string) (Secret, error) {
 	return "", &FieldError{Key: key, Err: fmt.Errorf("missing: set %s or %s_file", key, key)}
 }
 
-// FieldError is a validation error about one configuration key, relative to
-// the table it is in ("url", "filter.errors", "dedup.window"). The config
-// loader turns Key into a file line; Error prints "key: message".
-type FieldError struct {
-	Key string
-	Err error
-}
-
-func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
-func (e *FieldError) Unwrap() error { return e.Err }
+// FieldError is the one validation error type, field.Error, under the
+// name sinks have always used: a sink speaks to notify only.
+type FieldError = field.Error
 
 // Errorf returns a FieldError for key.
-func Errorf(key, format string, args ...any) error {
-	return &FieldError{Key: key, Err: fmt.Errorf(format, args...)}
-}
+func Errorf(key, format string, args ...any) error { return field.Errorf(key, format, args...) }
 
 // prefixKey puts a table prefix in front of the key of a FieldError, so
 // nested validation reports the full relative key ("dedup.window").

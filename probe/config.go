@@ -1,6 +1,6 @@
 package probe
 
-import "fmt"
+import "github.com/execfaild/execfaild/internal/field"
 
 // Attach modes, richest first.
 const (
@@ -72,33 +72,35 @@ const (
 	maxFoldKeys = 65536
 )
 
-// Validate reports the first bad setting, naming its key.
+// Validate reports the first bad setting as a *field.Error. The probe owns
+// the whole [probe] section, so its keys are rooted at the file
+// ("probe.mode") and the config loader passes them through unchanged.
 func (c Config) Validate() error {
 	switch c.Mode {
 	case "", ModeAuto, ModeFentry, ModeKprobe, ModeTracepoint, ModeLegacy:
 	default:
-		return fmt.Errorf("probe.mode: %q is not one of auto, fentry, kprobe, tracepoint, legacy", c.Mode)
+		return field.Errorf("probe.mode", "%q is not one of auto, fentry, kprobe, tracepoint, legacy", c.Mode)
 	}
 	if c.MaxArgs < 1 || c.MaxArgs > maxArgsCap {
-		return fmt.Errorf("probe.max_args: %d is outside 1..%d", c.MaxArgs, maxArgsCap)
+		return field.Errorf("probe.max_args", "%d is outside 1..%d", c.MaxArgs, maxArgsCap)
 	}
 	if c.MaxEnv < 0 || c.MaxEnv > maxArgsCap {
-		return fmt.Errorf("probe.max_env: %d is outside 0..%d", c.MaxEnv, maxArgsCap)
+		return field.Errorf("probe.max_env", "%d is outside 0..%d", c.MaxEnv, maxArgsCap)
 	}
 	if c.MaxArgLen < 16 || c.MaxArgLen > maxArgLenCap {
-		return fmt.Errorf("probe.max_arg_len: %d is outside 16..%d", c.MaxArgLen, maxArgLenCap)
+		return field.Errorf("probe.max_arg_len", "%d is outside 16..%d", c.MaxArgLen, maxArgLenCap)
 	}
 	switch c.Environment {
 	case "redact", "none", "full":
 	default:
-		return fmt.Errorf("probe.environment: %q is not one of redact, none, full", c.Environment)
+		return field.Errorf("probe.environment", "%q is not one of redact, none, full", c.Environment)
 	}
 	rb := c.RingBufferBytes
 	if rb < 1<<16 || rb > 1<<30 || rb&(rb-1) != 0 {
-		return fmt.Errorf("probe.ring_buffer_bytes: %d is not a power of two between 65536 and 1073741824", rb)
+		return field.Errorf("probe.ring_buffer_bytes", "%d is not a power of two between 65536 and 1073741824", rb)
 	}
 	if c.FoldMaxKeys < minFoldKeys || c.FoldMaxKeys > maxFoldKeys {
-		return fmt.Errorf("probe.fold_max_keys: %d is outside %d..%d", c.FoldMaxKeys, minFoldKeys, maxFoldKeys)
+		return field.Errorf("probe.fold_max_keys", "%d is outside %d..%d", c.FoldMaxKeys, minFoldKeys, maxFoldKeys)
 	}
 	return nil
 }

@@ -137,17 +137,17 @@ func DefaultConfig() *Config {
 // Validate implements notify.SinkConfig.
 func (c *Config) Validate() error {
 	if c.Socket == "" {
-		return fmt.Errorf("socket: must not be empty")
+		return notify.Errorf("socket", "must not be empty")
 	}
 	if !filepath.IsAbs(c.Socket) {
-		return fmt.Errorf("socket: %q is not an absolute path", c.Socket)
+		return notify.Errorf("socket", "%q is not an absolute path", c.Socket)
 	}
 	// sun_path holds 108 bytes including the terminating NUL.
 	if len(c.Socket) > 107 {
-		return fmt.Errorf("socket: path is %d bytes, longer than a unix socket address allows (107)", len(c.Socket))
+		return notify.Errorf("socket", "path is %d bytes, longer than a unix socket address allows (107)", len(c.Socket))
 	}
 	if _, ok := Levels[c.Priority]; !ok {
-		return fmt.Errorf("priority: unknown level %q (want one of %s)", c.Priority, LevelNames)
+		return notify.Errorf("priority", "unknown level %q (want one of %s)", c.Priority, LevelNames)
 	}
 	return nil
 }

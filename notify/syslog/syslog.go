@@ -171,52 +171,52 @@ func (c *Config) Validate() error {
 	switch d.Network {
 	case "unix":
 		if !filepath.IsAbs(d.Address) {
-			return fmt.Errorf("address: %q is not an absolute socket path (network unix)", d.Address)
+			return notify.Errorf("address", "%q is not an absolute socket path (network unix)", d.Address)
 		}
 	case "udp", "tcp", "tcp+tls":
 		if d.Address == "" {
-			return fmt.Errorf("address: required for network %s (host:port)", d.Network)
+			return notify.Errorf("address", "required for network %s (host:port)", d.Network)
 		}
 		host, port, err := net.SplitHostPort(d.Address)
 		if err != nil || host == "" || port == "" {
-			return fmt.Errorf("address: %q is not host:port", d.Address)
+			return notify.Errorf("address", "%q is not host:port", d.Address)
 		}
 	default:
-		return fmt.Errorf("network: unknown %q (want unix, udp, tcp or tcp+tls)", d.Network)
+		return notify.Errorf("network", "unknown %q (want unix, udp, tcp or tcp+tls)", d.Network)
 	}
 	if d.Format != "rfc5424" && d.Format != "rfc3164" {
-		return fmt.Errorf("format: unknown %q (want rfc5424 or rfc3164)", d.Format)
+		return notify.Errorf("format", "unknown %q (want rfc5424 or rfc3164)", d.Format)
 	}
 	if _, ok := Facilities[d.Facility]; !ok {
-		return fmt.Errorf("facility: unknown %q (want one of %s)", d.Facility, facilityNames)
+		return notify.Errorf("facility", "unknown %q (want one of %s)", d.Facility, facilityNames)
 	}
 	if _, ok := journal.Levels[d.Severity]; !ok {
-		return fmt.Errorf("severity: unknown %q (want one of %s)", d.Severity, journal.LevelNames)
+		return notify.Errorf("severity", "unknown %q (want one of %s)", d.Severity, journal.LevelNames)
 	}
 	if err := validSDID(d.SDID); err != nil {
-		return fmt.Errorf("sd_id: %w", err)
+		return notify.Errorf("sd_id", "%w", err)
 	}
 	// RFC 5424 §6.1: every receiver must take 480 octets; below that a
 	// header and a cut sentence do not fit.
 	if d.MaxMessageBytes < 480 {
-		return fmt.Errorf("max_message_bytes: %d is below 480, the size every receiver must accept", d.MaxMessageBytes)
+		return notify.Errorf("max_message_bytes", "%d is below 480, the size every receiver must accept", d.MaxMessageBytes)
 	}
 	if d.MaxMessageBytes > maxMessageBytesLimit {
-		return fmt.Errorf("max_message_bytes: %d is above %d", d.MaxMessageBytes, maxMessageBytesLimit)
+		return notify.Errorf("max_message_bytes", "%d is above %d", d.MaxMessageBytes, maxMessageBytesLimit)
 	}
 	switch d.Framing {
 	case "octet-counting":
 	case "newline":
 		if d.Network != "tcp" {
-			return fmt.Errorf("framing: newline applies to network tcp only (RFC 5425 requires octet counting over TLS)")
+			return notify.Errorf("framing", "newline applies to network tcp only (RFC 5425 requires octet counting over TLS)")
 		}
 	default:
-		return fmt.Errorf("framing: unknown %q (want octet-counting or newline)", d.Framing)
+		return notify.Errorf("framing", "unknown %q (want octet-counting or newline)", d.Framing)
 	}
 	if d.Network != "tcp+tls" {
 		for key, v := range map[string]string{"ca_file": d.CAFile, "cert_file": d.CertFile, "key_file": d.KeyFile, "server_name": d.ServerName} {
 			if v != "" {
-				return fmt.Errorf("%s: applies to network tcp+tls only", key)
+				return notify.Errorf(key, "applies to network tcp+tls only")
 			}
 		}
 	}
@@ -224,10 +224,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cert_file, key_file: a client certificate needs both")
 	}
 	if d.Timeout <= 0 {
-		return fmt.Errorf("timeout: must be positive")
+		return notify.Errorf("timeout", "must be positive")
 	}
 	if d.Timeout > notify.MaxSinkTimeout {
-		return fmt.Errorf("timeout: must be at most %s, not %s", notify.MaxSinkTimeout, d.Timeout)
+		return notify.Errorf("timeout", "must be at most %s, not %s", notify.MaxSinkTimeout, d.Timeout)
 	}
 	return nil
 }
@@ -310,22 +310,22 @@ func tlsConfig(d Config) (*tls.Config, error) {
 	if d.CAFile != "" {
 		pem, err := notify.ReadFileCapped(d.CAFile, notify.MaxPEMFileBytes)
 		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
+			return nil, notify.Errorf("ca_file", "%w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", d.CAFile)
+			return nil, notify.Errorf("ca_file", "%s holds no PEM certificate", d.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if d.CertFile != "" {
 		certPEM, err := notify.ReadFileCapped(d.CertFile, notify.MaxPEMFileBytes)
 		if err != nil {
-			return nil, fmt.Errorf("cert_file: %w", err)
+			return nil, notify.Errorf("cert_file", "%w", err)
 		}
 		keyPEM, err := notify.ReadFileCapped(d.KeyFile, notify.MaxPEMFileBytes)
 		if err != nil {
-			return nil, fmt.Errorf("key_file: %w", err)
+			return nil, notify.Errorf("key_file", "%w", err)
 		}
 		// The parse error names neither file nor key material.
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
