@@ -246,62 +246,21 @@ func annotations(ev *event.Event) map[string]string {
 		a[k] = v
 	}
 	p := &ev.Process
-	what := ev.ResolvedPath()
-	n := ev.Count
-	if n == 0 {
-		n = 1
-	}
-
-	errName := ev.Error
-	if !notify.ErrnoShared(ev) {
-		errName = "several errors"
-	}
-	if !notify.PathShared(ev) {
+	d := notify.Describe(ev)
+	what := d.Subject.Program
+	if d.Subject.Several {
 		what = "several programs"
 	}
+	errName := d.Error.Name
+	if d.Error.Several {
+		errName = "several errors"
+	}
 	summary := fmt.Sprintf("%s failed on %s: %s", path.Base(what), ev.Host, errName)
-	if ev.ErrorText != "" {
-		summary += " (" + ev.ErrorText + ")"
+	if d.Error.Text != "" {
+		summary += " (" + d.Error.Text + ")"
 	}
 	put("summary", summary)
-
-	var d strings.Builder
-	if ev.KernelInvoked {
-		fmt.Fprintf(&d, "The kernel could not execute %s: %s", what, ev.ErrorText)
-	} else {
-		comm := p.Comm
-		if comm == "" {
-			comm = "several commands"
-		}
-		if notify.PIDShared(ev) {
-			fmt.Fprintf(&d, "%s (pid %d, uid %d", comm, p.PID, p.UID)
-		} else {
-			fmt.Fprintf(&d, "%s (uid %d", comm, p.UID)
-		}
-		if p.Unit != "" {
-			fmt.Fprintf(&d, ", %s", p.Unit)
-		}
-		fmt.Fprintf(&d, ") could not execute %s: %s", what, ev.ErrorText)
-	}
-	if ev.InterpreterPath != "" {
-		fmt.Fprintf(&d, "; its #! line names the interpreter %s", notify.Chat.Visible(ev.InterpreterPath))
-		if strings.HasSuffix(ev.InterpreterPath, "\r") {
-			d.WriteString(" (Windows line endings)")
-		}
-	}
-	if len(ev.Tried) > 0 {
-		fmt.Fprintf(&d, "; searched %s", strings.Join(ev.Tried, ":"))
-	}
-	d.WriteString(".")
-	if ev.Digest || n > 1 {
-		d.WriteString(" " + notify.Times(n, ev.Digest))
-	}
-	if n > 1 && ev.FirstSeen != nil && ev.LastSeen != nil {
-		fmt.Fprintf(&d, " between %s and %s.", ev.FirstSeen.UTC().Format(time.RFC3339), ev.LastSeen.UTC().Format(time.RFC3339))
-	} else if n > 1 || ev.Digest {
-		d.WriteString(".")
-	}
-	put("description", d.String())
+	put("description", description(&d, what))
 
 	put("path", ev.Path)
 	put("interpreter", ev.InterpreterPath)
@@ -327,7 +286,7 @@ func annotations(ev *event.Event) map[string]string {
 	put("syscall", ev.Syscall)
 	put("stage", ev.Stage)
 	put("errno", strconv.Itoa(int(-ev.ReturnValue)))
-	put("count", strconv.FormatUint(n, 10))
+	put("count", strconv.FormatUint(max(ev.Count, 1), 10))
 	if !ev.Time.IsZero() {
 		put("time", ev.Time.UTC().Format(time.RFC3339Nano))
 	}
@@ -348,6 +307,55 @@ func annotations(ev *event.Event) map[string]string {
 		put("path_search_tried", strings.Join(ev.Tried, ":"))
 	}
 	return a
+}
+
+// description is the annotation telling what happened in sentences; put
+// makes it printable as a whole.
+func description(d *notify.Description, what string) string {
+	var b strings.Builder
+	if d.Caller.Kernel {
+		fmt.Fprintf(&b, "The kernel could not execute %s: %s", what, d.Error.Text)
+	} else {
+		comm := d.Caller.Comm
+		if comm == "" {
+			comm = "several commands"
+		}
+		if d.Caller.PID != 0 {
+			fmt.Fprintf(&b, "%s (pid %d, uid %d", comm, d.Caller.PID, d.Who.UID)
+		} else {
+			fmt.Fprintf(&b, "%s (uid %d", comm, d.Who.UID)
+		}
+		if d.Who.Unit != "" {
+			fmt.Fprintf(&b, ", %s", d.Who.Unit)
+		}
+		fmt.Fprintf(&b, ") could not execute %s: %s", what, d.Error.Text)
+	}
+	for _, dt := range d.Details {
+		switch dt.Kind {
+		case notify.DetailInterpreter:
+			fmt.Fprintf(&b, "; its #! line names the interpreter %s", notify.Chat.Visible(d.Interpreter.Path))
+			if strings.HasSuffix(d.Interpreter.Path, "\r") {
+				b.WriteString(" (Windows line endings)")
+			}
+		case notify.DetailPathSearch:
+			fmt.Fprintf(&b, "; searched %s", strings.Join(d.Tried, ":"))
+		case notify.DetailArgumentsTruncated, notify.DetailRepeats:
+			// The argv_truncated annotation says the first; the second
+			// is a sentence of its own, below.
+		default:
+			b.WriteString("; " + dt.Join(notify.Chat.Visible))
+		}
+	}
+	b.WriteString(".")
+	if r := d.Repeats; r != nil {
+		b.WriteString(" " + notify.Times(r.Count, r.More))
+		if r.Count > 1 && r.First != nil && r.Last != nil {
+			fmt.Fprintf(&b, " between %s and %s.", r.First.UTC().Format(time.RFC3339), r.Last.UTC().Format(time.RFC3339))
+		} else {
+			b.WriteString(".")
+		}
+	}
+	return b.String()
 }
 
 // Payload is the request body for ev.

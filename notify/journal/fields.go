@@ -2,7 +2,6 @@ package journal
 
 import (
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -153,108 +152,111 @@ func Fields(ev *event.Event) []Field {
 }
 
 // caller is "comm[pid]", or what of it the failures of a digest shared.
-func caller(ev *event.Event) string {
-	p := &ev.Process
-	comm := quoteIfNeeded(p.Comm)
-	if p.Comm == "" {
+func caller(c notify.Caller) string {
+	comm := quoteIfNeeded(c.Comm)
+	if c.Comm == "" {
 		comm = "several commands"
 	}
-	if !notify.PIDShared(ev) {
+	if c.PID == 0 {
 		return comm
 	}
-	return fmt.Sprintf("%s[%d]", comm, p.PID)
+	return fmt.Sprintf("%s[%d]", comm, c.PID)
 }
 
 // Message is the one readable sentence describing ev, for MESSAGE and the
 // syslog MSG. Every string the failing process controls goes through
 // Visible, so a crafted argv or path cannot forge a line break, a terminal
 // escape or a bidi override in a log viewer.
-func Message(ev *event.Event) string {
+func Message(ev *event.Event) string { return sentence(notify.Describe(ev)) }
+
+func sentence(d notify.Description) string {
 	var b strings.Builder
 	b.WriteString("exec of ")
-	if len(ev.Tried) > 0 {
+	switch {
+	case d.Subject.Command != "":
 		// A PATH search: the command name says more than the last
 		// directory's candidate, and the directories follow below.
-		b.WriteString(quoteIfNeeded(path.Base(ev.Path)))
-	} else if notify.PathShared(ev) {
-		b.WriteString(quoteIfNeeded(ev.ResolvedPath()))
-	} else {
+		b.WriteString(quoteIfNeeded(d.Subject.Command))
+	case d.Subject.Several:
 		b.WriteString("several programs")
+	default:
+		b.WriteString(quoteIfNeeded(d.Subject.Program))
 	}
-	p := &ev.Process
-	if ev.KernelInvoked || ev.Syscall == event.SyscallKernel {
+	if d.Caller.Kernel {
 		b.WriteString(" started by the kernel")
-		if p.Comm != "" {
-			fmt.Fprintf(&b, " in %s", caller(ev))
+		if d.Caller.Comm != "" {
+			fmt.Fprintf(&b, " in %s", caller(d.Caller))
 		}
 	} else {
-		fmt.Fprintf(&b, " by %s", caller(ev))
+		fmt.Fprintf(&b, " by %s", caller(d.Caller))
 	}
 	b.WriteString(" (uid ")
-	b.WriteString(strconv.FormatUint(uint64(p.UID), 10))
+	b.WriteString(strconv.FormatUint(uint64(d.Who.UID), 10))
 	switch {
-	case p.Unit != "":
+	case d.Who.Unit != "":
 		b.WriteString(", ")
-		b.WriteString(notify.Log.Visible(p.Unit))
-	case p.ContainerID != "":
+		b.WriteString(notify.Log.Visible(d.Who.Unit))
+	case d.Who.Container != "":
 		b.WriteString(", container ")
-		b.WriteString(notify.Log.Visible(p.ContainerID))
+		b.WriteString(notify.Log.Visible(d.Who.Container))
 	}
 	b.WriteString(") failed: ")
-	if !notify.ErrnoShared(ev) {
+	if d.Error.Several {
 		b.WriteString("several errors")
 	}
-	b.WriteString(ev.Error)
-	if ev.ErrorText != "" {
-		fmt.Fprintf(&b, " (%s)", ev.ErrorText)
+	b.WriteString(d.Error.Name)
+	if d.Error.Text != "" {
+		fmt.Fprintf(&b, " (%s)", d.Error.Text)
 	}
-	if ev.InterpreterPath != "" {
-		fmt.Fprintf(&b, "; interpreter %s", quote(ev.InterpreterPath))
-		if ev.Error == "ENOENT" {
-			b.WriteString(" not found")
-		}
-	}
-	if len(ev.Tried) > 0 {
-		b.WriteString("; searched PATH ")
-		for i, d := range ev.Tried {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(quoteIfNeeded(d))
-		}
-	}
-	if ev.ArgumentsTruncated {
-		b.WriteString("; arguments truncated")
-	}
-	// A PATH search counts one failure per directory; that is what
-	// "searched" already said, so only a larger count is news.
-	if ev.Digest || ev.Count > 1 && ev.Count > uint64(len(ev.Tried)) {
-		b.WriteString("; ")
-		b.WriteString(notify.Times(max(ev.Count, 1), ev.Digest))
-		if ev.FirstSeen != nil && ev.LastSeen != nil {
-			first, last := *ev.FirstSeen, *ev.LastSeen
-			// The date is said once when both ends fall on the same day.
-			lastLayout := "2006-01-02 15:04:05 MST"
-			if first.Format("20060102 MST") == last.Format("20060102 MST") {
-				lastLayout = "15:04:05 MST"
-			}
-			fmt.Fprintf(&b, " between %s and %s", first.Format("2006-01-02 15:04:05"), last.Format(lastLayout))
-		}
-		if len(ev.PIDs) > 0 {
-			b.WriteString(" (pids ")
-			for i, pid := range ev.PIDs {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString(strconv.FormatUint(uint64(pid), 10))
-			}
-			if uint64(len(ev.PIDs)) < ev.Count {
-				b.WriteString(", …")
-			}
-			b.WriteString(")")
+	for _, dt := range d.Details {
+		if s := detail(&d, dt); s != "" {
+			b.WriteString("; ")
+			b.WriteString(s)
 		}
 	}
 	return b.String()
+}
+
+// detail words one part after the error for the sentence, "" to leave it
+// out.
+func detail(d *notify.Description, dt notify.Detail) string {
+	switch dt.Kind {
+	case notify.DetailInterpreter:
+		// Always quoted: the stray \r of a CRLF #! line must show.
+		s := "interpreter " + quote(d.Interpreter.Path)
+		if d.Interpreter.Missing {
+			s += " not found"
+		}
+		return s
+	case notify.DetailRepeats:
+		return repeats(d)
+	}
+	return dt.Join(quoteIfNeeded)
+}
+
+// repeats is "37 more times between 2026-11-30 10:00:00 and 13:00:00 UTC
+// (pids 4242, …)".
+func repeats(d *notify.Description) string {
+	r := d.Repeats
+	// A PATH search counts one failure per directory; that is what
+	// "searched" already said, so only a larger count is news.
+	if !r.More && r.Count <= uint64(len(d.Tried)) {
+		return ""
+	}
+	s := notify.Times(r.Count, r.More)
+	if r.First != nil && r.Last != nil {
+		first, last := *r.First, *r.Last
+		// The date is said once when both ends fall on the same day.
+		lastLayout := "2006-01-02 15:04:05 MST"
+		if first.Format("20060102 MST") == last.Format("20060102 MST") {
+			lastLayout = "15:04:05 MST"
+		}
+		s += fmt.Sprintf(" between %s and %s", first.Format("2006-01-02 15:04:05"), last.Format(lastLayout))
+	}
+	if len(r.PIDs) > 0 {
+		s += " (pids " + r.PIDList(", ") + ")"
+	}
+	return s
 }
 
 // quote wraps s in double quotes after Visible, escaping the quote itself.

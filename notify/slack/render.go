@@ -63,10 +63,11 @@ func mrkdwn(s string) Text { return Text{Type: "mrkdwn", Text: s, Verbatim: true
 // Render builds the message for ev. It never fails: whatever the event
 // holds, the result is within Slack's limits.
 func Render(ev *event.Event) Message {
-	what := ev.ResolvedPath()
+	d := notify.Describe(ev)
+	what := d.Subject.Program
 	base := path.Base(what)
 	switch {
-	case !notify.PathShared(ev):
+	case d.Subject.Several:
 		what, base = "several programs", "several programs"
 	case what == "":
 		what, base = "(empty path)", "(empty path)"
@@ -75,56 +76,34 @@ func Render(ev *event.Event) Message {
 	if host == "" {
 		host = "unknown host"
 	}
-	errName := ev.Error
+	errName := d.Error.Name
 	switch {
-	case !notify.ErrnoShared(ev):
+	case d.Error.Several:
 		errName = "several errors"
 	case errName == "":
-		errName = "E" + strconv.Itoa(int(-ev.ReturnValue))
+		errName = "E" + strconv.Itoa(d.Error.Errno)
 	}
 
 	var m Message
-	n := count(ev)
+	n := uint64(1)
+	if d.Repeats != nil {
+		n = d.Repeats.Count
+	}
 
 	// Header: plain text, what and where at a glance.
 	head := fmt.Sprintf("Exec failed on %s: %s (%s)", host, base, errName)
-	if ev.Digest || n > 1 {
-		head = fmt.Sprintf("Exec failed %s on %s: %s (%s)", notify.Times(n, ev.Digest), host, base, errName)
+	if d.Repeats != nil {
+		head = fmt.Sprintf("Exec failed %s on %s: %s (%s)", notify.Times(n, d.Repeats.More), host, base, errName)
 	}
 	no := false
 	m.Blocks = append(m.Blocks, Block{Type: "header", Text: &Text{Type: "plain_text", Text: plain(head, maxHeaderText), Emoji: &no}})
 
 	// What failed and why, in words.
-	var what1 strings.Builder
-	if notify.PathShared(ev) {
-		fmt.Fprintf(&what1, "*%s* could not be executed: *%s*", code(what), esc(errName))
-	} else {
-		fmt.Fprintf(&what1, "*several programs* could not be executed: *%s*", esc(errName))
-	}
-	if ev.ErrorText != "" {
-		fmt.Fprintf(&what1, " (%s)", esc(notify.Chat.Visible(ev.ErrorText)))
-	}
-	if ev.Path != "" && ev.Path != what {
-		fmt.Fprintf(&what1, "\ncalled as %s", code(ev.Path))
-	}
-	if ev.InterpreterPath != "" {
-		what1.WriteString("\n" + interpreterLine(ev))
-	}
-	if len(ev.Tried) > 0 {
-		dirs := make([]string, 0, len(ev.Tried))
-		for _, d := range ev.Tried {
-			dirs = append(dirs, code(d))
-		}
-		fmt.Fprintf(&what1, "\nnot found in any $PATH directory tried: %s", strings.Join(dirs, ", "))
-	}
-	if ev.KernelInvoked || ev.Syscall == event.SyscallKernel {
-		what1.WriteString("\nstarted by the kernel (usermode helper), not by a process")
-	}
-	m.Blocks = append(m.Blocks, section(what1.String()))
+	m.Blocks = append(m.Blocks, section(whatLine(ev, &d, what, errName)))
 
 	// How many times, for aggregates.
-	if n > 1 || ev.Digest {
-		m.Blocks = append(m.Blocks, section(countLine(ev, n)))
+	if d.Repeats != nil {
+		m.Blocks = append(m.Blocks, section(countLine(d.Repeats)))
 	}
 
 	// Who and where.
@@ -133,7 +112,7 @@ func Render(ev *event.Event) Message {
 	// The command line, as a shell would show it.
 	if len(ev.Arguments) > 0 {
 		label := "*Command*"
-		if ev.ArgumentsTruncated {
+		if d.ArgumentsTruncated {
 			label = "*Command* (argument list truncated by the probe)"
 		}
 		if ev.ArgumentsRedacted {
@@ -158,11 +137,11 @@ func Render(ev *event.Event) Message {
 
 	// Fallback for notifications: one line.
 	fb := fmt.Sprintf("%s failed on %s: %s", what, host, errName)
-	if ev.ErrorText != "" {
-		fb += " (" + ev.ErrorText + ")"
+	if d.Error.Text != "" {
+		fb += " (" + d.Error.Text + ")"
 	}
-	if ev.Digest || n > 1 {
-		fb = notify.Times(n, ev.Digest) + ": " + fb
+	if d.Repeats != nil {
+		fb = notify.Times(n, d.Repeats.More) + ": " + fb
 	}
 	m.Text = plain(fb, maxFallback)
 
@@ -172,17 +151,46 @@ func Render(ev *event.Event) Message {
 	return m
 }
 
-func count(ev *event.Event) uint64 {
-	if ev.Count == 0 {
-		return 1
+// whatLine is the section saying what failed and why, one line per part.
+func whatLine(ev *event.Event, d *notify.Description, what, errName string) string {
+	var b strings.Builder
+	if d.Subject.Several {
+		fmt.Fprintf(&b, "*several programs* could not be executed: *%s*", esc(errName))
+	} else {
+		fmt.Fprintf(&b, "*%s* could not be executed: *%s*", code(what), esc(errName))
 	}
-	return ev.Count
+	if d.Error.Text != "" {
+		fmt.Fprintf(&b, " (%s)", esc(notify.Chat.Visible(d.Error.Text)))
+	}
+	if ev.Path != "" && ev.Path != what {
+		fmt.Fprintf(&b, "\ncalled as %s", code(ev.Path))
+	}
+	for _, dt := range d.Details {
+		switch dt.Kind {
+		case notify.DetailInterpreter:
+			b.WriteString("\n" + interpreterLine(d))
+		case notify.DetailPathSearch:
+			dirs := make([]string, 0, len(d.Tried))
+			for _, dir := range d.Tried {
+				dirs = append(dirs, code(dir))
+			}
+			fmt.Fprintf(&b, "\nnot found in any $PATH directory tried: %s", strings.Join(dirs, ", "))
+		case notify.DetailArgumentsTruncated, notify.DetailRepeats:
+			// Said with the command and in a section of their own.
+		default:
+			b.WriteString("\n" + dt.Join(code))
+		}
+	}
+	if d.Caller.Kernel {
+		b.WriteString("\nstarted by the kernel (usermode helper), not by a process")
+	}
+	return b.String()
 }
 
-func interpreterLine(ev *event.Event) string {
-	ip := ev.InterpreterPath
+func interpreterLine(d *notify.Description) string {
+	ip := d.Interpreter.Path
 	line := "interpreter " + code(ip) + " (from the script's `#!` line)"
-	switch ev.Error {
+	switch d.Error.Name {
 	case "ENOENT":
 		line += " does not exist"
 	case "EACCES":
@@ -196,25 +204,18 @@ func interpreterLine(ev *event.Event) string {
 	return line
 }
 
-func countLine(ev *event.Event, n uint64) string {
+func countLine(r *notify.Repeats) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "*%s*", notify.Times(n, ev.Digest))
-	if ev.FirstSeen != nil && ev.LastSeen != nil {
+	fmt.Fprintf(&b, "*%s*", notify.Times(r.Count, r.More))
+	if r.First != nil && r.Last != nil {
 		layout, tok := "15:04", "{time}"
-		if !sameDay(*ev.FirstSeen, *ev.LastSeen) {
+		if !sameDay(*r.First, *r.Last) {
 			layout, tok = "2006-01-02 15:04", "{date_short} {time}"
 		}
-		fmt.Fprintf(&b, " between %s and %s", slackDate(*ev.FirstSeen, tok, layout+" MST"), slackDate(*ev.LastSeen, tok, layout+" MST"))
+		fmt.Fprintf(&b, " between %s and %s", slackDate(*r.First, tok, layout+" MST"), slackDate(*r.Last, tok, layout+" MST"))
 	}
-	if len(ev.PIDs) > 0 {
-		ps := make([]string, len(ev.PIDs))
-		for i, p := range ev.PIDs {
-			ps[i] = strconv.FormatUint(uint64(p), 10)
-		}
-		b.WriteString(", pids " + strings.Join(ps, ", "))
-		if uint64(len(ev.PIDs)) < n {
-			b.WriteString(", …")
-		}
+	if len(r.PIDs) > 0 {
+		b.WriteString(", pids " + r.PIDList(", "))
 	}
 	return b.String()
 }
