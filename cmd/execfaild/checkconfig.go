@@ -8,13 +8,6 @@ import (
 	"github.com/execfaild/execfaild/config"
 )
 
-func init() {
-	register("check-config", command{
-		summary: "validate a configuration file and print the effective settings",
-		run:     runCheckConfig,
-	})
-}
-
 func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)

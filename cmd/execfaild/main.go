@@ -1,6 +1,6 @@
 // Command execfaild reports failed program executions.
 //
-// Each subcommand lives in its own file and registers itself in init, so
+// Each subcommand lives in its own file; the table below lists them all, so
 // main only dispatches: one exit point, one place that prints errors.
 package main
 
@@ -20,13 +20,27 @@ type command struct {
 	run     func(args []string, stdout, stderr io.Writer) error
 }
 
-var commands = map[string]command{}
-
-func register(name string, c command) {
-	if _, dup := commands[name]; dup {
-		panic("command registered twice: " + name)
-	}
-	commands[name] = c
+var commands = map[string]command{
+	"check-config": {
+		summary: "validate a configuration file and print the effective settings",
+		run:     runCheckConfig,
+	},
+	"probe-check": {
+		summary: "show the attach mode, hooks and fields this kernel provides",
+		run:     runProbeCheck,
+	},
+	"run": {
+		summary: "run as a daemon: report failed execs to the configured sinks",
+		run:     runDaemon,
+	},
+	"test-sinks": {
+		summary: "send one synthetic failure through every configured sink",
+		run:     runTestSinks,
+	},
+	"watch": {
+		summary: "print each failed exec until interrupted",
+		run:     runWatch,
+	},
 }
 
 // exitError makes run return a chosen exit code; its message (if any) is

@@ -8,13 +8,6 @@ import (
 	"github.com/execfaild/execfaild/probe"
 )
 
-func init() {
-	register("probe-check", command{
-		summary: "show the attach mode, hooks and fields this kernel provides",
-		run:     runProbeCheck,
-	})
-}
-
 func runProbeCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("probe-check", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -28,13 +28,6 @@ import (
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-func init() {
-	register("run", command{
-		summary: "run as a daemon: report failed execs to the configured sinks",
-		run:     runDaemon,
-	})
-}
-
 // defaultStateDir is used when systemd does not pass STATE_DIRECTORY (a
 // manual start); the unit's StateDirectory= names the same place.
 const defaultStateDir = "/var/lib/execfaild"

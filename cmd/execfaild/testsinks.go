@@ -15,13 +15,6 @@ import (
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-func init() {
-	register("test-sinks", command{
-		summary: "send one synthetic failure through every configured sink",
-		run:     runTestSinks,
-	})
-}
-
 func runTestSinks(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("test-sinks", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -18,13 +18,6 @@ import (
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-func init() {
-	register("watch", command{
-		summary: "print each failed exec until interrupted",
-		run:     runWatch,
-	})
-}
-
 func runWatch(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
 	fs.SetOutput(stderr)

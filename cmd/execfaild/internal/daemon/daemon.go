@@ -249,7 +249,7 @@ func (d *loop) run() error {
 			if !ok {
 				err := <-d.readErr
 				d.notify("STOPPING=1\nSTATUS=probe failed: " + firstLine(err.Error()))
-				_ = d.shutdown()
+				d.shutdown()
 				return fmt.Errorf("read probe: %w", err)
 			}
 			d.handle(r)
@@ -271,7 +271,8 @@ func (d *loop) run() error {
 				reloadDone = d.startReload()
 			case syscall.SIGTERM, syscall.SIGINT:
 				d.Logger.Info("stopping", "signal", sig.String())
-				return d.shutdown()
+				d.shutdown()
+				return nil
 			}
 		case err := <-reloadDone:
 			reloadDone = nil
@@ -340,8 +341,9 @@ func (d *loop) finishReload(err error) {
 // hands the pipeline every record the probe still holds until the source's
 // deadline, closes the source, then lets the sinks deliver until their
 // deadline and spool the rest. The final status line is written after the
-// source is closed, so it counts what could not be drained.
-func (d *loop) shutdown() error {
+// source is closed, so it counts what could not be drained. Errors from
+// closing are logged, not returned: the stop that was asked for happened.
+func (d *loop) shutdown() {
 	d.notify("STOPPING=1\nSTATUS=stopping: delivering queued notifications")
 	d.closing.Store(true)
 	d.Source.Drain(time.Now().Add(d.SourceDrainTimeout))
@@ -360,7 +362,6 @@ func (d *loop) shutdown() error {
 	if err != nil {
 		d.Logger.Warn("closing sinks: " + err.Error())
 	}
-	return nil
 }
 
 func firstLine(s string) string {
