@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+
+	"github.com/execfaild/execfaild/internal/field"
 )
 
 // Config is what a Pipeline is built from: the global stages and the sinks,
@@ -155,4 +157,24 @@ func (c *Config) Normalize() error {
 		}
 	}
 	return nil
+}
+
+// FieldError is the one validation error type, field.Error, under notify's
+// name, so a sink imports notify alone.
+type FieldError = field.Error
+
+// Errorf returns a FieldError for key.
+func Errorf(key, format string, args ...any) error { return field.Errorf(key, format, args...) }
+
+// prefixKey puts a table prefix in front of the key of a FieldError, so
+// nested validation reports the full relative key ("dedup.window").
+func prefixKey(prefix string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return &FieldError{Key: prefix + "." + fe.Key, Err: fe.Err}
+	}
+	return &FieldError{Key: prefix, Err: err}
 }

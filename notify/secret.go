@@ -1,12 +1,36 @@
 package notify
 
 import (
-	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
-
-	"github.com/execfaild/execfaild/internal/field"
 )
+
+// Secret holds a webhook URL, token or password. It prints as <redacted>
+// through fmt, JSON, TOML and slog, so configs and errors can be printed
+// freely; Reveal is the only way to the value.
+type Secret string
+
+const redacted = "<redacted>"
+
+func (s Secret) String() string                { return s.mask() }
+func (s Secret) GoString() string              { return s.mask() }
+func (s Secret) LogValue() slog.Value          { return slog.StringValue(s.mask()) }
+func (s Secret) MarshalText() ([]byte, error)  { return []byte(s.mask()), nil }
+func (s Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, s.mask()) }
+
+// UnmarshalText lets TOML decode into a Secret.
+func (s *Secret) UnmarshalText(b []byte) error { *s = Secret(b); return nil }
+
+// Reveal returns the secret value. Call it only where the value is used.
+func (s Secret) Reveal() string { return string(s) }
+
+func (s Secret) mask() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
 
 // ResolveSecret returns the secret a sink entry configured either inline
 // (value) or through a file (file), never both. key is the inline key's
@@ -35,24 +59,4 @@ func ResolveSecret(value Secret, file, key string) (Secret, error) {
 		return value, nil
 	}
 	return "", &FieldError{Key: key, Err: fmt.Errorf("missing: set %s or %s_file", key, key)}
-}
-
-// FieldError is the one validation error type, field.Error, under the
-// name sinks have always used: a sink speaks to notify only.
-type FieldError = field.Error
-
-// Errorf returns a FieldError for key.
-func Errorf(key, format string, args ...any) error { return field.Errorf(key, format, args...) }
-
-// prefixKey puts a table prefix in front of the key of a FieldError, so
-// nested validation reports the full relative key ("dedup.window").
-func prefixKey(prefix string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		return &FieldError{Key: prefix + "." + fe.Key, Err: fe.Err}
-	}
-	return &FieldError{Key: prefix, Err: err}
 }

@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -168,30 +167,4 @@ func Unauthorized(err error) error {
 func IsUnauthorized(err error) bool {
 	var u unauthorizedError
 	return errors.As(err, &u)
-}
-
-// Secret holds a webhook URL, token or password. It prints as <redacted>
-// through fmt, JSON, TOML and slog, so configs and errors can be printed
-// freely; Reveal is the only way to the value.
-type Secret string
-
-const redacted = "<redacted>"
-
-func (s Secret) String() string                { return s.mask() }
-func (s Secret) GoString() string              { return s.mask() }
-func (s Secret) LogValue() slog.Value          { return slog.StringValue(s.mask()) }
-func (s Secret) MarshalText() ([]byte, error)  { return []byte(s.mask()), nil }
-func (s Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, s.mask()) }
-
-// UnmarshalText lets TOML decode into a Secret.
-func (s *Secret) UnmarshalText(b []byte) error { *s = Secret(b); return nil }
-
-// Reveal returns the secret value. Call it only where the value is used.
-func (s Secret) Reveal() string { return string(s) }
-
-func (s Secret) mask() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
 }

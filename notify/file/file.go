@@ -1,5 +1,5 @@
 // Package file holds the "stdout" and "file" sinks: one event JSON object
-// per line (the DESIGN.md schema), for `execfaild run | jq`, for watching a
+// per line (the schema of package probe/event), for `execfaild run | jq`, for watching a
 // file and for feeding other tools.
 package file
 
