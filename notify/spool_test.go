@@ -425,3 +425,28 @@ func TestSpoolKilledAtEachStep(t *testing.T) {
 		}
 	}
 }
+
+// A folded PATH search counts its steps without being a digest: the spool
+// must give it back whole, not set it aside as implausible (its count was
+// lost that way when a sink failed during a search).
+func TestSpoolKeepsFoldedPathSearch(t *testing.T) {
+	sp, err := openSpool(t.TempDir(), 1<<20, 10, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := spoolEvent(7, 0)
+	ev.Count, ev.Digest, ev.Tried = 2, false, []string{"/usr/local/bin", "/usr/bin"}
+	if _, err := sp.put(ev); err != nil {
+		t.Fatal(err)
+	}
+	got, err := sp.head()
+	if err != nil {
+		t.Fatalf("folded search set aside: %v", err)
+	}
+	if got == nil || got.Count != 2 || len(got.Tried) != 2 {
+		t.Errorf("spool gave back %+v, want the search with count 2", got)
+	}
+	if n := sp.takeDropped(); n != 0 {
+		t.Errorf("%d entries dropped", n)
+	}
+}
