@@ -24,6 +24,8 @@
 #   VMTEST_JOBS     cells run at the same time (default 2, one per core of
 #                   the machines here; 1 runs them one after another)
 #   VMTEST_TIMEOUT  seconds one boot may take before it counts as hung (600)
+#   VMTEST_RETRIES  how many times a failed guest cell boots again (1); the
+#                   table says when a row passed only on a later boot
 #   VMTEST_VERBOSE  1 copies each guest's console to stderr while it runs
 #   VMTEST_LOGS     where logs go (default dist/vmtest/<UTC time>)
 #   EXECFAILD_CACHE where kernels and Debian packages are cached (default
@@ -91,6 +93,8 @@ auto | canary | probe) ;;
 *) echo "matrix.sh: VMTEST_SUITE must be auto, canary or probe, not '$suite_mode'" >&2; exit 2 ;;
 esac
 boot_timeout=${VMTEST_TIMEOUT:-600}
+retries=${VMTEST_RETRIES:-1}
+[[ $retries =~ ^[0-9]$ ]] || { echo "matrix.sh: VMTEST_RETRIES must be 0 to 9, not '$retries'" >&2; exit 2; }
 [[ $boot_timeout =~ ^[0-9]+$ ]] || { echo "matrix.sh: VMTEST_TIMEOUT must be seconds, not '$boot_timeout'" >&2; exit 2; }
 max_jobs=${VMTEST_JOBS:-2}
 [[ $max_jobs =~ ^[1-9][0-9]*$ ]] || { echo "matrix.sh: VMTEST_JOBS must be a positive number, not '$max_jobs'" >&2; exit 2; }
@@ -444,13 +448,45 @@ run_host_cell() {
 	echo "matrix.sh: host tracepoint: done"
 }
 
+# retry_vm_cell SERIES MODE: a guest under software emulation now and then
+# wedges in the emulator rather than in the kernel or the tests (seen: a
+# soft lockup on a jump the kernel had just patched in, and a syscall
+# tracepoint that never fired after being enabled). A failed cell boots
+# once more (VMTEST_RETRIES, default 1); its rows are the last attempt's,
+# and the note says that an earlier one failed and keeps its log.
+retry_vm_cell() {
+	local series=$1 mode=$2 try r
+	for ((try = 1; try <= retries; try++)); do
+		printf '%s\n' "${rows[@]}" | grep -q '|FAIL|' || return 0
+		local log=$logs/$series-$mode.log first=
+		for r in "${rows[@]}"; do
+			[[ $r == *"|FAIL|"* ]] && { first=${r##*|}; break; }
+		done
+		mv "$log" "${log%.log}.try$try.log"
+		echo "matrix.sh: $series $mode: failed (${first:-?}); booting it again (first attempt: ${log%.log}.try$try.log)"
+		rows=() failures=()
+		run_vm_cell "$series" "$mode"
+		local again=() note
+		for r in "${rows[@]}"; do
+			note=${r##*|}
+			again+=("${r%|*}|${note}${note:+; }boot $((try + 1)), boot $try failed: ${first:-?}")
+		done
+		rows=("${again[@]}")
+	done
+}
+
 # run_cell I: runs cells[I] in a subshell of its own (cells run
 # concurrently) and leaves its rows and failures in $results/I.*.
 run_cell() {
 	local i=$1 k m
 	read -r k m <<<"${cells[$i]}"
 	rows=() failures=()
-	if [[ $k == host ]]; then run_host_cell; else run_vm_cell "$k" "$m"; fi
+	if [[ $k == host ]]; then
+		run_host_cell
+	else
+		run_vm_cell "$k" "$m"
+		retry_vm_cell "$k" "$m"
+	fi
 	printf '%s\n' "${rows[@]}" >"$results/$i.rows"
 	((${#failures[@]})) && printf '%s\n' "${failures[@]}" >"$results/$i.failures"
 	return 0
