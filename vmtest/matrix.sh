@@ -4,12 +4,14 @@
 #
 # Usage:
 #   vmtest/matrix.sh                  every cell: 5.10, 6.1, 6.12 and sid ×
-#                                     fentry and kprobe, legacy on 5.10, and
+#                                     fentry and kprobe, and
 #                                     arm64-6.1 and arm64-6.12 × fentry and
 #                                     kprobe under qemu, plus the host in
 #                                     tracepoint mode
 #   vmtest/matrix.sh 6.12 fentry      one cell (for iterating on the probe)
-#   vmtest/matrix.sh 5.10 legacy      one cell in the forced legacy mode
+#   vmtest/matrix.sh 5.10 legacy      the forced legacy mode (not in the
+#                                     full matrix: its 5.10 guest wedged
+#                                     with soft lockups in 2 of 3 runs)
 #   vmtest/matrix.sh 6.1              every mode of one kernel
 #   vmtest/matrix.sh arm64            every arm64 cell
 #   vmtest/matrix.sh host             only the host tier
@@ -51,13 +53,12 @@ root=$PWD
 here=$root/vmtest
 
 usage_series="5.10, 6.1, 6.12, sid, arm64-6.1, arm64-6.12, arm64 or host"
-# modes_of SERIES: the modes a series is tested in. legacy (the hooks for
-# kernels before 5.8, forced) runs on the oldest kernel the archive has.
+# modes_of SERIES: the modes a series is tested in by default. legacy (the
+# hooks for kernels before 5.8, forced) is asked for by name only
+# (`matrix.sh 5.10 legacy`): under emulation its 5.10 guest soft-locked in
+# syscall_exit_to_user_mode in 2 of 3 runs, which no retry makes reliable.
 modes_of() {
-	case $1 in
-	5.10) echo fentry kprobe legacy ;;
-	*) echo fentry kprobe ;;
-	esac
+	echo fentry kprobe
 }
 # The table's order; cells start in another (see "Start order" below).
 all_series=(5.10 6.1 6.12 sid arm64-6.1 arm64-6.12)
