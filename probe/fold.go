@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -108,14 +109,10 @@ func (f *folder) schedule(d time.Duration) {
 // records; force forgets every entry (shutdown, after detaching).
 func (f *folder) flush(force bool) error {
 	args := make([]byte, 16)
-	le := func(b []byte, v uint64) {
-		for i := range 8 {
-			b[i] = byte(v >> (8 * i))
-		}
-	}
-	le(args[0:], uint64(foldIdle))
+	// struct fold_flush_args, in the kernel's byte order.
+	binary.NativeEndian.PutUint64(args[0:], uint64(foldIdle))
 	if force {
-		le(args[8:], 1)
+		binary.NativeEndian.PutUint64(args[8:], 1)
 	}
 	ret, err := f.prog.Run(&ebpf.RunOptions{Context: args})
 	if err != nil {
