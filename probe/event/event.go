@@ -99,6 +99,14 @@ type Event struct {
 	Error       string `json:"error"`        // "ENOENT"
 	ErrorText   string `json:"error_text"`   // "no such file or directory"
 
+	// Cause is the diagnosis (one of the Cause* codes) and CauseText one
+	// plain sentence naming the offending path or value and the fix.
+	// CauseInferred is true when the evidence behind it was gathered in
+	// userspace after the fact (racy), not by the kernel hooks.
+	Cause         string `json:"cause,omitempty"`
+	CauseText     string `json:"cause_text,omitempty"`
+	CauseInferred bool   `json:"cause_inferred,omitempty"`
+
 	Syscall string `json:"syscall"`
 	// ABI is "ia32" for a 32-bit (compat) syscall on x86_64 - an `int $0x80`
 	// or a 32-bit program - and absent for the native ABI.
@@ -143,6 +151,10 @@ type Event struct {
 
 	Process Process `json:"process"`
 	Parent  *Parent `json:"parent,omitempty"`
+
+	// Labels are the operator's static fleet labels (site, role, …),
+	// stamped on every event so that every sink carries them.
+	Labels map[string]string `json:"labels,omitempty"`
 
 	// Aggregation, set by the pipeline. Count is how many failures this
 	// notification stands for (1 for a single one). Digest is true when the
