@@ -48,98 +48,127 @@ func addPIDs(dst []uint32, src *event.Event, max int) []uint32 {
 	return dst
 }
 
-// merge folds src into dst so dst stands for both: counts add up, the time
-// range widens, and every descriptive field on which the two disagree is
-// cleared, because a combined notification must not claim that all its
-// failures share a path, user or errno when they did not.
-func merge(dst, src *event.Event, maxPIDs int) {
-	n := count(dst) + count(src)
-	first, last := firstSeen(dst), lastSeen(dst)
-	if f := firstSeen(src); f.Before(first) {
-		first = f
-	}
-	if l := lastSeen(src); l.After(last) {
-		last = l
-	}
-	dst.PIDs = addPIDs(addPIDs(nil, dst, maxPIDs), src, maxPIDs)
-	dst.Count = n
-	dst.Digest = true
-	dst.FirstSeen, dst.LastSeen = &first, &last
-	dst.Time = last
+// A digest is one notification standing for several failures: their
+// count, time range and pids (up to a limit), with one description of what
+// they have in common. It is an event (the form sinks and the spool take);
+// its methods do the counting, so the pipeline's code is about decisions.
+type digest event.Event
 
-	if dst.Error != src.Error {
-		dst.ReturnValue, dst.Error, dst.ErrorText = 0, "", ""
+// asDigest treats ev as a digest of what it already stands for; merging
+// into it widens it in place.
+func asDigest(ev *event.Event) *digest { return (*digest)(ev) }
+
+// startDigest begins a digest that describes failures as desc does and
+// counts ev's failures: desc is copied, ev only counted.
+func startDigest(desc, ev *event.Event, maxPIDs int) *digest {
+	d := digest(*desc)
+	first, last := firstSeen(ev), lastSeen(ev)
+	d.Digest, d.Count = true, count(ev)
+	d.FirstSeen, d.LastSeen = &first, &last
+	d.PIDs = addPIDs(nil, ev, maxPIDs)
+	return &d
+}
+
+// event is the digest as the notification that goes out.
+func (d *digest) event() *event.Event { return (*event.Event)(d) }
+
+// add counts ev's failures in d without changing what d describes: the
+// count adds up, the time range widens (the digest's time is its latest
+// failure's) and ev's pids join the list, up to maxPIDs.
+func (d *digest) add(ev *event.Event, maxPIDs int) {
+	first, last := firstSeen(d.event()), lastSeen(d.event())
+	if t := firstSeen(ev); t.Before(first) {
+		first = t
 	}
-	if dst.Syscall != src.Syscall {
-		dst.Syscall = ""
+	if t := lastSeen(ev); t.After(last) {
+		last = t
 	}
-	if dst.Stage != src.Stage {
-		dst.Stage = ""
+	d.Count = count(d.event()) + count(ev)
+	d.FirstSeen, d.LastSeen, d.Time = &first, &last, last
+	d.PIDs = addPIDs(d.PIDs, ev, maxPIDs)
+}
+
+// merge folds src into d so d stands for both: counted as add counts, and
+// every descriptive field on which the two disagree is cleared, because a
+// combined notification must not claim that all its failures share a path,
+// user or errno when they did not.
+func (d *digest) merge(src *event.Event, maxPIDs int) {
+	// d may be a single failure until now: its pid list starts from itself.
+	d.PIDs = addPIDs(nil, d.event(), maxPIDs)
+	d.add(src, maxPIDs)
+	d.Digest = true
+	d.keepShared(src)
+}
+
+// keepShared clears the failure's descriptive fields that src does not
+// share. Fields that only mean something together are cleared together.
+func (d *digest) keepShared(src *event.Event) {
+	clearUnlessSame(&d.Syscall, src.Syscall)
+	clearUnlessSame(&d.Stage, src.Stage)
+	clearUnlessSame(&d.Path, src.Path)
+	clearUnlessSamePtr(&d.Binary, src.Binary)
+	clearUnlessSamePtr(&d.Dirfd, src.Dirfd)
+	clearUnlessSamePtr(&d.Flags, src.Flags)
+	clearUnlessSamePtr(&d.Parent, src.Parent)
+	if d.Error != src.Error {
+		d.ReturnValue, d.Error, d.ErrorText = 0, "", ""
 	}
-	if dst.Path != src.Path {
-		dst.Path = ""
+	if d.InterpreterPath != src.InterpreterPath {
+		d.InterpreterPath, d.InterpreterSource = "", ""
 	}
-	if dst.Binary == nil || src.Binary == nil || *dst.Binary != *src.Binary {
-		dst.Binary = nil
-	}
-	if dst.InterpreterPath != src.InterpreterPath {
-		dst.InterpreterPath, dst.InterpreterSource = "", ""
-	}
-	if !slices.Equal(dst.Arguments, src.Arguments) {
-		dst.Arguments, dst.ArgumentsTruncated, dst.ArgumentsRedacted = nil, false, false
+	if !slices.Equal(d.Arguments, src.Arguments) {
+		d.Arguments, d.ArgumentsTruncated, d.ArgumentsRedacted = nil, false, false
 	} else {
-		dst.ArgumentsRedacted = dst.ArgumentsRedacted || src.ArgumentsRedacted
+		d.ArgumentsRedacted = d.ArgumentsRedacted || src.ArgumentsRedacted
 	}
-	if !slices.Equal(dst.Environment, src.Environment) {
-		dst.Environment, dst.EnvironmentTruncated, dst.EnvironmentRedacted = nil, false, false
+	if !slices.Equal(d.Environment, src.Environment) {
+		d.Environment, d.EnvironmentTruncated, d.EnvironmentRedacted = nil, false, false
 	}
-	if !slices.Equal(dst.Tried, src.Tried) {
-		dst.Tried = nil
+	if !slices.Equal(d.Tried, src.Tried) {
+		d.Tried = nil
 	}
-	if dst.Dirfd == nil || src.Dirfd == nil || *dst.Dirfd != *src.Dirfd {
-		dst.Dirfd = nil
+	if d.StdinType != src.StdinType || d.StdinPath != src.StdinPath {
+		d.StdinType, d.StdinMode, d.StdinPath = "", nil, ""
 	}
-	if dst.Flags == nil || src.Flags == nil || *dst.Flags != *src.Flags {
-		dst.Flags = nil
-	}
-	if dst.StdinType != src.StdinType || dst.StdinPath != src.StdinPath {
-		dst.StdinType, dst.StdinMode, dst.StdinPath = "", nil, ""
-	}
-	if dst.Parent == nil || src.Parent == nil || *dst.Parent != *src.Parent {
-		dst.Parent = nil
-	}
-	dp, sp := &dst.Process, &src.Process
-	if dp.PID != sp.PID || dp.TID != sp.TID {
+	keepSharedProcess(&d.Process, &src.Process)
+}
+
+// keepSharedProcess clears the fields of p that src does not share. uid, gid
+// and euid have no absent form in the schema; a combined notification
+// keeps the first one's, and only dedup keys that include them guarantee
+// they are shared.
+func keepSharedProcess(p, src *event.Process) {
+	if p.PID != src.PID || p.TID != src.TID {
 		// The pids list says which processes took part.
-		dp.PID, dp.TID = 0, 0
+		p.PID, p.TID = 0, 0
 	}
-	if dp.PPID != sp.PPID {
-		dp.PPID = 0
+	clearUnlessSame(&p.PPID, src.PPID)
+	clearUnlessSame(&p.Comm, src.Comm)
+	clearUnlessSame(&p.Exe, src.Exe)
+	clearUnlessSame(&p.Cwd, src.Cwd)
+	clearUnlessSame(&p.ContainerID, src.ContainerID)
+	clearUnlessSamePtr(&p.LoginUID, src.LoginUID)
+	if p.Cgroup != src.Cgroup || p.CgroupID != src.CgroupID {
+		p.Cgroup, p.CgroupID = "", 0
 	}
-	if dp.Comm != sp.Comm {
-		dp.Comm = ""
+	if p.Unit != src.Unit || p.UserUnit != src.UserUnit {
+		p.Unit, p.UserUnit = "", ""
 	}
-	if dp.Exe != sp.Exe {
-		dp.Exe = ""
+}
+
+// clearUnlessSame leaves *dst as it is when it equals src, else zeroes it.
+func clearUnlessSame[T comparable](dst *T, src T) {
+	if *dst != src {
+		var zero T
+		*dst = zero
 	}
-	if dp.Cwd != sp.Cwd {
-		dp.Cwd = ""
+}
+
+// clearUnlessSamePtr keeps *dst only when both are known and equal.
+func clearUnlessSamePtr[T comparable](dst **T, src *T) {
+	if *dst == nil || src == nil || **dst != *src {
+		*dst = nil
 	}
-	if dp.Cgroup != sp.Cgroup || dp.CgroupID != sp.CgroupID {
-		dp.Cgroup, dp.CgroupID = "", 0
-	}
-	if dp.Unit != sp.Unit || dp.UserUnit != sp.UserUnit {
-		dp.Unit, dp.UserUnit = "", ""
-	}
-	if dp.ContainerID != sp.ContainerID {
-		dp.ContainerID = ""
-	}
-	if dp.LoginUID == nil || sp.LoginUID == nil || *dp.LoginUID != *sp.LoginUID {
-		dp.LoginUID = nil
-	}
-	// uid, gid and euid have no absent form in the schema; a combined
-	// notification keeps the first one's, and only dedup keys that include
-	// them guarantee they are shared.
 }
 
 // dedupKey builds the identity of ev under the given field names.

@@ -106,7 +106,7 @@ type sinkState struct {
 	perUID  map[uint32]*uidShare
 	// overflow holds per user a combined digest of what could not be sent
 	// on time or tracked; overflowUIDs is their order of creation.
-	overflow     map[uint32]*event.Event
+	overflow     map[uint32]*digest
 	overflowUIDs []uint32
 	w            *worker
 	c            *sinkCounters
@@ -118,9 +118,9 @@ type sinkState struct {
 type held struct {
 	sample *event.Event // first occurrence, small (smallSample): the digest's description
 	uid    uint32
-	size   int64        // charged against the table's max_bytes
-	end    time.Time    // window end
-	digest *event.Event // failures not yet notified, merged; nil when none
+	size   int64     // charged against the table's max_bytes
+	end    time.Time // window end
+	digest *digest   // failures not yet notified; nil when none
 	// notified is false while the rate limit has kept even the first
 	// occurrence back: such a key goes out as soon as a token is free
 	// instead of waiting for its window to end.
@@ -194,7 +194,7 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 			bucket:   newBucket(com.RateLimit.Rate, com.RateLimit.Burst, now),
 			entries:  map[string]*held{},
 			perUID:   map[uint32]*uidShare{},
-			overflow: map[uint32]*event.Event{},
+			overflow: map[uint32]*digest{},
 			c:        c,
 			w: &worker{
 				id: id, sink: sink, q: make(chan *event.Event, com.QueueSize), spool: sp, log: p.log, c: c,
@@ -322,30 +322,16 @@ func (p *Pipeline) offer(s *sinkState, ev *event.Event, now time.Time) {
 	}
 }
 
+// hold counts ev in the key's digest of failures not yet notified, which
+// describes them as the key's first occurrence does.
 func (p *Pipeline) hold(s *sinkState, h *held, ev *event.Event) {
 	if h.digest == nil {
-		d := *h.sample
-		d.Count, d.PIDs, d.FirstSeen, d.LastSeen = 0, nil, nil, nil
-		// Start the digest from the sample's description with ev's count.
-		d.Count = count(ev)
-		d.Digest = true
-		f, l := firstSeen(ev), lastSeen(ev)
-		d.FirstSeen, d.LastSeen = &f, &l
-		d.Time = l
-		d.PIDs = addPIDs(nil, ev, s.dedup.MaxPIDs)
-		h.digest = &d
+		h.digest = startDigest(h.sample, ev, s.dedup.MaxPIDs)
+		// Its time is its latest failure's, not the sample's.
+		h.digest.Time = lastSeen(ev)
 		return
 	}
-	n := count(h.digest) + count(ev)
-	f, l := firstSeen(h.digest), lastSeen(h.digest)
-	if t := firstSeen(ev); t.Before(f) {
-		f = t
-	}
-	if t := lastSeen(ev); t.After(l) {
-		l = t
-	}
-	h.digest.Count, h.digest.FirstSeen, h.digest.LastSeen, h.digest.Time = n, &f, &l, l
-	h.digest.PIDs = addPIDs(h.digest.PIDs, ev, s.dedup.MaxPIDs)
+	h.digest.add(ev, s.dedup.MaxPIDs)
 }
 
 // emit sends ev to the sink's queue if both rate limits allow; false means
@@ -376,8 +362,8 @@ func (p *Pipeline) close(s *sinkState, key string, h *held, now time.Time) {
 	if h.digest == nil {
 		return
 	}
-	if !p.emit(s, h.digest, now, false) {
-		p.fold(s, h.digest)
+	if !p.emit(s, h.digest.event(), now, false) {
+		p.fold(s, h.digest.event())
 	}
 }
 
@@ -385,7 +371,7 @@ func (p *Pipeline) close(s *sinkState, key string, h *held, now time.Time) {
 // limit kept back, now that a token may be free. A lone failure goes out as
 // itself, not as a digest of one.
 func (p *Pipeline) release(s *sinkState, h *held, now time.Time) bool {
-	ev := h.digest
+	ev := h.digest.event()
 	if count(ev) == 1 {
 		cp := *h.sample
 		ev = &cp
@@ -425,7 +411,7 @@ func (p *Pipeline) tick(now time.Time) {
 		for len(s.overflowUIDs) > 0 && s.bucket.ready(now) && p.global.ready(now) {
 			s.bucket.take()
 			p.global.take()
-			if !s.w.enqueue(s.overflow[s.overflowUIDs[0]]) {
+			if !s.w.enqueue(s.overflow[s.overflowUIDs[0]].event()) {
 				s.bucket.refund()
 				p.global.refund()
 				break
@@ -512,12 +498,12 @@ func (p *Pipeline) flushAll(now time.Time, searches bool) {
 		var out []*event.Event
 		for key, h := range s.entries {
 			if h.digest != nil {
-				out = append(out, h.digest)
+				out = append(out, h.digest.event())
 			}
 			s.remove(key, h)
 		}
 		for _, uid := range s.overflowUIDs {
-			out = append(out, s.overflow[uid])
+			out = append(out, s.overflow[uid].event())
 		}
 		clear(s.overflow)
 		s.overflowUIDs = nil

@@ -237,7 +237,7 @@ func (s *spool) evictOldest(ev *event.Event) (mergedIntoEv string, kept []string
 		return "", nil, nil
 	}
 	if len(s.names) == i+1 {
-		merge(ev, oldest, s.maxPIDs)
+		asDigest(ev).merge(oldest, s.maxPIDs)
 		name := s.names[i]
 		s.forget(name)
 		return name, oldestKept, nil
@@ -250,7 +250,7 @@ func (s *spool) evictOldest(ev *event.Event) (mergedIntoEv string, kept []string
 	// The merged entry keeps the place of the older one so nothing
 	// overtakes it; it is written before the oldest goes, so a crash in
 	// between counts the oldest twice rather than never.
-	merge(oldest, next, s.maxPIDs)
+	asDigest(oldest).merge(next, s.maxPIDs)
 	absorbed := append(append([]string{s.names[i]}, oldestKept...), nextKept...)
 	b, err := encodeEntry(oldest, absorbed)
 	if err != nil {

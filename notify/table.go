@@ -140,22 +140,18 @@ func (s *sinkState) remove(key string, h *held) {
 func (p *Pipeline) fold(s *sinkState, ev *event.Event) {
 	uid := ev.Process.UID
 	if ov := s.overflow[uid]; ov != nil {
-		merge(ov, ev, s.dedup.MaxPIDs)
+		ov.merge(ev, s.dedup.MaxPIDs)
 		return
 	}
 	if len(s.overflowUIDs) >= maxOverflowUIDs {
 		oldest := s.overflowUIDs[0]
 		ov := s.overflow[oldest]
 		s.dropOverflow(0)
-		if !s.w.enqueue(ov) {
-			s.w.stash(ov)
+		if !s.w.enqueue(ov.event()) {
+			s.w.stash(ov.event())
 		}
 	}
-	cp := *smallSample(ev)
-	f, l := firstSeen(ev), lastSeen(ev)
-	cp.FirstSeen, cp.LastSeen, cp.Digest, cp.Count = &f, &l, true, count(ev)
-	cp.PIDs = addPIDs(nil, ev, s.dedup.MaxPIDs)
-	s.overflow[uid] = &cp
+	s.overflow[uid] = startDigest(smallSample(ev), ev, s.dedup.MaxPIDs)
 	s.overflowUIDs = append(s.overflowUIDs, uid)
 }
 
