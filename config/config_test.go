@@ -32,6 +32,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"unknown kind", "[[sink.carrier_pigeon]]\nname = \"x\"\n", 1, "sink.carrier_pigeon", "unknown sink kind (known: "},
 		{"bad errno", "[filter]\nerrors = [\"ENOENT\", \"ENOPE\"]\n", 2, "filter.errors", `unknown errno name "ENOPE"`},
 		{"bad dedup key", "[dedup]\nkeys = [\"uid\", \"colour\"]\n", 2, "dedup.keys", `unknown field "colour"`},
+		{"bad cause", "[filter]\ncauses = [\"not-found\", \"cosmic-ray\"]\n", 2, "filter.causes", `unknown cause "cosmic-ray" (one of interpreter-missing, interpreter-crlf, `},
+		{"bad excluded cause in sink", "[[sink.stdout]]\n[sink.stdout.filter]\n\nexclude_causes = [\"Not-Found-In-Path\", \"enoent\"]\n", 4, "sink.stdout[0].filter.exclude_causes", `unknown cause "enoent" (one of `},
 		{"bad duration", "[dedup]\nwindow = \"ten minutes\"\n", 2, "dedup.window", "invalid duration"},
 		{"bad rate", "\n[rate_limit]\nrate = \"5 per second\"\n", 3, "rate_limit.rate", "invalid rate"},
 		{"wrong type", "[spool]\nmax_entries = \"many\"\n", 2, "spool.max_entries", "incompatible types"},

@@ -113,6 +113,7 @@ func (d *digest) keepShared(src *event.Event) {
 	if d.Error != src.Error {
 		d.ReturnValue, d.Error, d.ErrorText = 0, "", ""
 	}
+	d.keepSharedCause(src)
 	if d.InterpreterPath != src.InterpreterPath {
 		d.InterpreterPath, d.InterpreterSource = "", ""
 	}
@@ -131,6 +132,19 @@ func (d *digest) keepShared(src *event.Event) {
 		d.StdinType, d.StdinMode, d.StdinPath = "", nil, ""
 	}
 	keepSharedProcess(&d.Process, &src.Process)
+}
+
+// keepSharedCause keeps the diagnosis only as far as src shares it: the
+// code when both have it, the sentence only when it is the same (it names
+// one failure's path). Inferred evidence behind either makes both
+// inferred.
+func (d *digest) keepSharedCause(src *event.Event) {
+	if d.Cause != src.Cause {
+		d.Cause, d.CauseText, d.CauseInferred = "", "", false
+		return
+	}
+	clearUnlessSame(&d.CauseText, src.CauseText)
+	d.CauseInferred = d.CauseInferred || src.CauseInferred
 }
 
 // keepSharedProcess clears the fields of p that src does not share. uid, gid
@@ -212,6 +226,8 @@ func dedupKey(ev *event.Event, keys []string) string {
 			b.WriteString(strconv.FormatBool(ev.KernelInvoked))
 		case "host":
 			b.WriteString(ev.Host)
+		case "cause":
+			b.WriteString(ev.Cause)
 		}
 		b.WriteByte(0)
 	}

@@ -1,8 +1,10 @@
 package notify
 
 import (
+	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/execfaild/execfaild/probe/event"
@@ -183,6 +185,38 @@ func (c *coalescer) finish(s *search) *event.Event {
 		ev.Tried = s.tried
 		first, last := s.first, s.latest
 		ev.FirstSeen, ev.LastSeen = &first, &last
+		diagnoseSearch(ev, s.base)
 	}
 	return ev
+}
+
+// maxCauseDirs bounds the directories a not-found-in-path sentence lists
+// (path_search_tried lists them all).
+const maxCauseDirs = 512
+
+// diagnoseSearch gives a search that found nothing its cause, unless its
+// describing failure has a finer one (a script found on the way whose
+// interpreter is missing).
+func diagnoseSearch(ev *event.Event, base string) {
+	if ev.Cause != "" && ev.Cause != event.CauseNotFound {
+		return
+	}
+	ev.Cause, ev.CauseInferred = event.CauseNotFoundInPath, false
+	ev.CauseText = fmt.Sprintf("%s: not found in any of the %d $PATH directories (%s)", base, len(ev.Tried), dirList(ev.Tried))
+}
+
+// dirList joins dirs with ", ", ending in "…" where maxCauseDirs cut it.
+func dirList(dirs []string) string {
+	var b strings.Builder
+	for i, d := range dirs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if b.Len()+len(d) > maxCauseDirs {
+			b.WriteString("…")
+			break
+		}
+		b.WriteString(d)
+	}
+	return b.String()
 }

@@ -19,6 +19,7 @@ type Description struct {
 	Caller  Caller
 	Who     Who
 	Error   Error
+	Cause   Cause
 
 	// The values behind Details, for the sinks that word them.
 	Interpreter        Interpreter
@@ -71,6 +72,20 @@ type Error struct {
 	Several bool
 }
 
+// Cause is the diagnosis of why the exec failed.
+type Cause struct {
+	// Code is one of event.Causes; empty when the failure has none (a
+	// digest of failures with different causes, an older event).
+	Code string
+	// Text is the sentence naming the offending path or value and the
+	// fix, as the probe wrote it (a Value: it holds paths the failing
+	// process controls). It may be empty with a Code: a digest whose
+	// failures shared the cause but not the sentence.
+	Text string
+	// Inferred: the evidence was gathered in userspace after the fact.
+	Inferred bool
+}
+
 // Interpreter is the program the script's #! line names.
 type Interpreter struct {
 	Path    string // empty when there is none
@@ -97,6 +112,9 @@ const (
 	DetailPathSearch
 	DetailArgumentsTruncated
 	DetailRepeats
+	// DetailCause is the diagnosis; it comes first, right after the
+	// error it explains.
+	DetailCause
 )
 
 // Detail is one part after the error: its kind and its wording for a sink
@@ -141,6 +159,7 @@ func Describe(ev *event.Event) Description {
 		d.Caller.PID = p.PID
 	}
 	d.Error = Error{Name: ev.Error, Text: ev.ErrorText, Errno: int(-ev.ReturnValue), Several: !ErrnoShared(ev)}
+	d.describeCause(ev)
 
 	if ev.InterpreterPath != "" {
 		d.Interpreter = Interpreter{Path: ev.InterpreterPath, Missing: ev.Error == "ENOENT"}
@@ -168,6 +187,23 @@ func Describe(ev *event.Event) Description {
 		d.add(DetailRepeats, prose(d.Repeats.words()))
 	}
 	return d
+}
+
+// describeCause sets Cause and its detail: the sentence, or the code
+// alone when a digest kept the cause but not one sentence.
+func (d *Description) describeCause(ev *event.Event) {
+	if ev.Cause == "" {
+		return
+	}
+	d.Cause = Cause{Code: ev.Cause, Text: ev.CauseText, Inferred: ev.CauseInferred}
+	w := []Word{prose("cause " + ev.Cause)}
+	if ev.CauseText != "" {
+		w = []Word{value(ev.CauseText)}
+	}
+	if ev.CauseInferred {
+		w = append(w, prose(" (inferred)"))
+	}
+	d.add(DetailCause, w...)
 }
 
 func (d *Description) add(k DetailKind, w ...Word) {

@@ -55,6 +55,35 @@ func TestDescribe(t *testing.T) {
 		},
 		words: []string{"interpreter [/bin/bash\r] not found", "arguments truncated"},
 	}, {
+		name: "diagnosed: the sentence first, marked when inferred",
+		ev: single(func(e *event.Event) {
+			e.Cause, e.CauseText, e.CauseInferred = event.CauseNotFound, "/srv/app/run.sh does not exist; /srv/app does", true
+			e.InterpreterPath = "/bin/sh"
+		}),
+		want: Description{
+			Subject:     Subject{Program: "/srv/app/run.sh"},
+			Caller:      Caller{Comm: "cron", PID: 42},
+			Who:         Who{UID: 1000, Unit: "cron.service"},
+			Error:       Error{Name: "ENOENT", Text: "no such file or directory", Errno: 2},
+			Cause:       Cause{Code: "not-found", Text: "/srv/app/run.sh does not exist; /srv/app does", Inferred: true},
+			Interpreter: Interpreter{Path: "/bin/sh", Missing: true},
+		},
+		words: []string{"[/srv/app/run.sh does not exist; /srv/app does] (inferred)", "interpreter [/bin/sh] not found"},
+	}, {
+		name: "digest that kept the cause but not one sentence",
+		ev: single(func(e *event.Event) {
+			e.Cause, e.Digest, e.Count = event.CauseNotExecutable, true, 2
+		}),
+		want: Description{
+			Subject: Subject{Program: "/srv/app/run.sh"},
+			Caller:  Caller{Comm: "cron", PID: 42},
+			Who:     Who{UID: 1000, Unit: "cron.service"},
+			Error:   Error{Name: "ENOENT", Text: "no such file or directory", Errno: 2},
+			Cause:   Cause{Code: "not-executable"},
+			Repeats: &Repeats{Count: 2, More: true},
+		},
+		words: []string{"cause not-executable", "2 more times"},
+	}, {
 		name: "PATH search, one failure per directory",
 		ev: single(func(e *event.Event) {
 			e.Path, e.Tried, e.Count = "/bin/deploy", []string{"/usr/bin", "/bin"}, 2
@@ -114,12 +143,13 @@ func TestDescribeDetailOrder(t *testing.T) {
 	ev := event.Event{
 		Path: "/bin/x", Error: "ENOENT", ReturnValue: -2, InterpreterPath: "/bin/sh",
 		Tried: []string{"/bin"}, ArgumentsTruncated: true, Digest: true, Count: 3,
+		Cause: event.CauseNotFoundInPath, CauseText: "x: not found",
 	}
 	var got []DetailKind
 	for _, dt := range Describe(&ev).Details {
 		got = append(got, dt.Kind)
 	}
-	want := []DetailKind{DetailInterpreter, DetailPathSearch, DetailArgumentsTruncated, DetailRepeats}
+	want := []DetailKind{DetailCause, DetailInterpreter, DetailPathSearch, DetailArgumentsTruncated, DetailRepeats}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("detail kinds = %v, want %v", got, want)
 	}

@@ -14,7 +14,17 @@ type filter struct{ c FilterConfig }
 func newFilter(c FilterConfig) *filter { return &filter{c: c} }
 
 // match tells whether ev passes the filter.
-func (f *filter) match(ev *event.Event) bool {
+func (f *filter) match(ev *event.Event) bool { return f.matchExceptCause(ev) && f.matchCause(ev) }
+
+// matchCause tells whether ev's cause passes. The global filter asks it
+// only after PATH-search folding: the steps of a search carry not-found,
+// and only the folded search is not-found-in-path.
+func (f *filter) matchCause(ev *event.Event) bool {
+	return includeExclude(f.c.Causes, f.c.ExcludeCauses, ev.Cause, func(p, v string) bool { return p == v })
+}
+
+// matchExceptCause tells whether ev passes everything but the cause.
+func (f *filter) matchExceptCause(ev *event.Event) bool {
 	c := &f.c
 	switch c.KernelInvoked {
 	case "only":

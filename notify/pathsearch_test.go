@@ -128,3 +128,95 @@ func TestLostMarkerLeavesSearchUnconcluded(t *testing.T) {
 		t.Errorf("search after the loss: tried %v", got[1].Tried)
 	}
 }
+
+// A search that found nothing is diagnosed not-found-in-path, naming the
+// command and every directory; its steps' plain not-found gives way. A
+// finer cause on the failure describing it stays, and so does the cause of
+// a search whose outcome a lost marker made unknowable.
+func TestFoldedSearchDiagnosed(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	var lost atomic.Uint64
+	cfg := DefaultConfig()
+	cfg.Spool.Dir = t.TempDir()
+	cfg.RateLimit.GlobalRate = Off
+	tc := &testConfig{sink: sink}
+	tc.Name = "rec"
+	tc.Dedup.Window = Off
+	cfg.Sinks = []SinkEntry{{Kind: "test", Config: tc}}
+	p, err := New(cfg, Env{Host: "h"}, WithClock(clk), manualTick(), WithLostMarkers(lost.Load))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(t.Context()) })
+	step := func(tid uint32, path string) *event.Event {
+		ev := failure(clk.Now(), tid, path, -2)
+		ev.Stage, ev.Cause, ev.CauseText, ev.CauseInferred = event.StagePreOpen, event.CauseNotFound, path+" does not exist", true
+		return ev
+	}
+
+	for _, d := range []string{"/home/u/.pyenv/shims", "/usr/local/bin", "/usr/bin"} {
+		p.Handle(step(50, d+"/python4"))
+	}
+	p.tick(clk.Add(PathSearchHold))
+	waitFor(t, "the search", func() bool { return len(sink.events()) == 1 })
+	ev := sink.events()[0]
+	want := "python4: not found in any of the 3 $PATH directories (/home/u/.pyenv/shims, /usr/local/bin, /usr/bin)"
+	if ev.Cause != event.CauseNotFoundInPath || ev.CauseText != want || ev.CauseInferred {
+		t.Errorf("search: cause %q %q inferred %v, want %q %q", ev.Cause, ev.CauseText, ev.CauseInferred, event.CauseNotFoundInPath, want)
+	}
+
+	// A script found on the way whose interpreter is missing says more.
+	p.Handle(step(51, "/usr/local/bin/tool"))
+	script := step(51, "/usr/bin/tool")
+	script.Stage, script.Binary, script.InterpreterPath = event.StageLoader, &event.Binary{Path: "/usr/bin/tool"}, "/usr/bin/python4"
+	script.Cause, script.CauseText = event.CauseInterpreterMissing, "the interpreter /usr/bin/python4 does not exist"
+	p.Handle(script)
+	p.tick(clk.Add(PathSearchHold))
+	waitFor(t, "the search with a script", func() bool { return len(sink.events()) == 2 })
+	if ev := sink.events()[1]; ev.Cause != event.CauseInterpreterMissing || ev.CauseText != script.CauseText || len(ev.Tried) != 2 {
+		t.Errorf("search with a script: cause %q %q tried %v", ev.Cause, ev.CauseText, ev.Tried)
+	}
+
+	// One directory is no search; a lost marker leaves it unconcluded.
+	p.Handle(step(52, "/opt/tool"))
+	p.tick(clk.Add(PathSearchHold))
+	p.Handle(step(53, "/usr/local/bin/tool"))
+	p.Handle(step(53, "/usr/bin/tool"))
+	lost.Add(1)
+	p.tick(clk.Add(PathSearchHold))
+	waitFor(t, "the rest", func() bool { return len(sink.events()) == 4 })
+	for _, ev := range sink.events()[2:] {
+		if ev.Cause != event.CauseNotFound || ev.CauseText != ev.Path+" does not exist" {
+			t.Errorf("%s: cause %q %q, want the step's own", ev.Path, ev.Cause, ev.CauseText)
+		}
+	}
+}
+
+// The global filter's causes apply to the folded search, not to its steps:
+// causes = ["not-found-in-path"] reports a search that found nothing and
+// nothing else, and every failure is counted once.
+func TestGlobalCauseFilterAfterFolding(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		c.Filter.Causes = []string{event.CauseNotFoundInPath}
+		s.Dedup.Window = Off
+	})
+	step := func(tid uint32, path string) *event.Event {
+		ev := failure(clk.Now(), tid, path, -2)
+		ev.Cause = event.CauseNotFound
+		return ev
+	}
+	p.Handle(step(70, "/usr/local/bin/gone"))
+	p.Handle(step(70, "/usr/bin/gone"))
+	p.Handle(step(71, "relative/gone"))
+	p.tick(clk.Add(PathSearchHold))
+	waitFor(t, "the search", func() bool { return len(sink.events()) == 1 })
+	if ev := sink.events()[0]; ev.Cause != event.CauseNotFoundInPath || ev.Count != 2 {
+		t.Errorf("delivered cause %q count %d", ev.Cause, ev.Count)
+	}
+	if st := p.Stats(); st.Detected != 3 || st.Filtered != 1 || st.Sinks[0].DeliveredCount != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -236,7 +236,7 @@ func (p *Pipeline) Handle(ev *event.Event) {
 		return
 	}
 	p.detected.Add(count(ev))
-	if !p.filter.match(ev) {
+	if !p.filter.matchExceptCause(ev) {
 		p.filtered.Add(count(ev))
 		return
 	}
@@ -264,10 +264,15 @@ func (p *Pipeline) Succeeded(s *event.Success) {
 	p.resolved.Add(p.coal.success(s.TID))
 }
 
-// fanout offers ev to every sink. Arguments are redacted here, before any
+// fanout offers ev to every sink that the global filter's causes let it
+// reach, now that PATH searches are folded. Arguments are redacted here, before any
 // sink's dedup, queue or spool holds them, except for a sink the operator
 // allowed the original.
 func (p *Pipeline) fanout(ev *event.Event, now time.Time) {
+	if !p.filter.matchCause(ev) {
+		p.filtered.Add(count(ev))
+		return
+	}
 	redacted := p.redact.event(ev)
 	for _, s := range p.sinks {
 		src := redacted

@@ -202,6 +202,8 @@ func TestFilter(t *testing.T) {
 	kernel.Syscall = event.SyscallKernel
 	rel := failure(t0, 1, "bin/tool", -13)
 	rel.Process.Cwd = "/opt/app"
+	crlf := *base
+	crlf.Cause = event.CauseInterpreterCRLF
 	tests := []struct {
 		name string
 		f    FilterConfig
@@ -229,6 +231,11 @@ func TestFilter(t *testing.T) {
 		{"kernel only keeps kernel", FilterConfig{KernelInvoked: "only"}, &kernel, true},
 		{"kernel exclude", FilterConfig{KernelInvoked: "exclude"}, &kernel, false},
 		{"all dimensions must match", FilterConfig{Errors: []string{"ENOENT"}, UIDs: []uint32{0}}, base, false},
+		{"cause include", FilterConfig{Causes: []string{"not-found", " Interpreter-CRLF"}}, &crlf, true},
+		{"cause include miss", FilterConfig{Causes: []string{"not-found"}}, &crlf, false},
+		{"cause include, no diagnosis", FilterConfig{Causes: []string{"unknown"}}, base, false},
+		{"cause exclude", FilterConfig{ExcludeCauses: []string{"interpreter-crlf"}}, &crlf, false},
+		{"cause exclude, no diagnosis", FilterConfig{ExcludeCauses: []string{"interpreter-crlf"}}, base, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -322,6 +329,54 @@ func TestDedupKeysConfigurable(t *testing.T) {
 	d := sink.events()[2]
 	if !d.Digest || d.Count != 1 || d.Path != "/a" {
 		t.Errorf("digest keyed by errno only: %+v", d)
+	}
+}
+
+// "cause" as a dedup key: the same program failing with the same errno
+// for two reasons is two notifications, each with its own sentence.
+func TestDedupKeyCause(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.Dedup = DedupConfig{Window: Duration(time.Minute), Keys: []string{"binary", "cause"}}
+	})
+	for i, cause := range []string{event.CauseNotExecutable, event.CauseNoexecMount, event.CauseNotExecutable} {
+		ev := failure(clk.Now(), uint32(i+1), "/tmp/tool", -13)
+		ev.Cause, ev.CauseText = cause, cause+" sentence"
+		p.Handle(ev)
+	}
+	p.tick(clk.Add(time.Minute))
+	waitFor(t, "3 notifications", func() bool { return len(sink.events()) == 3 })
+	got := sink.events()
+	if got[0].Cause != event.CauseNotExecutable || got[1].Cause != event.CauseNoexecMount || got[1].CauseText != "noexec-mount sentence" {
+		t.Errorf("first occurrences: %q %q, %q %q", got[0].Cause, got[0].CauseText, got[1].Cause, got[1].CauseText)
+	}
+	if d := got[2]; !d.Digest || d.Count != 1 || d.Cause != event.CauseNotExecutable || !slices.Equal(d.PIDs, []uint32{3}) {
+		t.Errorf("digest: digest %v count %d cause %q pids %v", d.Digest, d.Count, d.Cause, d.PIDs)
+	}
+}
+
+// A combined digest keeps a cause only as far as its failures share it.
+func TestMergeCause(t *testing.T) {
+	ev := func(cause, text string, inferred bool) *event.Event {
+		e := failure(t0, 1, "/x", -13)
+		e.Cause, e.CauseText, e.CauseInferred = cause, text, inferred
+		return e
+	}
+	for _, tc := range []struct {
+		name     string
+		dst, src *event.Event
+		want     [3]any
+	}{
+		{"same", ev("noexec-mount", "a", false), ev("noexec-mount", "a", false), [3]any{"noexec-mount", "a", false}},
+		{"same cause, other sentence", ev("noexec-mount", "a", false), ev("noexec-mount", "b", true), [3]any{"noexec-mount", "", true}},
+		{"other cause", ev("noexec-mount", "a", true), ev("not-executable", "a", true), [3]any{"", "", false}},
+		{"one undiagnosed", ev("", "", false), ev("not-executable", "a", false), [3]any{"", "", false}},
+	} {
+		asDigest(tc.dst).merge(tc.src, 4)
+		if got := [3]any{tc.dst.Cause, tc.dst.CauseText, tc.dst.CauseInferred}; got != tc.want {
+			t.Errorf("%s: merged cause %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

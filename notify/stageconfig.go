@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/execfaild/execfaild/probe/event"
 	"golang.org/x/sys/unix"
 )
 
@@ -131,6 +132,10 @@ type FilterConfig struct {
 	// Cgroups match the caller's cgroup path ("/system.slice/*").
 	Cgroups        []string `toml:"cgroups"`
 	ExcludeCgroups []string `toml:"exclude_cgroups"`
+	// Causes are diagnosis codes (event.Causes: "interpreter-crlf",
+	// "not-found-in-path"). A failure without a cause matches no entry.
+	Causes        []string `toml:"causes"`
+	ExcludeCauses []string `toml:"exclude_causes"`
 	// KernelInvoked is "include" (default: report both), "only" (just
 	// failed usermode helpers) or "exclude".
 	KernelInvoked string `toml:"kernel_invoked"`
@@ -187,7 +192,7 @@ type SpoolConfig struct {
 // DedupKeys are the field names DedupConfig.Keys accepts.
 var DedupKeys = []string{
 	"uid", "euid", "gid", "error", "binary", "path", "interpreter", "comm", "exe",
-	"unit", "cgroup", "container", "syscall", "stage", "parent_comm", "kernel_invoked", "host",
+	"unit", "cgroup", "container", "syscall", "stage", "parent_comm", "kernel_invoked", "host", "cause",
 }
 
 // RateLimitDefaulter is implemented by sink configs whose destination
@@ -306,6 +311,12 @@ func (f *FilterConfig) Validate() error {
 			k.list[i] = up
 		}
 	}
+	if err := validateCauses("causes", f.Causes); err != nil {
+		return err
+	}
+	if err := validateCauses("exclude_causes", f.ExcludeCauses); err != nil {
+		return err
+	}
 	for _, k := range []struct {
 		key  string
 		list []string
@@ -330,6 +341,18 @@ func (f *FilterConfig) Validate() error {
 	case "include", "only", "exclude":
 	default:
 		return Errorf("kernel_invoked", "must be include, only or exclude, not %q", f.KernelInvoked)
+	}
+	return nil
+}
+
+// validateCauses checks a list of cause codes, lower-casing them in place.
+func validateCauses(key string, list []string) error {
+	for i, c := range list {
+		code := strings.ToLower(strings.TrimSpace(c))
+		if !slices.Contains(event.Causes, code) {
+			return Errorf(key, "unknown cause %q (one of %s)", c, strings.Join(event.Causes, ", "))
+		}
+		list[i] = code
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func smallSample(ev *event.Event) *event.Event {
 // most maxPIDs long.
 func heldSize(s *event.Event, maxPIDs int) int64 {
 	n := heldOverhead + 4*maxPIDs
-	n += len(s.Path) + len(s.InterpreterPath) + len(s.StdinPath) + len(s.Host) + len(s.ErrorText)
+	n += len(s.Path) + len(s.InterpreterPath) + len(s.StdinPath) + len(s.Host) + len(s.ErrorText) + len(s.CauseText)
 	if s.Binary != nil {
 		n += len(s.Binary.Path)
 	}
