@@ -63,7 +63,8 @@ func TestStdoutGolden(t *testing.T) {
 		}
 		want := samples()[i]
 		if ev.Error != "ENOENT" || ev.Count != want.Count || ev.Digest != want.Digest || ev.InterpreterPath != "/bin/bash\r" ||
-			ev.Arguments[1] != want.Arguments[1] || !ev.Time.Equal(want.Time) {
+			ev.Arguments[1] != want.Arguments[1] || !ev.Time.Equal(want.Time) ||
+			ev.Cause != "interpreter-crlf" || ev.CauseText != want.CauseText || ev.CauseInferred {
 			t.Errorf("line %d decodes to %+v", i, ev)
 		}
 	}

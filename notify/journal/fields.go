@@ -47,6 +47,11 @@ func Fields(ev *event.Event) []Field {
 	}
 	addStr("error", ev.Error)
 	addStr("error_text", ev.ErrorText)
+	addStr("cause", ev.Cause)
+	addStr("cause_text", ev.CauseText)
+	if ev.CauseInferred {
+		add("cause_inferred", "true")
+	}
 	addStr("syscall", ev.Syscall)
 	if ev.Dirfd != nil {
 		add("dirfd", strconv.Itoa(int(*ev.Dirfd)))
@@ -209,6 +214,12 @@ func sentence(d notify.Description) string {
 		fmt.Fprintf(&b, " (%s)", d.Error.Text)
 	}
 	for _, dt := range d.Details {
+		if dt.Kind == notify.DetailCause && d.Cause.Text != "" {
+			// The sentence explains the error, so it follows it.
+			b.WriteString(": ")
+			b.WriteString(dt.Join(notify.Log.Visible))
+			continue
+		}
 		if s := detail(&d, dt); s != "" {
 			b.WriteString("; ")
 			b.WriteString(s)

@@ -5,12 +5,20 @@
 //
 // Every entry carries:
 //
-//	MESSAGE            one readable sentence; strings the failing process
-//	                   controls are escaped (\r, \n, \xHH, \u{HHHH}) so they
-//	                   cannot forge lines or terminal sequences
+//	MESSAGE            one readable sentence, with the diagnosis right after
+//	                   the error; strings the failing process controls are
+//	                   escaped (\r, \n, \xHH, \u{HHHH}) so they cannot
+//	                   forge lines or terminal sequences
 //	PRIORITY           the configured level (default warning, 4)
 //	SYSLOG_IDENTIFIER  execfaild
-//	MESSAGE_ID         ce8d01c1beb44bcc809ec2c048e10010 (catalog: journalctl -x)
+//	MESSAGE_ID         the cause's own id (CauseMessageIDs), whose catalog
+//	                   entry journalctl -x shows with the fix; for a failure
+//	                   without a cause, ce8d01c1beb44bcc809ec2c048e10010
+//	EXECFAIL_MESSAGE_ID
+//	                   ce8d01c1beb44bcc809ec2c048e10010 on every entry:
+//	                   journalctl EXECFAIL_MESSAGE_ID=ce8d01c1beb44bcc809ec2c048e10010
+//	                   selects every failed exec, which MESSAGE_ID alone did
+//	                   before failures had causes
 //	ERRNO              the positive errno (2 for ENOENT)
 //	OBJECT_PID         pid of the process whose exec failed; from a sender
 //	                   running as uid 0, journald adds OBJECT_COMM,
@@ -33,6 +41,9 @@
 //	EXECFAIL_HOST
 //	EXECFAIL_RETURN_VALUE          negative errno as the kernel returned it
 //	EXECFAIL_ERROR, EXECFAIL_ERROR_TEXT   ENOENT, no such file or directory
+//	EXECFAIL_CAUSE                 the diagnosis code (interpreter-crlf, …)
+//	EXECFAIL_CAUSE_TEXT            its sentence, naming the path and the fix
+//	EXECFAIL_CAUSE_INFERRED        true when gathered in userspace after the fact
 //	EXECFAIL_SYSCALL               execve, execveat or kernel
 //	EXECFAIL_DIRFD, EXECFAIL_FLAGS execveat only; flags in hex (0x1000)
 //	EXECFAIL_STAGE
@@ -87,9 +98,11 @@ import (
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-// MessageID identifies execfaild's failed-exec entries in the journal and
-// keys the catalog entry in packaging/execfaild.catalog. Never change it:
-// operators filter on it (journalctl MESSAGE_ID=…).
+// MessageID identifies execfaild's failed-exec entries as a whole: every
+// entry carries it as EXECFAIL_MESSAGE_ID, and as MESSAGE_ID when it has
+// no cause (each cause has its own MESSAGE_ID, CauseMessageIDs). It keys
+// the general catalog entry in packaging/execfaild.catalog. Never change
+// it: operators filter on it.
 const MessageID = "ce8d01c1beb44bcc809ec2c048e10010"
 
 // DefaultSocket is where journald listens for native-protocol entries.
@@ -230,7 +243,8 @@ func Entry(ev *event.Event, priority int) []Field {
 		{Name: "MESSAGE", Value: Message(ev)},
 		{Name: "PRIORITY", Value: strconv.Itoa(priority)},
 		{Name: "SYSLOG_IDENTIFIER", Value: Identifier},
-		{Name: "MESSAGE_ID", Value: MessageID},
+		{Name: "MESSAGE_ID", Value: MessageIDOf(ev)},
+		{Name: "EXECFAIL_MESSAGE_ID", Value: MessageID},
 	}
 	if ev.ReturnValue < 0 {
 		fs = append(fs, Field{Name: "ERRNO", Value: strconv.Itoa(int(-ev.ReturnValue))})

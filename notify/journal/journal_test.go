@@ -177,10 +177,13 @@ func TestSendSynthetic(t *testing.T) {
 		t.Error("a small entry went as a memfd; want one datagram")
 	}
 	want := map[string]string{
-		"MESSAGE":                       `exec of /srv/app/deploy.sh by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory); interpreter "/bin/bash\r" not found`,
+		"MESSAGE":                       `exec of /srv/app/deploy.sh by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory): the script /srv/app/deploy.sh has Windows (CRLF) line endings, so its interpreter "/bin/bash\r" does not exist; convert it with dos2unix /srv/app/deploy.sh; interpreter "/bin/bash\r" not found`,
 		"PRIORITY":                      "4",
 		"SYSLOG_IDENTIFIER":             "execfaild",
-		"MESSAGE_ID":                    MessageID,
+		"MESSAGE_ID":                    "e242a172922a4677a9154f087f458585", // interpreter-crlf's
+		"EXECFAIL_MESSAGE_ID":           "ce8d01c1beb44bcc809ec2c048e10010",
+		"EXECFAIL_CAUSE":                "interpreter-crlf",
+		"EXECFAIL_CAUSE_TEXT":           "the script /srv/app/deploy.sh has Windows (CRLF) line endings, so its interpreter \"/bin/bash\r\" does not exist; convert it with dos2unix /srv/app/deploy.sh",
 		"ERRNO":                         "2",
 		"OBJECT_PID":                    "4242",
 		"EXECFAIL_TIME":                 "2026-11-27T10:02:03.456789Z",
@@ -240,7 +243,7 @@ func TestSendSynthetic(t *testing.T) {
 		}
 	}
 	// Fields that are absent in the event must be absent, not zero.
-	for _, k := range []string{"EXECFAIL_DIRFD", "EXECFAIL_FLAGS", "EXECFAIL_DIGEST", "EXECFAIL_CONTAINER_ID", "EXECFAIL_PIDS"} {
+	for _, k := range []string{"EXECFAIL_DIRFD", "EXECFAIL_FLAGS", "EXECFAIL_DIGEST", "EXECFAIL_CONTAINER_ID", "EXECFAIL_PIDS", "EXECFAIL_CAUSE_INFERRED"} {
 		if _, ok := m[k]; ok {
 			t.Errorf("%s present for an event without it", k)
 		}
@@ -280,6 +283,7 @@ func hostile() event.Event {
 	ev.Binary = nil
 	ev.Path = "/tmp/evil\nPRIORITY=0\nMESSAGE=forged"
 	ev.InterpreterPath = "/bin/sh\r\x1b[31m"
+	ev.CauseText = "the script /tmp/evil\nPRIORITY=0 names the interpreter \"/bin/sh\r\x1b[31m\", which does not exist"
 	ev.Arguments = []string{"evil", "a\nb", "\xff\xfe", "it's", "", "\u202egnp.exe", `\`}
 	ev.Process.Comm = "x\ny"
 	ev.Process.Cwd = "/"
@@ -304,6 +308,9 @@ func TestHostileValuesRoundTrip(t *testing.T) {
 	if got := m["EXECFAIL_COMM"]; got != "x\ny" {
 		t.Errorf("EXECFAIL_COMM = %q", got)
 	}
+	if got := m["EXECFAIL_CAUSE_TEXT"]; got != ev.CauseText {
+		t.Errorf("EXECFAIL_CAUSE_TEXT = %q, want %q", got, ev.CauseText)
+	}
 	if m["PRIORITY"] != "4" {
 		t.Errorf("PRIORITY = %q: a value forged a field", m["PRIORITY"])
 	}
@@ -320,7 +327,7 @@ func TestHostileValuesRoundTrip(t *testing.T) {
 	if got := m["EXECFAIL_ARGV"]; got != wantArgv {
 		t.Errorf("EXECFAIL_ARGV = %s, want %s", got, wantArgv)
 	}
-	wantMsg := `exec of "/tmp/evil\nPRIORITY=0\nMESSAGE=forged" by "x\ny"[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory); interpreter "/bin/sh\r\x1b[31m" not found`
+	wantMsg := `exec of "/tmp/evil\nPRIORITY=0\nMESSAGE=forged" by "x\ny"[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory): the script /tmp/evil\nPRIORITY=0 names the interpreter "/bin/sh\r\x1b[31m", which does not exist; interpreter "/bin/sh\r\x1b[31m" not found`
 	if got := m["MESSAGE"]; got != wantMsg {
 		t.Errorf("MESSAGE =\n%s\nwant\n%s", got, wantMsg)
 	}
@@ -480,7 +487,8 @@ func TestRealJournald(t *testing.T) {
 		t.Helper()
 		var out []byte
 		for i := 0; i < 50; i++ {
-			out, err = exec.Command(journalctl, "-o", "json", "--all", "MESSAGE_ID="+MessageID, "EXECFAIL_HOST="+host).Output()
+			// The query that selects every failed exec, whatever its cause.
+			out, err = exec.Command(journalctl, "-o", "json", "--all", "EXECFAIL_MESSAGE_ID="+MessageID, "EXECFAIL_HOST="+host).Output()
 			if err == nil && len(out) > 0 {
 				break
 			}
@@ -512,10 +520,16 @@ func TestRealJournald(t *testing.T) {
 		"PRIORITY":          "7",
 		"SYSLOG_IDENTIFIER": "execfaild",
 		"ERRNO":             "2",
+		"MESSAGE_ID":        "e242a172922a4677a9154f087f458585",
+		"EXECFAIL_CAUSE":    "interpreter-crlf",
 	} {
 		if got[k] != want {
 			t.Errorf("journal %s = %#v, want %q", k, got[k], want)
 		}
+	}
+	// The sentence holds a control character: journalctl shows its bytes.
+	if text, _ := json.Marshal(got["EXECFAIL_CAUSE_TEXT"]); string(text) != byteArray(ev.CauseText) {
+		t.Errorf("journal EXECFAIL_CAUSE_TEXT = %s, want the raw bytes of %q", text, ev.CauseText)
 	}
 	// journalctl shows a value that is not UTF-8 as its bytes.
 	if exe, _ := json.Marshal(got["EXECFAIL_EXE"]); string(exe) != "[47,117,115,114,47,98,105,110,47,255,254,61,120]" {
@@ -533,6 +547,15 @@ func TestRealJournald(t *testing.T) {
 	if got["EXECFAIL_ARGC"] != "2" || got["EXECFAIL_ARGV"] != notify.Log.ShellJoin(big.Arguments) {
 		t.Errorf("large entry: EXECFAIL_ARGC %v, EXECFAIL_ARGV of %d bytes", got["EXECFAIL_ARGC"], len(fmt.Sprint(got["EXECFAIL_ARGV"])))
 	}
+}
+
+// byteArray is how journalctl -o json shows a value it does not print.
+func byteArray(s string) string {
+	b := make([]string, len(s))
+	for i := range len(s) {
+		b[i] = strconv.Itoa(int(s[i]))
+	}
+	return "[" + strings.Join(b, ",") + "]"
 }
 
 // TestPrivateJournald runs TestRealJournald against a journald of its own,
@@ -564,10 +587,13 @@ func TestPrivateJournald(t *testing.T) {
 mount -t tmpfs tmpfs /run || exit 97
 mkdir -p /run/systemd/journal /run/log/journal
 if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
+mkdir -p /usr/lib/systemd/catalog /var/lib/systemd/catalog
+mount -t tmpfs tmpfs /usr/lib/systemd/catalog || exit 1
+mount -t tmpfs tmpfs /var/lib/systemd/catalog || exit 1
 "$1" & j=$!
 i=0
 while [ ! -S /run/systemd/journal/socket ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-EXECFAILD_PRIVATE_JOURNALD=1 "$2" -test.run '^TestRealJournald$' -test.count=1 -test.v
+EXECFAILD_PRIVATE_JOURNALD=1 "$2" -test.run '^(TestRealJournald|TestJournalctlExplains)$' -test.count=1 -test.v
 rc=$?
 kill $j; wait $j
 exit $rc
@@ -579,8 +605,8 @@ exit $rc
 		// A container without CAP_SYS_ADMIN: nothing here is broken.
 		t.Skipf("no private mount namespace here: %s", bytes.TrimSpace(out))
 	}
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestRealJournald")) {
-		t.Fatalf("TestRealJournald against a private journald: %v\n%s", err, out)
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestRealJournald")) || !bytes.Contains(out, []byte("--- PASS: TestJournalctlExplains")) {
+		t.Fatalf("TestRealJournald and TestJournalctlExplains against a private journald: %v\n%s", err, out)
 	}
 }
 
@@ -613,18 +639,20 @@ func TestMessage(t *testing.T) {
 		ev   func() event.Event
 		want string
 	}{
-		{"synthetic", base, `exec of /srv/app/deploy.sh by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory); interpreter "/bin/bash\r" not found`},
+		{"synthetic", base, `exec of /srv/app/deploy.sh by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory): the script /srv/app/deploy.sh has Windows (CRLF) line endings, so its interpreter "/bin/bash\r" does not exist; convert it with dos2unix /srv/app/deploy.sh; interpreter "/bin/bash\r" not found`},
 		{"path search", func() event.Event {
 			ev := base()
 			ev.Binary, ev.InterpreterPath = nil, ""
 			ev.Path, ev.Count, ev.FirstSeen, ev.LastSeen = "/bin/deplyo", 3, &first, &last
 			ev.Tried = []string{"/usr/local/bin", "/usr/bin", "/bin"}
+			ev.Cause, ev.CauseText = event.CauseNotFoundInPath, "deplyo: not found in any of the 3 $PATH directories (/usr/local/bin, /usr/bin, /bin)"
 			return ev
-		}, `exec of deplyo by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory); searched PATH /usr/local/bin, /usr/bin, /bin`},
+		}, `exec of deplyo by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory): deplyo: not found in any of the 3 $PATH directories (/usr/local/bin, /usr/bin, /bin); searched PATH /usr/local/bin, /usr/bin, /bin`},
 		{"kernel helper", func() event.Event {
 			ev := base()
 			ev.Binary, ev.InterpreterPath, ev.Path, ev.Syscall, ev.KernelInvoked = nil, "", "/sbin/modprobe", event.SyscallKernel, true
 			ev.Process = event.Process{PID: 77, Comm: "kworker/u8:1"}
+			ev.Cause, ev.CauseText = "", "" // undiagnosed: the sentence says no more than before
 			ev.SetErrno(-13)
 			return ev
 		}, `exec of /sbin/modprobe started by the kernel in kworker/u8:1[77] (uid 0) failed: EACCES (permission denied)`},
@@ -634,15 +662,16 @@ func TestMessage(t *testing.T) {
 			ev.Process.Unit, ev.Process.ContainerID = "", "0123abcd"
 			ev.ArgumentsTruncated = true
 			ev.Count, ev.FirstSeen, ev.LastSeen = 5, &first, &last
+			ev.Cause, ev.CauseText, ev.CauseInferred = event.CauseNotAProgram, "/app/run me\x1b[2J is neither ELF nor a #! script", true
 			ev.SetErrno(-8)
 			return ev
-		}, `exec of "/app/run me" by deployer[4242] (uid 1000, container 0123abcd) failed: ENOEXEC (exec format error); arguments truncated; 5 times between 2026-11-27 10:02:01 and 10:02:03 UTC`},
+		}, `exec of "/app/run me" by deployer[4242] (uid 1000, container 0123abcd) failed: ENOEXEC (exec format error): /app/run me\x1b[2J is neither ELF nor a #! script (inferred); arguments truncated; 5 times between 2026-11-27 10:02:01 and 10:02:03 UTC`},
 		{"digest over midnight", func() event.Event {
 			ev := base()
 			f, l := time.Date(2026, 11, 26, 23, 59, 0, 0, time.UTC), time.Date(2026, 11, 27, 0, 1, 0, 0, time.UTC)
 			ev.Digest, ev.Count, ev.FirstSeen, ev.LastSeen, ev.PIDs = true, 2, &f, &l, []uint32{1, 2}
 			return ev
-		}, `exec of /srv/app/deploy.sh by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory); interpreter "/bin/bash\r" not found; 2 more times between 2026-11-26 23:59:00 and 2026-11-27 00:01:00 UTC (pids 1, 2)`},
+		}, `exec of /srv/app/deploy.sh by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory): the script /srv/app/deploy.sh has Windows (CRLF) line endings, so its interpreter "/bin/bash\r" does not exist; convert it with dos2unix /srv/app/deploy.sh; interpreter "/bin/bash\r" not found; 2 more times between 2026-11-26 23:59:00 and 2026-11-27 00:01:00 UTC (pids 1, 2)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := tc.ev()

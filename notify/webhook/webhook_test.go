@@ -116,6 +116,13 @@ func TestGolden(t *testing.T) {
 		if !bytes.Equal(cp.body, ref) {
 			t.Errorf("%s: body is not json.Marshal(event)", name)
 		}
+		var fields map[string]any
+		if err := json.Unmarshal(cp.body, &fields); err != nil {
+			t.Fatal(err)
+		}
+		if fields["cause"] != "interpreter-crlf" || fields["cause_text"] != ev.CauseText || fields["cause_inferred"] != nil {
+			t.Errorf("%s: cause %#v, cause_text %#v, cause_inferred %#v", name, fields["cause"], fields["cause_text"], fields["cause_inferred"])
+		}
 	}
 }
 

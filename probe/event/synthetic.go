@@ -5,6 +5,8 @@ import "time"
 // Synthetic returns a representative failure for tests, golden files and
 // `execfaild test-sinks`: a CRLF script whose interpreter does not exist,
 // run by a systemd service, with argv that a careless sink would mangle.
+// Its diagnosis names the interpreter with its raw carriage return, as a
+// diagnosis of a real failure would, so every sink shows how it escapes it.
 func Synthetic(now time.Time, host string) Event {
 	loginuid := uint32(1000)
 	mode := uint32(0o20620)
@@ -16,6 +18,8 @@ func Synthetic(now time.Time, host string) Event {
 		Path:              "./deploy.sh",
 		InterpreterPath:   "/bin/bash\r",
 		InterpreterSource: SourceKernel,
+		Cause:             CauseInterpreterCRLF,
+		CauseText:         "the script /srv/app/deploy.sh has Windows (CRLF) line endings, so its interpreter \"/bin/bash\r\" does not exist; convert it with dos2unix /srv/app/deploy.sh",
 		Binary: &Binary{
 			Path:        "/srv/app/deploy.sh",
 			DeviceID:    2049,

@@ -1,0 +1,183 @@
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+const catalogFile = "../../packaging/execfaild.catalog"
+
+// catalogEntries reads the catalog's entries: id and Subject, in order.
+func catalogEntries(t *testing.T) (ids []string, subject map[string]string) {
+	t.Helper()
+	f, err := os.Open(catalogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	subject = map[string]string{}
+	var cur string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if id, ok := strings.CutPrefix(line, "-- "); ok {
+			cur = id
+			ids = append(ids, id)
+			continue
+		}
+		if s, ok := strings.CutPrefix(line, "Subject: "); ok && cur != "" {
+			subject[cur] = s
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids, subject
+}
+
+var id128 = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// Every cause has its own id and exactly one catalog entry, which names
+// the cause; no id is used twice, and the catalog holds nothing else but
+// the entry of failures without a cause.
+func TestCatalogHasOneEntryPerCause(t *testing.T) {
+	ids, subject := catalogEntries(t)
+	entries := map[string]int{}
+	for _, id := range ids {
+		entries[id]++
+		if !id128.MatchString(id) {
+			t.Errorf("catalog id %q is not 32 lower-case hex digits", id)
+		}
+	}
+	if entries[MessageID] != 1 {
+		t.Errorf("the entry for failures without a cause (%s) appears %d times, want 1", MessageID, entries[MessageID])
+	}
+	if len(CauseMessageIDs) != len(event.Causes) {
+		t.Errorf("%d cause ids for %d causes", len(CauseMessageIDs), len(event.Causes))
+	}
+	owner := map[string]string{MessageID: "no cause"}
+	for _, code := range event.Causes {
+		id, ok := CauseMessageIDs[code]
+		if !ok {
+			t.Errorf("cause %s has no MESSAGE_ID", code)
+			continue
+		}
+		if prev, dup := owner[id]; dup {
+			t.Errorf("causes %s and %s share id %s", prev, code, id)
+		}
+		owner[id] = code
+		if entries[id] != 1 {
+			t.Errorf("cause %s: id %s has %d catalog entries, want 1", code, id, entries[id])
+		}
+		if !strings.Contains(subject[id], "("+code+")") {
+			t.Errorf("cause %s: catalog entry %s has Subject %q, which does not name it", code, id, subject[id])
+		}
+	}
+	for id := range entries {
+		if _, ok := owner[id]; !ok {
+			t.Errorf("catalog entry %s belongs to no cause", id)
+		}
+	}
+}
+
+func journalctlOrSkip(t *testing.T) string {
+	t.Helper()
+	journalctl, err := exec.LookPath("journalctl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("journalctl missing in CI: .ci/install-deps installs systemd")
+		}
+		t.Skip("journalctl not installed")
+	}
+	return journalctl
+}
+
+// journalctl itself compiles the catalog and lists every entry: a
+// malformed header or a duplicate would drop or merge some.
+func TestCatalogCompiles(t *testing.T) {
+	journalctl := journalctlOrSkip(t)
+	root := t.TempDir()
+	dir := filepath.Join(root, "usr/lib/systemd/catalog")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(catalogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "execfaild.catalog"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(journalctl, "--root="+root, "--update-catalog").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Fatalf("journalctl --update-catalog: %v\n%s", err, out)
+	}
+	out, err := exec.Command(journalctl, "--root="+root, "--list-catalog").Output()
+	if err != nil {
+		t.Fatalf("journalctl --list-catalog: %v", err)
+	}
+	listed := strings.Count(string(out), "\n")
+	ids, _ := catalogEntries(t)
+	if listed != len(ids) || listed != len(event.Causes)+1 {
+		t.Errorf("journalctl lists %d entries; the file has %d, the causes need %d:\n%s", listed, len(ids), len(event.Causes)+1, out)
+	}
+	for _, id := range append([]string{MessageID}, ids...) {
+		if !strings.Contains(string(out), id+" execfaild: A program could not be executed") {
+			t.Errorf("journalctl --list-catalog lacks %s", id)
+		}
+	}
+}
+
+// TestJournalctlExplains: journalctl -x shows a diagnosed entry's cause
+// entry, with the entry's own sentence filled in and the fix. It changes
+// the system's catalog, so it runs only inside TestPrivateJournald's
+// namespace, where /usr/lib/systemd/catalog and /var/lib/systemd/catalog
+// are private.
+func TestJournalctlExplains(t *testing.T) {
+	if os.Getenv("EXECFAILD_PRIVATE_JOURNALD") == "" {
+		t.Skip("changes the system's journal catalog: runs inside TestPrivateJournald")
+	}
+	journalctl := journalctlOrSkip(t)
+	data, err := os.ReadFile(catalogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/usr/lib/systemd/catalog/execfaild.catalog", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(journalctl, "--update-catalog").CombinedOutput(); err != nil {
+		t.Fatalf("journalctl --update-catalog: %v\n%s", err, out)
+	}
+	ev := event.Synthetic(fixedTime, "explain-"+strconv.FormatInt(time.Now().UnixNano(), 10))
+	if err := newSink(t, DefaultSocket, "warning").Send(context.Background(), &ev); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for i := 0; i < 50; i++ {
+		out, err = exec.Command(journalctl, "-x", "-q", "--no-pager", "--all", "MESSAGE_ID="+CauseMessageIDs[ev.Cause], "EXECFAIL_HOST="+ev.Host).Output()
+		if err == nil && bytes.Contains(out, []byte("Subject: ")) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{
+		"Subject: A program could not be executed (interpreter-crlf): the script has Windows (CRLF) line endings",
+		ev.CauseText,
+		"The process deployer (pid 4242, uid 1000, unit",
+		"Fix: convert the file, with dos2unix FILE",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("journalctl -x lacks %q:\n%s", want, out)
+		}
+	}
+}
