@@ -30,17 +30,25 @@ const minKeep = 48
 
 type param struct{ name, value string }
 
+// inMSG are the fields MSG already says: the cause's sentence follows the
+// error there, so a copy in the structured data would only spend the
+// message's size bound twice.
+var inMSG = map[string]bool{"cause_text": true}
+
 // params renders the event fields as PARAM-NAME/PARAM-VALUE pairs, every
 // value printable (notify.Log.Visible) before SD escaping.
 func params(ev *event.Event) []param {
 	fs := journal.Fields(ev)
-	ps := make([]param, len(fs))
-	for i, f := range fs {
+	ps := make([]param, 0, len(fs))
+	for _, f := range fs {
+		if inMSG[f.Name] {
+			continue
+		}
 		v := f.Value
 		if !f.Quoted {
 			v = notify.Log.Visible(v)
 		}
-		ps[i] = param{f.Name, v}
+		ps = append(ps, param{f.Name, v})
 	}
 	return ps
 }

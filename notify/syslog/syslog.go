@@ -15,7 +15,10 @@
 // printable first: control characters, backslash and bytes that are not
 // UTF-8 become \n, \r, \\, \xHH (notify.Log.Visible), argv is shell-quoted;
 // then '"', '\' and ']' are escaped as RFC 5424 §6.3.3 requires. MSG is the
-// same sentence as the journal's MESSAGE.
+// same sentence as the journal's MESSAGE. The diagnosis is the cause param
+// (and cause_inferred); its sentence is in MSG only, right after the
+// error, where it survives the size bound: a cause_text param would send
+// it twice.
 //
 // A message longer than max_message_bytes (default 2048 over UDP, 8000
 // otherwise, below rsyslog's 8096; 1024 for rfc3164) is cut visibly: the longest values first

@@ -32,6 +32,7 @@ func hostile(path string) event.Event {
 	ev.Arguments = []string{"run", `a"b`, `c\d`, "e]f", "g\nh", "i\rj", "\xfe\xff", "[x@1 k=\"v\"]", "ü"}
 	ev.Process.Comm = "c]\"\\"
 	ev.Process.Cwd = "/"
+	ev.CauseText = "the interpreter \"/bin/sh\r]\" of " + ev.Path + " does not exist"
 	return ev
 }
 
@@ -138,6 +139,15 @@ func TestRsyslogRFC5424(t *testing.T) {
 			for i, ev := range events {
 				check5424(t, recs[i], ev, host, pri)
 			}
+			for i, rec := range recs {
+				sd := rec.SD[DefaultSDID]
+				if sd["cause"] != "interpreter-crlf" || sd["cause_text"] != "" {
+					t.Errorf("record %d: cause %q, cause_text %q; want the code, and the sentence in MSG only", i, sd["cause"], sd["cause_text"])
+				}
+				if want := notify.Log.Visible(events[i].CauseText); !strings.Contains(rec.Msg, "(no such file or directory): "+want+"; ") {
+					t.Errorf("record %d: MSG %q lacks the sentence %q after the error", i, rec.Msg, want)
+				}
+			}
 			if tc.network == "tcp+tls" && recs[0].Input != "imtcp-tls" {
 				t.Errorf("TLS message arrived through %q", recs[0].Input)
 			}
@@ -197,7 +207,7 @@ func TestRsyslogUDPTruncation(t *testing.T) {
 	if !strings.HasSuffix(sd["argv"], truncMark) || !strings.HasPrefix(sd["argv"], `/usr/bin/long '"]\x"]\x`) {
 		t.Errorf("argv = %q, want the start of the argv ending in %q", sd["argv"], truncMark)
 	}
-	if sd["error"] != "ENOENT" || sd["unit"] != "deployer.service" || sd["argc"] != "2" {
+	if sd["error"] != "ENOENT" || sd["unit"] != "deployer.service" || sd["argc"] != "2" || sd["cause"] != "interpreter-crlf" {
 		t.Errorf("short fields were cut: %v", sd)
 	}
 	if rec.Msg != journal.Message(&ev) {
@@ -527,6 +537,7 @@ func TestEveryFieldIsAValidParamName(t *testing.T) {
 	ev.ArgumentsTruncated, ev.EnvironmentTruncated = true, true
 	ev.Process.ContainerID = "0123abcd"
 	ev.Tried = []string{"/usr/local/bin", "/usr/bin"}
+	ev.CauseInferred = true
 	seen := map[string]bool{}
 	for _, p := range params(&ev) {
 		if len(p.name) == 0 || len(p.name) > 32 || strings.ContainsAny(p.name, "=]\" ") {
@@ -539,7 +550,7 @@ func TestEveryFieldIsAValidParamName(t *testing.T) {
 		}
 		seen[p.name] = true
 	}
-	for _, name := range []string{"dirfd", "flags", "arguments_truncated", "environment_truncated", "container_id", "path_search_tried", "digest", "first_seen", "last_seen", "pids"} {
+	for _, name := range []string{"dirfd", "flags", "arguments_truncated", "environment_truncated", "container_id", "path_search_tried", "digest", "first_seen", "last_seen", "pids", "cause", "cause_inferred"} {
 		if !seen[name] {
 			t.Errorf("%s missing although the event has it", name)
 		}
