@@ -98,6 +98,13 @@ func Render(ev *event.Event) Message {
 	no := false
 	m.Blocks = append(m.Blocks, Block{Type: "header", Text: &Text{Type: "plain_text", Text: plain(head, maxHeaderText), Emoji: &no}})
 
+	// Why, and the fix: the first thing read after the header. Plain
+	// text, so a path's "_" or "*" cannot turn into markup.
+	cause := causeLine(&d)
+	if cause != "" {
+		m.Blocks = append(m.Blocks, Block{Type: "section", Text: &Text{Type: "plain_text", Text: plain(cause, maxSectionText), Emoji: &no}})
+	}
+
 	// What failed and why, in words.
 	m.Blocks = append(m.Blocks, section(whatLine(ev, &d, what, errName)))
 
@@ -140,6 +147,9 @@ func Render(ev *event.Event) Message {
 	if d.Error.Text != "" {
 		fb += " (" + d.Error.Text + ")"
 	}
+	if cause != "" {
+		fb += ": " + cause
+	}
 	if d.Repeats != nil {
 		fb = notify.Times(n, d.Repeats.More) + ": " + fb
 	}
@@ -175,8 +185,8 @@ func whatLine(ev *event.Event, d *notify.Description, what, errName string) stri
 				dirs = append(dirs, code(dir))
 			}
 			fmt.Fprintf(&b, "\nnot found in any $PATH directory tried: %s", strings.Join(dirs, ", "))
-		case notify.DetailArgumentsTruncated, notify.DetailRepeats:
-			// Said with the command and in a section of their own.
+		case notify.DetailArgumentsTruncated, notify.DetailRepeats, notify.DetailCause:
+			// Said with the command and in sections of their own.
 		default:
 			b.WriteString("\n" + dt.Join(code))
 		}
@@ -185,6 +195,17 @@ func whatLine(ev *event.Event, d *notify.Description, what, errName string) stri
 		b.WriteString("\nstarted by the kernel (usermode helper), not by a process")
 	}
 	return b.String()
+}
+
+// causeLine is the diagnosis as plain text (plain escapes it), "" when
+// there is none.
+func causeLine(d *notify.Description) string {
+	for _, dt := range d.Details {
+		if dt.Kind == notify.DetailCause {
+			return dt.Join(func(s string) string { return s })
+		}
+	}
+	return ""
 }
 
 func interpreterLine(d *notify.Description) string {

@@ -129,6 +129,16 @@ func TestDeliversReadableMessage(t *testing.T) {
 	if !strings.Contains(m.Text, "/srv/app/deploy.sh failed on web-1: ENOENT (no such file or directory)") {
 		t.Errorf("fallback text = %q", m.Text)
 	}
+	// The diagnosis is the first block after the header, as plain text,
+	// and the notification line ends with it.
+	sentence := `the script /srv/app/deploy.sh has Windows (CRLF) line endings, so its interpreter "/bin/bash\r" does not exist; convert it with dos2unix /srv/app/deploy.sh`
+	if len(m.Blocks) < 2 || m.Blocks[1].Type != "section" || m.Blocks[1].Text == nil ||
+		m.Blocks[1].Text.Type != "plain_text" || m.Blocks[1].Text.Text != sentence {
+		t.Errorf("second block = %+v, want a plain_text section %q", m.Blocks[1], sentence)
+	}
+	if !strings.HasSuffix(m.Text, "(no such file or directory): "+sentence) {
+		t.Errorf("fallback text = %q, want it to end with the sentence", m.Text)
+	}
 	single := reader(t, got[0])
 	for _, want := range []string{
 		"Exec failed on web-1: deploy.sh (ENOENT)",
@@ -174,6 +184,7 @@ func TestHostileInputStaysInert(t *testing.T) {
 	ev.Binary.Path = "/srv/<!everyone>/" + strings.Repeat("x", 400) + "\r\n.sh"
 	ev.Process.Unit = "a`b.service"
 	ev.ArgumentsTruncated = true
+	ev.CauseText = "the interpreter <!here> of *bold*_x_ \x1b[2J does not exist"
 	if err := s.Send(context.Background(), ev); err != nil {
 		t.Fatalf("Send: %v (stand-in: %+v)", err, srv.Requests()[len(srv.Requests())-1].Problems)
 	}
@@ -187,12 +198,13 @@ func TestHostileInputStaysInert(t *testing.T) {
 		"…", // the visible cut
 		"/srv/<!everyone>/xxx",
 		"(argument list truncated by the probe)",
+		`the interpreter <!here> of *bold*_x_ \x1b[2J does not exist`, // plain text: no markup, escape spelled out
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("reader text lacks %q", want)
 		}
 	}
-	if strings.Contains(string(body), "<!channel>") || strings.Contains(string(body), "<@U024") || strings.Contains(string(body), "<!everyone>") {
+	if strings.Contains(string(body), "<!channel>") || strings.Contains(string(body), "<@U024") || strings.Contains(string(body), "<!everyone>") || strings.Contains(string(body), "<!here>") {
 		t.Errorf("a mention reached Slack unescaped")
 	}
 }
