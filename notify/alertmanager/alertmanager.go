@@ -1,11 +1,14 @@
 // Package alertmanager posts failed execs to Prometheus Alertmanager's v2
 // API (POST /api/v2/alerts).
 //
-// Labels are stable — alertname=ExecFailed, host, error, binary, unit and
-// any configured extras — so Alertmanager's own grouping, inhibition and
+// Labels are stable — alertname=ExecFailed, host, error, binary, unit,
+// cause (the diagnosis code, for a fleet to group and route by) and any
+// configured extras — so Alertmanager's own grouping, inhibition and
 // silences work across a fleet, and a repeat of the same failure updates
 // one alert instead of opening another. Everything that changes between
-// repeats (pid, argv, counts, times) goes into annotations. endsAt is set
+// repeats (pid, argv, counts, times) goes into annotations; the
+// diagnosis's sentence is the cause_text annotation (and part of
+// description). endsAt is set
 // resolve_timeout ahead, so an alert resolves by itself once the failures
 // stop and is extended while they continue.
 package alertmanager
@@ -70,7 +73,7 @@ func init() {
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // builtinLabels are set from the event and cannot be configured.
-var builtinLabels = []string{"alertname", "host", "error", "binary", "unit"}
+var builtinLabels = []string{"alertname", "host", "error", "binary", "unit", "cause"}
 
 // Validate implements notify.SinkConfig.
 func (c *Config) Validate() error {
@@ -216,6 +219,7 @@ func (s *Sink) Alert(ev *event.Event) Alert {
 	put("error", ev.Error)
 	put("binary", ev.ResolvedPath())
 	put("unit", ev.Process.Unit)
+	put("cause", ev.Cause)
 
 	return Alert{
 		Labels:       labels,
@@ -261,6 +265,10 @@ func annotations(ev *event.Event) map[string]string {
 	}
 	put("summary", summary)
 	put("description", description(&d, what))
+	put("cause_text", ev.CauseText)
+	if ev.CauseInferred {
+		put("cause_inferred", "true")
+	}
 
 	put("path", ev.Path)
 	put("interpreter", ev.InterpreterPath)

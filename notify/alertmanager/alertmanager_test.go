@@ -118,6 +118,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{Config{URL: "http://am:9093", Labels: map[string]string{"team-name": "x"}}, `labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)`},
 		{Config{URL: "http://am:9093", Labels: map[string]string{"__meta": "x"}}, `labels.__meta: "__meta" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)`},
 		{Config{URL: "http://am:9093", Labels: map[string]string{"host": "x"}}, "labels.host: host is set by execfaild"},
+		{Config{URL: "http://am:9093", Labels: map[string]string{"cause": "x"}}, "labels.cause: cause is set by execfaild"},
 		{Config{URL: "http://am:9093", Labels: map[string]string{"team": ""}}, "labels.team: value must be non-empty UTF-8"},
 		{Config{URL: "http://am:9093", GeneratorURL: "javascript:alert(1)"}, "generator_url: scheme must be http or https"},
 	} {
@@ -296,14 +297,15 @@ func TestRealAlertmanagerStoresTheAlert(t *testing.T) {
 	wantLabels := map[string]string{
 		"alertname": "ExecFailed", "host": host, "error": "ENOENT",
 		"binary": "/srv/app/deploy.sh", "unit": "deployer.service",
-		"severity": "warning", "team": "platform",
+		"severity": "warning", "team": "platform", "cause": "interpreter-crlf",
 	}
 	if !reflect.DeepEqual(a.Labels, wantLabels) {
 		t.Errorf("labels = %v\nwant %v", a.Labels, wantLabels)
 	}
 	for k, want := range map[string]string{
 		"summary":     "deploy.sh failed on " + host + ": ENOENT (no such file or directory)",
-		"description": `deployer (pid 4242, uid 1000, deployer.service) could not execute /srv/app/deploy.sh: no such file or directory; its #! line names the interpreter /bin/bash\r (Windows line endings).`,
+		"description": `deployer (pid 4242, uid 1000, deployer.service) could not execute /srv/app/deploy.sh: no such file or directory; the script /srv/app/deploy.sh has Windows (CRLF) line endings, so its interpreter "/bin/bash\r" does not exist; convert it with dos2unix /srv/app/deploy.sh; its #! line names the interpreter /bin/bash\r (Windows line endings).`,
+		"cause_text":  `the script /srv/app/deploy.sh has Windows (CRLF) line endings, so its interpreter "/bin/bash\r" does not exist; convert it with dos2unix /srv/app/deploy.sh`,
 		"argv":        `./deploy.sh '--target=<prod> & "all"' ']\x'`,
 		"interpreter": `/bin/bash\r`,
 		"pid":         "4242",
@@ -482,21 +484,33 @@ func TestPathSearchAndKernelExec(t *testing.T) {
 	ev.Binary, ev.InterpreterPath = nil, ""
 	ev.Path = "/bin/kubectl"
 	ev.Tried = []string{"/usr/local/bin", "/usr/bin", "/bin"}
+	ev.Cause, ev.CauseText = event.CauseNotFoundInPath, "kubectl: not found in any of the 3 $PATH directories (/usr/local/bin, /usr/bin, /bin)"
+	ev.CauseInferred = true
 	a := s.Alert(&ev)
 	if a.Labels["binary"] != "/bin/kubectl" || a.Annotations["path_search_tried"] != "/usr/local/bin:/usr/bin:/bin" {
 		t.Errorf("labels %v annotations %v", a.Labels, a.Annotations)
 	}
-	if !strings.HasSuffix(a.Annotations["description"], "; searched /usr/local/bin:/usr/bin:/bin.") {
+	if a.Labels["cause"] != "not-found-in-path" || a.Annotations["cause_text"] != ev.CauseText || a.Annotations["cause_inferred"] != "true" {
+		t.Errorf("cause label %q, cause_text %q, cause_inferred %q", a.Labels["cause"], a.Annotations["cause_text"], a.Annotations["cause_inferred"])
+	}
+	if !strings.HasSuffix(a.Annotations["description"], ": no such file or directory; "+ev.CauseText+" (inferred); searched /usr/local/bin:/usr/bin:/bin.") {
 		t.Errorf("description = %q", a.Annotations["description"])
 	}
 	k := event.Synthetic(t0, "web-1")
 	k.KernelInvoked, k.Syscall = true, event.SyscallKernel
 	k.Binary, k.InterpreterPath, k.Path = nil, "", "/sbin/modprobe"
 	k.Process.Unit = ""
+	k.Cause, k.CauseText = "", "" // undiagnosed
 	k.SetErrno(-13)
 	a = s.Alert(&k)
 	if _, ok := a.Labels["unit"]; ok {
 		t.Errorf("empty unit sent as a label: %v", a.Labels)
+	}
+	if _, ok := a.Labels["cause"]; ok {
+		t.Errorf("no cause sent as a label: %v", a.Labels)
+	}
+	if _, ok := a.Annotations["cause_text"]; ok {
+		t.Errorf("no cause sent as an annotation: %v", a.Annotations)
 	}
 	if a.Annotations["description"] != "The kernel could not execute /sbin/modprobe: permission denied." {
 		t.Errorf("description = %q", a.Annotations["description"])
