@@ -10,7 +10,10 @@ export LC_ALL=C.UTF-8 SYSTEMD_PAGER= SYSTEMD_COLORS=0
 deb=/root/execfaild.deb
 conf=/etc/execfaild.toml
 tests=/usr/local/share/execfaild-systemtest
+# Every failed-exec entry carries it as EXECFAIL_MESSAGE_ID; MESSAGE_ID is its
+# cause's own id (or this one for a failure without a cause).
 catalog_id=ce8d01c1beb44bcc809ec2c048e10010
+catalog_entries=18 # one per cause and one for failures without a cause
 failed=0
 
 check() { # name PASS|FAIL detail...
@@ -52,7 +55,7 @@ journal_entry() {
 	local bytes
 	bytes=$(perl -e 'print "[", join(",", unpack("C*", $ARGV[0])), "]"' -- "$1")
 	journalctl -u execfaild -o json --no-pager 2>/dev/null |
-		jq -c --arg p "$1" --argjson b "$bytes" 'select(.MESSAGE_ID == "'$catalog_id'" and (.EXECFAIL_PATH == $p or .EXECFAIL_PATH == $b))' |
+		jq -c --arg p "$1" --argjson b "$bytes" 'select(.EXECFAIL_MESSAGE_ID == "'$catalog_id'" and (.EXECFAIL_PATH == $p or .EXECFAIL_PATH == $b))' |
 		tail -n 1
 }
 has_entry() { [[ -n $(journal_entry "$1") ]]; }
@@ -104,6 +107,8 @@ ok status-line "$([[ $status_text == mode\ * ]]; echo $?)" "STATUS= \"$status_te
 ok enabled "$([[ $(systemctl is-enabled execfaild) == enabled ]]; echo $?)" "is-enabled=$(systemctl is-enabled execfaild)"
 ok conffile-mode "$([[ $(stat -c '%a %U' $conf) == '600 root' ]]; echo $?)" "$(stat -c '%a %U' $conf)"
 ok catalog "$(journalctl --list-catalog 2>/dev/null | grep -q "$catalog_id"; echo $?)" "MESSAGE_ID $catalog_id in journalctl --list-catalog"
+listed=$(journalctl --list-catalog 2>/dev/null | grep -c ' execfaild: ')
+ok catalog-causes "$([[ $listed == "$catalog_entries" ]]; echo $?)" "$listed execfaild entries in journalctl --list-catalog, want $catalog_entries"
 # The test rootfs drops /usr/share/man at unpack (dpkg path-exclude), so the
 # package's contents are read instead of the filesystem.
 # The listing is read whole first: grep -q stops reading at its match, and
@@ -143,8 +148,9 @@ if wait_for 30 has_entry "$p1"; then
 	want="ENOENT 2 $pid $pid execve 2"
 	ok journal-fields "$([[ $got == "$want "* ]]; echo $?)" "ERROR ERRNO OBJECT_PID PID SYSCALL ARGC PRIORITY: got \"$got\" want \"$want …\""
 	ok journal-message "$(jq -e '.MESSAGE | type == "string" and contains("enoent-packaged")' <<<"$e" >/dev/null; echo $?)" "MESSAGE=$(jq -c .MESSAGE <<<"$e")"
-	# The catalog's Subject with the entry's own fields filled in.
-	subject=$(journalctl -u execfaild -x --no-pager MESSAGE_ID=$catalog_id | grep -a -m1 'Subject: A program could not be executed: ENOENT')
+	# The catalog's Subject with the entry's own fields filled in: its
+	# cause's entry, or the general one naming the errno.
+	subject=$(journalctl -u execfaild -x --no-pager EXECFAIL_MESSAGE_ID=$catalog_id | grep -a -m1 -E 'Subject: A program could not be executed( \([a-z-]+\): |: ENOENT)')
 	ok journal-catalog-x "$([[ -n $subject ]]; echo $?)" "journalctl -x: ${subject:-no catalog text}"
 	# Both kernels have BPF trampolines: inside the sandbox the daemon must
 	# still get the richest mode, not fall back to tracepoints only.
