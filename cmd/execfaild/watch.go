@@ -50,29 +50,8 @@ func runWatch(args []string, stdout, stderr io.Writer) error {
 	}()
 
 	fmt.Fprintf(stderr, "execfaild watch: attached in %s mode\n", p.Mode())
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	if !*asJSON {
-		fmt.Fprintf(stdout, "%-12s %-7s %-16s %-8s %s\n", "TIME", "PID", "COMM", "ERROR", "PATH / ARGS")
-	}
-	for {
-		rec, err := p.Read()
-		if errors.Is(err, probe.ErrClosed) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if rec.Failure == nil {
-			continue
-		}
-		if *asJSON {
-			if err := enc.Encode(rec.Failure); err != nil {
-				return fmt.Errorf("write event: %w", err)
-			}
-			continue
-		}
-		fmt.Fprintln(stdout, formatLine(rec.Failure))
+	if err := watchRecords(p, newPrinter(stdout, *asJSON)); err != nil {
+		return err
 	}
 	// Close first: it counts what the drain left behind.
 	if err := p.Close(); err != nil {
@@ -80,6 +59,58 @@ func runWatch(args []string, stdout, stderr io.Writer) error {
 	}
 	if line := watchSummary(p.Stats()); line != "" {
 		fmt.Fprintln(stderr, line)
+	}
+	return nil
+}
+
+// recordSource is what watch reads: the probe, or a test's records.
+type recordSource interface {
+	Read() (probe.Record, error)
+}
+
+// watchRecords prints every failure src reports until it is closed.
+func watchRecords(src recordSource, pr *printer) error {
+	for {
+		rec, err := src.Read()
+		if errors.Is(err, probe.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Failure != nil {
+			if err := pr.print(rec.Failure); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// printer writes failures as lines under a header, or as JSON.
+type printer struct {
+	w   io.Writer
+	enc *json.Encoder // nil for lines
+}
+
+func newPrinter(w io.Writer, asJSON bool) *printer {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		return &printer{w: w, enc: enc}
+	}
+	fmt.Fprintf(w, "%-12s %-7s %-16s %-8s %s\n", "TIME", "PID", "COMM", "ERROR", "PATH / ARGS")
+	return &printer{w: w}
+}
+
+func (pr *printer) print(e *event.Event) error {
+	if pr.enc != nil {
+		if err := pr.enc.Encode(e); err != nil {
+			return fmt.Errorf("write event: %w", err)
+		}
+		return nil
+	}
+	if _, err := fmt.Fprintln(pr.w, formatLine(e)); err != nil {
+		return fmt.Errorf("write event: %w", err)
 	}
 	return nil
 }
