@@ -11,9 +11,11 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe"
 	"github.com/execfaild/execfaild/probe/event"
 )
@@ -24,6 +26,7 @@ func runWatch(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print one JSON event per line")
 	mode := fs.String("mode", probe.ModeAuto, "attach mode: auto, fentry, kprobe or tracepoint")
 	env := fs.String("environment", "redact", "environment capture: redact, none or full")
+	raw := fs.Bool("raw", false, "print every failed syscall; by default an execvp-style PATH search that finds the program prints nothing and one that finds it nowhere prints one line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,7 +53,8 @@ func runWatch(args []string, stdout, stderr io.Writer) error {
 	}()
 
 	fmt.Fprintf(stderr, "execfaild watch: attached in %s mode\n", p.Mode())
-	if err := watchRecords(p, newPrinter(stdout, *asJSON)); err != nil {
+	fold := watchFold{raw: *raw, hold: notify.PathSearchHold, lostMarkers: func() uint64 { return p.Stats().LostMarkers }}
+	if err := watchRecords(p, newPrinter(stdout, *asJSON), fold); err != nil {
 		return err
 	}
 	// Close first: it counts what the drain left behind.
@@ -68,8 +72,33 @@ type recordSource interface {
 	Read() (probe.Record, error)
 }
 
+// watchFold is how watch folds execvp-style PATH searches: as the daemon
+// does (a search that finds the program shows nothing, one that finds it
+// nowhere one line), or not at all (raw: every failed syscall).
+type watchFold struct {
+	raw         bool
+	hold        time.Duration
+	lostMarkers func() uint64
+}
+
 // watchRecords prints every failure src reports until it is closed.
-func watchRecords(src recordSource, pr *printer) error {
+func watchRecords(src recordSource, pr *printer, f watchFold) error {
+	if f.raw {
+		return readRecords(src, pr.print, func(*event.Success) {})
+	}
+	searches := notify.NewPathSearches(f.hold, f.lostMarkers, pr.print)
+	err := readRecords(src, searches.Failure, func(s *event.Success) { searches.Success(s.TID) })
+	// What the probe had not concluded by the end is shown as it stands.
+	searches.Flush()
+	if err != nil {
+		return err
+	}
+	return pr.failed()
+}
+
+// readRecords hands src's records to failure and success until src is
+// closed or the printer failed.
+func readRecords(src recordSource, failure func(*event.Event), success func(*event.Success)) error {
 	for {
 		rec, err := src.Read()
 		if errors.Is(err, probe.ErrClosed) {
@@ -78,18 +107,23 @@ func watchRecords(src recordSource, pr *printer) error {
 		if err != nil {
 			return err
 		}
-		if rec.Failure != nil {
-			if err := pr.print(rec.Failure); err != nil {
-				return err
-			}
+		switch {
+		case rec.Failure != nil:
+			failure(rec.Failure)
+		case rec.Success != nil:
+			success(rec.Success)
 		}
 	}
 }
 
-// printer writes failures as lines under a header, or as JSON.
+// printer writes failures as lines under a header, or as JSON. Folded
+// searches come from a timer, so it takes one failure at a time and keeps
+// the first write error.
 type printer struct {
+	mu  sync.Mutex
 	w   io.Writer
 	enc *json.Encoder // nil for lines
+	err error
 }
 
 func newPrinter(w io.Writer, asJSON bool) *printer {
@@ -102,17 +136,28 @@ func newPrinter(w io.Writer, asJSON bool) *printer {
 	return &printer{w: w}
 }
 
-func (pr *printer) print(e *event.Event) error {
+func (pr *printer) print(e *event.Event) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.err != nil {
+		return
+	}
+	var err error
 	if pr.enc != nil {
-		if err := pr.enc.Encode(e); err != nil {
-			return fmt.Errorf("write event: %w", err)
-		}
-		return nil
+		err = pr.enc.Encode(e)
+	} else {
+		_, err = fmt.Fprintln(pr.w, formatLine(e))
 	}
-	if _, err := fmt.Fprintln(pr.w, formatLine(e)); err != nil {
-		return fmt.Errorf("write event: %w", err)
+	if err != nil {
+		pr.err = fmt.Errorf("write event: %w", err)
 	}
-	return nil
+}
+
+// failed is the first write error.
+func (pr *printer) failed() error {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.err
 }
 
 // watchDrainTimeout bounds how long records still in the ring buffer are
@@ -130,7 +175,9 @@ func watchSummary(s probe.Stats) string {
 }
 
 // formatLine is one execsnoop-like line. Every string is quoted so a
-// trailing "\r" or a control character in a path or argument is visible.
+// trailing "\r" or a control character in a path or argument is visible;
+// the diagnosis's code is a key=value like the stage, its sentence ends
+// the line.
 func formatLine(e *event.Event) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-12s %-7d %-16s %-8s %s", e.Time.Format("15:04:05.000"), e.Process.PID,
@@ -147,17 +194,30 @@ func formatLine(e *event.Event) string {
 	if e.Stage != "" {
 		b.WriteString(" stage=" + e.Stage)
 	}
-	if e.Count > 1 && e.FirstSeen != nil {
+	if e.Cause != "" {
+		b.WriteString(" cause=" + e.Cause)
+	}
+	// A folded PATH search counts one failure per directory tried; only
+	// more than that are repeats.
+	if e.Count > 1 && e.FirstSeen != nil && e.Count > uint64(len(e.Tried)) {
 		// Repeats the kernel counted: one line for all of them.
 		fmt.Fprintf(&b, " ×%d since %s", e.Count, e.FirstSeen.Format("15:04:05.000"))
-		return b.String()
+	} else {
+		b.WriteString(" args")
+		for _, a := range e.Arguments {
+			b.WriteString(" " + strconv.Quote(a))
+		}
+		if e.ArgumentsTruncated {
+			b.WriteString(" …")
+		}
 	}
-	b.WriteString(" args")
-	for _, a := range e.Arguments {
-		b.WriteString(" " + strconv.Quote(a))
-	}
-	if e.ArgumentsTruncated {
-		b.WriteString(" …")
+	if e.CauseText != "" {
+		// The sentence last, where it can run on; printable like the
+		// rest of the line.
+		b.WriteString(" — " + notify.Log.Visible(e.CauseText))
+		if e.CauseInferred {
+			b.WriteString(" (inferred)")
+		}
 	}
 	return b.String()
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -59,5 +61,122 @@ func TestWatchLineFoldedRepeats(t *testing.T) {
 	got := formatLine(&e)
 	if !strings.Contains(got, "×99999 since 03:04:00.000") || strings.Contains(got, "args") {
 		t.Errorf("line %q, want the count and first time, no argument list", got)
+	}
+}
+
+// records replays failures and successes, then reports the probe closed.
+type records []probe.Record
+
+func (r *records) Read() (probe.Record, error) {
+	if len(*r) == 0 {
+		return probe.Record{}, probe.ErrClosed
+	}
+	rec := (*r)[0]
+	*r = (*r)[1:]
+	return rec, nil
+}
+
+// pyenvSession is what one `python3` through pyenv shims and one missing
+// command look like to the probe: execvp's ENOENT in every $PATH directory
+// before python3 is found (a success marker ends its search), three for a
+// command found nowhere, and a failure of its own in between.
+func pyenvSession(t0 time.Time) records {
+	fail := func(tid uint32, p string, errno int32) probe.Record {
+		e := event.Event{Time: t0, Path: p, Syscall: event.SyscallExecve, Stage: event.StagePreOpen,
+			Arguments: []string{path.Base(p)},
+			Process:   event.Process{PID: tid, TID: tid, UID: 1000, Comm: "bash"}}
+		e.SetErrno(errno)
+		if errno == -2 {
+			e.Cause, e.CauseText = event.CauseNotFound, p+" does not exist"
+		}
+		return probe.Record{Failure: &e}
+	}
+	var recs records
+	for _, d := range []string{
+		"/home/u/.pyenv/plugins/pyenv-virtualenv/shims", "/home/u/.local/bin", "/home/u/bin", "/home/u/.cargo/bin",
+		"/home/u/go/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin",
+	} {
+		recs = append(recs, fail(100, d+"/python3", -2))
+	}
+	recs = append(recs, probe.Record{Success: &event.Success{Time: t0, PID: 100, TID: 100}})
+	for _, d := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
+		recs = append(recs, fail(200, d+"/deploy-tool", -2))
+	}
+	recs = append(recs, fail(300, "/srv/x", -13))
+	return recs
+}
+
+// By default watch folds PATH searches as the daemon does: nothing for the
+// search that found python3, one line for the one that found nothing, with
+// its diagnosis.
+func TestWatchFoldsPathSearches(t *testing.T) {
+	recs := pyenvSession(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	var out strings.Builder
+	// The hold is long so that only the records end a search, whatever
+	// the scheduler does.
+	if err := watchRecords(&recs, newPrinter(&out, false), watchFold{hold: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want the header, the EACCES and the search that found nothing:\n%s", len(lines), out.String())
+	}
+	if !strings.Contains(lines[1], "EACCES") || !strings.Contains(lines[1], `"/srv/x"`) {
+		t.Errorf("line 1 = %q, want the EACCES", lines[1])
+	}
+	for _, want := range []string{"ENOENT", `"/bin/deploy-tool"`, "cause=not-found-in-path",
+		"deploy-tool: not found in any of the 3 $PATH directories (/usr/local/bin, /usr/bin, /bin)"} {
+		if !strings.Contains(lines[2], want) {
+			t.Errorf("line 2 = %q, lacks %q", lines[2], want)
+		}
+	}
+	if strings.Contains(out.String(), "python3") {
+		t.Errorf("the search that found python3 was printed:\n%s", out.String())
+	}
+}
+
+// --raw prints every failed syscall, as before folding: 14 lines, the ten
+// of the search that found python3 among them.
+func TestWatchRawPrintsEverySyscall(t *testing.T) {
+	recs := pyenvSession(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	var out strings.Builder
+	if err := watchRecords(&recs, newPrinter(&out, false), watchFold{raw: true, hold: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 1+14 || strings.Count(out.String(), `/python3"`) != 10 || strings.Contains(out.String(), "not-found-in-path") {
+		t.Errorf("raw output, want a header and 14 failures, none folded:\n%s", out.String())
+	}
+}
+
+// JSON output folds too: one event for the search that found nothing,
+// with the directories tried and its diagnosis.
+func TestWatchJSONFolds(t *testing.T) {
+	recs := pyenvSession(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	var out strings.Builder
+	if err := watchRecords(&recs, newPrinter(&out, true), watchFold{hold: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d events, want 2:\n%s", len(lines), out.String())
+	}
+	var e event.Event
+	if err := json.Unmarshal([]byte(lines[1]), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Cause != event.CauseNotFoundInPath || e.Count != 3 || len(e.Tried) != 3 || e.Path != "/bin/deploy-tool" {
+		t.Errorf("folded event: cause %q count %d tried %v path %q", e.Cause, e.Count, e.Tried, e.Path)
+	}
+}
+
+// The line names the cause and ends with the sentence, escaped.
+func TestWatchLineShowsCause(t *testing.T) {
+	e := event.Synthetic(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), "h")
+	e.CauseInferred = true
+	got := formatLine(&e)
+	want := ` stage=loader cause=interpreter-crlf args "./deploy.sh" "--target=<prod> & \"all\"" "]\\x" — the script /srv/app/deploy.sh has Windows (CRLF) line endings, so its interpreter "/bin/bash\r" does not exist; convert it with dos2unix /srv/app/deploy.sh (inferred)`
+	if !strings.HasSuffix(got, want) {
+		t.Errorf("line\n%s\nwant it to end\n%s", got, want)
 	}
 }
