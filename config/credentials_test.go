@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/execfaild/execfaild/internal/poll"
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/slack/slacktest"
 	"github.com/execfaild/execfaild/notify/webhook/webhooktest"
@@ -80,7 +81,7 @@ dedup = { window = "1h" }
 		ev.Binary.Path = fmt.Sprintf("/srv/app/job%d", i)
 		p.Handle(&ev)
 	}
-	waitUntil(t, "three delivery outcomes", func() bool {
+	poll.Until(t, "three delivery outcomes", func() bool {
 		s := p.Stats().Sinks[0]
 		return s.Spooled+s.Failed == 3
 	})
@@ -110,8 +111,8 @@ dedup = { window = "1h" }
 	if err := p.Reload(ctx, parse(right)); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the backlog delivered", func() bool { return len(rcv.Events()) == 3 })
-	waitUntil(t, "the spool emptied", func() bool { return p.Stats().Sinks[0].SpoolEntries == 0 })
+	poll.Until(t, "the backlog delivered", func() bool { return len(rcv.Events()) == 3 })
+	poll.Until(t, "the spool emptied", func() bool { return p.Stats().Sinks[0].SpoolEntries == 0 })
 	s = p.Stats().Sinks[0]
 	if s.Failing != "" || s.Failed != 0 || s.Delivered != 3 {
 		t.Errorf("after the fix: failing %q, failed %d, delivered %d; want \"\", 0, 3", s.Failing, s.Failed, s.Delivered)
@@ -173,7 +174,7 @@ url = %q
 	ev.Binary.Path = "/srv/fresh/job"
 	p.Handle(&ev)
 
-	waitUntil(t, "three messages", func() bool { return len(srv.Accepted()) >= 3 })
+	poll.Until(t, "three messages", func() bool { return len(srv.Accepted()) >= 3 })
 	var first []string
 	fresh := -1
 	for i, b := range srv.Accepted()[:3] {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/execfaild/execfaild/internal/poll"
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/webhook/webhooktest"
 	"github.com/execfaild/execfaild/probe/event"
@@ -71,7 +72,7 @@ dedup = { window = "1h" }
 
 	p := start()
 	burst(p, 1)
-	waitUntil(t, "spooling", func() bool { return p.Stats().Sinks[0].SpoolEntries > 0 })
+	poll.Until(t, "spooling", func() bool { return p.Stats().Sinks[0].SpoolEntries > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := p.Close(ctx); err != nil {
@@ -89,7 +90,7 @@ dedup = { window = "1h" }
 	burst(p, 2)
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel2()
-	waitUntil(t, "replay", func() bool { return p.Stats().Sinks[0].SpoolEntries == 0 })
+	poll.Until(t, "replay", func() bool { return p.Stats().Sinks[0].SpoolEntries == 0 })
 	if err := p.Close(ctx2); err != nil {
 		t.Fatal(err)
 	}
@@ -111,16 +112,5 @@ dedup = { window = "1h" }
 	}
 	if len(rcv.Events()) != 40 {
 		t.Errorf("%d notifications, want 40 (20 first occurrences, 20 digests)", len(rcv.Events()))
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

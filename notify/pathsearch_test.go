@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/execfaild/execfaild/internal/poll"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
@@ -23,11 +24,11 @@ func TestRepeatedPathIsNotOneEndlessSearch(t *testing.T) {
 		p.Handle(failure(clk.Now(), 77, "/opt/app/missing", -2))
 		p.tick(clk.Add(12 * time.Millisecond))
 		if i == 100 {
-			waitFor(t, "reports during the repeats", func() bool { return len(sink.events()) >= 100 })
+			poll.Until(t, "reports during the repeats", func() bool { return len(sink.events()) >= 100 })
 		}
 	}
 	p.tick(clk.Add(PathSearchHold))
-	waitFor(t, "every repeat", func() bool { return sink.total() == n })
+	poll.Until(t, "every repeat", func() bool { return sink.total() == n })
 	for _, ev := range sink.events() {
 		if len(ev.Tried) > 1 {
 			t.Fatalf("a repeat was folded as a PATH search: tried %v", ev.Tried)
@@ -49,9 +50,9 @@ func TestSearchBounded(t *testing.T) {
 		p.tick(clk.Add(step))
 	}
 	// Without the bound the search would still be pending here.
-	waitFor(t, "a report while directories kept coming", func() bool { return len(sink.events()) > 0 })
+	poll.Until(t, "a report while directories kept coming", func() bool { return len(sink.events()) > 0 })
 	p.tick(clk.Add(PathSearchHold))
-	waitFor(t, "every failure", func() bool { return sink.total() == uint64(n) })
+	poll.Until(t, "every failure", func() bool { return sink.total() == uint64(n) })
 	for _, ev := range sink.events() {
 		if len(ev.Tried) > maxSearchDirs {
 			t.Errorf("a search listed %d directories, more than %d", len(ev.Tried), maxSearchDirs)
@@ -72,7 +73,7 @@ func TestSearchKeepsMostInformativeFailure(t *testing.T) {
 		return ev
 	}
 	p.Handle(badInterp(90, "/srv/crlf.sh"))
-	waitFor(t, "the bad interpreter at once", func() bool { return len(sink.events()) == 1 })
+	poll.Until(t, "the bad interpreter at once", func() bool { return len(sink.events()) == 1 })
 
 	pre := func(tid uint32, p string) *event.Event {
 		ev := failure(clk.Now(), tid, p, -2)
@@ -83,7 +84,7 @@ func TestSearchKeepsMostInformativeFailure(t *testing.T) {
 	p.Handle(badInterp(91, "/usr/bin/tool"))
 	p.Handle(pre(91, "/bin/tool"))
 	p.tick(clk.Add(PathSearchHold))
-	waitFor(t, "the search", func() bool { return len(sink.events()) == 2 })
+	poll.Until(t, "the search", func() bool { return len(sink.events()) == 2 })
 	ev := sink.events()[1]
 	if ev.InterpreterPath != "/bin/bash\r" || ev.Path != "/usr/bin/tool" || ev.Count != 3 ||
 		!slices.Equal(ev.Tried, []string{"/usr/local/bin", "/usr/bin", "/bin"}) {
@@ -119,7 +120,7 @@ func TestLostMarkerLeavesSearchUnconcluded(t *testing.T) {
 	p.Handle(failure(clk.Now(), 61, "/usr/local/bin/other", -2))
 	p.Handle(failure(clk.Now(), 61, "/usr/bin/other", -2))
 	p.tick(clk.Add(PathSearchHold))
-	waitFor(t, "both searches", func() bool { return len(sink.events()) == 2 })
+	poll.Until(t, "both searches", func() bool { return len(sink.events()) == 2 })
 	got := sink.events()
 	if got[0].Tried != nil || got[0].Count != 2 {
 		t.Errorf("search with a lost marker: tried %v count %d, want no directory list and count 2", got[0].Tried, got[0].Count)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/execfaild/execfaild/internal/poll"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
@@ -122,17 +123,6 @@ func setup(t *testing.T, clk *fakeClock, sink *recSink, mod func(*Config, *SinkC
 	return p
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func failure(now time.Time, tid uint32, p string, errno int32) *event.Event {
 	ev := &event.Event{
 		Time: now, Host: "h", Syscall: event.SyscallExecve, Path: p,
@@ -165,7 +155,7 @@ func TestPathSearchCoalescing(t *testing.T) {
 	p.Handle(failure(clk.Now(), 30, "/bin/a", -2))
 	p.Handle(failure(clk.Now(), 30, "/srv/script", -13))
 
-	waitFor(t, "search 30 and the EACCES", func() bool { return len(sink.events()) == 2 })
+	poll.Until(t, "search 30 and the EACCES", func() bool { return len(sink.events()) == 2 })
 	got := sink.events()
 	if got[0].Path != "/bin/a" || got[0].Count != 2 || !slices.Equal(got[0].Tried, []string{"/usr/bin", "/bin"}) {
 		t.Errorf("first: path %q count %d tried %v", got[0].Path, got[0].Count, got[0].Tried)
@@ -179,7 +169,7 @@ func TestPathSearchCoalescing(t *testing.T) {
 		t.Fatalf("search 20 reported before its hold ended (%d events)", n)
 	}
 	p.tick(clk.Add(PathSearchHold))
-	waitFor(t, "search 20", func() bool { return len(sink.events()) == 3 })
+	poll.Until(t, "search 20", func() bool { return len(sink.events()) == 3 })
 	ev := sink.events()[2]
 	if ev.Path != "/bin/nosuch" || ev.Count != 3 || !slices.Equal(ev.Tried, []string{"/usr/local/bin", "/usr/bin", "/bin"}) {
 		t.Errorf("search 20: path %q count %d tried %v", ev.Path, ev.Count, ev.Tried)
@@ -263,7 +253,7 @@ func TestFilterCountsGlobalAndPerSink(t *testing.T) {
 	p.Handle(root)
 	p.Handle(failure(clk.Now(), 2, "y", -2))
 	p.Handle(failure(clk.Now(), 3, "z", -13))
-	waitFor(t, "one delivery", func() bool { return len(sink.events()) == 1 })
+	poll.Until(t, "one delivery", func() bool { return len(sink.events()) == 1 })
 	st := p.Stats()
 	if st.Filtered != 1 || st.Sinks[0].Filtered != 1 || sink.events()[0].Path != "z" {
 		t.Errorf("stats %+v, got %v", st, sink.events())
@@ -282,7 +272,7 @@ func TestDedupWindowDigest(t *testing.T) {
 	}
 	// Same program failing another way is another key.
 	p.Handle(failure(clk.Now(), 1, "relative/tool", -2))
-	waitFor(t, "two first occurrences", func() bool { return len(sink.events()) == 2 })
+	poll.Until(t, "two first occurrences", func() bool { return len(sink.events()) == 2 })
 	if got := sink.events()[0]; got.Digest || got.Count != 1 || got.Process.PID != 100 {
 		t.Errorf("first occurrence: digest %v count %d pid %d", got.Digest, got.Count, got.Process.PID)
 	}
@@ -292,7 +282,7 @@ func TestDedupWindowDigest(t *testing.T) {
 		t.Fatalf("digest before the window ended (%d events)", n)
 	}
 	p.tick(t0.Add(10 * time.Minute))
-	waitFor(t, "digest", func() bool { return len(sink.events()) == 3 })
+	poll.Until(t, "digest", func() bool { return len(sink.events()) == 3 })
 	d := sink.events()[2]
 	if !d.Digest || d.Count != 37 || d.Error != "EACCES" {
 		t.Fatalf("digest: digest %v count %d error %s", d.Digest, d.Count, d.Error)
@@ -309,7 +299,7 @@ func TestDedupWindowDigest(t *testing.T) {
 
 	// The window restarts: the next occurrence is a first occurrence again.
 	p.Handle(failure(clk.Now(), 7, "relative/tool", -13))
-	waitFor(t, "new first occurrence", func() bool { return len(sink.events()) == 4 })
+	poll.Until(t, "new first occurrence", func() bool { return len(sink.events()) == 4 })
 	if got := sink.events()[3]; got.Digest || got.Count != 1 {
 		t.Errorf("after window: digest %v count %d", got.Digest, got.Count)
 	}
@@ -325,7 +315,7 @@ func TestDedupKeysConfigurable(t *testing.T) {
 	p.Handle(failure(clk.Now(), 2, "/b", -13))
 	p.Handle(failure(clk.Now(), 3, "c", -2))
 	p.tick(clk.Add(time.Minute))
-	waitFor(t, "3 notifications", func() bool { return len(sink.events()) == 3 })
+	poll.Until(t, "3 notifications", func() bool { return len(sink.events()) == 3 })
 	d := sink.events()[2]
 	if !d.Digest || d.Count != 1 || d.Path != "/a" {
 		t.Errorf("digest keyed by errno only: %+v", d)
@@ -390,13 +380,13 @@ func TestRateLimitFoldsIntoDigest(t *testing.T) {
 	for i := range 10 {
 		p.Handle(failure(clk.Now(), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
 	}
-	waitFor(t, "burst of 2", func() bool { return len(sink.events()) == 2 })
+	poll.Until(t, "burst of 2", func() bool { return len(sink.events()) == 2 })
 	p.tick(clk.Now())
 	if n := len(sink.events()); n != 2 {
 		t.Fatalf("limit exceeded: %d", n)
 	}
 	p.tick(clk.Add(time.Second))
-	waitFor(t, "combined digest", func() bool { return len(sink.events()) == 3 })
+	poll.Until(t, "combined digest", func() bool { return len(sink.events()) == 3 })
 	d := sink.events()[2]
 	if !d.Digest || d.Count != 8 {
 		t.Fatalf("combined digest count %d digest %v", d.Count, d.Digest)
@@ -424,13 +414,13 @@ func TestGlobalCap(t *testing.T) {
 	for i := range 4 {
 		p.Handle(failure(clk.Now(), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
 	}
-	waitFor(t, "3 notifications", func() bool { return len(a.events())+len(b.events()) == 3 })
+	poll.Until(t, "3 notifications", func() bool { return len(a.events())+len(b.events()) == 3 })
 	p.tick(clk.Now())
 	if n := len(a.events()) + len(b.events()); n != 3 {
 		t.Fatalf("global cap exceeded: %d", n)
 	}
 	p.tick(clk.Add(2 * time.Second))
-	waitFor(t, "all", func() bool { return a.total() == 4 && b.total() == 4 })
+	poll.Until(t, "all", func() bool { return a.total() == 4 && b.total() == 4 })
 }
 
 func TestQueueFullFoldsInsteadOfDropping(t *testing.T) {
@@ -448,9 +438,9 @@ func TestQueueFullFoldsInsteadOfDropping(t *testing.T) {
 		t.Errorf("queue of 2 took too much: %+v", st)
 	}
 	close(sink.block)
-	waitFor(t, "queue drained", func() bool { return p.Stats().Sinks[0].Queued == 0 })
+	poll.Until(t, "queue drained", func() bool { return p.Stats().Sinks[0].Queued == 0 })
 	p.tick(clk.Now())
-	waitFor(t, "all 20 accounted", func() bool { return sink.total() == 20 })
+	poll.Until(t, "all 20 accounted", func() bool { return sink.total() == 20 })
 }
 
 func TestSpoolRetriesUntilRecovery(t *testing.T) {
@@ -460,7 +450,7 @@ func TestSpoolRetriesUntilRecovery(t *testing.T) {
 	for i := range 4 {
 		p.Handle(failure(clk.Now(), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
 	}
-	waitFor(t, "recovery", func() bool { return len(sink.events()) == 4 })
+	poll.Until(t, "recovery", func() bool { return len(sink.events()) == 4 })
 	got := sink.events()
 	for i, e := range got {
 		if e.Path != fmt.Sprintf("/bin/p%d", i) {
@@ -479,7 +469,7 @@ func TestPermanentFailureCounted(t *testing.T) {
 	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) { s.Dedup.Window = Off })
 	p.Handle(failure(clk.Now(), 1, "/permanent", -13))
 	p.Handle(failure(clk.Now(), 2, "/fine", -13))
-	waitFor(t, "delivery", func() bool { return len(sink.events()) == 1 })
+	poll.Until(t, "delivery", func() bool { return len(sink.events()) == 1 })
 	if st := p.Stats().Sinks[0]; st.Failed != 1 || st.Spooled != 0 {
 		t.Errorf("stats %+v", st)
 	}
@@ -524,9 +514,9 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p2.Close(context.Background())
-	waitFor(t, "replay", func() bool { return alive.total() == 6 })
+	poll.Until(t, "replay", func() bool { return alive.total() == 6 })
 	// Entries are removed after their delivery was acknowledged.
-	waitFor(t, "spool emptied", func() bool {
+	poll.Until(t, "spool emptied", func() bool {
 		files, _ := filepath.Glob(filepath.Join(dir, "test-rec", "*.json"))
 		return len(files) == 0
 	})
@@ -616,7 +606,7 @@ func TestReloadKeepsHeldNotifications(t *testing.T) {
 	}
 	p.Handle(failure(clk.Now(), 50, "/bin/y", -2))
 	p.tick(clk.Add(time.Second))
-	waitFor(t, "new sink", func() bool { return fresh.total() == 2 })
+	poll.Until(t, "new sink", func() bool { return fresh.total() == 2 })
 	if ev := fresh.events()[0]; !slices.Equal(ev.Tried, []string{"/usr/bin", "/bin"}) {
 		t.Errorf("search across reload: tried %v", ev.Tried)
 	}
@@ -673,7 +663,7 @@ func TestBurstCountsAddUp(t *testing.T) {
 	}
 	for range 200 {
 		p.tick(clk.Add(5 * time.Second))
-		waitFor(t, "queue to drain", func() bool { return p.Stats().Sinks[0].Queued == 0 })
+		poll.Until(t, "queue to drain", func() bool { return p.Stats().Sinks[0].Queued == 0 })
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -716,7 +706,7 @@ func TestDeadSinkBlocksNobody(t *testing.T) {
 	for i := range 50 {
 		p.Handle(failure(clk.Now(), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
 	}
-	waitFor(t, "healthy sink", func() bool { return ok.total() == 50 })
+	poll.Until(t, "healthy sink", func() bool { return ok.total() == 50 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := p.Close(ctx); err != nil {
@@ -753,11 +743,11 @@ func TestLimitedFirstOccurrenceGoesOutWhenTokensReturn(t *testing.T) {
 	p.Handle(failure(clk.Now(), 2, "/bin/b", -13))
 	p.Handle(failure(clk.Now(), 3, "/bin/b", -13))
 	p.Handle(failure(clk.Now(), 4, "/bin/c", -13))
-	waitFor(t, "first", func() bool { return len(sink.events()) == 1 })
+	poll.Until(t, "first", func() bool { return len(sink.events()) == 1 })
 	p.tick(clk.Add(time.Second))
-	waitFor(t, "second", func() bool { return len(sink.events()) == 2 })
+	poll.Until(t, "second", func() bool { return len(sink.events()) == 2 })
 	p.tick(clk.Add(time.Second))
-	waitFor(t, "third", func() bool { return len(sink.events()) == 3 })
+	poll.Until(t, "third", func() bool { return len(sink.events()) == 3 })
 	p.tick(clk.Add(time.Second))
 	got := sink.events()
 	if len(got) != 3 {
@@ -783,7 +773,7 @@ func TestLimitedFirstOccurrenceGoesOutWhenTokensReturn(t *testing.T) {
 		t.Errorf("repeat sent before the window ended (%d)", n)
 	}
 	p.tick(clk.Add(10 * time.Minute))
-	waitFor(t, "digest", func() bool { return sink.total() == 5 })
+	poll.Until(t, "digest", func() bool { return sink.total() == 5 })
 }
 
 // flakySink fails a random share of sends with a retryable error.
@@ -998,7 +988,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 	defer p.Close(context.Background())
 	p.Handle(failure(clk.Now(), 7, "/bin/x", -13))
-	waitFor(t, "delivery after Retry-After", func() bool { return sink.total() == 1 })
+	poll.Until(t, "delivery after Retry-After", func() bool { return sink.total() == 1 })
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	if len(sink.attempts) != 3 {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/execfaild/execfaild/internal/poll"
 )
 
 // fileSinkConfig builds a sink that reads a secret file in New, as the
@@ -61,7 +63,7 @@ func TestRejectedReloadKeepsRunningConfig(t *testing.T) {
 	}
 
 	p.Handle(failure(clk.Now(), 7, "/bin/next", -13))
-	waitFor(t, "running sink", func() bool { return old.total() == 1 })
+	poll.Until(t, "running sink", func() bool { return old.total() == 1 })
 	if fresh.total() != 0 {
 		t.Errorf("the rejected configuration's sink got %d failures", fresh.total())
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/execfaild/execfaild/internal/poll"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
@@ -114,7 +115,7 @@ func TestOneUserCannotSwallowAnother(t *testing.T) {
 	victim := failure(clk.Now(), 7, "/usr/local/bin/backup", -13)
 	victim.Process.UID = 1001
 	p.Handle(victim)
-	waitFor(t, "the other user's notification", func() bool {
+	poll.Until(t, "the other user's notification", func() bool {
 		for _, e := range sink.events() {
 			if e.Process.UID == 1001 {
 				return true

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/execfaild/execfaild/internal/poll"
 )
 
 // timerClock is a fake clock that also schedules wake-ups: they run when
@@ -142,7 +144,7 @@ func TestWakeAtNextDeadlineOnly(t *testing.T) {
 	sink := &recSink{}
 	p := timerPipeline(t, clk, sink, func(c *Config, s *SinkCommon) { s.Dedup.Window = Duration(time.Minute) })
 	p.Handle(failure(clk.Now(), 30, "/srv/not-executable", -13)) // EACCES: sent at once, window held
-	waitFor(t, "the EACCES", func() bool { return len(sink.events()) == 1 })
+	poll.Until(t, "the EACCES", func() bool { return len(sink.events()) == 1 })
 	if a := clk.armed(); !slices.Equal(a, []time.Time{t0.Add(time.Minute)}) {
 		t.Fatalf("armed %v, want the window's end only", a)
 	}
@@ -153,7 +155,7 @@ func TestWakeAtNextDeadlineOnly(t *testing.T) {
 	if ran := clk.Advance(time.Millisecond); ran != 1 {
 		t.Errorf("%d wake-ups at the window's end, want 1", ran)
 	}
-	waitFor(t, "the digest", func() bool { return sink.total() == 2 })
+	poll.Until(t, "the digest", func() bool { return sink.total() == 2 })
 	if a := clk.armed(); len(a) != 0 {
 		t.Errorf("armed %v after everything held went out", a)
 	}
@@ -171,14 +173,14 @@ func TestHeldENOENTReleasedWithin50ms(t *testing.T) {
 	p := timerPipeline(t, clk, sink, func(c *Config, s *SinkCommon) { s.Dedup.Window = Off })
 	p.Handle(failure(clk.Now(), 40, "/opt/missing", -2))
 	clk.Advance(50 * time.Millisecond)
-	waitFor(t, "the lone ENOENT", func() bool { return len(sink.events()) == 1 })
+	poll.Until(t, "the lone ENOENT", func() bool { return len(sink.events()) == 1 })
 
 	for _, d := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
 		p.Handle(failure(clk.Now(), 41, d+"/nosuch", -2))
 		clk.Advance(10 * time.Microsecond)
 	}
 	clk.Advance(50 * time.Millisecond)
-	waitFor(t, "the search", func() bool { return len(sink.events()) == 2 })
+	poll.Until(t, "the search", func() bool { return len(sink.events()) == 2 })
 	if ev := sink.events()[1]; ev.Count != 3 || len(ev.Tried) != 3 {
 		t.Errorf("search reported with count %d tried %v, want 3 directories folded", ev.Count, ev.Tried)
 	}
@@ -195,11 +197,11 @@ func TestRateLimitedWakesAtNextToken(t *testing.T) {
 	})
 	p.Handle(failure(clk.Now(), 50, "/srv/a", -13))
 	p.Handle(failure(clk.Now(), 51, "/srv/b", -13))
-	waitFor(t, "the first", func() bool { return len(sink.events()) == 1 })
+	poll.Until(t, "the first", func() bool { return len(sink.events()) == 1 })
 	a := clk.armed()
 	if len(a) != 1 || a[0].Before(t0.Add(500*time.Millisecond)) || a[0].After(t0.Add(502*time.Millisecond)) {
 		t.Fatalf("armed %v, want one wake-up when the next token is due (%v)", a, t0.Add(500*time.Millisecond))
 	}
 	clk.Advance(time.Second)
-	waitFor(t, "the held one", func() bool { return sink.total() == 2 })
+	poll.Until(t, "the held one", func() bool { return sink.total() == 2 })
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,45 +23,20 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-var t0 = time.Date(2026, 3, 1, 10, 2, 3, 0, time.UTC)
-
-func synthetic() *event.Event {
-	ev := event.Synthetic(t0, "web-1")
-	return &ev
-}
-
-func digest() *event.Event {
-	ev := event.SyntheticDigest(t0, "web-1")
-	return &ev
-}
+var t0 = sinktest.T0
 
 func build(t *testing.T, c *Config, log *slog.Logger) *Sink {
-	t.Helper()
-	if c.Name == "" {
-		c.Name = "fleet"
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	s, err := c.New(notify.Env{Host: "web-1", Logger: log})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s.(*Sink)
+	return sinktest.Build[*Sink](t, c, "fleet", log)
 }
 
 func TestGolden(t *testing.T) {
 	s := build(t, &Config{URL: "http://alertmanager.example:9093", Labels: map[string]string{"severity": "warning"}}, nil)
 	s.now = func() time.Time { return t0.Add(10 * time.Minute) }
-	for name, ev := range map[string]*event.Event{"synthetic": synthetic(), "digest": digest()} {
+	for name, ev := range map[string]*event.Event{"synthetic": sinktest.Synthetic(), "digest": sinktest.Digest()} {
 		body, err := s.Payload(ev)
 		if err != nil {
 			t.Fatal(err)
@@ -70,17 +44,7 @@ func TestGolden(t *testing.T) {
 		var pretty bytes.Buffer
 		json.Indent(&pretty, body, "", "  ")
 		pretty.WriteString("\n")
-		file := filepath.Join("testdata", name+".golden")
-		if *update {
-			os.WriteFile(file, pretty.Bytes(), 0o644)
-		}
-		want, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatalf("%v (go test -update)", err)
-		}
-		if !bytes.Equal(pretty.Bytes(), want) {
-			t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", name, file, pretty.Bytes())
-		}
+		sinktest.Golden(t, filepath.Join("testdata", name+".golden"), pretty.Bytes())
 	}
 }
 
@@ -102,7 +66,7 @@ func TestEndpoint(t *testing.T) {
 func TestEndsAtNeverBeforeStartsAt(t *testing.T) {
 	s := build(t, &Config{URL: "http://am:9093", ResolveTimeout: notify.Duration(time.Minute)}, nil)
 	s.now = func() time.Time { return t0.Add(-time.Hour) } // clock stepped back
-	a := s.Alert(synthetic())
+	a := s.Alert(sinktest.Synthetic())
 	if !a.StartsAt.Equal(t0) || !a.EndsAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("startsAt %v endsAt %v; want %v and a minute later", a.StartsAt, a.EndsAt, t0)
 	}
@@ -278,7 +242,7 @@ func listAlerts(t *testing.T, base string, matchers ...string) []gettable {
 func TestRealAlertmanagerStoresTheAlert(t *testing.T) {
 	base := realAlertmanager(t)
 	s := build(t, &Config{URL: notify.Secret(base), Labels: map[string]string{"severity": "warning", "team": "platform"}}, nil)
-	ev := synthetic()
+	ev := sinktest.Synthetic()
 	// A host of its own: tests (and -count repeats) share one Alertmanager,
 	// which keeps the first startsAt of a label set.
 	host := fmt.Sprintf("stores-%d", time.Now().UnixNano())
@@ -335,19 +299,19 @@ func TestRealAlertmanagerDigestUpdatesTheSameAlert(t *testing.T) {
 	base := realAlertmanager(t)
 	s := build(t, &Config{URL: notify.Secret(base)}, nil)
 	now := time.Now()
-	first := synthetic()
+	first := sinktest.Synthetic()
 	first.Host, first.Time = "digest-1", now.Add(-2*time.Minute)
 	if err := s.Send(context.Background(), first); err != nil {
 		t.Fatal(err)
 	}
-	d := digest()
+	d := sinktest.Digest()
 	d.Host = "digest-1"
 	fs, ls := now.Add(-time.Minute), now
 	d.FirstSeen, d.LastSeen, d.Time = &fs, &ls, ls
 	if err := s.Send(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	other := synthetic()
+	other := sinktest.Synthetic()
 	other.Host, other.Time = "digest-2", now
 	if err := s.Send(context.Background(), other); err != nil {
 		t.Fatal(err)
@@ -376,7 +340,7 @@ func TestRealAlertmanagerDigestUpdatesTheSameAlert(t *testing.T) {
 func TestRealAlertmanagerResolvesAfterTimeout(t *testing.T) {
 	base := realAlertmanager(t)
 	s := build(t, &Config{URL: notify.Secret(base), ResolveTimeout: notify.Duration(time.Second)}, nil)
-	ev := synthetic()
+	ev := sinktest.Synthetic()
 	ev.Host, ev.Time = "resolve-1", time.Now()
 	if err := s.Send(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -400,7 +364,7 @@ func TestRealAlertmanagerRejectionsArePermanent(t *testing.T) {
 	base := realAlertmanager(t)
 	// A wrong route prefix: Alertmanager answers 404.
 	s := build(t, &Config{URL: notify.Secret(base + "/wrong-prefix")}, nil)
-	err := s.Send(context.Background(), synthetic())
+	err := s.Send(context.Background(), sinktest.Synthetic())
 	if !notify.IsPermanent(err) || !strings.Contains(err.Error(), "alertmanager fleet: permanent: 404 Not Found") {
 		t.Errorf("wrong prefix: err = %v, want permanent 404", err)
 	}
@@ -408,7 +372,7 @@ func TestRealAlertmanagerRejectionsArePermanent(t *testing.T) {
 	// it): its 400 names the problem and is permanent.
 	s = build(t, &Config{URL: notify.Secret(base)}, nil)
 	s.labels = map[string]string{"bad-name": "x"}
-	err = s.Send(context.Background(), synthetic())
+	err = s.Send(context.Background(), sinktest.Synthetic())
 	if !notify.IsPermanent(err) || !strings.Contains(err.Error(), `400 Bad Request: "invalid label set: invalid name \"bad-name\""`) {
 		t.Errorf("invalid label: err = %v, want permanent 400 quoting Alertmanager", err)
 	}
@@ -424,13 +388,13 @@ func TestSecretsNeverShown(t *testing.T) {
 	c := &Config{URL: notify.Secret("http://amuser:AMpassSECRET@" + u.Host + "/wrong/")}
 	c.BearerToken = "AMbearerSECRET"
 	c.Username = ""
-	errWrong := build(t, c, log).Send(context.Background(), synthetic())
+	errWrong := build(t, c, log).Send(context.Background(), sinktest.Synthetic())
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := l.Addr().String()
 	l.Close()
 	c2 := &Config{URL: notify.Secret("http://amuser:AMpassSECRET@" + dead + "/")}
 	c2.BearerToken = "AMbearerSECRET"
-	errDown := build(t, c2, log).Send(context.Background(), synthetic())
+	errDown := build(t, c2, log).Send(context.Background(), sinktest.Synthetic())
 	if errWrong == nil || errDown == nil || notify.IsPermanent(errDown) {
 		t.Fatalf("errors: %v / %v", errWrong, errDown)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,10 +11,9 @@ import (
 	"time"
 
 	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/probe/event"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 var when = time.Date(2026, 11, 27, 10, 2, 3, 456789000, time.UTC)
 
@@ -38,19 +36,7 @@ func TestStdoutGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden := filepath.Join("testdata", "stdout.golden")
-	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./notify/file/ -update)", err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Errorf("stdout output differs from %s:\n got: %s\nwant: %s", golden, b.Bytes(), want)
-	}
+	sinktest.Golden(t, filepath.Join("testdata", "stdout.golden"), b.Bytes())
 	// Each line is one event that decodes back to what was sent.
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
 	if len(lines) != 2 {

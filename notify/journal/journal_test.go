@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -23,10 +22,9 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/probe/event"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 var fixedTime = time.Date(2026, 11, 27, 10, 2, 3, 456789000, time.UTC)
 
@@ -134,16 +132,10 @@ func newSink(t *testing.T, socket string, priority string) notify.Sink {
 	if priority != "" {
 		c.Priority = priority
 	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.New(notify.Env{Host: "web-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := sinktest.Build[*Sink](t, c, "", nil)
 	// Field lists here are the same whoever runs the tests; the OBJECT_*
 	// fields a non-root sender adds are tested in object_test.go.
-	s.(*Sink).object = false
+	s.object = false
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -441,35 +433,15 @@ func TestValidate(t *testing.T) {
 // digest; run with -update after an intended change and review the diff.
 func TestGolden(t *testing.T) {
 	synthetic := event.Synthetic(fixedTime, "web-1")
-	digest := event.Synthetic(fixedTime, "web-1")
-	first, last := fixedTime.Add(-10*time.Minute), fixedTime
-	digest.Digest, digest.Count, digest.FirstSeen, digest.LastSeen = true, 37, &first, &last
-	digest.PIDs = []uint32{4242, 4250}
+	digest := sinktest.Repeats(event.Synthetic(fixedTime, "web-1"), fixedTime)
 	for name, ev := range map[string]*event.Event{"synthetic": &synthetic, "digest": &digest} {
 		t.Run(name, func(t *testing.T) {
 			var b strings.Builder
 			for _, f := range Entry(ev, Levels["warning"]) {
 				fmt.Fprintf(&b, "%s=%s\n", f.Name, strconv.Quote(f.Value))
 			}
-			checkGolden(t, filepath.Join("testdata", name+".golden"), b.String())
+			sinktest.Golden(t, filepath.Join("testdata", name+".golden"), []byte(b.String()))
 		})
-	}
-}
-
-func checkGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,42 +14,17 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/notify/slack"
 	"github.com/execfaild/execfaild/notify/slack/slacktest"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
 // The fixed clock of every golden file.
-var t0 = time.Date(2026, 3, 1, 10, 2, 3, 0, time.UTC)
-
-func synthetic() *event.Event {
-	ev := event.Synthetic(t0, "web-1")
-	return &ev
-}
-
-func digest() *event.Event {
-	ev := event.SyntheticDigest(t0, "web-1")
-	return &ev
-}
+var t0 = sinktest.T0
 
 func newSink(t *testing.T, cfg *slack.Config, log *slog.Logger) *slack.Sink {
-	t.Helper()
-	if cfg.Name == "" {
-		cfg.Name = "ops"
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	s, err := cfg.New(notify.Env{Host: "web-1", Logger: log})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s.(*slack.Sink)
+	return sinktest.Build[*slack.Sink](t, cfg, "ops", log)
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -59,24 +33,12 @@ func golden(t *testing.T, name string, got []byte) {
 	if err := json.Indent(&pretty, got, "", "  "); err != nil {
 		t.Fatalf("payload is not JSON: %v", err)
 	}
-	file := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(file, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", name, file, pretty.Bytes())
-	}
+	sinktest.Golden(t, filepath.Join("testdata", name+".golden"), pretty.Bytes())
 }
 
 func TestGolden(t *testing.T) {
 	s := newSink(t, &slack.Config{URL: "https://hooks.slack.example/services/T/B/golden"}, nil)
-	for name, ev := range map[string]*event.Event{"synthetic": synthetic(), "digest": digest()} {
+	for name, ev := range map[string]*event.Event{"synthetic": sinktest.Synthetic(), "digest": sinktest.Digest()} {
 		body, err := s.Payload(ev)
 		if err != nil {
 			t.Fatal(err)
@@ -112,7 +74,7 @@ func TestDeliversReadableMessage(t *testing.T) {
 	srv := slacktest.New()
 	defer srv.Close()
 	s := newSink(t, &slack.Config{URL: notify.Secret(srv.WebhookURL()), Channel: "#ops", Username: "execfaild", IconEmoji: ":warning:"}, nil)
-	for _, ev := range []*event.Event{synthetic(), digest()} {
+	for _, ev := range []*event.Event{sinktest.Synthetic(), sinktest.Digest()} {
 		if err := s.Send(context.Background(), ev); err != nil {
 			t.Fatalf("Send: %v (stand-in saw %+v)", err, srv.Requests())
 		}
@@ -173,7 +135,7 @@ func TestHostileInputStaysInert(t *testing.T) {
 	srv := slacktest.New()
 	defer srv.Close()
 	s := newSink(t, &slack.Config{URL: notify.Secret(srv.WebhookURL())}, nil)
-	ev := synthetic()
+	ev := sinktest.Synthetic()
 	ev.Arguments = []string{
 		"<!channel>", "<@U024BE7LH>", "<https://evil.example|click me>", "@here #general https://evil.example",
 		"&lt;already escaped&gt;", "\x1b[31mred\x1b[0m", "abc\u202eevil", "```break out```", "`tick`", "bad\xffutf8",
@@ -214,7 +176,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	defer srv.Close()
 	srv.Enqueue(slacktest.Response{Status: 429, Body: "rate_limited", RetryAfter: "1"})
 	s := newSink(t, &slack.Config{URL: notify.Secret(srv.WebhookURL())}, nil)
-	if err := s.Send(context.Background(), synthetic()); err != nil {
+	if err := s.Send(context.Background(), sinktest.Synthetic()); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	reqs := srv.Requests()
@@ -231,7 +193,7 @@ func TestLongRateLimitIsLeftToThePipeline(t *testing.T) {
 	defer srv.Close()
 	srv.Enqueue(slacktest.Response{Status: 429, Body: "rate_limited", RetryAfter: "30"})
 	s := newSink(t, &slack.Config{URL: notify.Secret(srv.WebhookURL())}, nil)
-	err := s.Send(context.Background(), synthetic())
+	err := s.Send(context.Background(), sinktest.Synthetic())
 	if err == nil || notify.IsPermanent(err) {
 		t.Fatalf("err = %v, want retryable", err)
 	}
@@ -249,7 +211,7 @@ func TestRemovedWebhookIsPermanent(t *testing.T) {
 	defer srv.Close()
 	var logs bytes.Buffer
 	s := newSink(t, &slack.Config{URL: notify.Secret(srv.URL + "/services/T0/B0/revokedSECRETtoken")}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	err := s.Send(context.Background(), synthetic())
+	err := s.Send(context.Background(), sinktest.Synthetic())
 	if !notify.IsPermanent(err) {
 		t.Fatalf("err = %v, want permanent", err)
 	}
@@ -263,7 +225,7 @@ func TestRemovedWebhookIsPermanent(t *testing.T) {
 		srv2 := slacktest.New()
 		srv2.Enqueue(status)
 		s2 := newSink(t, &slack.Config{URL: notify.Secret(srv2.WebhookURL())}, nil)
-		err := s2.Send(context.Background(), synthetic())
+		err := s2.Send(context.Background(), sinktest.Synthetic())
 		srv2.Close()
 		if !notify.IsPermanent(err) || !strings.Contains(err.Error(), status.Body) {
 			t.Errorf("%d: err = %v, want permanent naming %s", status.Status, err, status.Body)
@@ -279,13 +241,13 @@ func TestSecretURLNeverShown(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := &slack.Config{URL: notify.Secret(srv.WebhookURL())}
 	s := newSink(t, cfg, log)
-	errServer := s.Send(context.Background(), synthetic())
+	errServer := s.Send(context.Background(), sinktest.Synthetic())
 
 	dead := slacktest.New()
 	deadURL := dead.WebhookURL()
 	dead.Close()
 	s2 := newSink(t, &slack.Config{URL: notify.Secret(deadURL)}, log)
-	errDown := s2.Send(context.Background(), synthetic())
+	errDown := s2.Send(context.Background(), sinktest.Synthetic())
 
 	for _, err := range []error{errServer, errDown} {
 		if err == nil || notify.IsPermanent(err) {

@@ -2,7 +2,6 @@ package syslog
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,11 +13,10 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/notify/journal"
 	"github.com/execfaild/execfaild/probe/event"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 var fixedTime = time.Date(2026, 11, 27, 10, 2, 3, 456789123, time.UTC)
 
@@ -36,24 +34,13 @@ func hostile(path string) event.Event {
 	return ev
 }
 
-func digest(ev event.Event) event.Event {
-	first, last := fixedTime.Add(-10*time.Minute), fixedTime
-	ev.Digest, ev.Count, ev.FirstSeen, ev.LastSeen = true, 37, &first, &last
-	ev.PIDs = []uint32{4242, 4250}
-	return ev
-}
+func digest(ev event.Event) event.Event { return sinktest.Repeats(ev, fixedTime) }
 
 func newSink(t *testing.T, c *Config) *Sink {
 	t.Helper()
-	if err := c.Validate(); err != nil {
-		t.Fatalf("validate: %v", err)
-	}
-	s, err := c.New(notify.Env{Host: "web-1"})
-	if err != nil {
-		t.Fatalf("new: %v", err)
-	}
+	s := sinktest.Build[*Sink](t, c, "", nil)
 	t.Cleanup(func() { s.Close() })
-	return s.(*Sink)
+	return s
 }
 
 // wantParams is what the receiver must find in the structured data.
@@ -390,20 +377,7 @@ func TestGolden(t *testing.T) {
 		"synthetic.rfc3164": format3164(h, fixedTime, &synthetic, false, 1024),
 	} {
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join("testdata", name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(out+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (go test -update creates it)", err)
-			}
-			if out+"\n" != string(want) {
-				t.Errorf("%s differs (go test -update rewrites it):\n got %s\nwant %s", path, out, want)
-			}
+			sinktest.Golden(t, filepath.Join("testdata", name+".golden"), []byte(out+"\n"))
 		})
 	}
 }

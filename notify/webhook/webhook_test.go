@@ -11,7 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"flag"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -29,40 +28,15 @@ import (
 
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/httpsink"
+	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/notify/webhook/webhooktest"
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-var t0 = time.Date(2026, 3, 1, 10, 2, 3, 0, time.UTC)
-
-func synthetic() *event.Event {
-	ev := event.Synthetic(t0, "web-1")
-	return &ev
-}
-
-func digest() *event.Event {
-	ev := event.SyntheticDigest(t0, "web-1")
-	return &ev
-}
+var t0 = sinktest.T0
 
 func build(t *testing.T, c *Config, log *slog.Logger) *Sink {
-	t.Helper()
-	if c.Name == "" {
-		c.Name = "audit"
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	s, err := c.New(notify.Env{Host: "web-1", Logger: log})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s.(*Sink)
+	return sinktest.Build[*Sink](t, c, "audit", log)
 }
 
 // capture records the last request's headers and body.
@@ -89,7 +63,7 @@ func TestGolden(t *testing.T) {
 		Headers:    map[string]notify.Secret{"X-Team": "platform"},
 	}, nil)
 	s.now = func() time.Time { return t0 }
-	for name, ev := range map[string]*event.Event{"synthetic": synthetic(), "digest": digest()} {
+	for name, ev := range map[string]*event.Event{"synthetic": sinktest.Synthetic(), "digest": sinktest.Digest()} {
 		if err := s.Send(context.Background(), ev); err != nil {
 			t.Fatal(err)
 		}
@@ -100,17 +74,7 @@ func TestGolden(t *testing.T) {
 		out.WriteString("\n")
 		json.Indent(&out, cp.body, "", "  ")
 		out.WriteString("\n")
-		file := filepath.Join("testdata", name+".golden")
-		if *update {
-			os.WriteFile(file, out.Bytes(), 0o644)
-		}
-		want, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatalf("%v (go test -update)", err)
-		}
-		if !bytes.Equal(out.Bytes(), want) {
-			t.Errorf("%s differs from %s (go test -update rewrites it):\n%s", name, file, out.Bytes())
-		}
+		sinktest.Golden(t, filepath.Join("testdata", name+".golden"), out.Bytes())
 		// The body is exactly the event as encoding/json writes it.
 		ref, _ := json.Marshal(ev)
 		if !bytes.Equal(cp.body, ref) {
@@ -136,7 +100,7 @@ func TestSignedDeliveryRoundTrips(t *testing.T) {
 	tokFile := filepath.Join(dir, "token")
 	os.WriteFile(tokFile, []byte("bearer-tok-123\n"), 0o600)
 	s := build(t, &Config{URL: notify.Secret(rcv.URL()), HMACSecret: "k3y-for-signing", Auth: authBearerFile(tokFile)}, nil)
-	want := []*event.Event{synthetic(), digest()}
+	want := []*event.Event{sinktest.Synthetic(), sinktest.Digest()}
 	for _, ev := range want {
 		if err := s.Send(context.Background(), ev); err != nil {
 			t.Fatalf("Send: %v (receiver: %+v)", err, rcv.Requests())
@@ -162,7 +126,7 @@ func TestWrongSecretIsPermanent(t *testing.T) {
 	}
 	defer rcv.Close()
 	s := build(t, &Config{URL: notify.Secret(rcv.URL()), HMACSecret: "sender-key-differs"}, nil)
-	err = s.Send(context.Background(), synthetic())
+	err = s.Send(context.Background(), sinktest.Synthetic())
 	if !notify.IsPermanent(err) || !strings.Contains(err.Error(), "401 Unauthorized: signature mismatch") {
 		t.Fatalf("err = %v, want permanent 401 signature mismatch", err)
 	}
@@ -178,7 +142,7 @@ func TestStaleTimestampRejected(t *testing.T) {
 	}
 	defer rcv.Close()
 	s := build(t, &Config{URL: notify.Secret(rcv.URL()), HMACSecret: "k"}, nil)
-	if err := s.Send(context.Background(), synthetic()); err == nil || !strings.Contains(err.Error(), "timestamp") {
+	if err := s.Send(context.Background(), sinktest.Synthetic()); err == nil || !strings.Contains(err.Error(), "timestamp") {
 		t.Fatalf("a signature an hour old was accepted: %v", err)
 	}
 }
@@ -210,7 +174,7 @@ func TestReceiverDownThenUpGetsEverything(t *testing.T) {
 		pending = still
 	}
 	next := func(i int) {
-		ev := synthetic()
+		ev := sinktest.Synthetic()
 		ev.Process.PID = uint32(5000 + i)
 		sent = append(sent, ev)
 		pending = append(pending, ev)
@@ -273,7 +237,7 @@ func TestDeliveryIDStableAcrossAttempts(t *testing.T) {
 	}
 	defer rcv.Close()
 	s := build(t, &Config{URL: notify.Secret(rcv.URL())}, nil)
-	ev := synthetic()
+	ev := sinktest.Synthetic()
 	// A lost response makes the pipeline send the same notification again.
 	for i := 0; i < 2; i++ {
 		if err := s.Send(context.Background(), ev); err != nil {
@@ -311,7 +275,7 @@ func TestMutualTLS(t *testing.T) {
 	c.TLSCAFile = filepath.Join(dir, "ca.pem")
 	c.TLSCertFile = filepath.Join(dir, "client.pem")
 	c.TLSKeyFile = filepath.Join(dir, "client.key")
-	if err := build(t, c, nil).Send(context.Background(), synthetic()); err != nil {
+	if err := build(t, c, nil).Send(context.Background(), sinktest.Synthetic()); err != nil {
 		t.Fatalf("Send over mutual TLS: %v", err)
 	}
 	if peer != "execfaild" {
@@ -321,7 +285,7 @@ func TestMutualTLS(t *testing.T) {
 	// Without the private CA the server is not trusted: no quick retries,
 	// but retryable, since a fixed CA file should deliver what waited.
 	noCA := &Config{URL: url}
-	err := build(t, noCA, nil).Send(context.Background(), synthetic())
+	err := build(t, noCA, nil).Send(context.Background(), sinktest.Synthetic())
 	if err == nil || notify.IsPermanent(err) || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("untrusted server: err = %v", err)
 	}
@@ -345,13 +309,13 @@ func TestSecretsNeverShown(t *testing.T) {
 		Headers:    map[string]notify.Secret{"X-Api-Key": "apiKEYvalue77"},
 	}
 	c.BearerToken = "BEARERsecret99"
-	errEcho := build(t, c, log).Send(context.Background(), synthetic())
+	errEcho := build(t, c, log).Send(context.Background(), sinktest.Synthetic())
 	if !notify.IsPermanent(errEcho) {
 		t.Fatalf("403 not permanent: %v", errEcho)
 	}
 	c2 := *c
 	c2.URL = notify.Secret("http://" + closedAddr(t) + "/hook?token=urlSECRETquery")
-	errDown := build(t, &c2, log).Send(context.Background(), synthetic())
+	errDown := build(t, &c2, log).Send(context.Background(), sinktest.Synthetic())
 	if errDown == nil || notify.IsPermanent(errDown) {
 		t.Fatalf("refused connection: %v", errDown)
 	}
