@@ -299,3 +299,11 @@ func TestStageFromHooks(t *testing.T) {
 		}
 	}
 }
+
+// TestFileTypeNameUnknown: type bits that name no file type keep their
+// octal value in the name.
+func TestFileTypeNameUnknown(t *testing.T) {
+	if got, want := FileTypeName(0o030600), "unknown(030000)"; got != want {
+		t.Errorf("FileTypeName(0o030600) = %q, want %q", got, want)
+	}
+}

@@ -268,7 +268,7 @@ func TypeName(mode uint32) string {
 		// Anonymous inodes (eventfd, epoll…) carry no type bits.
 		return "anon"
 	}
-	return fmt.Sprintf("0%o", mode&unix.S_IFMT)
+	return fmt.Sprintf("unknown(%#o)", mode&unix.S_IFMT)
 }
 
 // helperTimeout bounds every wait on a helper so a wedged case fails the

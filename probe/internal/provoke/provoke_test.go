@@ -213,3 +213,11 @@ func TestLimitCasesMeetAndExceed(t *testing.T) {
 		t.Errorf("truncation argv has %d entries, second %d bytes", len(over), len(over[1]))
 	}
 }
+
+// TestTypeNameUnknown: type bits that name no file type are spelled as
+// the probe spells them, so a report and its oracle cannot differ on them.
+func TestTypeNameUnknown(t *testing.T) {
+	if got, want := TypeName(0o030600), "unknown(030000)"; got != want {
+		t.Errorf("TypeName(0o030600) = %q, want %q", got, want)
+	}
+}
