@@ -160,7 +160,7 @@ func TestFoldedSearchDiagnosed(t *testing.T) {
 		p.Handle(step(50, d+"/python4"))
 	}
 	p.tick(clk.Add(PathSearchHold))
-	waitFor(t, "the search", func() bool { return len(sink.events()) == 1 })
+	poll.Until(t, "the search", func() bool { return len(sink.events()) == 1 })
 	ev := sink.events()[0]
 	want := "python4: not found in any of the 3 $PATH directories (/home/u/.pyenv/shims, /usr/local/bin, /usr/bin)"
 	if ev.Cause != event.CauseNotFoundInPath || ev.CauseText != want || ev.CauseInferred {
@@ -174,7 +174,7 @@ func TestFoldedSearchDiagnosed(t *testing.T) {
 	script.Cause, script.CauseText = event.CauseInterpreterMissing, "the interpreter /usr/bin/python4 does not exist"
 	p.Handle(script)
 	p.tick(clk.Add(PathSearchHold))
-	waitFor(t, "the search with a script", func() bool { return len(sink.events()) == 2 })
+	poll.Until(t, "the search with a script", func() bool { return len(sink.events()) == 2 })
 	if ev := sink.events()[1]; ev.Cause != event.CauseInterpreterMissing || ev.CauseText != script.CauseText || len(ev.Tried) != 2 {
 		t.Errorf("search with a script: cause %q %q tried %v", ev.Cause, ev.CauseText, ev.Tried)
 	}
@@ -186,7 +186,7 @@ func TestFoldedSearchDiagnosed(t *testing.T) {
 	p.Handle(step(53, "/usr/bin/tool"))
 	lost.Add(1)
 	p.tick(clk.Add(PathSearchHold))
-	waitFor(t, "the rest", func() bool { return len(sink.events()) == 4 })
+	poll.Until(t, "the rest", func() bool { return len(sink.events()) == 4 })
 	for _, ev := range sink.events()[2:] {
 		if ev.Cause != event.CauseNotFound || ev.CauseText != ev.Path+" does not exist" {
 			t.Errorf("%s: cause %q %q, want the step's own", ev.Path, ev.Cause, ev.CauseText)
@@ -213,7 +213,7 @@ func TestGlobalCauseFilterAfterFolding(t *testing.T) {
 	p.Handle(step(70, "/usr/bin/gone"))
 	p.Handle(step(71, "relative/gone"))
 	p.tick(clk.Add(PathSearchHold))
-	waitFor(t, "the search", func() bool { return len(sink.events()) == 1 })
+	poll.Until(t, "the search", func() bool { return len(sink.events()) == 1 })
 	if ev := sink.events()[0]; ev.Cause != event.CauseNotFoundInPath || ev.Count != 2 {
 		t.Errorf("delivered cause %q count %d", ev.Cause, ev.Count)
 	}

@@ -336,7 +336,7 @@ func TestDedupKeyCause(t *testing.T) {
 		p.Handle(ev)
 	}
 	p.tick(clk.Add(time.Minute))
-	waitFor(t, "3 notifications", func() bool { return len(sink.events()) == 3 })
+	poll.Until(t, "3 notifications", func() bool { return len(sink.events()) == 3 })
 	got := sink.events()
 	if got[0].Cause != event.CauseNotExecutable || got[1].Cause != event.CauseNoexecMount || got[1].CauseText != "noexec-mount sentence" {
 		t.Errorf("first occurrences: %q %q, %q %q", got[0].Cause, got[0].CauseText, got[1].Cause, got[1].CauseText)
