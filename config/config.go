@@ -34,20 +34,20 @@ const DefaultPath = "/etc/execfaild.toml"
 // journalSocket tells whether journald runs here; tests point it elsewhere.
 var journalSocket = "/run/systemd/journal/socket"
 
-// Config is the effective configuration.
+// Config is the effective configuration, and the one list of the file's
+// sections: reading, defaults and printing all follow its fields, so a new
+// section is a field here (with its default in defaults, when it is not
+// the zero value, and its check in normalize).
 type Config struct {
 	// File is where it was loaded from; empty for the built-in defaults.
 	File string `toml:"-"`
 
-	Probe     probe.Config                 `toml:"probe"`
-	Filter    notify.FilterConfig          `toml:"filter"`
-	Dedup     notify.DedupConfig           `toml:"dedup"`
-	RateLimit notify.GlobalRateLimitConfig `toml:"rate_limit"`
-	Spool     notify.SpoolConfig           `toml:"spool"`
-	Redact    notify.RedactConfig          `toml:"redact"`
-	Metrics   MetricsConfig                `toml:"metrics"`
-	// Sinks in file order within each kind, kinds sorted by name.
-	Sinks []notify.SinkEntry `toml:"-"`
+	Probe probe.Config `toml:"probe"`
+	// The pipeline's sections: [filter], [dedup], [rate_limit], [spool],
+	// [redact], and Sinks in file order within each kind, kinds sorted by
+	// name.
+	notify.Config
+	Metrics MetricsConfig `toml:"metrics"`
 }
 
 // Error is a configuration problem at a place in a file.
@@ -85,17 +85,11 @@ func oneLine(s string) string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// fileFormat is the file's shape: like Config, but sinks stay undecoded
-// until their kind is known.
+// fileFormat is the file's shape: Config, with the sinks undecoded until
+// their kind is known.
 type fileFormat struct {
-	Probe     probe.Config                 `toml:"probe"`
-	Filter    notify.FilterConfig          `toml:"filter"`
-	Dedup     notify.DedupConfig           `toml:"dedup"`
-	RateLimit notify.GlobalRateLimitConfig `toml:"rate_limit"`
-	Spool     notify.SpoolConfig           `toml:"spool"`
-	Redact    notify.RedactConfig          `toml:"redact"`
-	Metrics   MetricsConfig                `toml:"metrics"`
-	Sink      map[string]toml.Primitive    `toml:"sink"`
+	Config
+	Sink map[string]toml.Primitive `toml:"sink"`
 }
 
 // MetricsConfig is [metrics]: the Prometheus endpoint. It stays off unless
@@ -106,15 +100,7 @@ type MetricsConfig struct {
 }
 
 func defaults() *Config {
-	nc := notify.DefaultConfig()
-	return &Config{
-		Probe:     probe.DefaultConfig(),
-		Filter:    nc.Filter,
-		Dedup:     nc.Dedup,
-		RateLimit: nc.RateLimit,
-		Spool:     nc.Spool,
-		Redact:    nc.Redact,
-	}
+	return &Config{Probe: probe.DefaultConfig(), Config: notify.DefaultConfig()}
 }
 
 // Default is the configuration without a file: the global defaults and one
@@ -187,13 +173,13 @@ func Parse(file string, data []byte) (*Config, error) {
 	fail := func(key string, err error) error {
 		return &Error{File: file, Line: loc.find(key), Key: key, Err: err}
 	}
-	d := defaults()
-	raw := fileFormat{Probe: d.Probe, Filter: d.Filter, Dedup: d.Dedup, RateLimit: d.RateLimit, Spool: d.Spool, Redact: d.Redact, Metrics: d.Metrics}
+	raw := fileFormat{Config: *defaults()}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
 	if err != nil {
 		return nil, decodeError(file, loc, "", err)
 	}
-	c := &Config{File: file, Probe: raw.Probe, Filter: raw.Filter, Dedup: raw.Dedup, RateLimit: raw.RateLimit, Spool: raw.Spool, Redact: raw.Redact, Metrics: raw.Metrics}
+	c := &raw.Config
+	c.File = file
 	if t := md.Type("sink"); t != "" && t != "Hash" {
 		return nil, fail("sink", errors.New("must be tables: [[sink.<kind>]]"))
 	}
@@ -343,18 +329,11 @@ func (c *Config) normalize() error {
 	if err := validateMetrics(c.Metrics); err != nil {
 		return err
 	}
-	nc := c.Notify()
-	if err := nc.Normalize(); err != nil {
-		return err
-	}
-	c.Filter, c.Dedup, c.RateLimit, c.Spool, c.Redact, c.Sinks = nc.Filter, nc.Dedup, nc.RateLimit, nc.Spool, nc.Redact, nc.Sinks
-	return nil
+	return c.Config.Normalize()
 }
 
 // Notify returns the part of the configuration the pipeline is built from.
-func (c *Config) Notify() notify.Config {
-	return notify.Config{Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Redact: c.Redact, Sinks: c.Sinks}
-}
+func (c *Config) Notify() notify.Config { return c.Config }
 
 // validateMetrics checks [metrics] here rather than at listen time, so
 // check-config and a reload reject a bad address before the daemon uses it.
@@ -376,16 +355,10 @@ func validateMetrics(m MetricsConfig) error {
 // <redacted>.
 func (c *Config) WriteTOML(w io.Writer) error {
 	type out struct {
-		Probe     probe.Config                   `toml:"probe"`
-		Filter    notify.FilterConfig            `toml:"filter"`
-		Dedup     notify.DedupConfig             `toml:"dedup"`
-		RateLimit notify.GlobalRateLimitConfig   `toml:"rate_limit"`
-		Spool     notify.SpoolConfig             `toml:"spool"`
-		Redact    notify.RedactConfig            `toml:"redact"`
-		Metrics   MetricsConfig                  `toml:"metrics"`
-		Sink      map[string][]notify.SinkConfig `toml:"sink"`
+		Config
+		Sink map[string][]notify.SinkConfig `toml:"sink"`
 	}
-	o := out{Probe: c.Probe, Filter: c.Filter, Dedup: c.Dedup, RateLimit: c.RateLimit, Spool: c.Spool, Redact: c.Redact, Metrics: c.Metrics, Sink: map[string][]notify.SinkConfig{}}
+	o := out{Config: *c, Sink: map[string][]notify.SinkConfig{}}
 	for _, e := range c.Sinks {
 		o.Sink[e.Kind] = append(o.Sink[e.Kind], e.Config)
 	}

@@ -11,14 +11,16 @@ import (
 
 // Config is what a Pipeline is built from: the global stages and the sinks,
 // as the [filter], [dedup], [rate_limit], [spool], [redact] and [[sink.<kind>]]
-// sections of the configuration file describe them.
+// sections of the configuration file describe them. The file's loader
+// embeds it, so a global stage's section is named here alone.
 type Config struct {
-	Filter    FilterConfig
-	Dedup     DedupConfig
-	RateLimit GlobalRateLimitConfig
-	Spool     SpoolConfig
-	Redact    RedactConfig
-	Sinks     []SinkEntry
+	Filter    FilterConfig          `toml:"filter"`
+	Dedup     DedupConfig           `toml:"dedup"`
+	RateLimit GlobalRateLimitConfig `toml:"rate_limit"`
+	Spool     SpoolConfig           `toml:"spool"`
+	Redact    RedactConfig          `toml:"redact"`
+	// Sinks come from [[sink.<kind>]] tables, decoded by kind.
+	Sinks []SinkEntry `toml:"-"`
 }
 
 // SinkEntry is one [[sink.<kind>]] table.
