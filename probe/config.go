@@ -42,8 +42,19 @@ type Config struct {
 	// are sent in full.
 	FoldRepeats bool `toml:"fold_repeats"`
 	FoldMaxKeys int  `toml:"fold_max_keys"`
-	// ProcRoot is where procfs is read from; tests point it elsewhere.
+	// ProcRoot is where procfs is read from (empty: /proc); tests point
+	// it elsewhere.
 	ProcRoot string `toml:"-"`
+}
+
+// hostProcRoot is the host's procfs, where ProcRoot points unless set.
+const hostProcRoot = "/proc"
+
+func (c Config) procRoot() string {
+	if c.ProcRoot == "" {
+		return hostProcRoot
+	}
+	return c.ProcRoot
 }
 
 // DefaultConfig returns the settings a fresh install runs with.
@@ -58,7 +69,6 @@ func DefaultConfig() Config {
 		RingBufferBytes: 1 << 22,
 		FoldRepeats:     true,
 		FoldMaxKeys:     4096,
-		ProcRoot:        "/proc",
 	}
 }
 

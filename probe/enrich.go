@@ -47,16 +47,11 @@ type enricher struct {
 }
 
 func newEnricher(cfg Config) *enricher {
-	host, _ := os.Hostname()
 	keep := make(map[string]bool, len(cfg.KeepEnv))
 	for _, k := range cfg.KeepEnv {
 		keep[k] = true
 	}
-	root := cfg.ProcRoot
-	if root == "" {
-		root = "/proc"
-	}
-	return &enricher{procRoot: root, cgroupRoot: "/sys/fs/cgroup", host: host, envMode: cfg.Environment, keepEnv: keep}
+	return &enricher{procRoot: cfg.procRoot(), cgroupRoot: "/sys/fs/cgroup", host: event.LocalHost(), envMode: cfg.Environment, keepEnv: keep}
 }
 
 func (en *enricher) proc(pid uint32, rest ...string) string {
@@ -315,7 +310,7 @@ func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
 	// Our own view of the opened file names it with symlinks resolved,
 	// which is what the kernel hooks report; it is only the caller's view
 	// when both share a root.
-	if root, _ := os.Readlink(root); root == "/" && en.procRoot == "/proc" {
+	if root, _ := os.Readlink(root); root == "/" && en.procRoot == hostProcRoot {
 		if p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil {
 			display = p
 		}

@@ -422,3 +422,13 @@ func TestUserspaceMissingELFLoader(t *testing.T) {
 		t.Errorf("interpreter %q stage %q, want the missing loader at the loader stage", e.InterpreterPath, e.Stage)
 	}
 }
+
+// TestProcRootDefault: without a ProcRoot the enricher reads the host's
+// procfs, whether the config is the default or built field by field.
+func TestProcRootDefault(t *testing.T) {
+	for _, cfg := range []Config{DefaultConfig(), {}} {
+		if got := newEnricher(cfg).procRoot; got != "/proc" {
+			t.Errorf("procRoot = %q, want /proc", got)
+		}
+	}
+}

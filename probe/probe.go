@@ -137,9 +137,6 @@ func New(cfg Config) (*Probe, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = ModeAuto
 	}
-	if cfg.ProcRoot == "" {
-		cfg.ProcRoot = "/proc"
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

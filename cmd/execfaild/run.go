@@ -82,11 +82,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("start probe: %w", firstLineError{err})
 	}
 	dropPrivileges(p, log)
-	host, err := os.Hostname()
-	if err != nil {
-		host = "localhost"
-	}
-	pl, err := notify.New(cfg.Notify(), notify.Env{Host: host, Logger: log, StateDir: stateDir()},
+	pl, err := notify.New(cfg.Notify(), notify.Env{Host: event.LocalHost(), Logger: log, StateDir: stateDir()},
 		notify.WithLostMarkers(func() uint64 { return p.Stats().LostMarkers }))
 	if err != nil {
 		p.Close()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/execfaild/execfaild/config"
@@ -36,12 +35,8 @@ func runTestSinks(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	host, err := os.Hostname()
-	if err != nil {
-		host = "localhost"
-	}
 	env := notify.Env{
-		Host:     host,
+		Host:     event.LocalHost(),
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		StateDir: stateDir(),
 	}

@@ -281,7 +281,7 @@ func (c *Config) New(env notify.Env) (notify.Sink, error) {
 		host = env.Host
 	}
 	if host == "" {
-		host, _ = os.Hostname()
+		host = event.LocalHost()
 	}
 	s := &Sink{
 		cfg: d,
