@@ -48,6 +48,9 @@ type Config struct {
 	// name.
 	notify.Config
 	Metrics MetricsConfig `toml:"metrics"`
+
+	// deprecated holds a line for each key written under a former name.
+	deprecated []string
 }
 
 // Error is a configuration problem at a place in a file.
@@ -223,7 +226,28 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err := c.normalize(); err != nil {
 		return nil, locate(file, loc, err)
 	}
+	c.deprecated = renamedKeys(file, loc, c.Sinks)
 	return c, nil
+}
+
+// Deprecated lists, one line each, the keys the file writes under a former
+// name: they still work, and the daemon and check-config warn about them.
+func (c *Config) Deprecated() []string { return c.deprecated }
+
+func renamedKeys(file string, loc *lines, sinks []notify.SinkEntry) []string {
+	var out []string
+	for _, e := range sinks {
+		kr, ok := e.Config.(notify.KeyRenamer)
+		if !ok {
+			continue
+		}
+		for _, r := range kr.RenamedKeys() {
+			key := fmt.Sprintf("sink.%s[%d].%s", e.Kind, e.Index, r.Old)
+			err := &Error{File: file, Line: loc.find(key), Key: key, Err: fmt.Errorf("former name of %s, still read: rename it", r.New)}
+			out = append(out, err.Error())
+		}
+	}
+	return out
 }
 
 func tomlKind(t string) string {

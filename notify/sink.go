@@ -53,6 +53,16 @@ type FileChecker interface {
 	CheckFiles() error
 }
 
+// KeyRenamer is implemented by sink configs that still read keys under a
+// former name. RenamedKeys lists the former names the entry used, so
+// loading can warn about each.
+type KeyRenamer interface {
+	RenamedKeys() []RenamedKey
+}
+
+// RenamedKey is a key read under its former name Old; New is its name now.
+type RenamedKey struct{ Old, New string }
+
 // CheckFiles reads every file the sinks name, as building them would.
 // Errors are *SinkError, like Normalize's.
 func (c *Config) CheckFiles() error {

@@ -41,6 +41,9 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if w := c.ReadableSecretsWarning(); w != "" {
 		fmt.Fprintln(stderr, "warning: "+w)
 	}
+	for _, w := range c.Deprecated() {
+		fmt.Fprintln(stderr, "warning: "+w)
+	}
 	src := c.File
 	if src == "" {
 		src = "built-in defaults (" + config.DefaultPath + " does not exist)"

@@ -173,9 +173,12 @@ func (s probeSource) Loss() daemon.Loss {
 func ignoreBrokenPipe() { signal.Ignore(syscall.SIGPIPE) }
 
 // warnReadableSecrets warns, as ssh does about keys, when others can read
-// a file that holds secrets inline.
+// a file that holds secrets inline, and about keys under a former name.
 func warnReadableSecrets(log *slog.Logger, c *config.Config) {
 	if w := c.ReadableSecretsWarning(); w != "" {
+		log.Warn(w)
+	}
+	for _, w := range c.Deprecated() {
 		log.Warn(w)
 	}
 }

@@ -50,6 +50,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,14 +115,68 @@ type Config struct {
 	MaxMessageBytes int `toml:"max_message_bytes"`
 	// Framing is octet-counting (default) or newline, for tcp only.
 	Framing string `toml:"framing"`
-	// TLS settings for tcp+tls. Without CAFile the system roots are used.
-	CAFile     string `toml:"ca_file"`
-	CertFile   string `toml:"cert_file"`
-	KeyFile    string `toml:"key_file"`
-	ServerName string `toml:"server_name"`
+	// TLS settings for tcp+tls, named as the HTTP sinks name theirs.
+	// Without CAFile the system roots are used.
+	CAFile     string `toml:"tls_ca_file"`
+	CertFile   string `toml:"tls_cert_file"`
+	KeyFile    string `toml:"tls_key_file"`
+	ServerName string `toml:"tls_server_name"`
+	formerTLSKeys
 	// Timeout bounds connecting and each write.
 	Timeout time.Duration `toml:"timeout"`
 }
+
+// formerTLSKeys reads the TLS settings under the names they had before
+// they matched the HTTP sinks' (ca_file for tls_ca_file, …), so existing
+// files keep loading. withDefaults moves such a value to its current key
+// and remembers the name the file used: errors name it, and loading warns.
+type formerTLSKeys struct {
+	FormerCAFile     string `toml:"ca_file,omitempty"`
+	FormerCertFile   string `toml:"cert_file,omitempty"`
+	FormerKeyFile    string `toml:"key_file,omitempty"`
+	FormerServerName string `toml:"server_name,omitempty"`
+	// renamed holds the former names the file used.
+	renamed []notify.RenamedKey
+}
+
+// tlsKey is one TLS setting under its current and its former name.
+type tlsKey struct {
+	notify.RenamedKey
+	cur, former *string
+}
+
+func (c *Config) tlsKeys() []tlsKey {
+	return []tlsKey{
+		{notify.RenamedKey{Old: "ca_file", New: "tls_ca_file"}, &c.CAFile, &c.FormerCAFile},
+		{notify.RenamedKey{Old: "cert_file", New: "tls_cert_file"}, &c.CertFile, &c.FormerCertFile},
+		{notify.RenamedKey{Old: "key_file", New: "tls_key_file"}, &c.KeyFile, &c.FormerKeyFile},
+		{notify.RenamedKey{Old: "server_name", New: "tls_server_name"}, &c.ServerName, &c.FormerServerName},
+	}
+}
+
+// adoptFormerTLSKeys moves values set under a former name to the current
+// one, unless both are set (Validate refuses that).
+func (c *Config) adoptFormerTLSKeys() {
+	for _, k := range c.tlsKeys() {
+		if *k.former != "" && *k.cur == "" {
+			*k.cur, *k.former = *k.former, ""
+			c.renamed = append(slices.Clip(c.renamed), k.RenamedKey)
+		}
+	}
+}
+
+// key is the name the file gave the TLS setting now called name.
+func (c *Config) key(name string) string {
+	for _, r := range c.renamed {
+		if r.New == name {
+			return r.Old
+		}
+	}
+	return name
+}
+
+// RenamedKeys implements notify.KeyRenamer.
+func (c *Config) RenamedKeys() []notify.RenamedKey { return c.withDefaults().renamed }
 
 func init() {
 	notify.RegisterSink("syslog", func() notify.SinkConfig { return DefaultConfig() })
@@ -140,6 +195,7 @@ func DefaultConfig() *Config {
 
 // withDefaults fills the settings whose default depends on others.
 func (c Config) withDefaults() Config {
+	c.adoptFormerTLSKeys()
 	if c.Network == "unix" && c.Address == "" {
 		c.Address = "/dev/log"
 	}
@@ -216,21 +272,29 @@ func (c *Config) Validate() error {
 	default:
 		return notify.Errorf("framing", "unknown %q (want octet-counting or newline)", d.Framing)
 	}
-	if d.Network != "tcp+tls" {
-		for key, v := range map[string]string{"ca_file": d.CAFile, "cert_file": d.CertFile, "key_file": d.KeyFile, "server_name": d.ServerName} {
-			if v != "" {
-				return notify.Errorf(key, "applies to network tcp+tls only")
-			}
-		}
-	}
-	if (d.CertFile == "") != (d.KeyFile == "") {
-		return fmt.Errorf("cert_file, key_file: a client certificate needs both")
+	if err := d.validateTLS(); err != nil {
+		return err
 	}
 	if d.Timeout <= 0 {
 		return notify.Errorf("timeout", "must be positive")
 	}
 	if d.Timeout > notify.MaxSinkTimeout {
 		return notify.Errorf("timeout", "must be at most %s, not %s", notify.MaxSinkTimeout, d.Timeout)
+	}
+	return nil
+}
+
+func (d *Config) validateTLS() error {
+	for _, k := range d.tlsKeys() {
+		if *k.former != "" {
+			return notify.Errorf(k.Old, "former name of %s, which is set too: keep only %s", k.New, k.New)
+		}
+		if d.Network != "tcp+tls" && *k.cur != "" {
+			return notify.Errorf(d.key(k.New), "applies to network tcp+tls only")
+		}
+	}
+	if (d.CertFile == "") != (d.KeyFile == "") {
+		return fmt.Errorf("%s, %s: a client certificate needs both", d.key("tls_cert_file"), d.key("tls_key_file"))
 	}
 	return nil
 }
@@ -313,27 +377,27 @@ func tlsConfig(d Config) (*tls.Config, error) {
 	if d.CAFile != "" {
 		pem, err := notify.ReadFileCapped(d.CAFile, notify.MaxPEMFileBytes)
 		if err != nil {
-			return nil, notify.Errorf("ca_file", "%w", err)
+			return nil, notify.Errorf(d.key("tls_ca_file"), "%w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, notify.Errorf("ca_file", "%s holds no PEM certificate", d.CAFile)
+			return nil, notify.Errorf(d.key("tls_ca_file"), "%s holds no PEM certificate", d.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if d.CertFile != "" {
 		certPEM, err := notify.ReadFileCapped(d.CertFile, notify.MaxPEMFileBytes)
 		if err != nil {
-			return nil, notify.Errorf("cert_file", "%w", err)
+			return nil, notify.Errorf(d.key("tls_cert_file"), "%w", err)
 		}
 		keyPEM, err := notify.ReadFileCapped(d.KeyFile, notify.MaxPEMFileBytes)
 		if err != nil {
-			return nil, notify.Errorf("key_file", "%w", err)
+			return nil, notify.Errorf(d.key("tls_key_file"), "%w", err)
 		}
 		// The parse error names neither file nor key material.
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("cert_file, key_file: load key pair %s, %s: %w", d.CertFile, d.KeyFile, err)
+			return nil, fmt.Errorf("%s, %s: load key pair %s, %s: %w", d.key("tls_cert_file"), d.key("tls_key_file"), d.CertFile, d.KeyFile, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

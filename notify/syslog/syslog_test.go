@@ -279,7 +279,7 @@ func TestValidate(t *testing.T) {
 		{"framing", func(c *Config) { c.Network, c.Address, c.Framing = "tcp", "h:514", "nul" }, `framing: unknown "nul"`},
 		{"newline over tls", func(c *Config) { c.Network, c.Address, c.Framing = "tcp+tls", "h:6514", "newline" }, "framing: newline applies to network tcp only"},
 		{"ca_file without tls", func(c *Config) { c.Network, c.Address, c.CAFile = "tcp", "h:514", "/ca.pem" }, "ca_file: applies to network tcp+tls only"},
-		{"cert without key", func(c *Config) { c.Network, c.Address, c.CertFile = "tcp+tls", "h:6514", "/c.pem" }, "cert_file, key_file: a client certificate needs both"},
+		{"cert without key", func(c *Config) { c.Network, c.Address, c.CertFile = "tcp+tls", "h:6514", "/c.pem" }, "tls_cert_file, tls_key_file: a client certificate needs both"},
 		{"timeout", func(c *Config) { c.Timeout = 0 }, "timeout: must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,8 +293,8 @@ func TestValidate(t *testing.T) {
 	}
 	c := DefaultConfig()
 	c.Network, c.Address, c.CAFile = "tcp+tls", "h:6514", filepath.Join(t.TempDir(), "missing.pem")
-	if _, err := c.New(notify.Env{}); err == nil || !strings.HasPrefix(err.Error(), "ca_file: ") {
-		t.Errorf("New with a missing CA file: %v, want an error naming ca_file", err)
+	if _, err := c.New(notify.Env{}); err == nil || !strings.HasPrefix(err.Error(), "tls_ca_file: ") {
+		t.Errorf("New with a missing CA file: %v, want an error naming tls_ca_file", err)
 	}
 	if _, ok := notify.NewSinkConfig("syslog"); !ok {
 		t.Error("syslog sink not registered")
@@ -482,8 +482,8 @@ facility = "local3"
 severity = "err"
 sd_id = "execfail@99999"
 max_message_bytes = 4096
-ca_file = "/etc/ssl/logs-ca.pem"
-server_name = "logs.example.net"
+tls_ca_file = "/etc/ssl/logs-ca.pem"
+tls_server_name = "logs.example.net"
 timeout = "3s"
 `, c)
 	if err != nil {
