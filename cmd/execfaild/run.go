@@ -33,18 +33,9 @@ import (
 const defaultStateDir = "/var/lib/execfaild"
 
 func runDaemon(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration `file` (default "+config.DefaultPath+"; built-in defaults when that does not exist)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: execfaild run [--config FILE]\n\nAttach the probes and report failed execs until SIGTERM; SIGHUP reloads the configuration.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	path, err := parseRunArgs(args, stderr)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	log := newDaemonLogger(stderr)
 
@@ -56,9 +47,57 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
-	cfg, err := config.Load(*path)
+	d, err := startDaemon(path, log)
 	if err != nil {
 		return err
+	}
+	defer d.stopMetrics()
+	return daemon.Run(daemon.Options{
+		Source:   probeSource{d.probe},
+		Pipeline: d.pipeline,
+		Load:     reloader(path, log, d.pipeline, d.cfg),
+		Notify:   func(state string) (bool, error) { return sddaemon.SdNotify(false, state) },
+		Logger:   log,
+		Signals:  sigs,
+		Watchdog: watchdogInterval(log),
+	})
+}
+
+// parseRunArgs returns the configuration file run was given ("" for the
+// default).
+func parseRunArgs(args []string, stderr io.Writer) (string, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration `file` (default "+config.DefaultPath+"; built-in defaults when that does not exist)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: execfaild run [--config FILE]\n\nAttach the probes and report failed execs until SIGTERM; SIGHUP reloads the configuration.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return *path, nil
+}
+
+// started is what startDaemon brought up. The daemon loop closes the probe
+// and the pipeline; stopMetrics closes what serves /metrics.
+type started struct {
+	cfg         *config.Config
+	probe       *probe.Probe
+	pipeline    *notify.Pipeline
+	stopMetrics func()
+}
+
+// startDaemon loads the configuration, binds the metrics port, attaches the
+// probe and starts the sinks, in that order; a step that fails undoes the
+// ones before it.
+func startDaemon(path string, log *slog.Logger) (*started, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
 	}
 	warnReadableSecrets(log, cfg)
 	cfgName := cfg.File
@@ -72,43 +111,64 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	if cfg.Metrics.Listen != "" {
 		metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
-			return fmt.Errorf("start metrics: %w", firstLineError{err})
+			return nil, fmt.Errorf("start metrics: %w", firstLineError{err})
 		}
-		defer metricsLn.Close()
+	}
+	stopMetrics := func() {
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 	}
 
 	p, err := probe.New(cfg.Probe)
 	if err != nil {
-		return fmt.Errorf("start probe: %w", firstLineError{err})
+		stopMetrics()
+		return nil, fmt.Errorf("start probe: %w", firstLineError{err})
 	}
 	dropPrivileges(p, log)
 	pl, err := notify.New(cfg.Notify(), notify.Env{Host: event.LocalHost(), Logger: log, StateDir: stateDir()},
 		notify.WithLostMarkers(func() uint64 { return p.Stats().LostMarkers }))
 	if err != nil {
 		p.Close()
-		return fmt.Errorf("start sinks: %w", err)
+		stopMetrics()
+		return nil, fmt.Errorf("start sinks: %w", err)
 	}
 	log.Info("started", "config", cfgName, "mode", p.Mode(), "sinks", len(cfg.Sinks))
 	if metricsLn != nil {
 		srv := serveMetrics(metricsLn, p, pl, log)
-		defer srv.Close()
 		log.Info("serving metrics", "addr", metricsLn.Addr().String())
+		stopMetrics = func() {
+			srv.Close()
+			metricsLn.Close()
+		}
 	}
+	return &started{cfg: cfg, probe: p, pipeline: pl, stopMetrics: stopMetrics}, nil
+}
 
+// watchdogInterval is how often systemd wants to hear from the daemon
+// (0: no watchdog).
+func watchdogInterval(log *slog.Logger) time.Duration {
 	watchdog, err := sddaemon.SdWatchdogEnabled(false)
 	if err != nil {
 		log.Warn("watchdog disabled: " + err.Error())
-		watchdog = 0
+		return 0
 	}
-	running, runningMetrics := cfg.Probe, cfg.Metrics
-	reload := func() (notify.Config, error) {
-		c, err := config.Load(*path)
+	return watchdog
+}
+
+// reloader loads the file again for a reload. Settings that only a restart
+// applies ([probe], [metrics]) are compared with those running and a change
+// is logged, not applied.
+func reloader(path string, log *slog.Logger, pl *notify.Pipeline, running *config.Config) func() (notify.Config, error) {
+	runningProbe, runningMetrics := running.Probe, running.Metrics
+	return func() (notify.Config, error) {
+		c, err := config.Load(path)
 		if err != nil {
 			pl.ReloadRejected()
 			return notify.Config{}, err
 		}
 		warnReadableSecrets(log, c)
-		if !reflect.DeepEqual(c.Probe, running) {
+		if !reflect.DeepEqual(c.Probe, runningProbe) {
 			// The BPF program is configured at load time; swapping it would
 			// detach the hooks and miss failures meanwhile.
 			log.Warn("[probe] settings changed: they take effect at the next restart")
@@ -120,15 +180,6 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 		}
 		return c.Notify(), nil
 	}
-	return daemon.Run(daemon.Options{
-		Source:   probeSource{p},
-		Pipeline: pl,
-		Load:     reload,
-		Notify:   func(state string) (bool, error) { return sddaemon.SdNotify(false, state) },
-		Logger:   log,
-		Signals:  sigs,
-		Watchdog: watchdog,
-	})
 }
 
 // serveMetrics serves /metrics on ln until the returned server is closed.
