@@ -148,6 +148,14 @@ func logShellQuote(w string) string {
 	return b.String()
 }
 
+// Sentence renders a diagnosis's sentence (event.CauseText) for every
+// sink. The diagnosis writes prose and has already quoted the values it
+// names ("/bin/bash\r" with its backslash), so backslashes stay single,
+// as in ChatEscaping, rather than doubling as LogEscaping would; anything
+// still unprintable is spelled out. The exact bytes stay in the event's
+// cause_text and in the fields of the values themselves.
+func Sentence(s string) string { return Chat.Visible(s) }
+
 // Visible spells out control and format characters (\r, ESC, bidi
 // overrides) and invalid UTF-8, which would otherwise be invisible or
 // reorder the text around them: the stray \r of a CRLF #! line is the whole

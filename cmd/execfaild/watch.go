@@ -214,7 +214,7 @@ func formatLine(e *event.Event) string {
 	if e.CauseText != "" {
 		// The sentence last, where it can run on; printable like the
 		// rest of the line.
-		b.WriteString(" — " + notify.Log.Visible(e.CauseText))
+		b.WriteString(" — " + notify.Sentence(e.CauseText))
 		if e.CauseInferred {
 			b.WriteString(" (inferred)")
 		}

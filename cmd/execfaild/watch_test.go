@@ -180,3 +180,13 @@ func TestWatchLineShowsCause(t *testing.T) {
 		t.Errorf("line\n%s\nwant it to end\n%s", got, want)
 	}
 }
+
+// A sentence whose diagnosis quoted its values itself keeps its single
+// backslashes; what is still raw is spelled out.
+func TestWatchLineSentenceQuotedByDiagnosis(t *testing.T) {
+	e := event.Synthetic(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), "h")
+	e.CauseText = `the interpreter "/bin/bash\r" does not exist` + "\n"
+	if got, want := formatLine(&e), ` — the interpreter "/bin/bash\r" does not exist\n`; !strings.HasSuffix(got, want) {
+		t.Errorf("line\n%s\nwant it to end\n%s", got, want)
+	}
+}

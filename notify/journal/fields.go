@@ -217,7 +217,7 @@ func sentence(d notify.Description) string {
 		if dt.Kind == notify.DetailCause && d.Cause.Text != "" {
 			// The sentence explains the error, so it follows it.
 			b.WriteString(": ")
-			b.WriteString(dt.Join(notify.Log.Visible))
+			b.WriteString(dt.Join(notify.Sentence))
 			continue
 		}
 		if s := detail(&d, dt); s != "" {

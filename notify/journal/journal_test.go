@@ -620,6 +620,11 @@ func TestMessage(t *testing.T) {
 			ev.Cause, ev.CauseText = event.CauseNotFoundInPath, "deplyo: not found in any of the 3 $PATH directories (/usr/local/bin, /usr/bin, /bin)"
 			return ev
 		}, `exec of deplyo by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory): deplyo: not found in any of the 3 $PATH directories (/usr/local/bin, /usr/bin, /bin); searched PATH /usr/local/bin, /usr/bin, /bin`},
+		{"sentence that quoted its values itself", func() event.Event {
+			ev := base()
+			ev.CauseText = `the interpreter "/bin/bash\r" of /srv/app/deploy.sh does not exist` + "\x1b"
+			return ev
+		}, `exec of /srv/app/deploy.sh by deployer[4242] (uid 1000, deployer.service) failed: ENOENT (no such file or directory): the interpreter "/bin/bash\r" of /srv/app/deploy.sh does not exist\x1b; interpreter "/bin/bash\r" not found`},
 		{"kernel helper", func() event.Event {
 			ev := base()
 			ev.Binary, ev.InterpreterPath, ev.Path, ev.Syscall, ev.KernelInvoked = nil, "", "/sbin/modprobe", event.SyscallKernel, true

@@ -131,7 +131,7 @@ func TestRsyslogRFC5424(t *testing.T) {
 				if sd["cause"] != "interpreter-crlf" || sd["cause_text"] != "" {
 					t.Errorf("record %d: cause %q, cause_text %q; want the code, and the sentence in MSG only", i, sd["cause"], sd["cause_text"])
 				}
-				if want := notify.Log.Visible(events[i].CauseText); !strings.Contains(rec.Msg, "(no such file or directory): "+want+"; ") {
+				if want := notify.Sentence(events[i].CauseText); !strings.Contains(rec.Msg, "(no such file or directory): "+want+"; ") {
 					t.Errorf("record %d: MSG %q lacks the sentence %q after the error", i, rec.Msg, want)
 				}
 			}
