@@ -87,7 +87,7 @@ trap 'rm -rf "$work"' EXIT
 ov=$work/overlay
 install -D -m 0644 "$deb" "$ov/root/execfaild.deb"
 install -D -m 0755 vmtest/system/guest.sh "$ov/usr/local/sbin/execfaild-systemtest"
-for f in base.toml filtered.toml broken.toml spool.toml; do
+for f in base.toml filtered.toml broken.toml spool.toml huge.toml; do
 	install -D -m 0644 "vmtest/system/$f" "$ov/usr/local/share/execfaild-systemtest/$f"
 done
 install -D -m 0644 vmtest/system/execfaild-systemtest.service "$ov/etc/systemd/system/execfaild-systemtest.service"

@@ -4,6 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 
 	"github.com/execfaild/execfaild/config"
 )
@@ -48,6 +52,36 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if src == "" {
 		src = "built-in defaults (" + config.DefaultPath + " does not exist)"
 	}
-	fmt.Fprintf(stdout, "# effective configuration from %s\n# secrets are shown as <redacted>\n\n", src)
+	limit := unitMemoryMax()
+	if err := c.CheckMemory(limit, 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# effective configuration from %s\n# secrets are shown as <redacted>\n", src)
+	fmt.Fprintf(stdout, "# memory bound %s", config.FormatBytes(c.MemoryBound(0).Total()))
+	if limit > 0 {
+		fmt.Fprintf(stdout, " (the unit's MemoryMax= is %s)", config.FormatBytes(limit))
+	}
+	fmt.Fprint(stdout, "\n\n")
 	return c.WriteTOML(stdout)
+}
+
+// unitMemoryMax is the installed unit's effective MemoryMax= (drop-ins
+// included) as systemd reports it, so check-config refuses what the
+// service's start would refuse; 0 when systemd or the unit is not there or
+// sets no limit. EXECFAILD_MEMORY_MAX overrides it (bytes), for checking a
+// file meant for another machine.
+func unitMemoryMax() int64 {
+	if v := os.Getenv("EXECFAILD_MEMORY_MAX"); v != "" {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	out, err := exec.Command("systemctl", "show", "--property=MemoryMax", "--value", "execfaild.service").Output()
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		return 0 // "infinity", or a systemd that does not know the unit
+	}
+	return n
 }

@@ -134,3 +134,29 @@ name = "local"
 		t.Errorf("--config and an argument: exit %d, want 2", code)
 	}
 }
+
+// A file whose memory bound exceeds the unit's MemoryMax= is refused by
+// check-config as the daemon's start and reload refuse it; within the
+// limit the bound is printed.
+func TestCheckConfigMemoryBound(t *testing.T) {
+	dir := t.TempDir()
+	huge := filepath.Join(dir, "huge.toml")
+	os.WriteFile(huge, []byte("[probe]\nring_buffer_bytes = 1073741824\n\n[[sink.stdout]]\nname = \"out\"\n"), 0o600)
+	t.Setenv("EXECFAILD_MEMORY_MAX", "536870912")
+	var out, errb bytes.Buffer
+	if code := run([]string{"check-config", huge}, &out, &errb); code != 1 {
+		t.Errorf("1 GiB ring buffer under MemoryMax=512M: exit %d, want 1", code)
+	}
+	if want := huge + ": the configuration may need up to "; !strings.Contains(errb.String(), want) || !strings.Contains(errb.String(), "probe.ring_buffer_bytes 1 GiB") {
+		t.Errorf("stderr %q does not name the file and probe.ring_buffer_bytes", errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	t.Setenv("EXECFAILD_MEMORY_MAX", "4294967296")
+	if code := run([]string{"check-config", huge}, &out, &errb); code != 0 {
+		t.Fatalf("under a 4 GiB limit: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "# memory bound 1.") || !strings.Contains(out.String(), "(the unit's MemoryMax= is 4 GiB)") {
+		t.Errorf("bound not printed:\n%s", out.String()[:200])
+	}
+}

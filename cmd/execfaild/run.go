@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -100,6 +101,11 @@ func startDaemon(path string, log *slog.Logger) (*started, error) {
 		return nil, err
 	}
 	warnReadableSecrets(log, cfg)
+	memLimit := memoryLimit()
+	if err := cfg.CheckMemory(memLimit, 0); err != nil {
+		return nil, err
+	}
+	limitGoMemory(cfg, memLimit, log)
 	cfgName := cfg.File
 	if cfgName == "" {
 		cfgName = "built-in defaults"
@@ -168,6 +174,10 @@ func reloader(path string, log *slog.Logger, pl *notify.Pipeline, running *confi
 			return notify.Config{}, err
 		}
 		warnReadableSecrets(log, c)
+		if err := c.CheckMemory(memoryLimit(), 0); err != nil {
+			pl.ReloadRejected()
+			return notify.Config{}, err
+		}
 		if !reflect.DeepEqual(c.Probe, runningProbe) {
 			// The BPF program is configured at load time; swapping it would
 			// detach the hooks and miss failures meanwhile.
@@ -216,6 +226,25 @@ func (s probeSource) Mode() string             { return s.p.Mode() }
 func (s probeSource) Loss() daemon.Loss {
 	st := s.p.Stats()
 	return daemon.Loss{LostFailures: st.LostFailures, LostMarkers: st.LostMarkers, Undecodable: st.Undecodable, Undrained: st.Undrained}
+}
+
+// memoryLimit is the memory limit of the cgroup the daemon runs in (the
+// unit's MemoryMax=), 0 when there is none.
+func memoryLimit() int64 {
+	return config.CgroupMemoryLimit("/proc/self/cgroup", "/sys/fs/cgroup")
+}
+
+// limitGoMemory sets the Go runtime's soft memory limit to what the
+// service's memory limit leaves after the BPF maps, so the collector works
+// harder before the kernel's OOM killer would act. GOMEMLIMIT, when set,
+// wins; without a cgroup limit nothing changes.
+func limitGoMemory(cfg *config.Config, limit int64, log *slog.Logger) {
+	if limit <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	goLimit := limit - cfg.MemoryBound(0).Kernel()
+	debug.SetMemoryLimit(goLimit)
+	log.Info("memory", "limit", config.FormatBytes(limit), "bound", config.FormatBytes(cfg.MemoryBound(0).Total()), "go_limit", config.FormatBytes(goLimit))
 }
 
 // ignoreBrokenPipe makes a write to a closed stdout (`execfaild run | head`)
