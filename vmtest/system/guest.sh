@@ -272,16 +272,21 @@ wait_for 30 has_entry "$p5"
 ok reported-after-restart $? "EXECFAIL_PATH=$p5"
 # --- memory: the unit's MemoryMax= holds in a storm, and is enforced -----------
 # The packaged limit, the bound the daemon computed from its configuration,
-# and the cgroup's peak after 5,000 unique and 20,000 repeated failures.
+# and the cgroup's peak after 2,000 unique and 20,000 repeated failures.
 memmax=$(systemctl show -P MemoryMax execfaild)
 memline=$(journalctl -u execfaild -b -o cat --no-pager | grep -E '^level=INFO msg=memory ' | tail -n 1)
 ok memory-max "$([[ $memmax == 536870912 && $memline == *'limit="512 MiB"'* ]]; echo $?)" "MemoryMax=$memmax; daemon: ${memline:-no memory line logged}"
 restarts_before=$(systemctl show -P NRestarts execfaild)
-perl -e 'for my $i (1 .. 5000) { exec {"/tmp/systest/storm-unique-$i"} "x" } for (1 .. 20000) { exec {"/tmp/systest/storm-repeat"} "x" }' 2>/dev/null
-wait_for 60 has_entry /tmp/systest/storm-repeat
+# The console copy of the daemon's log pauses meanwhile: a serial console
+# under emulation cannot keep up with a journal line per unique failure.
+kill $follow 2>/dev/null
+perl -e 'for my $i (1 .. 2000) { exec {"/tmp/systest/storm-unique-$i"} "x" } for (1 .. 20000) { exec {"/tmp/systest/storm-repeat"} "x" }' 2>/dev/null
+wait_for 120 has_entry /tmp/systest/storm-repeat
+journalctl -f -n 0 -u execfaild -o short-monotonic --no-pager | sed -u 's/^/  daemon: /' &
+follow=$!
 cg=/sys/fs/cgroup/system.slice/execfaild.service
 peak=$(cat $cg/memory.peak 2>/dev/null || echo unknown)
-ok memory-storm "$([[ $(systemctl is-active execfaild) == active && $(systemctl show -P NRestarts execfaild) == "$restarts_before" && $peak =~ ^[0-9]+$ && $peak -lt $memmax ]]; echo $?)" "after 25000 failures: active, NRestarts $restarts_before -> $(systemctl show -P NRestarts execfaild), memory.peak $((${peak//[^0-9]/0} / 1048576)) MiB of $((memmax / 1048576)) MiB (current $(($(cat $cg/memory.current 2>/dev/null || echo 0) / 1048576)) MiB)"
+ok memory-storm "$([[ $(systemctl is-active execfaild) == active && $(systemctl show -P NRestarts execfaild) == "$restarts_before" && $peak =~ ^[0-9]+$ && $peak -lt $memmax ]]; echo $?)" "after 22000 failures: active, NRestarts $restarts_before -> $(systemctl show -P NRestarts execfaild), memory.peak $((${peak//[^0-9]/0} / 1048576)) MiB of $((memmax / 1048576)) MiB (current $(($(cat $cg/memory.current 2>/dev/null || echo 0) / 1048576)) MiB)"
 out=$(execfaild check-config $tests/huge.toml 2>&1)
 rc=$?
 ok memory-check-config "$([[ $rc != 0 && $out == *'probe.ring_buffer_bytes 1 GiB'*'MemoryMax='* ]]; echo $?)" "rc=$rc: $out"
