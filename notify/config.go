@@ -67,98 +67,141 @@ var sinkNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // a global section are *FieldError with the section in the key
 // ("dedup.window"); errors about a sink are *SinkError.
 func (c *Config) Normalize() error {
-	if err := c.Filter.Validate(); err != nil {
-		return prefixKey("filter", err)
+	if err := c.validateGlobal(); err != nil {
+		return err
 	}
-	if err := c.Dedup.Validate(); err != nil {
-		return prefixKey("dedup", err)
-	}
-	if err := c.RateLimit.Validate(); err != nil {
-		return prefixKey("rate_limit", err)
-	}
-	if err := c.Spool.Validate(); err != nil {
-		return prefixKey("spool", err)
-	}
-	if err := c.Redact.Validate(); err != nil {
-		return prefixKey("redact", err)
-	}
-	perKind := map[string]int{}
-	for _, e := range c.Sinks {
-		perKind[e.Kind]++
-	}
-	seen := map[string]int{}
+	names := newSinkNames(c.Sinks)
 	for i := range c.Sinks {
 		e := &c.Sinks[i]
-		serr := func(err error) error { return &SinkError{Kind: e.Kind, Index: e.Index, Err: err} }
-		if e.Config == nil {
-			return serr(errors.New("no configuration"))
-		}
-		com := e.Config.Common()
-		if com.Name == "" {
-			com.Name = e.Kind
-			if perKind[e.Kind] > 1 {
-				com.Name = e.Kind + "-" + strconv.Itoa(e.Index+1)
-			}
-		}
-		if !sinkNameRE.MatchString(com.Name) {
-			return serr(Errorf("name", "%q: use letters, digits, '.', '_' and '-' (it names the spool directory)", com.Name))
-		}
-		if prev, dup := seen[e.ID()]; dup {
-			return serr(Errorf("name", "%q is already used by sink.%s[%d]", com.Name, e.Kind, prev))
-		}
-		seen[e.ID()] = e.Index
-		if err := com.Filter.Validate(); err != nil {
-			return serr(prefixKey("filter", err))
-		}
-		d := &com.Dedup
-		if d.Window == 0 {
-			d.Window = c.Dedup.Window
-		}
-		if d.Keys == nil {
-			d.Keys = append([]string(nil), c.Dedup.Keys...)
-		}
-		if d.MaxPIDs == 0 {
-			d.MaxPIDs = c.Dedup.MaxPIDs
-		}
-		if d.MaxKeys == 0 {
-			d.MaxKeys = c.Dedup.MaxKeys
-		}
-		if d.MaxBytes == 0 {
-			d.MaxBytes = c.Dedup.MaxBytes
-		}
-		if err := d.Validate(); err != nil {
-			return serr(prefixKey("dedup", err))
-		}
-		def := c.RateLimit.RateLimitConfig
-		if rd, ok := e.Config.(RateLimitDefaulter); ok {
-			def = rd.DefaultRateLimit()
-		}
-		r := &com.RateLimit
-		if r.Rate == 0 {
-			r.Rate = def.Rate
-		}
-		if r.Burst == 0 {
-			r.Burst = def.Burst
-		}
-		if err := r.Validate(); err != nil {
-			return serr(prefixKey("rate_limit", err))
-		}
-		if com.QueueSize == 0 {
-			com.QueueSize = DefaultQueueSize
-		}
-		// The queue is allocated whole at start: an absurd size would
-		// panic or exhaust memory in run after check-config accepted it.
-		if err := inRange("queue_size", int64(com.QueueSize), 1, MaxQueueSize); err != nil {
-			return serr(err)
-		}
-		if d, ok := e.Config.(Defaulter); ok {
-			d.ApplyDefaults()
-		}
-		if err := e.Config.Validate(); err != nil {
-			return serr(err)
+		if err := c.normalizeSink(e, names); err != nil {
+			return &SinkError{Kind: e.Kind, Index: e.Index, Err: err}
 		}
 	}
 	return nil
+}
+
+// validateGlobal checks the global sections, each error keyed by its
+// section.
+func (c *Config) validateGlobal() error {
+	for _, s := range []struct {
+		key string
+		v   interface{ Validate() error }
+	}{
+		{"filter", &c.Filter},
+		{"dedup", &c.Dedup},
+		{"rate_limit", &c.RateLimit},
+		{"spool", &c.Spool},
+		{"redact", &c.Redact},
+	} {
+		if err := s.v.Validate(); err != nil {
+			return prefixKey(s.key, err)
+		}
+	}
+	return nil
+}
+
+// normalizeSink names one sink, fills what it leaves unset from the
+// global sections and validates it; errors are relative to its table.
+func (c *Config) normalizeSink(e *SinkEntry, names *sinkNames) error {
+	if e.Config == nil {
+		return errors.New("no configuration")
+	}
+	com := e.Config.Common()
+	if err := names.assign(e); err != nil {
+		return err
+	}
+	if err := com.Filter.Validate(); err != nil {
+		return prefixKey("filter", err)
+	}
+	inheritDedup(&com.Dedup, c.Dedup)
+	if err := com.Dedup.Validate(); err != nil {
+		return prefixKey("dedup", err)
+	}
+	def := c.RateLimit.RateLimitConfig
+	if rd, ok := e.Config.(RateLimitDefaulter); ok {
+		def = rd.DefaultRateLimit()
+	}
+	inheritRateLimit(&com.RateLimit, def)
+	if err := com.RateLimit.Validate(); err != nil {
+		return prefixKey("rate_limit", err)
+	}
+	if com.QueueSize == 0 {
+		com.QueueSize = DefaultQueueSize
+	}
+	// The queue is allocated whole at start: an absurd size would
+	// panic or exhaust memory in run after check-config accepted it.
+	if err := inRange("queue_size", int64(com.QueueSize), 1, MaxQueueSize); err != nil {
+		return err
+	}
+	if d, ok := e.Config.(Defaulter); ok {
+		d.ApplyDefaults()
+	}
+	return e.Config.Validate()
+}
+
+// sinkNames gives sinks without a name one and refuses a name used twice
+// within a kind.
+type sinkNames struct {
+	perKind map[string]int // sinks of each kind
+	seen    map[string]int // index of the sink holding each ID
+}
+
+func newSinkNames(sinks []SinkEntry) *sinkNames {
+	n := &sinkNames{perKind: map[string]int{}, seen: map[string]int{}}
+	for _, e := range sinks {
+		n.perKind[e.Kind]++
+	}
+	return n
+}
+
+// assign names e after its kind when it has no name: "journal", or
+// "journal-2" when the kind has several.
+func (n *sinkNames) assign(e *SinkEntry) error {
+	com := e.Config.Common()
+	if com.Name == "" {
+		com.Name = e.Kind
+		if n.perKind[e.Kind] > 1 {
+			com.Name = e.Kind + "-" + strconv.Itoa(e.Index+1)
+		}
+	}
+	if !sinkNameRE.MatchString(com.Name) {
+		return Errorf("name", "%q: use letters, digits, '.', '_' and '-' (it names the spool directory)", com.Name)
+	}
+	if prev, dup := n.seen[e.ID()]; dup {
+		return Errorf("name", "%q is already used by sink.%s[%d]", com.Name, e.Kind, prev)
+	}
+	n.seen[e.ID()] = e.Index
+	return nil
+}
+
+// inheritDedup fills the dedup settings a sink leaves unset from the
+// global ones.
+func inheritDedup(d *DedupConfig, global DedupConfig) {
+	if d.Window == 0 {
+		d.Window = global.Window
+	}
+	if d.Keys == nil {
+		d.Keys = append([]string(nil), global.Keys...)
+	}
+	if d.MaxPIDs == 0 {
+		d.MaxPIDs = global.MaxPIDs
+	}
+	if d.MaxKeys == 0 {
+		d.MaxKeys = global.MaxKeys
+	}
+	if d.MaxBytes == 0 {
+		d.MaxBytes = global.MaxBytes
+	}
+}
+
+// inheritRateLimit fills the rate limit a sink leaves unset from def.
+func inheritRateLimit(r *RateLimitConfig, def RateLimitConfig) {
+	if r.Rate == 0 {
+		r.Rate = def.Rate
+	}
+	if r.Burst == 0 {
+		r.Burst = def.Burst
+	}
 }
 
 // FieldError is the one validation error type, field.Error, under notify's
