@@ -279,6 +279,63 @@ const helperTimeout = 30 * time.Second
 // failure report. With req.SucceedAfter it also waits for the successful
 // image to exit.
 func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) {
+	h, err := l.startHelper(name, stdin)
+	if err != nil {
+		return nil, err
+	}
+	// A killer bounds the whole conversation: reading a report from a
+	// helper that never writes one would block forever.
+	killer := time.AfterFunc(conversationBound(req), func() { h.cmd.Process.Kill() })
+	defer killer.Stop()
+
+	if err := json.NewEncoder(h.ctl).Encode(req); err != nil {
+		return nil, h.fail(name, fmt.Errorf("send request: %w", err))
+	}
+	dec := json.NewDecoder(bufio.NewReader(h.out))
+	var rep report
+	if err := dec.Decode(&rep); err != nil {
+		return nil, h.fail(name, fmt.Errorf("read helper report: %w", err))
+	}
+	if rep.Err != "" {
+		return nil, h.fail(name, errors.New(rep.Err))
+	}
+	o := expected(name, req, rep)
+	if !req.SucceedAfter {
+		o.release = h.reap
+		return o, nil
+	}
+	if err := h.awaitSuccess(dec, req); err != nil {
+		return nil, h.fail(name, err)
+	}
+	o.Succeeded = true
+	return o, nil
+}
+
+// conversationBound is how long a helper may take for req.
+func conversationBound(req request) time.Duration {
+	bound := helperTimeout
+	if req.Repeat > 0 {
+		// A storm is as long as it is told to be: allow a millisecond per
+		// exec on top, which emulated CPUs need.
+		bound += time.Duration(req.Repeat*max(1, len(req.Paths))) * time.Millisecond
+	}
+	return bound
+}
+
+// helperProc is a running helper: ctl carries the request to it (its fd
+// 3), out its reports back (its fd 4).
+type helperProc struct {
+	cmd     *exec.Cmd
+	ctl     *os.File
+	out     *os.File
+	stderr  *bytes.Buffer
+	once    sync.Once
+	waitErr error
+}
+
+// startHelper starts a helper in the lab's directory with stdin (nil:
+// /dev/null) and the pipes it talks over.
+func (l *Lab) startHelper(name string, stdin *os.File) (*helperProc, error) {
 	ctlR, ctlW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("%s: control pipe: %w", name, err)
@@ -289,14 +346,14 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 		ctlW.Close()
 		return nil, fmt.Errorf("%s: report pipe: %w", name, err)
 	}
-	cmd := exec.Command(l.Exe)
+	h := &helperProc{cmd: exec.Command(l.Exe), ctl: ctlW, out: outR, stderr: &bytes.Buffer{}}
+	cmd := h.cmd
 	cmd.Env = append(cleanEnv(os.Environ()), helperEnv+"=1")
 	cmd.Dir = l.Dir
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &lockedWriter{w: &stderr}
+	cmd.Stderr = &lockedWriter{w: h.stderr}
 	cmd.Stdout = cmd.Stderr
 	cmd.ExtraFiles = []*os.File{ctlR, outW} // fds 3 and 4 in the helper
 	startErr := cmd.Start()
@@ -307,57 +364,62 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 		outR.Close()
 		return nil, fmt.Errorf("%s: start helper %s: %w", name, l.Exe, startErr)
 	}
+	return h, nil
+}
 
-	var once sync.Once
-	var waitErr error
-	reap := func() error {
-		once.Do(func() {
-			ctlW.Close()
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case waitErr = <-done:
-			case <-time.After(helperTimeout):
-				cmd.Process.Kill()
-				waitErr = fmt.Errorf("helper did not exit within %v", helperTimeout)
-				<-done
-			}
-			outR.Close()
-		})
-		return waitErr
-	}
-	fail := func(err error) (*Outcome, error) {
-		cmd.Process.Kill()
-		reap()
-		if s := strings.TrimSpace(stderr.String()); s != "" {
-			err = fmt.Errorf("%w (helper stderr: %s)", err, s)
+// reap waits for the helper to exit, killing it after helperTimeout, and
+// closes its pipes; it returns the same error every time it is called.
+func (h *helperProc) reap() error {
+	h.once.Do(func() {
+		h.ctl.Close()
+		done := make(chan error, 1)
+		go func() { done <- h.cmd.Wait() }()
+		select {
+		case h.waitErr = <-done:
+		case <-time.After(helperTimeout):
+			h.cmd.Process.Kill()
+			h.waitErr = fmt.Errorf("helper did not exit within %v", helperTimeout)
+			<-done
 		}
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
+		h.out.Close()
+	})
+	return h.waitErr
+}
 
-	// A killer bounds the whole conversation: reading a report from a
-	// helper that never writes one would block forever.
-	bound := helperTimeout
-	if req.Repeat > 0 {
-		// A storm is as long as it is told to be: allow a millisecond per
-		// exec on top, which emulated CPUs need.
-		bound += time.Duration(req.Repeat*max(1, len(req.Paths))) * time.Millisecond
+// fail ends the helper and returns err for case name, with what the
+// helper wrote to stderr.
+func (h *helperProc) fail(name string, err error) error {
+	h.cmd.Process.Kill()
+	h.reap()
+	if s := strings.TrimSpace(h.stderr.String()); s != "" {
+		err = fmt.Errorf("%w (helper stderr: %s)", err, s)
 	}
-	killer := time.AfterFunc(bound, func() { cmd.Process.Kill() })
-	defer killer.Stop()
+	return fmt.Errorf("%s: %w", name, err)
+}
 
-	if err := json.NewEncoder(ctlW).Encode(req); err != nil {
-		return fail(fmt.Errorf("send request: %w", err))
+// awaitSuccess reads the helper's announcement that its follow-up exec is
+// succeeding and waits for that image to exit 0.
+func (h *helperProc) awaitSuccess(dec *json.Decoder, req request) error {
+	var next report
+	if err := dec.Decode(&next); err != nil {
+		return fmt.Errorf("read success announcement: %w", err)
 	}
-	dec := json.NewDecoder(bufio.NewReader(outR))
-	var rep report
-	if err := dec.Decode(&rep); err != nil {
-		return fail(fmt.Errorf("read helper report: %w", err))
+	if next.Err != "" {
+		return errors.New(next.Err)
 	}
-	if rep.Err != "" {
-		return fail(errors.New(rep.Err))
+	if !next.Succeeding {
+		return fmt.Errorf("follow-up exec of %s failed: %v", req.SucceedPath, unix.Errno(next.Errno))
 	}
+	if err := h.reap(); err != nil {
+		return fmt.Errorf("successful image did not exit 0: %w", err)
+	}
+	return nil
+}
 
+// expected is what the probe must report for the failure the helper
+// reported: derived from the request and the helper's own view, never from
+// the probe's code.
+func expected(name string, req request, rep report) *Outcome {
 	o := &Outcome{
 		Case:    name,
 		Syscall: req.Syscall,
@@ -395,26 +457,7 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 	if rep.FdFile != nil {
 		o.Binary = rep.FdFile
 	}
-
-	if req.SucceedAfter {
-		var next report
-		if err := dec.Decode(&next); err != nil {
-			return fail(fmt.Errorf("read success announcement: %w", err))
-		}
-		if next.Err != "" {
-			return fail(errors.New(next.Err))
-		}
-		if !next.Succeeding {
-			return fail(fmt.Errorf("follow-up exec of %s failed: %v", req.SucceedPath, unix.Errno(next.Errno)))
-		}
-		if err := reap(); err != nil {
-			return fail(fmt.Errorf("successful image did not exit 0: %w", err))
-		}
-		o.Succeeded = true
-		return o, nil
-	}
-	o.release = reap
-	return o, nil
+	return o
 }
 
 // cleanEnv drops the switches so a helper's own children behave normally.
