@@ -55,222 +55,40 @@ func crash() {
 	panic("provoked crash for a core_pattern pipe")
 }
 
+// helper reads one request from fd 3, makes the exec it asks for and
+// reports what it saw on fd 4; with SucceedAfter it then execs the
+// successful image. It stays alive until the parent closes fd 3.
 func helper() int {
 	ctl := os.NewFile(3, "provoke-control")
-	out := os.NewFile(4, "provoke-report")
-	enc := json.NewEncoder(out)
-	fatal := func(format string, args ...any) int {
-		enc.Encode(report{Err: fmt.Sprintf(format, args...)})
+	enc := json.NewEncoder(os.NewFile(4, "provoke-report"))
+	fatal := func(err error) int {
+		enc.Encode(report{Err: err.Error()})
 		return 2
 	}
 
 	var req request
 	if err := json.NewDecoder(ctl).Decode(&req); err != nil {
-		return fatal("decode request: %v", err)
+		return fatal(fmt.Errorf("decode request: %v", err))
 	}
-
-	// Resources the exec must see stay referenced until the helper exits.
-	var keep []*os.File
-	defer runtime.KeepAlive(keep)
-	if req.OpenForWrite != "" {
-		f, err := os.OpenFile(req.OpenForWrite, os.O_WRONLY, 0)
-		if err != nil {
-			return fatal("open %s for writing: %v", req.OpenForWrite, err)
-		}
-		keep = append(keep, f)
-	}
-
-	dirfd := unix.AT_FDCWD
-	var fdFile *File
-	switch {
-	case req.DirfdOpen != "":
-		fd, err := unix.Open(req.DirfdOpen, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-		if err != nil {
-			return fatal("open dirfd %s: %v", req.DirfdOpen, err)
-		}
-		dirfd = fd
-	case req.Memfd != nil:
-		// Not close-on-exec: execveat of a close-on-exec fd takes a
-		// different path in the kernel for scripts.
-		fd, err := unix.MemfdCreate("execfaild-provoke", 0)
-		if err != nil {
-			return fatal("memfd_create: %v", err)
-		}
-		if _, err := unix.Write(fd, req.Memfd); err != nil {
-			return fatal("write memfd: %v", err)
-		}
-		if req.MemfdMode != 0 {
-			if err := unix.Fchmod(fd, req.MemfdMode); err != nil {
-				return fatal("fchmod memfd: %v", err)
-			}
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return fatal("fstat memfd: %v", err)
-		}
-		link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-		if err != nil {
-			return fatal("readlink memfd: %v", err)
-		}
-		fdFile = fileFromStat(link, &st)
-		dirfd = fd
-	}
-
-	if req.DropTo != nil {
-		id := int(*req.DropTo)
-		// Go applies these to every thread of the process.
-		if err := syscall.Setgroups(nil); err != nil {
-			return fatal("setgroups: %v", err)
-		}
-		if err := syscall.Setgid(id); err != nil {
-			return fatal("setgid %d: %v", id, err)
-		}
-		if err := syscall.Setuid(id); err != nil {
-			return fatal("setuid %d: %v", id, err)
-		}
-	}
-
-	path, err := unix.BytePtrFromString(req.Path)
+	c, err := prepare(req)
 	if err != nil {
-		return fatal("path: %v", err)
+		return fatal(err)
 	}
-	argv, err := cStrings(req.Argv)
-	if err != nil {
-		return fatal("argv: %v", err)
-	}
-	envv, err := cStrings(req.Env)
-	if err != nil {
-		return fatal("env: %v", err)
-	}
-	var succPath *byte
-	var succArgv, succEnv []*byte
-	if req.SucceedAfter {
-		if succPath, err = unix.BytePtrFromString(req.SucceedPath); err != nil {
-			return fatal("success path: %v", err)
-		}
-		if succArgv, err = cStrings([]string{req.SucceedPath}); err != nil {
-			return fatal("success argv: %v", err)
-		}
-		if succEnv, err = cStrings(req.SucceedEnv); err != nil {
-			return fatal("success env: %v", err)
-		}
-	}
-
-	// Pointers the kernel must fail to read: address 1 is never mapped.
-	pathArg, argvArg := uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&argv[0]))
-	raw := make([]uintptr, len(argv))
-	if req.BadPath {
-		pathArg = 1
-	}
-	if req.BadArgv > 0 {
-		for i, p := range argv {
-			raw[i] = uintptr(unsafe.Pointer(p))
-		}
-		raw[req.BadArgv] = 1
-		argvArg = uintptr(unsafe.Pointer(&raw[0]))
-	}
-	// RewritePath: the path lives in a buffer this process rewrites while
-	// the exec is stalled copying argv[1] (userfaultfd), so the caller's
-	// memory no longer says what the kernel used once the syscall returns.
-	var pathBuf []byte
-	var rewritten <-chan error
-	if req.RewritePath != "" {
-		pathBuf = make([]byte, max(len(req.Path), len(req.RewritePath))+1)
-		copy(pathBuf, req.Path)
-		pathArg = uintptr(unsafe.Pointer(&pathBuf[0]))
-		if len(req.Argv) < 2 {
-			return fatal("rewrite_path needs argv[1] to stall on")
-		}
-		stall, err := newStalledString(req.Argv[1])
-		if err != nil {
-			return fatal("stall argv[1]: %v", err)
-		}
-		for i, p := range argv {
-			raw[i] = uintptr(unsafe.Pointer(p))
-		}
-		raw[1] = stall.addr()
-		argvArg = uintptr(unsafe.Pointer(&raw[0]))
-		rewritten = stall.serve(func() {
-			clear(pathBuf)
-			copy(pathBuf, req.RewritePath)
-		})
-	}
-
 	attempt := func() int {
-		rep := snapshot()
-		rep.Dirfd = dirfd
-		rep.FdFile = fdFile
-		if req.CloseStdin {
-			// Closed here, after the runtime's start-up check that reopens
-			// missing standard descriptors on /dev/null, and after the
-			// snapshot, which opens files. Nothing opens a file between
-			// this and the exec, so fd 0 really is closed.
-			if err := unix.Close(0); err != nil {
-				return fatal("close stdin: %v", err)
-			}
-			rep.Stdin = Stdin{Closed: true, Type: "closed"}
+		rep, err := c.attempt(enc)
+		if err != nil {
+			return fatal(err)
 		}
-		var errno syscall.Errno
-		switch {
-		case req.Compat:
-			var err error
-			errno, err = compatExec(req.Syscall == "execveat", dirfd, req.Path, req.Argv, req.Env, req.Flags)
-			if err != nil {
-				return fatal("compat %s: %v", req.Syscall, err)
-			}
-		case req.Syscall == "none":
-			// Only the successful exec below.
-		case req.Syscall == "execve" && req.Repeat > 0:
-			errno = storm(req, argvArg, uintptr(unsafe.Pointer(&envv[0])))
-		case req.Syscall == "execve":
-			_, _, errno = unix.Syscall(unix.SYS_EXECVE, pathArg, argvArg, uintptr(unsafe.Pointer(&envv[0])))
-		case req.Syscall == "execveat":
-			_, _, errno = unix.Syscall6(unix.SYS_EXECVEAT,
-				uintptr(dirfd),
-				uintptr(unsafe.Pointer(path)),
-				uintptr(unsafe.Pointer(&argv[0])),
-				uintptr(unsafe.Pointer(&envv[0])),
-				uintptr(req.Flags), 0)
-		default:
-			return fatal("unknown syscall %q", req.Syscall)
-		}
-		rep.Errno = int(errno)
-		if rewritten != nil {
-			if err := <-rewritten; err != nil {
-				return fatal("rewrite path during exec: %v", err)
-			}
-		}
-		if err := enc.Encode(rep); err != nil {
-			return 2
-		}
-		if !req.SucceedAfter {
-			return 0
-		}
-		// Announce before the exec: a successful exec never returns, and
-		// the new image inherits fd 4, whose close at its exit ends the
-		// conversation.
-		if err := enc.Encode(report{Succeeding: true, PID: rep.PID, TID: rep.TID}); err != nil {
-			return 2
-		}
-		_, _, errno = unix.Syscall(unix.SYS_EXECVE,
-			uintptr(unsafe.Pointer(succPath)),
-			uintptr(unsafe.Pointer(&succArgv[0])),
-			uintptr(unsafe.Pointer(&succEnv[0])))
-		return fatal("success exec of %s failed: %v", req.SucceedPath, errno)
+		return rep
 	}
-
 	var rc int
 	if req.Thread {
 		rc = onOtherThread(attempt)
 	} else {
 		rc = attempt()
 	}
-	runtime.KeepAlive(argv)
-	runtime.KeepAlive(raw)
-	runtime.KeepAlive(pathBuf)
-	runtime.KeepAlive(envv)
-	runtime.KeepAlive(succArgv)
-	runtime.KeepAlive(succEnv)
+	// What the exec was handed stays referenced until it has run.
+	runtime.KeepAlive(c)
 	if rc != 0 {
 		return rc
 	}
@@ -281,6 +99,268 @@ func helper() int {
 	// resolve fields through /proc/<pid> need the caller to exist.
 	io.Copy(io.Discard, ctl)
 	return 0
+}
+
+// call is the exec a helper makes, prepared before it runs: the files it
+// must see, the C strings it passes and the raw arguments it hands the
+// kernel, some of them bad on purpose.
+type call struct {
+	req    request
+	keep   []*os.File // open files the exec must see
+	dirfd  int
+	fdFile *File // the memfd execveat runs, when it is one
+
+	path             *byte
+	argv, envv       []*byte
+	raw              []uintptr // argv as addresses, when one is bad
+	pathArg, argvArg uintptr
+	pathBuf          []byte       // RewritePath: the path as this process rewrites it
+	rewritten        <-chan error // RewritePath: the rewrite's outcome
+
+	succPath          *byte
+	succArgv, succEnv []*byte
+}
+
+// prepare does everything req asks for before the exec.
+func prepare(req request) (*call, error) {
+	c := &call{req: req, dirfd: unix.AT_FDCWD}
+	for _, step := range []func() error{c.openFiles, c.dropPrivileges, c.cStrings, c.badArguments} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// openFiles opens what the exec must find open: a file held for writing,
+// and execveat's directory or memfd.
+func (c *call) openFiles() error {
+	req := c.req
+	if req.OpenForWrite != "" {
+		f, err := os.OpenFile(req.OpenForWrite, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("open %s for writing: %v", req.OpenForWrite, err)
+		}
+		c.keep = append(c.keep, f)
+	}
+	switch {
+	case req.DirfdOpen != "":
+		fd, err := unix.Open(req.DirfdOpen, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return fmt.Errorf("open dirfd %s: %v", req.DirfdOpen, err)
+		}
+		c.dirfd = fd
+	case req.Memfd != nil:
+		fd, file, err := openMemfd(req.Memfd, req.MemfdMode)
+		if err != nil {
+			return err
+		}
+		c.dirfd, c.fdFile = fd, file
+	}
+	return nil
+}
+
+// openMemfd makes a memfd holding content, with mode when it is not 0.
+func openMemfd(content []byte, mode uint32) (int, *File, error) {
+	// Not close-on-exec: execveat of a close-on-exec fd takes a
+	// different path in the kernel for scripts.
+	fd, err := unix.MemfdCreate("execfaild-provoke", 0)
+	if err != nil {
+		return 0, nil, fmt.Errorf("memfd_create: %v", err)
+	}
+	if _, err := unix.Write(fd, content); err != nil {
+		return 0, nil, fmt.Errorf("write memfd: %v", err)
+	}
+	if mode != 0 {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return 0, nil, fmt.Errorf("fchmod memfd: %v", err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, nil, fmt.Errorf("fstat memfd: %v", err)
+	}
+	link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return 0, nil, fmt.Errorf("readlink memfd: %v", err)
+	}
+	return fd, fileFromStat(link, &st), nil
+}
+
+// dropPrivileges becomes the user and group DropTo names, without
+// supplementary groups.
+func (c *call) dropPrivileges() error {
+	if c.req.DropTo == nil {
+		return nil
+	}
+	id := int(*c.req.DropTo)
+	// Go applies these to every thread of the process.
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %v", err)
+	}
+	if err := syscall.Setgid(id); err != nil {
+		return fmt.Errorf("setgid %d: %v", id, err)
+	}
+	if err := syscall.Setuid(id); err != nil {
+		return fmt.Errorf("setuid %d: %v", id, err)
+	}
+	return nil
+}
+
+// cStrings builds the C strings of the failing exec and of the successful
+// one that may follow.
+func (c *call) cStrings() error {
+	req := c.req
+	var err error
+	if c.path, err = unix.BytePtrFromString(req.Path); err != nil {
+		return fmt.Errorf("path: %v", err)
+	}
+	if c.argv, err = cStrings(req.Argv); err != nil {
+		return fmt.Errorf("argv: %v", err)
+	}
+	if c.envv, err = cStrings(req.Env); err != nil {
+		return fmt.Errorf("env: %v", err)
+	}
+	c.pathArg, c.argvArg = uintptr(unsafe.Pointer(c.path)), uintptr(unsafe.Pointer(&c.argv[0]))
+	if !req.SucceedAfter {
+		return nil
+	}
+	if c.succPath, err = unix.BytePtrFromString(req.SucceedPath); err != nil {
+		return fmt.Errorf("success path: %v", err)
+	}
+	if c.succArgv, err = cStrings([]string{req.SucceedPath}); err != nil {
+		return fmt.Errorf("success argv: %v", err)
+	}
+	if c.succEnv, err = cStrings(req.SucceedEnv); err != nil {
+		return fmt.Errorf("success env: %v", err)
+	}
+	return nil
+}
+
+// badArguments replaces the path or an argv entry with an address the
+// kernel must fail to read, or with memory rewritten during the exec.
+func (c *call) badArguments() error {
+	req := c.req
+	// Pointers the kernel must fail to read: address 1 is never mapped.
+	c.raw = make([]uintptr, len(c.argv))
+	if req.BadPath {
+		c.pathArg = 1
+	}
+	if req.BadArgv > 0 {
+		for i, p := range c.argv {
+			c.raw[i] = uintptr(unsafe.Pointer(p))
+		}
+		c.raw[req.BadArgv] = 1
+		c.argvArg = uintptr(unsafe.Pointer(&c.raw[0]))
+	}
+	if req.RewritePath != "" {
+		return c.rewritePath()
+	}
+	return nil
+}
+
+// rewritePath puts the path in a buffer this process rewrites while the
+// exec is stalled copying argv[1] (userfaultfd), so the caller's memory no
+// longer says what the kernel used once the syscall returns.
+func (c *call) rewritePath() error {
+	req := c.req
+	c.pathBuf = make([]byte, max(len(req.Path), len(req.RewritePath))+1)
+	copy(c.pathBuf, req.Path)
+	c.pathArg = uintptr(unsafe.Pointer(&c.pathBuf[0]))
+	if len(req.Argv) < 2 {
+		return fmt.Errorf("rewrite_path needs argv[1] to stall on")
+	}
+	stall, err := newStalledString(req.Argv[1])
+	if err != nil {
+		return fmt.Errorf("stall argv[1]: %v", err)
+	}
+	for i, p := range c.argv {
+		c.raw[i] = uintptr(unsafe.Pointer(p))
+	}
+	c.raw[1] = stall.addr()
+	c.argvArg = uintptr(unsafe.Pointer(&c.raw[0]))
+	c.rewritten = stall.serve(func() {
+		clear(c.pathBuf)
+		copy(c.pathBuf, req.RewritePath)
+	})
+	return nil
+}
+
+// attempt makes the failing exec on the calling thread and reports it,
+// then, with SucceedAfter, announces and makes the successful one. It
+// returns the helper's exit code, or an error to report.
+func (c *call) attempt(enc *json.Encoder) (int, error) {
+	req := c.req
+	rep := snapshot()
+	rep.Dirfd = c.dirfd
+	rep.FdFile = c.fdFile
+	if req.CloseStdin {
+		// Closed here, after the runtime's start-up check that reopens
+		// missing standard descriptors on /dev/null, and after the
+		// snapshot, which opens files. Nothing opens a file between
+		// this and the exec, so fd 0 really is closed.
+		if err := unix.Close(0); err != nil {
+			return 0, fmt.Errorf("close stdin: %v", err)
+		}
+		rep.Stdin = Stdin{Closed: true, Type: "closed"}
+	}
+	errno, err := c.exec()
+	if err != nil {
+		return 0, err
+	}
+	rep.Errno = int(errno)
+	if c.rewritten != nil {
+		if err := <-c.rewritten; err != nil {
+			return 0, fmt.Errorf("rewrite path during exec: %v", err)
+		}
+	}
+	if err := enc.Encode(rep); err != nil {
+		return 2, nil
+	}
+	if !req.SucceedAfter {
+		return 0, nil
+	}
+	// Announce before the exec: a successful exec never returns, and
+	// the new image inherits fd 4, whose close at its exit ends the
+	// conversation.
+	if err := enc.Encode(report{Succeeding: true, PID: rep.PID, TID: rep.TID}); err != nil {
+		return 2, nil
+	}
+	_, _, errno = unix.Syscall(unix.SYS_EXECVE,
+		uintptr(unsafe.Pointer(c.succPath)),
+		uintptr(unsafe.Pointer(&c.succArgv[0])),
+		uintptr(unsafe.Pointer(&c.succEnv[0])))
+	return 0, fmt.Errorf("success exec of %s failed: %v", req.SucceedPath, errno)
+}
+
+// exec makes the failing exec req asks for and returns its errno.
+func (c *call) exec() (syscall.Errno, error) {
+	req := c.req
+	var errno syscall.Errno
+	switch {
+	case req.Compat:
+		var err error
+		errno, err = compatExec(req.Syscall == "execveat", c.dirfd, req.Path, req.Argv, req.Env, req.Flags)
+		if err != nil {
+			return 0, fmt.Errorf("compat %s: %v", req.Syscall, err)
+		}
+	case req.Syscall == "none":
+		// Only the successful exec below.
+	case req.Syscall == "execve" && req.Repeat > 0:
+		errno = storm(req, c.argvArg, uintptr(unsafe.Pointer(&c.envv[0])))
+	case req.Syscall == "execve":
+		_, _, errno = unix.Syscall(unix.SYS_EXECVE, c.pathArg, c.argvArg, uintptr(unsafe.Pointer(&c.envv[0])))
+	case req.Syscall == "execveat":
+		_, _, errno = unix.Syscall6(unix.SYS_EXECVEAT,
+			uintptr(c.dirfd),
+			uintptr(unsafe.Pointer(c.path)),
+			uintptr(unsafe.Pointer(&c.argv[0])),
+			uintptr(unsafe.Pointer(&c.envv[0])),
+			uintptr(req.Flags), 0)
+	default:
+		return 0, fmt.Errorf("unknown syscall %q", req.Syscall)
+	}
+	return errno, nil
 }
 
 // onOtherThread runs f on an OS thread other than the main one. The main
