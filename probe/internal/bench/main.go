@@ -69,70 +69,115 @@ type daemonFlag []string
 func (d *daemonFlag) String() string     { return strings.Join(*d, ",") }
 func (d *daemonFlag) Set(v string) error { *d = append(*d, v); return nil }
 
-func run(args []string, out io.Writer) error {
+// options are bench's command line.
+type options struct {
+	n, spawn, rounds int
+	daemons          daemonFlag
+	peers            bool
+	latency          int
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	n := fs.Int("n", 200000, "failing execs per workload, observer and round")
-	spawn := fs.Int("spawn", 5000, "successful fork+exec+wait per observer and round")
-	rounds := fs.Int("rounds", 3, "rounds; each runs every observer once, in a rotating order")
-	var daemons daemonFlag
-	fs.Var(&daemons, "daemon", "`name=binary` of an execfaild to observe (repeatable; default execfaild=./execfaild)")
-	peers := fs.Bool("peers", true, "also measure bpftrace and auditd when installed")
-	latency := fs.Int("latency", 10, "failures per errno sent through a loopback webhook to time delivery (0: none)")
+	fs.IntVar(&o.n, "n", 200000, "failing execs per workload, observer and round")
+	fs.IntVar(&o.spawn, "spawn", 5000, "successful fork+exec+wait per observer and round")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every observer once, in a rotating order")
+	fs.Var(&o.daemons, "daemon", "`name=binary` of an execfaild to observe (repeatable; default execfaild=./execfaild)")
+	fs.BoolVar(&o.peers, "peers", true, "also measure bpftrace and auditd when installed")
+	fs.IntVar(&o.latency, "latency", 10, "failures per errno sent through a loopback webhook to time delivery (0: none)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
-	if *n <= 0 || *spawn <= 0 || *rounds <= 0 {
-		return errors.New("-n, -spawn and -rounds must be positive")
+	if o.n <= 0 || o.spawn <= 0 || o.rounds <= 0 {
+		return nil, errors.New("-n, -spawn and -rounds must be positive")
+	}
+	if len(o.daemons) == 0 {
+		o.daemons = daemonFlag{"execfaild=./execfaild"}
+	}
+	return o, nil
+}
+
+func run(args []string, out io.Writer) error {
+	opt, err := parseFlags(args)
+	if err != nil {
+		return err
 	}
 	if unix.Geteuid() != 0 {
 		return errors.New("needs root to attach observers")
 	}
-	if len(daemons) == 0 {
-		daemons = daemonFlag{"execfaild=./execfaild"}
-	}
-
 	dir, err := os.MkdirTemp("", "execfaild-bench-")
 	if err != nil {
 		return fmt.Errorf("scratch dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	loads, err := setupWorkloads(dir, *n, *spawn)
+	loads, err := setupWorkloads(dir, opt.n, opt.spawn)
 	if err != nil {
 		return err
 	}
+	obs, err := observers(opt, dir)
+	if err != nil {
+		return err
+	}
+	if err := warmUp(loads); err != nil {
+		return err
+	}
+	res, err := runRounds(obs, loads, opt.rounds)
+	if err != nil {
+		return err
+	}
+	lat, err := latencies(obs, dir, opt.latency)
+	if err != nil {
+		return err
+	}
+	res.print(out, opt.rounds, lat)
+	return nil
+}
 
+// observers are the watchers compared: none, each daemon named, and with
+// -peers bpftrace and auditd where installed.
+func observers(opt *options, dir string) ([]observer, error) {
 	obs := []observer{&bare{}}
-	for _, d := range daemons {
+	for _, d := range opt.daemons {
 		name, bin, ok := strings.Cut(d, "=")
 		if !ok {
-			return fmt.Errorf("-daemon %q: want name=binary", d)
+			return nil, fmt.Errorf("-daemon %q: want name=binary", d)
 		}
 		obs = append(obs, &daemonObserver{label: name, bin: bin, work: dir})
 	}
-	if *peers {
-		if _, err := exec.LookPath("bpftrace"); err == nil {
-			obs = append(obs, &bpftraceObserver{work: dir})
-		} else {
-			fmt.Fprintln(os.Stderr, "bench: bpftrace not installed: not measured")
-		}
-		if _, err := exec.LookPath("auditctl"); err == nil {
-			obs = append(obs, &auditObserver{})
-		} else {
-			fmt.Fprintln(os.Stderr, "bench: auditd not installed: not measured")
-		}
+	if !opt.peers {
+		return obs, nil
 	}
+	if _, err := exec.LookPath("bpftrace"); err == nil {
+		obs = append(obs, &bpftraceObserver{work: dir})
+	} else {
+		fmt.Fprintln(os.Stderr, "bench: bpftrace not installed: not measured")
+	}
+	if _, err := exec.LookPath("auditctl"); err == nil {
+		obs = append(obs, &auditObserver{})
+	} else {
+		fmt.Fprintln(os.Stderr, "bench: auditd not installed: not measured")
+	}
+	return obs, nil
+}
 
-	// Warm caches (dentries, the worker binary, the target) so the first
-	// measured phase is not penalised.
+// warmUp runs a fiftieth of every workload so caches (dentries, the
+// worker binary, the target) are warm and the first measured phase is not
+// penalised.
+func warmUp(loads []workload) error {
 	for _, w := range loads {
 		w.n = max(w.n/50, 10)
 		if _, _, err := measure(w); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
+	return nil
+}
 
+// runRounds runs every observer once per round over every workload.
+func runRounds(obs []observer, loads []workload, rounds int) (*results, error) {
 	res := newResults(obs, loads)
-	for r := range *rounds {
+	for r := range rounds {
 		// Rotating the order spreads slow drift in the machine's load over
 		// every observer rather than billing it to the last.
 		order := slices.Clone(obs)
@@ -141,26 +186,34 @@ func run(args []string, out io.Writer) error {
 		}
 		for _, o := range order {
 			if err := runRound(o, loads, res); err != nil {
-				return fmt.Errorf("round %d, %s: %w", r+1, o.name(), err)
+				return nil, fmt.Errorf("round %d, %s: %w", r+1, o.name(), err)
 			}
 		}
 	}
+	return res, nil
+}
+
+// latencies times n failures per errno from exec to each daemon's
+// webhook, keyed "<daemon> <errno>"; none when n is 0.
+func latencies(obs []observer, dir string, n int) (map[string][]time.Duration, error) {
 	lat := map[string][]time.Duration{}
-	if *latency > 0 {
-		for _, o := range obs {
-			if d, ok := o.(*daemonObserver); ok {
-				l, err := measureLatency(d, dir, *latency)
-				if err != nil {
-					return fmt.Errorf("latency, %s: %w", d.label, err)
-				}
-				for k, v := range l {
-					lat[d.label+" "+k] = v
-				}
-			}
+	if n <= 0 {
+		return lat, nil
+	}
+	for _, o := range obs {
+		d, ok := o.(*daemonObserver)
+		if !ok {
+			continue
+		}
+		l, err := measureLatency(d, dir, n)
+		if err != nil {
+			return nil, fmt.Errorf("latency, %s: %w", d.label, err)
+		}
+		for k, v := range l {
+			lat[d.label+" "+k] = v
 		}
 	}
-	res.print(out, *rounds, lat)
-	return nil
+	return lat, nil
 }
 
 // setupWorkloads writes the files the workloads exec.
