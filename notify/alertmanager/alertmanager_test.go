@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/probe/event"
@@ -423,13 +421,7 @@ severity = "warning"
 team = "platform"
 `
 	cfg, _ := notify.NewSinkConfig("alertmanager")
-	md, err := toml.Decode(doc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		t.Fatalf("keys not decoded: %v", und)
-	}
+	sinktest.Decode(t, doc, cfg)
 	c := cfg.(*Config)
 	if c.URL.Reveal() != "http://alertmanager.example:9093" || c.ResolveTimeout.D() != 15*time.Minute ||
 		c.GeneratorURL != "https://grafana.example/d/execfaild" || c.BearerTokenFile != "/etc/execfaild/am.token" ||

@@ -19,8 +19,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/probe/event"
@@ -584,13 +582,7 @@ exit $rc
 
 func TestDecodeTOML(t *testing.T) {
 	c := DefaultConfig()
-	md, err := toml.Decode("name = \"local\"\nsocket = \"/run/container/journal.sock\"\npriority = \"notice\"\n", c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		t.Errorf("keys not decoded: %v", und)
-	}
+	sinktest.Decode(t, "name = \"local\"\nsocket = \"/run/container/journal.sock\"\npriority = \"notice\"\n", c)
 	if c.Name != "local" || c.Socket != "/run/container/journal.sock" || c.Priority != "notice" {
 		t.Errorf("decoded %+v", c)
 	}

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/notify/slack"
@@ -343,13 +341,7 @@ rate = "1/s"
 burst = 2
 `
 	cfg, _ := notify.NewSinkConfig("slack")
-	md, err := toml.Decode(doc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		t.Fatalf("keys not decoded: %v", und)
-	}
+	sinktest.Decode(t, doc, cfg)
 	c := cfg.(*slack.Config)
 	if c.Name != "ops" || c.URL.Reveal() != "https://hooks.slack.example/services/T/B/decode" || c.Channel != "#ops" ||
 		c.Username != "execfaild" || c.IconEmoji != ":warning:" || c.Timeout.D() != 3*time.Second || c.RateLimit.Burst != 2 {

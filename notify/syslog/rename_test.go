@@ -6,9 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/notify/internal/sinktest"
 )
 
 // TestFormerTLSKeyNames: a file that names the TLS settings as they were
@@ -17,14 +16,12 @@ import (
 // and errors name the key the file holds.
 func TestFormerTLSKeyNames(t *testing.T) {
 	c := DefaultConfig()
-	if _, err := toml.Decode(`
+	sinktest.Decode(t, `
 network = "tcp+tls"
 address = "logs.example.net:6514"
 ca_file = "/etc/ssl/logs-ca.pem"
 server_name = "logs.example.net"
-`, c); err != nil {
-		t.Fatal(err)
-	}
+`, c)
 	c.ApplyDefaults()
 	if c.CAFile != "/etc/ssl/logs-ca.pem" || c.ServerName != "logs.example.net" {
 		t.Errorf("former names not applied: ca %q, server name %q", c.CAFile, c.ServerName)
@@ -51,15 +48,13 @@ server_name = "logs.example.net"
 // naming the former one, whatever the values.
 func TestFormerAndCurrentTLSKeyName(t *testing.T) {
 	c := DefaultConfig()
-	if _, err := toml.Decode(`
+	sinktest.Decode(t, `
 network = "tcp+tls"
 address = "logs.example.net:6514"
 cert_file = "/a.pem"
 tls_cert_file = "/b.pem"
 tls_key_file = "/b.key"
-`, c); err != nil {
-		t.Fatal(err)
-	}
+`, c)
 	c.ApplyDefaults()
 	want := "cert_file: former name of tls_cert_file, which is set too: keep only tls_cert_file"
 	if err := c.Validate(); err == nil || err.Error() != want {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/notify/internal/sinktest"
 	"github.com/execfaild/execfaild/notify/journal"
@@ -474,7 +472,7 @@ func TestStructuredDataStrict(t *testing.T) {
 // embedded common settings flattened beside them.
 func TestDecodeTOML(t *testing.T) {
 	c := DefaultConfig()
-	md, err := toml.Decode(`
+	sinktest.Decode(t, `
 name = "central"
 network = "tcp+tls"
 address = "logs.example.net:6514"
@@ -486,12 +484,6 @@ tls_ca_file = "/etc/ssl/logs-ca.pem"
 tls_server_name = "logs.example.net"
 timeout = "3s"
 `, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		t.Errorf("keys not decoded: %v", und)
-	}
 	if c.Name != "central" || c.Network != "tcp+tls" || c.Facility != "local3" || c.SDID != "execfail@99999" ||
 		c.MaxMessageBytes != 4096 || c.ServerName != "logs.example.net" || c.Timeout != 3*time.Second || c.Severity != "err" {
 		t.Errorf("decoded %+v", c)

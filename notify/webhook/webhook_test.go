@@ -440,13 +440,7 @@ tls_server_name = "events.example.com"
 X-Api-Key = "key-value"
 `
 	cfg, _ := notify.NewSinkConfig("webhook")
-	md, err := toml.Decode(doc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		t.Fatalf("keys not decoded: %v", und)
-	}
+	sinktest.Decode(t, doc, cfg)
 	c := cfg.(*Config)
 	if c.URLFile != "/etc/execfaild/hook.url" || c.HMACSecretFile != "/etc/execfaild/hook.key" || c.Username != "execfaild" ||
 		c.PasswordFile != "/etc/execfaild/hook.password" || c.Timeout.D() != 4*time.Second || c.TLSCAFile != "/etc/execfaild/ca.pem" ||

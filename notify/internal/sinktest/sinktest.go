@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe/event"
 )
@@ -34,6 +36,19 @@ func Golden(t testing.TB, path string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// Decode decodes the TOML doc into a sink's config, as the file's loader
+// does, and fails the test on an error or a key nothing decoded.
+func Decode(t testing.TB, doc string, into notify.SinkConfig) {
+	t.Helper()
+	md, err := toml.Decode(doc, into)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		t.Fatalf("keys not decoded: %v", und)
 	}
 }
 
