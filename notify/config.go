@@ -14,6 +14,13 @@ import (
 // sections of the configuration file describe them. The file's loader
 // embeds it, so a global stage's section is named here alone.
 type Config struct {
+	// Host names this machine in every notification (syslog HOSTNAME, the
+	// host field and label); empty means Env.Host, else the hostname. A
+	// top-level key of the file.
+	Host string `toml:"host,omitempty"`
+	// Labels are the [labels] section: static labels (site, role, …)
+	// every notification carries.
+	Labels    map[string]string     `toml:"labels,omitempty"`
 	Filter    FilterConfig          `toml:"filter"`
 	Dedup     DedupConfig           `toml:"dedup"`
 	RateLimit GlobalRateLimitConfig `toml:"rate_limit"`
@@ -67,6 +74,9 @@ var sinkNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // a global section are *FieldError with the section in the key
 // ("dedup.window"); errors about a sink are *SinkError.
 func (c *Config) Normalize() error {
+	if err := c.validateIdentity(); err != nil {
+		return err
+	}
 	if err := c.validateGlobal(); err != nil {
 		return err
 	}

@@ -70,6 +70,7 @@ type Pipeline struct {
 	lifeMu   sync.Mutex
 	mu       sync.Mutex
 	cfg      Config
+	host     string // stamped on every event with cfg.Labels
 	filter   *filter
 	redact   *redactor
 	global   *bucket
@@ -108,8 +109,10 @@ type sinkState struct {
 	// on time or tracked; overflowUIDs is their order of creation.
 	overflow     map[uint32]*digest
 	overflowUIDs []uint32
-	w            *worker
-	c            *sinkCounters
+	// ws is the sink's worker, or one per replica (Replicas): each has
+	// its own queue, spool and counters, and c counts for the sink.
+	ws []*worker
+	c  *sinkCounters
 	// keepArgs: the operator let this sink see arguments unredacted.
 	keepArgs bool
 }
@@ -151,7 +154,7 @@ func New(cfg Config, env Env, opts ...Option) (*Pipeline, error) {
 	p.coal = newCoalescer(PathSearchHold)
 	p.coal.lostMarkers = p.lostMarkers
 	for _, s := range sinks {
-		s.w.start()
+		s.start()
 	}
 	return p, nil
 }
@@ -161,69 +164,100 @@ func (p *Pipeline) build(cfg Config) ([]*sinkState, error) {
 	var out []*sinkState
 	fail := func(err error) ([]*sinkState, error) {
 		for _, s := range out {
-			s.w.sink.Close()
+			s.closeSinks()
 		}
 		return nil, err
 	}
+	env := p.env
+	env.Host = cfg.Hostname(p.env)
 	now := p.clock.Now()
 	for _, e := range cfg.Sinks {
 		com := e.Config.Common()
-		sink, err := e.Config.New(p.env)
+		sink, err := e.Config.New(env)
 		if err != nil {
 			return fail(&SinkError{Kind: e.Kind, Index: e.Index, Err: err})
 		}
-		id := e.ID()
-		c := &sinkCounters{}
-		sp, err := openSpool(filepath.Join(cfg.Spool.Dir, id), cfg.Spool.MaxBytes, cfg.Spool.MaxEntries, com.Dedup.MaxPIDs)
-		if err != nil {
-			p.log.Error("spool unusable: notifications this sink cannot deliver will be lost", "sink", id, "err", err)
-			sp = nil
-		} else {
-			sp.log = p.log.With("sink", id)
-		}
-		var pace time.Duration
-		if r := com.RateLimit.Rate; r > 0 {
-			pace = time.Duration(float64(time.Second) / float64(r))
-		}
-		ctx, cancel := context.WithCancel(context.Background())
 		s := &sinkState{
 			entry:    e,
-			id:       id,
+			id:       e.ID(),
 			filter:   newFilter(com.Filter),
 			dedup:    com.Dedup,
 			bucket:   newBucket(com.RateLimit.Rate, com.RateLimit.Burst, now),
 			entries:  map[string]*held{},
 			perUID:   map[uint32]*uidShare{},
 			overflow: map[uint32]*digest{},
-			c:        c,
-			w: &worker{
-				id: id, sink: sink, q: make(chan *event.Event, com.QueueSize), spool: sp, log: p.log, c: c,
-				retryInitial: cfg.Spool.RetryInitial.D(), retryMax: cfg.Spool.RetryMax.D(), pace: pace,
-				ctx: ctx, abort: cancel, done: make(chan struct{}),
-			},
+			c:        &sinkCounters{},
 		}
 		if k, ok := e.Config.(ArgumentKeeper); ok {
 			s.keepArgs = k.KeepsArguments()
 		}
+		s.ws = p.workers(cfg, s, sink)
 		out = append(out, s)
 	}
 	return out, nil
 }
 
+// workers makes the worker of sink, or one per replica.
+func (p *Pipeline) workers(cfg Config, s *sinkState, sink Sink) []*worker {
+	replicas, ok := sink.(Replicas)
+	if !ok || len(replicas) < 2 {
+		return []*worker{p.worker(cfg, s, sink, s.id, s.id, s.c)}
+	}
+	ws := make([]*worker, len(replicas))
+	for i, r := range replicas {
+		w := p.worker(cfg, s, r, ReplicaID(s.id, i), replicaSpoolDir(s.id, i), &sinkCounters{})
+		w.copies = &copies{byName: map[string]*delivery{}}
+		ws[i] = w
+	}
+	return ws
+}
+
+// worker makes one worker delivering to sink, spooling below dir.
+func (p *Pipeline) worker(cfg Config, s *sinkState, sink Sink, id, dir string, c *sinkCounters) *worker {
+	com := s.entry.Config.Common()
+	sp, err := openSpool(filepath.Join(cfg.Spool.Dir, dir), cfg.Spool.MaxBytes, cfg.Spool.MaxEntries, com.Dedup.MaxPIDs)
+	if err != nil {
+		p.log.Error("spool unusable: notifications this sink cannot deliver will be lost", "sink", id, "err", err)
+		sp = nil
+	} else {
+		sp.log = p.log.With("sink", id)
+	}
+	var pace time.Duration
+	if r := com.RateLimit.Rate; r > 0 {
+		pace = time.Duration(float64(time.Second) / float64(r))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &worker{
+		id: id, sink: sink, q: make(chan job, com.QueueSize), spool: sp, log: p.log, c: c,
+		retryInitial: cfg.Spool.RetryInitial.D(), retryMax: cfg.Spool.RetryMax.D(), pace: pace,
+		ctx: ctx, abort: cancel, done: make(chan struct{}),
+	}
+}
+
 // apply installs cfg and sinks; the caller holds mu or owns p exclusively.
 func (p *Pipeline) apply(cfg Config, sinks []*sinkState) {
 	p.cfg = cfg
+	p.host = cfg.Hostname(p.env)
 	p.filter = newFilter(cfg.Filter)
 	p.redact = newRedactor(cfg.Redact)
 	p.global = newBucket(cfg.RateLimit.GlobalRate, cfg.RateLimit.GlobalBurst, p.clock.Now())
 	p.sinks = sinks
 	for _, s := range sinks {
-		if c := p.counters[s.id]; c != nil {
-			// Same kind and name as before a reload: keep counting on.
-			s.c, s.w.c = c, c
+		s.c = p.keepCounting(s.id, s.c)
+		for _, w := range s.ws {
+			w.c = p.keepCounting(w.id, w.c)
 		}
-		p.counters[s.id] = s.c
 	}
+}
+
+// keepCounting returns the counters id had before a reload (same kind,
+// name and replica), or registers c as id's.
+func (p *Pipeline) keepCounting(id string, c *sinkCounters) *sinkCounters {
+	if old := p.counters[id]; old != nil {
+		return old
+	}
+	p.counters[id] = c
+	return c
 }
 
 // Handle takes one failure from the probe. It keeps a copy of ev but shares
@@ -244,6 +278,9 @@ func (p *Pipeline) Handle(ev *event.Event) {
 	if e.Count == 0 {
 		e.Count = 1
 	}
+	// One place names the machine and its labels for every sink; a reload
+	// changes them for the failures after it.
+	e.Host, e.Labels = p.host, p.cfg.Labels
 	now := p.clock.Now()
 	for _, out := range p.coal.add(&e, now) {
 		p.fanout(out, now)
@@ -351,7 +388,7 @@ func (p *Pipeline) emit(s *sinkState, ev *event.Event, now time.Time, fresh bool
 	}
 	s.bucket.take()
 	p.global.take()
-	if !s.w.enqueue(ev) {
+	if !s.enqueue(ev) {
 		s.bucket.refund()
 		p.global.refund()
 		s.c.droppedQueueFull.Add(count(ev))
@@ -416,7 +453,7 @@ func (p *Pipeline) tick(now time.Time) {
 		for len(s.overflowUIDs) > 0 && s.bucket.ready(now) && p.global.ready(now) {
 			s.bucket.take()
 			p.global.take()
-			if !s.w.enqueue(s.overflow[s.overflowUIDs[0]].event()) {
+			if !s.enqueue(s.overflow[s.overflowUIDs[0]].event()) {
 				s.bucket.refund()
 				p.global.refund()
 				break
@@ -513,9 +550,7 @@ func (p *Pipeline) flushAll(now time.Time, searches bool) {
 		clear(s.overflow)
 		s.overflowUIDs = nil
 		for _, ev := range out {
-			if !s.w.enqueue(ev) {
-				s.w.stash(ev)
-			}
+			s.enqueueOrStash(ev)
 		}
 	}
 }
@@ -543,7 +578,7 @@ func (p *Pipeline) Reload(ctx context.Context, cfg Config) error {
 	if p.closed {
 		p.mu.Unlock()
 		for _, s := range sinks {
-			s.w.sink.Close()
+			s.closeSinks()
 		}
 		return p.rejected(errors.New("pipeline closed"))
 	}
@@ -555,7 +590,7 @@ func (p *Pipeline) Reload(ctx context.Context, cfg Config) error {
 
 	errs := p.finish(ctx, old)
 	for _, s := range sinks {
-		s.w.start()
+		s.start()
 	}
 	return errs
 }
@@ -580,16 +615,18 @@ func (p *Pipeline) ReloadRejected() { p.reloadsRejected.Add(1) }
 func (p *Pipeline) finish(ctx context.Context, sinks []*sinkState) error {
 	var wg sync.WaitGroup
 	for _, s := range sinks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.w.finish(ctx)
-		}()
+		for _, w := range s.ws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.finish(ctx)
+			}()
+		}
 	}
 	wg.Wait()
 	var errs []error
 	for _, s := range sinks {
-		if err := s.w.sink.Close(); err != nil {
+		if err := s.closeSinks(); err != nil {
 			errs = append(errs, fmt.Errorf("close sink %s: %w", s.id, err))
 		}
 	}
@@ -656,6 +693,9 @@ type SinkStats struct {
 	// Failing is why the sink's last delivery failed ("credentials
 	// rejected", "retrying"); empty once one succeeds.
 	Failing string `json:"failing,omitempty"`
+	// Replicas are the counters of each replica of a sink that names
+	// several (Alertmanager urls); absent for a sink of one.
+	Replicas []ReplicaStats `json:"replicas,omitempty"`
 }
 
 // Stats returns the current counters.
@@ -671,26 +711,7 @@ func (p *Pipeline) Stats() Stats {
 		ReloadsRejected:    p.reloadsRejected.Load(),
 	}
 	for _, s := range sinks {
-		ss := SinkStats{
-			Kind:             s.entry.Kind,
-			Name:             s.entry.Config.Common().Name,
-			Filtered:         s.c.filtered.Load(),
-			Deduped:          s.c.deduped.Load(),
-			Limited:          s.c.limited.Load(),
-			DroppedQueueFull: s.c.droppedQueueFull.Load(),
-			Delivered:        s.c.delivered.Load(),
-			DeliveredCount:   s.c.deliveredCount.Load(),
-			Failed:           s.c.failed.Load(),
-			Spooled:          s.c.spooled.Load(),
-			Queued:           len(s.w.q),
-		}
-		if s.w.spool != nil {
-			ss.SpoolEntries = s.w.spool.len()
-		}
-		if f := s.c.failing.Load(); f != nil {
-			ss.Failing = *f
-		}
-		st.Sinks = append(st.Sinks, ss)
+		st.Sinks = append(st.Sinks, s.stats())
 	}
 	return st
 }
@@ -709,6 +730,16 @@ func (s Stats) String() string {
 		}
 		if k.Failing != "" {
 			fmt.Fprintf(&b, ", failing: %s", k.Failing)
+		}
+		for _, r := range k.Replicas {
+			fmt.Fprintf(&b, " (replica %s: %d sent", r.Name, r.Delivered)
+			if r.SpoolEntries > 0 {
+				fmt.Fprintf(&b, ", %d spooled", r.SpoolEntries)
+			}
+			if r.Failing != "" {
+				fmt.Fprintf(&b, ", failing: %s", r.Failing)
+			}
+			b.WriteString(")")
 		}
 	}
 	return b.String()

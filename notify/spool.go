@@ -171,11 +171,17 @@ func (s *spool) len() int {
 // ev). On error ev is not spooled, and neither are the entries merged into
 // it: the caller reports them lost with ev's count.
 func (s *spool) put(ev *event.Event) (merged int, err error) {
+	_, merged, err = s.putNamed(ev)
+	return merged, err
+}
+
+// putNamed is put that also returns the new entry's name.
+func (s *spool) putNamed(ev *event.Event) (name string, merged int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, err := json.Marshal(ev)
 	if err != nil {
-		return 0, fmt.Errorf("encode spool entry: %w", err)
+		return "", 0, fmt.Errorf("encode spool entry: %w", err)
 	}
 	// Entries merged into ev are removed only once ev is on disk: a crash
 	// in between reports them twice rather than never.
@@ -189,7 +195,7 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 	for len(s.names) > s.first() && (len(s.names)+1 > s.maxEntries || s.bytes+int64(len(b)) > s.maxBytes) {
 		into, kept, err := s.evictOldest(ev)
 		if err != nil {
-			return merged, err
+			return "", merged, err
 		}
 		if into != "" {
 			mergedIntoEv = append(mergedIntoEv, into)
@@ -198,19 +204,19 @@ func (s *spool) put(ev *event.Event) (merged int, err error) {
 		absorbed = append(absorbed, kept...)
 		merged++
 		if b, err = encodeEntry(ev, absorbed); err != nil {
-			return merged, err
+			return "", merged, err
 		}
 	}
 	if s.seq >= maxSeq {
-		return merged, errors.New("spool sequence numbers exhausted")
+		return "", merged, errors.New("spool sequence numbers exhausted")
 	}
 	s.seq++
-	name := fmt.Sprintf("%020d.json", s.seq)
+	name = fmt.Sprintf("%020d.json", s.seq)
 	if err := s.write(name, b, crashNewTemp, crashNewRenamed); err != nil {
-		return merged, err
+		return "", merged, err
 	}
 	s.names = append(s.names, name)
-	return merged, nil
+	return name, merged, nil
 }
 
 // first is the index of the oldest entry eviction may touch: the one the
@@ -451,20 +457,35 @@ func (s *spool) takeDropped() uint64 {
 // A corrupt entry is set aside (renamed to .bad, never retried) and
 // reported as an error with errCorrupt.
 func (s *spool) head() (*event.Event, error) {
+	_, ev, err := s.headNamed()
+	return ev, err
+}
+
+// headNamed is head that also returns the entry's name (empty when the
+// spool is empty).
+func (s *spool) headNamed() (string, *event.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.names) == 0 {
-		return nil, nil
+		return "", nil, nil
 	}
 	name := s.names[0]
 	ev, err := s.read(name)
 	if err != nil {
 		s.forget(name)
 		s.setAside(name, err.Error())
-		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
+		return name, nil, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	s.inflight = name
-	return ev, nil
+	return name, ev, nil
+}
+
+// has tells whether name is still a live entry.
+func (s *spool) has(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.sizes[name]
+	return ok
 }
 
 var errCorrupt = errors.New("corrupt spool entry set aside")
@@ -493,7 +514,9 @@ func (s *spool) keep() {
 func reportOrphanSpools(dir string, sinks []*sinkState, log *slog.Logger) map[string]int {
 	owned := map[string]bool{}
 	for _, s := range sinks {
-		owned[s.id] = true
+		for i := range s.ws {
+			owned[replicaSpoolDir(s.id, i)] = true
+		}
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {

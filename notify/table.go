@@ -147,9 +147,7 @@ func (p *Pipeline) fold(s *sinkState, ev *event.Event) {
 		oldest := s.overflowUIDs[0]
 		ov := s.overflow[oldest]
 		s.dropOverflow(0)
-		if !s.w.enqueue(ov.event()) {
-			s.w.stash(ov.event())
-		}
+		s.enqueueOrStash(ov.event())
 	}
 	s.overflow[uid] = startDigest(smallSample(ev), ev, s.dedup.MaxPIDs)
 	s.overflowUIDs = append(s.overflowUIDs, uid)

@@ -37,10 +37,13 @@ var (
 type worker struct {
 	id    string
 	sink  Sink
-	q     chan *event.Event
+	q     chan job
 	spool *spool // nil when the spool directory was unusable
 	log   *slog.Logger
 	c     *sinkCounters
+	// copies is set for a replica of a replicated sink: it ties each
+	// spooled copy to the notification it is part of (see copies).
+	copies *copies
 
 	retryInitial, retryMax time.Duration
 	// pace spaces out spool replays at the sink's rate limit: the entries
@@ -68,10 +71,17 @@ func (w *worker) start() {
 	go w.run()
 }
 
+// job is one notification in a worker's queue; d is nil unless the
+// worker is one replica of several.
+type job struct {
+	ev *event.Event
+	d  *delivery
+}
+
 // enqueue hands ev to the worker without waiting.
-func (w *worker) enqueue(ev *event.Event) bool {
+func (w *worker) enqueue(ev *event.Event, d *delivery) bool {
 	select {
-	case w.q <- ev:
+	case w.q <- job{ev, d}:
 		return true
 	default:
 		return false
@@ -80,23 +90,31 @@ func (w *worker) enqueue(ev *event.Event) bool {
 
 // stash spools ev directly, for notifications that must not wait for a
 // full queue (final digests at close or reload).
-func (w *worker) stash(ev *event.Event) {
+func (w *worker) stash(ev *event.Event, d *delivery) {
 	if w.spool == nil {
-		w.c.failed.Add(1)
+		w.lost(ev, d)
 		w.log.Error("notification lost: queue full and no spool", "sink", w.id, "count", count(ev))
 		return
 	}
-	merged, err := w.spool.put(ev)
+	name, merged, err := w.spool.putNamed(ev)
 	w.countDropped()
 	if merged > 0 {
 		w.log.Warn("spool full: oldest notifications merged, their counts kept", "sink", w.id, "merged", merged)
+		w.copies.prune(w.spool)
 	}
 	if err != nil {
-		w.c.failed.Add(1)
+		w.lost(ev, d)
 		w.log.Error("notification lost: spool", "sink", w.id, "count", count(ev), "err", err)
 		return
 	}
+	w.copies.add(name, d)
 	w.c.spooled.Add(1)
+}
+
+// lost counts a notification this worker gave up on.
+func (w *worker) lost(ev *event.Event, d *delivery) {
+	w.c.failed.Add(1)
+	d.gaveUp()
 }
 
 // countDropped counts as failed the spool entries lost to unreadable
@@ -121,11 +139,11 @@ func (w *worker) run() {
 	for {
 		if timer == nil {
 			select {
-			case ev, ok := <-w.q:
+			case j, ok := <-w.q:
 				if !ok {
 					return
 				}
-				if err := w.send(ev); err != nil {
+				if err := w.send(j); err != nil {
 					failing = true
 					timer = time.NewTimer(w.wait(err, backoff))
 				}
@@ -136,7 +154,7 @@ func (w *worker) run() {
 			continue
 		}
 		select {
-		case ev, ok := <-w.q:
+		case j, ok := <-w.q:
 			if !ok {
 				timer.Stop()
 				return
@@ -144,23 +162,24 @@ func (w *worker) run() {
 			if failing {
 				// Outage: keep order by spooling behind what is already
 				// waiting.
-				w.stash(ev)
+				w.stash(j.ev, j.d)
 				continue
 			}
 			// The sink works and is replaying a backlog at its pace, which
 			// for a long outage takes hours (10,000 entries at Slack's 1/s):
 			// a fresh failure goes out ahead of it, and the replay gives up
 			// its next slot so the sink's rate still holds.
-			if err := w.send(ev); err != nil {
+			if err := w.send(j); err != nil {
 				failing = true
 				timer.Reset(w.wait(err, backoff))
 			} else {
 				timer.Reset(w.pace)
 			}
 		case <-timer.C:
-			ev, err := w.spool.head()
+			name, ev, err := w.spool.headNamed()
+			d := w.copies.take(name)
 			if err != nil {
-				w.c.failed.Add(1)
+				w.lost(nil, d)
 				w.log.Error("spool entry unusable", "sink", w.id, "err", err)
 				timer.Reset(0)
 				continue
@@ -169,7 +188,7 @@ func (w *worker) run() {
 				timer, backoff, failing = nil, w.retryInitial, false
 				continue
 			}
-			err = w.try(ev)
+			err = w.try(ev, d)
 			switch {
 			case err == nil:
 				w.spool.pop()
@@ -177,16 +196,18 @@ func (w *worker) run() {
 				timer.Reset(w.pace)
 			case IsUnauthorized(err):
 				w.spool.keep()
+				w.copies.add(name, d)
 				failing = true
 				wait := w.wait(err, backoff)
 				w.log.Warn("sink credentials still rejected, notifications kept", "sink", w.id, "spooled", w.spool.len(), "retry_in", wait.String(), "err", err)
 				timer.Reset(wait)
 			case IsPermanent(err):
 				w.spool.pop()
-				w.permanent(ev, err)
+				w.permanent(ev, d, err)
 				timer.Reset(0)
 			default:
 				w.spool.keep()
+				w.copies.add(name, d)
 				failing = true
 				backoff = min(backoff*2, w.retryMax)
 				wait := w.wait(err, backoff)
@@ -213,20 +234,21 @@ func (w *worker) wait(err error, backoff time.Duration) time.Duration {
 	return max(backoff, retryAfter(err))
 }
 
-// send delivers ev from the queue; a non-nil error means the sink is
-// failing and ev was spooled.
-func (w *worker) send(ev *event.Event) error {
-	err := w.try(ev)
+// send delivers a notification from the queue; a non-nil error means the
+// sink is failing and the notification was spooled.
+func (w *worker) send(j job) error {
+	ev := j.ev
+	err := w.try(ev, j.d)
 	switch {
 	case err == nil:
 		return nil
 	case IsUnauthorized(err):
 	case IsPermanent(err):
-		w.permanent(ev, err)
+		w.permanent(ev, j.d, err)
 		return nil
 	}
 	if w.spool == nil {
-		w.c.failed.Add(1)
+		w.lost(ev, j.d)
 		w.log.Error("notification lost: send failed and no spool", "sink", w.id, "count", count(ev), "err", err)
 		return nil
 	}
@@ -235,11 +257,11 @@ func (w *worker) send(ev *event.Event) error {
 	} else {
 		w.log.Warn("sink failing, spooling", "sink", w.id, "err", err)
 	}
-	w.stash(ev)
+	w.stash(ev, j.d)
 	return err
 }
 
-func (w *worker) try(ev *event.Event) error {
+func (w *worker) try(ev *event.Event, d *delivery) error {
 	ctx, cancel := context.WithTimeout(w.ctx, SendTimeout)
 	defer cancel()
 	err := w.sink.Send(ctx, ev)
@@ -247,6 +269,7 @@ func (w *worker) try(ev *event.Event) error {
 		w.c.delivered.Add(1)
 		w.c.deliveredCount.Add(count(ev))
 		w.c.failing.Store(nil)
+		d.took(ev)
 		return nil
 	}
 	if w.ctx.Err() != nil && !IsPermanent(err) {
@@ -264,8 +287,8 @@ func (w *worker) try(ev *event.Event) error {
 	return err
 }
 
-func (w *worker) permanent(ev *event.Event, err error) {
-	w.c.failed.Add(1)
+func (w *worker) permanent(ev *event.Event, d *delivery, err error) {
+	w.lost(ev, d)
 	w.log.Error("sink rejected notification, not retrying", "sink", w.id, "count", count(ev), "err", err)
 }
 
@@ -273,11 +296,11 @@ func (w *worker) permanent(ev *event.Event, err error) {
 func (w *worker) drainToSpool() {
 	for {
 		select {
-		case ev, ok := <-w.q:
+		case j, ok := <-w.q:
 			if !ok {
 				return
 			}
-			w.stash(ev)
+			w.stash(j.ev, j.d)
 		default:
 			return
 		}

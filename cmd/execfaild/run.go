@@ -139,7 +139,7 @@ func startDaemon(path string, log *slog.Logger) (*started, error) {
 		stopMetrics()
 		return nil, fmt.Errorf("start sinks: %w", err)
 	}
-	log.Info("started", "config", cfgName, "mode", p.Mode(), "sinks", len(cfg.Sinks))
+	log.Info("started", "config", cfgName, "mode", p.Mode(), "sinks", len(cfg.Sinks), "host", cfg.Hostname(notify.Env{}))
 	if metricsLn != nil {
 		srv := serveMetrics(metricsLn, p, pl, log)
 		log.Info("serving metrics", "addr", metricsLn.Addr().String())

@@ -35,36 +35,62 @@ func runTestSinks(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	nc := c.Notify()
 	env := notify.Env{
-		Host:     event.LocalHost(),
+		Host:     nc.Hostname(notify.Env{}),
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		StateDir: stateDir(),
 	}
-	failed := 0
+	failed, tested := 0, 0
 	for _, e := range c.Sinks {
-		err := testSink(e, env, *timeout)
-		if err != nil {
-			failed++
-			hint := ""
-			if notify.IsPermanent(err) {
-				hint = " (the destination refused it: fix the configuration, retrying will not help)"
+		for _, r := range testSink(e, env, nc.Labels, *timeout) {
+			tested++
+			name := e.Kind + "/" + e.Config.Common().Name + r.replica
+			if r.err != nil {
+				failed++
+				hint := ""
+				if notify.IsPermanent(r.err) {
+					hint = " (the destination refused it: fix the configuration, retrying will not help)"
+				}
+				fmt.Fprintf(stdout, "FAIL %s: %v%s\n", name, r.err, hint)
+				continue
 			}
-			fmt.Fprintf(stdout, "FAIL %s/%s: %v%s\n", e.Kind, e.Config.Common().Name, err, hint)
-			continue
+			fmt.Fprintf(stdout, "ok   %s\n", name)
 		}
-		fmt.Fprintf(stdout, "ok   %s/%s\n", e.Kind, e.Config.Common().Name)
 	}
 	if failed > 0 {
-		return exitError{code: 1, err: fmt.Errorf("%d of %d sinks failed", failed, len(c.Sinks))}
+		return exitError{code: 1, err: fmt.Errorf("%d of %d sinks failed", failed, tested)}
 	}
 	return nil
 }
 
-func testSink(e notify.SinkEntry, env notify.Env, timeout time.Duration) (err error) {
+// result is one sink's, or one replica's, answer to the test.
+type result struct {
+	replica string // " replica 2"; empty for a sink of one
+	err     error
+}
+
+// testSink sends to the sink, or to each of its replicas in turn: an
+// operator wants to know which replica is broken, not only that one took
+// the notification.
+func testSink(e notify.SinkEntry, env notify.Env, labels map[string]string, timeout time.Duration) []result {
 	s, err := e.Config.New(env)
 	if err != nil {
-		return fmt.Errorf("build: %w", err)
+		return []result{{err: fmt.Errorf("build: %w", err)}}
 	}
+	replicas, ok := s.(notify.Replicas)
+	if !ok {
+		return []result{{err: send(s, env.Host, labels, timeout)}}
+	}
+	var out []result
+	for i, r := range replicas {
+		out = append(out, result{replica: fmt.Sprintf(" replica %d", i+1), err: send(r, env.Host, labels, timeout)})
+	}
+	return out
+}
+
+// send delivers one synthetic failure to s and closes it.
+func send(s notify.Sink, host string, labels map[string]string, timeout time.Duration) (err error) {
 	defer func() {
 		if cerr := s.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close: %w", cerr)
@@ -72,7 +98,8 @@ func testSink(e notify.SinkEntry, env notify.Env, timeout time.Duration) (err er
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	ev := event.Synthetic(time.Now(), env.Host)
+	ev := event.Synthetic(time.Now(), host)
+	ev.Labels = labels
 	if err := s.Send(ctx, &ev); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("no answer within %v: %w", timeout, err)

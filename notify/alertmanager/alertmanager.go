@@ -16,10 +16,10 @@ package alertmanager
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +53,10 @@ type Config struct {
 	// route prefix); /api/v2/alerts is appended unless already there.
 	URL     notify.Secret `toml:"url"`
 	URLFile string        `toml:"url_file"`
+	// URLs (or URLFiles, one URL per file) name the replicas of one
+	// Alertmanager cluster: every alert goes to each (notify.Replicas).
+	URLs     []notify.Secret `toml:"urls"`
+	URLFiles []string        `toml:"url_files"`
 	// ResolveTimeout is how long after the last notification the alert
 	// stays firing.
 	ResolveTimeout notify.Duration `toml:"resolve_timeout"`
@@ -70,14 +74,9 @@ func init() {
 	})
 }
 
-var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
-// builtinLabels are set from the event and cannot be configured.
-var builtinLabels = []string{"alertname", "host", "error", "binary", "unit", "cause"}
-
 // Validate implements notify.SinkConfig.
 func (c *Config) Validate() error {
-	if err := httpsink.RequireURL(c.URL, c.URLFile); err != nil {
+	if err := c.validateURLs(); err != nil {
 		return err
 	}
 	if c.ResolveTimeout == 0 {
@@ -90,14 +89,8 @@ func (c *Config) Validate() error {
 		return notify.Errorf("resolve_timeout", "must be a positive duration")
 	}
 	for name, v := range c.Labels {
-		key := "labels." + name
-		switch {
-		case !labelNameRE.MatchString(name) || strings.HasPrefix(name, "__"):
-			return notify.Errorf(key, "%q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)", name)
-		case contains(builtinLabels, name):
-			return notify.Errorf(key, "%s is set by execfaild", name)
-		case v == "" || !utf8.ValidString(v):
-			return notify.Errorf(key, "value must be non-empty UTF-8")
+		if err := notify.CheckLabel("labels."+name, name, v); err != nil {
+			return err
 		}
 	}
 	if c.GeneratorURL != "" {
@@ -111,27 +104,116 @@ func (c *Config) Validate() error {
 	return c.Settings.Validate()
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// validateURLs checks that exactly one of url, url_file, urls and
+// url_files is set, and the inline URLs, without quoting any of them.
+func (c *Config) validateURLs() error {
+	set := 0
+	for _, n := range []int{len(c.URL), len(c.URLFile), len(c.URLs), len(c.URLFiles)} {
+		if n > 0 {
+			set++
 		}
 	}
-	return false
+	switch {
+	case set > 1:
+		return notify.Errorf("url", "set one of url, url_file, urls and url_files")
+	case set == 0 && (c.URLs != nil || c.URLFiles != nil):
+		return notify.Errorf("urls", "empty: list at least one Alertmanager")
+	case set == 0:
+		return notify.Errorf("url", "missing: set url, url_file, urls or url_files")
+	case c.URL != "":
+		return httpsink.CheckURL("url", c.URL)
+	case len(c.URLs) > notify.MaxReplicas || len(c.URLFiles) > notify.MaxReplicas:
+		return notify.Errorf("urls", "at most %d replicas", notify.MaxReplicas)
+	}
+	seen := map[notify.Secret]int{}
+	for i, u := range c.URLs {
+		if err := httpsink.CheckURL("urls", u); err != nil {
+			return c.replicaError(i, err)
+		}
+		if j, dup := seen[u]; dup {
+			return notify.Errorf("urls", "entries %d and %d are the same", j+1, i+1)
+		}
+		seen[u] = i
+	}
+	for i, f := range c.URLFiles {
+		if f == "" {
+			return notify.Errorf("url_files", "entry %d is empty", i+1)
+		}
+	}
+	return nil
+}
+
+// targets resolves every replica's URL with the shared credentials.
+func (c *Config) targets() ([]*httpsink.Target, error) {
+	type source struct {
+		url  notify.Secret
+		file string
+	}
+	var srcs []source
+	switch {
+	case len(c.URLs) > 0:
+		for _, u := range c.URLs {
+			srcs = append(srcs, source{url: u})
+		}
+	case len(c.URLFiles) > 0:
+		for _, f := range c.URLFiles {
+			srcs = append(srcs, source{file: f})
+		}
+	default:
+		srcs = []source{{c.URL, c.URLFile}}
+	}
+	var out []*httpsink.Target
+	for i, s := range srcs {
+		t, err := httpsink.Resolve(s.url, s.file, &c.Auth, &c.Settings)
+		if err != nil {
+			return nil, c.replicaError(i, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// replicaError renames the key of a replica's error: url_files entry 2
+// rather than the url_file its file was read as.
+func (c *Config) replicaError(i int, err error) error {
+	var fe *notify.FieldError
+	if len(c.URLs)+len(c.URLFiles) == 0 || !errors.As(err, &fe) {
+		return err
+	}
+	key := "urls"
+	if len(c.URLFiles) > 0 {
+		key = "url_files"
+	}
+	if fe.Key != "url" && fe.Key != "url_file" && fe.Key != key {
+		return err
+	}
+	return &notify.FieldError{Key: key, Err: fmt.Errorf("entry %d: %w", i+1, fe.Err)}
 }
 
 // CheckFiles implements notify.FileChecker.
 func (c *Config) CheckFiles() error {
-	_, err := httpsink.Resolve(c.URL, c.URLFile, &c.Auth, &c.Settings)
+	_, err := c.targets()
 	return err
 }
 
-// New implements notify.SinkConfig.
+// New implements notify.SinkConfig. Several URLs make notify.Replicas,
+// one Sink per replica.
 func (c *Config) New(env notify.Env) (notify.Sink, error) {
-	t, err := httpsink.Resolve(c.URL, c.URLFile, &c.Auth, &c.Settings)
+	ts, err := c.targets()
 	if err != nil {
 		return nil, err
 	}
+	if len(ts) == 1 {
+		return c.sink(ts[0], httpsink.Label("alertmanager", c.Name), env), nil
+	}
+	rs := make(notify.Replicas, len(ts))
+	for i, t := range ts {
+		rs[i] = c.sink(t, fmt.Sprintf("%s replica %d", httpsink.Label("alertmanager", c.Name), i+1), env)
+	}
+	return rs, nil
+}
+
+func (c *Config) sink(t *httpsink.Target, label string, env notify.Env) *Sink {
 	rt := c.ResolveTimeout.D()
 	if rt <= 0 {
 		rt = DefaultResolveTimeout
@@ -144,13 +226,13 @@ func (c *Config) New(env notify.Env) (notify.Sink, error) {
 		resolveTimeout: rt,
 		now:            time.Now,
 		client: httpsink.New(httpsink.Options{
-			Label:   httpsink.Label("alertmanager", c.Name),
+			Label:   label,
 			Timeout: c.Timeout.D(),
 			TLS:     t.TLS,
 			Secrets: t.Secrets,
 			Logger:  env.Logger,
 		}),
-	}, nil
+	}
 }
 
 // endpoint appends the API path to a base URL, keeping any query.
@@ -205,7 +287,11 @@ func (s *Sink) Alert(ev *event.Event) Alert {
 	}
 	end = end.Add(s.resolveTimeout)
 
+	// The fleet's labels first; a sink's own labels win over them.
 	labels := map[string]string{}
+	for k, v := range ev.Labels {
+		labels[k] = label(v)
+	}
 	for k, v := range s.labels {
 		labels[k] = v
 	}

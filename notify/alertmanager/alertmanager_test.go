@@ -75,7 +75,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		c    Config
 		want string
 	}{
-		{Config{}, "url: missing: set url or url_file"},
+		{Config{}, "url: missing: set url, url_file, urls or url_files"},
+		{Config{URLs: []notify.Secret{}}, "urls: empty: list at least one Alertmanager"},
+		{Config{URL: "http://am:9093", URLs: []notify.Secret{"http://am2:9093"}}, "url: set one of url, url_file, urls and url_files"},
+		{Config{URLs: []notify.Secret{"http://am1:9093", "ftp://u:hunter2@am2:9093"}}, "urls: entry 2: scheme must be http or https"},
+		{Config{URLs: []notify.Secret{"http://u:hunter2@am1:9093", "http://u:hunter2@am1:9093"}}, "urls: entries 1 and 2 are the same"},
+		{Config{URLFiles: []string{"/etc/am1", ""}}, "url_files: entry 2 is empty"},
 		{Config{URL: "http://am:9093", ResolveTimeout: notify.Off}, "resolve_timeout: must be a positive duration"},
 		{Config{URL: "http://am:9093", Labels: map[string]string{"team-name": "x"}}, `labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)`},
 		{Config{URL: "http://am:9093", Labels: map[string]string{"__meta": "x"}}, `labels.__meta: "__meta" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)`},

@@ -30,7 +30,10 @@ type Collector struct {
 // NewCollector returns a collector that reads src at scrape time.
 func NewCollector(src Sources) *Collector { return &Collector{src: src} }
 
-var sinkLabels = []string{"kind", "name"}
+var (
+	sinkLabels    = []string{"kind", "name"}
+	replicaLabels = []string{"kind", "name", "replica"}
+)
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
@@ -60,12 +63,23 @@ var (
 	sinkQueued      = desc("sink_queued", "Notifications waiting in the delivery queue.", sinkLabels...)
 	sinkSpool       = desc("sink_spool_entries", "Notifications waiting in the spool.", sinkLabels...)
 	sinkFailing     = desc("sink_failing", "1 while the sink's last delivery failed, with the reason (\"credentials rejected\", \"retrying\"); 0 with reason=\"\" once one succeeds.", append(sinkLabels, "reason")...)
+
+	// A sink naming several replicas (Alertmanager urls) counts each
+	// replica's copies apart; replica is its position in the list, from 1.
+	replicaSent     = desc("sink_replica_notifications_delivered_total", "Copies this replica delivered.", replicaLabels...)
+	replicaSentFail = desc("sink_replica_delivered_failures_total", "Failures the copies this replica delivered stand for.", replicaLabels...)
+	replicaFailed   = desc("sink_replica_notifications_failed_total", "Copies this replica gave up on.", replicaLabels...)
+	replicaSpooled  = desc("sink_replica_notifications_spooled_total", "Copies this replica wrote to its spool for a later retry.", replicaLabels...)
+	replicaQueued   = desc("sink_replica_queued", "Copies waiting in this replica's delivery queue.", replicaLabels...)
+	replicaSpool    = desc("sink_replica_spool_entries", "Copies waiting in this replica's spool.", replicaLabels...)
+	replicaFailing  = desc("sink_replica_failing", "1 while this replica's last delivery failed, with the reason; 0 with reason=\"\" once one succeeds.", append(replicaLabels, "reason")...)
 )
 
 var allDescs = []*prometheus.Desc{
 	probeFailures, probeSuccesses, probeLostFailures, probeLostMarkers, probeUndecodable, probeModeInfo,
 	detected, filtered, resolved, afterClose, reloadsRejected,
 	sinkFiltered, sinkDeduped, sinkLimited, sinkDropped, sinkSent, sinkSentFail, sinkFailed, sinkSpooled, sinkQueued, sinkSpool, sinkFailing,
+	replicaSent, replicaSentFail, replicaFailed, replicaSpooled, replicaQueued, replicaSpool, replicaFailing,
 }
 
 // Describe implements prometheus.Collector.
@@ -119,5 +133,21 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			failing = 1
 		}
 		gauge(sinkFailing, failing, s.Kind, s.Name, s.Failing)
+		for _, r := range s.Replicas {
+			counter(replicaSent, r.Delivered, s.Kind, s.Name, r.Name)
+			counter(replicaSentFail, r.DeliveredCount, s.Kind, s.Name, r.Name)
+			counter(replicaFailed, r.Failed, s.Kind, s.Name, r.Name)
+			counter(replicaSpooled, r.Spooled, s.Kind, s.Name, r.Name)
+			gauge(replicaQueued, r.Queued, s.Kind, s.Name, r.Name)
+			gauge(replicaSpool, r.SpoolEntries, s.Kind, s.Name, r.Name)
+			gauge(replicaFailing, boolInt(r.Failing != ""), s.Kind, s.Name, r.Name, r.Failing)
+		}
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -130,3 +130,37 @@ func TestReadsAtScrapeTime(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicaSeries: a sink of several replicas shows each replica's
+// copies under its own replica label, beside the sink's own counts.
+func TestReplicaSeries(t *testing.T) {
+	c := NewCollector(Sources{Pipeline: func() notify.Stats {
+		return notify.Stats{Sinks: []notify.SinkStats{{Kind: "alertmanager", Name: "am", Delivered: 4, SpoolEntries: 3,
+			Replicas: []notify.ReplicaStats{
+				{Name: "1", Delivered: 4, DeliveredCount: 9},
+				{Name: "2", Spooled: 3, SpoolEntries: 3, Failing: "retrying"},
+			}}}}
+	}})
+	const want = `
+# HELP execfaild_sink_replica_notifications_delivered_total Copies this replica delivered.
+# TYPE execfaild_sink_replica_notifications_delivered_total counter
+execfaild_sink_replica_notifications_delivered_total{kind="alertmanager",name="am",replica="1"} 4
+execfaild_sink_replica_notifications_delivered_total{kind="alertmanager",name="am",replica="2"} 0
+# HELP execfaild_sink_replica_spool_entries Copies waiting in this replica's spool.
+# TYPE execfaild_sink_replica_spool_entries gauge
+execfaild_sink_replica_spool_entries{kind="alertmanager",name="am",replica="1"} 0
+execfaild_sink_replica_spool_entries{kind="alertmanager",name="am",replica="2"} 3
+# HELP execfaild_sink_replica_failing 1 while this replica's last delivery failed, with the reason; 0 with reason="" once one succeeds.
+# TYPE execfaild_sink_replica_failing gauge
+execfaild_sink_replica_failing{kind="alertmanager",name="am",reason="",replica="1"} 0
+execfaild_sink_replica_failing{kind="alertmanager",name="am",reason="retrying",replica="2"} 1
+# HELP execfaild_sink_notifications_delivered_total Notifications delivered.
+# TYPE execfaild_sink_notifications_delivered_total counter
+execfaild_sink_notifications_delivered_total{kind="alertmanager",name="am"} 4
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"execfaild_sink_replica_notifications_delivered_total", "execfaild_sink_replica_spool_entries",
+		"execfaild_sink_replica_failing", "execfaild_sink_notifications_delivered_total"); err != nil {
+		t.Error(err)
+	}
+}
