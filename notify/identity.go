@@ -13,14 +13,18 @@ import (
 // event; a configured label cannot take their names.
 var BuiltinLabels = []string{"alertname", "host", "error", "binary", "unit", "cause"}
 
+// LabelField prefixes a static label's name where it becomes a field of
+// its own: the syslog SD-PARAM label_site, the journal field
+// EXECFAIL_LABEL_SITE.
+const LabelField = "label_"
+
 // Bounds of the static labels. A name becomes an RFC 5424 SD-PARAM name
-// (at most 32 characters) and a journal field EXECFAIL_LABEL_<NAME>.
+// (at most 32 characters) after LabelField.
 const (
-	MaxLabels         = 32
-	MaxLabelName      = 32
-	MaxLabelValue     = 256
-	MaxHostName       = 255 // RFC 5424 HOSTNAME
-	journalLabelField = "EXECFAIL_LABEL_"
+	MaxLabels     = 32
+	MaxLabelName  = 32 - len(LabelField)
+	MaxLabelValue = 256
+	MaxHostName   = 255 // RFC 5424 HOSTNAME
 )
 
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -106,6 +110,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
-// JournalLabelField is the journal field of label name: EXECFAIL_LABEL_SITE.
-func JournalLabelField(name string) string { return journalLabelField + strings.ToUpper(name) }

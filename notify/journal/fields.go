@@ -2,6 +2,8 @@ package journal
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +44,11 @@ func Fields(ev *event.Event) []Field {
 		add("time", ev.Time.Format(time.RFC3339Nano))
 	}
 	addStr("host", ev.Host)
+	// The fleet's labels, right after the host they describe and before
+	// the long values a size bound cuts first.
+	for _, name := range slices.Sorted(maps.Keys(ev.Labels)) {
+		add(notify.LabelField+name, ev.Labels[name])
+	}
 	if notify.ErrnoShared(ev) {
 		add("return_value", strconv.Itoa(int(ev.ReturnValue)))
 	}

@@ -2,7 +2,9 @@ package slack
 
 import (
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,7 +130,15 @@ func Render(ev *event.Event) Message {
 		m.Blocks = append(m.Blocks, section(label+"\n```"+codeBlock(argv(ev.Arguments), maxSectionText-len(label)-7)+"```"))
 	}
 
-	// Technical footer.
+	// Technical footer, after the fleet's labels of the host.
+	var ctxElems []Text
+	if len(ev.Labels) > 0 {
+		var ls []string
+		for _, name := range slices.Sorted(maps.Keys(ev.Labels)) {
+			ls = append(ls, name+"="+ev.Labels[name])
+		}
+		ctxElems = append(ctxElems, mrkdwn(plain(strings.Join(ls, " · "), maxSectionText)))
+	}
 	var ctx []string
 	if ev.Syscall != "" {
 		ctx = append(ctx, esc(ev.Syscall))
@@ -140,7 +150,8 @@ func Render(ev *event.Event) Message {
 		ctx = append(ctx, slackDate(ev.Time, "{date_short} {time_secs}", "2006-01-02 15:04:05 MST"))
 	}
 	ctx = append(ctx, "execfaild")
-	m.Blocks = append(m.Blocks, Block{Type: "context", Elements: []Text{mrkdwn(strings.Join(ctx, " · "))}})
+	ctxElems = append(ctxElems, mrkdwn(strings.Join(ctx, " · ")))
+	m.Blocks = append(m.Blocks, Block{Type: "context", Elements: ctxElems})
 
 	// Fallback for notifications: one line.
 	fb := fmt.Sprintf("%s failed on %s: %s", what, host, errName)
