@@ -189,10 +189,20 @@ func (d *loop) notify(state string) {
 // Status is the one-line summary systemd shows in `systemctl status`.
 func Status(mode string, st notify.Stats, loss Loss) string {
 	var sent, failed, spooled uint64
+	var replicas []string
 	for _, s := range st.Sinks {
 		sent += s.Delivered
 		failed += s.Failed
-		spooled += uint64(s.SpoolEntries)
+		if len(s.Replicas) == 0 {
+			spooled += uint64(s.SpoolEntries)
+		}
+		// A replica's spool holds copies of notifications another replica
+		// may have delivered: named apart, not counted as notifications.
+		for _, r := range s.Replicas {
+			if r.Failing != "" || r.SpoolEntries > 0 {
+				replicas = append(replicas, fmt.Sprintf("%s/%s replica %s: %d copies spooled, failing: %s", s.Kind, s.Name, r.Name, r.SpoolEntries, orNo(r.Failing)))
+			}
+		}
 	}
 	line := fmt.Sprintf("mode %s; %d failed execs seen, %d filtered; %d notifications sent", mode, st.Detected, st.Filtered, sent)
 	if failed > 0 {
@@ -201,11 +211,21 @@ func Status(mode string, st notify.Stats, loss Loss) string {
 	if spooled > 0 {
 		line += fmt.Sprintf(", %d spooled", spooled)
 	}
+	for _, r := range replicas {
+		line += "; " + r
+	}
 	line += fmt.Sprintf("; lost %d failures, %d markers, %d undecodable", loss.LostFailures, loss.LostMarkers, loss.Undecodable)
 	if loss.Undrained > 0 {
 		line += fmt.Sprintf(", %d undrained", loss.Undrained)
 	}
 	return line
+}
+
+func orNo(reason string) string {
+	if reason == "" {
+		return "no"
+	}
+	return reason
 }
 
 func (d *loop) status() string {

@@ -490,6 +490,15 @@ func TestStatusLine(t *testing.T) {
 	if got != want {
 		t.Errorf("Status =\n %q\nwant\n %q", got, want)
 	}
+	st.Sinks = append(st.Sinks, notify.SinkStats{Kind: "alertmanager", Name: "cluster", Delivered: 6, SpoolEntries: 5, Replicas: []notify.ReplicaStats{
+		{Name: "1", Delivered: 6},
+		{Name: "2", Delivered: 1, SpoolEntries: 5, Failing: "retrying"},
+	}})
+	got = Status("kprobe", st, Loss{})
+	want = "mode kprobe; 40 failed execs seen, 3 filtered; 41 notifications sent, 2 failed, 4 spooled; alertmanager/cluster replica 2: 5 copies spooled, failing: retrying; lost 0 failures, 0 markers, 0 undecodable"
+	if got != want {
+		t.Errorf("with replicas Status =\n %q\nwant\n %q", got, want)
+	}
 	got = Status("kprobe", notify.Stats{}, Loss{LostFailures: 7, Undrained: 3})
 	want = "mode kprobe; 0 failed execs seen, 0 filtered; 0 notifications sent; lost 7 failures, 0 markers, 0 undecodable, 3 undrained"
 	if got != want {
