@@ -77,6 +77,7 @@ type Pipeline struct {
 	coal     *coalescer
 	sinks    []*sinkState
 	counters map[string]*sinkCounters // by sink id, kept across reloads
+	copies   map[string]*copies       // by replica id, kept across reloads
 	closed   bool
 
 	detected, filtered, resolved, afterClose atomic.Uint64
@@ -134,7 +135,7 @@ type held struct {
 // (defaults filled, validated). Spooled notifications of sinks with the same
 // kind and name are delivered first.
 func New(cfg Config, env Env, opts ...Option) (*Pipeline, error) {
-	p := &Pipeline{env: env, log: env.Logger, clock: wallClock{}, counters: map[string]*sinkCounters{}}
+	p := &Pipeline{env: env, log: env.Logger, clock: wallClock{}, counters: map[string]*sinkCounters{}, copies: map[string]*copies{}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -246,8 +247,22 @@ func (p *Pipeline) apply(cfg Config, sinks []*sinkState) {
 		s.c = p.keepCounting(s.id, s.c)
 		for _, w := range s.ws {
 			w.c = p.keepCounting(w.id, w.c)
+			w.copies = p.keepCopies(w.id, w.copies)
 		}
 	}
+}
+
+// keepCopies returns the spooled copies a replica of the same id tracked
+// before a reload: its spool directory and entries are the same.
+func (p *Pipeline) keepCopies(id string, c *copies) *copies {
+	if c == nil {
+		return nil
+	}
+	if old := p.copies[id]; old != nil {
+		return old
+	}
+	p.copies[id] = c
+	return c
 }
 
 // keepCounting returns the counters id had before a reload (same kind,

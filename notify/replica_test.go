@@ -153,3 +153,30 @@ func jsonFiles(t *testing.T, dir string) int {
 	}
 	return n
 }
+
+// A reload during an outage keeps each spooled copy tied to its
+// notification: delivered after the reload, it still counts once.
+func TestReplicasReloadKeepsSpooledCopiesCounted(t *testing.T) {
+	dir := t.TempDir()
+	a, b := &recSink{failN: down}, &recSink{failN: down}
+	p := setupReplicas(t, dir, a, b)
+	p.Handle(failure(t0, 1, "/bin/x", -13))
+	poll.Until(t, "both replicas spooled", func() bool {
+		r := p.Stats().Sinks[0].Replicas
+		return r[0].Spooled == 1 && r[1].Spooled == 1
+	})
+	cfg := p.cfg
+	rc := &replicaConfig{replicas: []*recSink{a, b}}
+	rc.SinkCommon = *cfg.Sinks[0].Config.Common()
+	cfg.Sinks = []SinkEntry{{Kind: "replicated", Config: rc}}
+	if err := p.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	a.recover()
+	b.recover()
+	poll.Until(t, "both delivered", func() bool { return len(a.events()) == 1 && len(b.events()) == 1 })
+	poll.Until(t, "spools empty", func() bool { return p.Stats().Sinks[0].SpoolEntries == 0 })
+	if st := p.Stats().Sinks[0]; st.Delivered != 1 || st.Failed != 0 {
+		t.Errorf("sink stats %+v: want the notification delivered once", st)
+	}
+}
