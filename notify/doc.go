@@ -17,7 +17,12 @@
 //     retryable error moves the notification, and everything behind it,
 //     to the sink's spool directory (one JSON event per file), retried
 //     with backoff and replayed at the next start; a permanent error is
-//     counted as failed and logged.
+//     counted as failed and logged. A sink made of Replicas (the replicas
+//     of an Alertmanager cluster) has one queue, worker and spool per
+//     replica, and a copy of every notification goes to each.
+//
+// Before stage 1 every failure is stamped with the configured host and
+// static labels, so each sink says the same about where it happened.
 //
 // Counting is exact: every failure given to Handle is filtered, resolved
 // by a PATH search, or part of exactly one notification's Count per sink
