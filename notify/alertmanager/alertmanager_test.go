@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -475,5 +476,78 @@ func TestPathSearchAndKernelExec(t *testing.T) {
 	}
 	if a.Annotations["description"] != "The kernel could not execute /sbin/modprobe: permission denied." {
 		t.Errorf("description = %q", a.Annotations["description"])
+	}
+}
+
+// urls builds one sink per replica; their errors name the replica and
+// never the URL or its password.
+func TestReplicasOneSinkEachNoSecretInErrors(t *testing.T) {
+	var got [2]int
+	var mu sync.Mutex
+	up := func(i int) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			got[i]++
+			mu.Unlock()
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://execfaild:hunter2-secret@" + ln.Addr().String() + "/prefix"
+	ln.Close()
+	c := &Config{URLs: []notify.Secret{notify.Secret(up(0)), notify.Secret(dead), notify.Secret(up(1))}}
+	c.Name = "fleet"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.New(notify.Env{Host: "web-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rs, ok := s.(notify.Replicas)
+	if !ok || len(rs) != 3 {
+		t.Fatalf("New = %T of %d, want notify.Replicas of 3", s, len(rs))
+	}
+	ev := sinktest.Synthetic()
+	for _, i := range []int{0, 2} {
+		if err := rs[i].Send(context.Background(), ev); err != nil {
+			t.Errorf("replica %d: %v", i+1, err)
+		}
+	}
+	err = rs[1].Send(context.Background(), ev)
+	if err == nil || !strings.Contains(err.Error(), "alertmanager fleet replica 2") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("dead replica's error %v: want it named replica 2, without the password", err)
+	}
+	if got != [2]int{1, 1} {
+		t.Errorf("posts per live replica %v, want one each", got)
+	}
+}
+
+func TestURLFilesErrorsNameTheEntry(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "am1.url")
+	if err := os.WriteFile(good, []byte("http://am1:9093\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "am2.url")
+	if err := os.WriteFile(bad, []byte("ftp://u:hunter2@am2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{URLFiles: []string{good, bad}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	err := c.CheckFiles()
+	if err == nil || err.Error() != "url_files: entry 2: scheme must be http or https" {
+		t.Errorf("CheckFiles = %v", err)
+	}
+	c.URLFiles[1] = filepath.Join(dir, "absent")
+	if err := c.CheckFiles(); err == nil || !strings.HasPrefix(err.Error(), "url_files: entry 2: read secret:") {
+		t.Errorf("CheckFiles = %v", err)
 	}
 }
