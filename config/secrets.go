@@ -58,7 +58,7 @@ func secretIn(v reflect.Value) string {
 		switch {
 		case f.Type == secretType && fv.String() != "":
 			return name
-		case f.Type.Kind() == reflect.Map && f.Type.Elem() == secretType && fv.Len() > 0:
+		case (f.Type.Kind() == reflect.Map || f.Type.Kind() == reflect.Slice) && f.Type.Elem() == secretType && fv.Len() > 0:
 			return name
 		case f.Anonymous:
 			if k := secretIn(fv); k != "" {

@@ -17,6 +17,7 @@ func TestReadableSecretsWarning(t *testing.T) {
 		{"inline url, world-readable", "[[sink.slack]]\nurl = \"https://hooks.example/T/B/secretpart\"\n", 0o644, "sink.slack[0].url"},
 		{"inline header, group-readable", "[[sink.webhook]]\nurl_file = \"URLFILE\"\n[sink.webhook.headers]\nX-Key = \"secretpart\"\n", 0o640, "sink.webhook[0].headers"},
 		{"inline password", "[[sink.webhook]]\nurl_file = \"URLFILE\"\nusername = \"u\"\npassword = \"secretpart\"\n", 0o604, "sink.webhook[0].password"},
+		{"inline replica urls", "[[sink.alertmanager]]\nurls = [\"http://am1:9093\", \"http://u:secretpart@am2:9093\"]\n", 0o644, "sink.alertmanager[0].urls"},
 		{"inline url, private", "[[sink.slack]]\nurl = \"https://hooks.example/T/B/secretpart\"\n", 0o600, ""},
 		{"secrets from files only", "[[sink.slack]]\nurl_file = \"URLFILE\"\n", 0o644, ""},
 	} {
