@@ -291,7 +291,7 @@ func decodeError(file string, loc *lines, prefix string, err error) error {
 }
 
 var (
-	secretKey = regexp.MustCompile(`(^|[._])(url|token|password|secret)($|[._])|(^|\.)headers\.`)
+	secretKey = regexp.MustCompile(`(^|[._])(urls?|token|password|secret)($|[._])|(^|\.)headers\.`)
 	quoted    = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'[^']*'`)
 )
 

@@ -51,6 +51,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"sink not a table", "sink = 3\n", 1, "sink", "must be tables"},
 		{"both url and url_file", "[[sink.slack]]\nname = \"ops\"\nurl = \"https://hooks.slack.com/services/T/B/secretpart\"\nurl_file = \"/etc/x\"\n", 3, "sink.slack[0].url", "not both"},
 		{"syntax error in a secret", "[[sink.slack]]\nurl = secretpart\n", 2, "sink.slack[0].url", "expected value but found <redacted>"},
+		{"syntax error in a replica url", "[[sink.alertmanager]]\nurls = [\"http://am1:9093\", secretpart]\n", 2, "sink.alertmanager[0].urls", "expected value but found <redacted>"},
 		{"bad escape in a secret", "[[sink.webhook]]\nname = \"a\"\n[sink.webhook.headers]\nX-Key = \"secretpart\\q\"\n", 4, "sink.webhook[0].headers.X-Key", "invalid escape"},
 		{"bad value in sink", "[[sink.syslog]]\nnetwork = \"carrier\"\n", 2, "sink.syslog[0].network", "unknown"},
 		{"metrics listen without port", "[metrics]\nlisten = \"127.0.0.1\"\n", 2, "metrics.listen", "missing port"},
