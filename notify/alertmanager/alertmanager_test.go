@@ -551,3 +551,15 @@ func TestURLFilesErrorsNameTheEntry(t *testing.T) {
 		t.Errorf("CheckFiles = %v", err)
 	}
 }
+
+// The fleet's labels reach every alert; a label of the sink's own wins
+// over a fleet label of the same name, and the built-in ones win over both.
+func TestFleetLabels(t *testing.T) {
+	s := build(t, &Config{URL: "http://am:9093", Labels: map[string]string{"site": "from-sink"}}, nil)
+	ev := sinktest.Synthetic()
+	ev.Labels = map[string]string{"site": "fra1", "role": "db"}
+	got := s.Alert(ev).Labels
+	if got["site"] != "from-sink" || got["role"] != "db" || got["host"] != ev.Host || got["alertname"] != AlertName {
+		t.Errorf("labels %v: want site from the sink, role from the fleet, host and alertname built in", got)
+	}
+}
