@@ -13,7 +13,8 @@ import (
 // TestFormerTLSKeyNames: a file that names the TLS settings as they were
 // named before (ca_file, cert_file, key_file, server_name) still loads,
 // the settings take effect, the entry says which former names it used,
-// and errors name the key the file holds.
+// and errors name the key the file holds; both names of one setting is
+// an error.
 func TestFormerTLSKeyNames(t *testing.T) {
 	c := DefaultConfig()
 	sinktest.Decode(t, `
@@ -42,22 +43,13 @@ server_name = "logs.example.net"
 	if got := fresh.RenamedKeys(); len(got) != 0 {
 		t.Errorf("RenamedKeys() of a config using the current names = %v", got)
 	}
-}
 
-// TestFormerAndCurrentTLSKeyName: both names of one setting is an error
-// naming the former one, whatever the values.
-func TestFormerAndCurrentTLSKeyName(t *testing.T) {
-	c := DefaultConfig()
-	sinktest.Decode(t, `
-network = "tcp+tls"
-address = "logs.example.net:6514"
-cert_file = "/a.pem"
-tls_cert_file = "/b.pem"
-tls_key_file = "/b.key"
-`, c)
-	c.ApplyDefaults()
-	want := "cert_file: former name of tls_cert_file, which is set too: keep only tls_cert_file"
-	if err := c.Validate(); err == nil || err.Error() != want {
-		t.Errorf("Validate() = %v, want %q", err, want)
+	// Both names of one setting is an error naming the former one.
+	both := DefaultConfig()
+	sinktest.Decode(t, "network = \"tcp+tls\"\naddress = \"h:6514\"\ncert_file = \"/a.pem\"\ntls_cert_file = \"/b.pem\"\ntls_key_file = \"/b.key\"\n", both)
+	both.ApplyDefaults()
+	want2 := "cert_file: former name of tls_cert_file, which is set too: keep only tls_cert_file"
+	if err := both.Validate(); err == nil || err.Error() != want2 {
+		t.Errorf("Validate() with cert_file and tls_cert_file = %v, want %q", err, want2)
 	}
 }
