@@ -105,7 +105,12 @@ func (d *digest) merge(src *event.Event, maxPIDs int) {
 func (d *digest) keepShared(src *event.Event) {
 	clearUnlessSame(&d.Syscall, src.Syscall)
 	clearUnlessSame(&d.Stage, src.Stage)
-	clearUnlessSame(&d.Path, src.Path)
+	clearUnlessSame(&d.ABI, src.ABI)
+	if d.Path != src.Path || d.PathSource != src.PathSource {
+		d.Path, d.PathSource, d.PathTruncated = "", "", false
+	} else {
+		d.PathTruncated = d.PathTruncated || src.PathTruncated
+	}
 	clearUnlessSamePtr(&d.Binary, src.Binary)
 	clearUnlessSamePtr(&d.Dirfd, src.Dirfd)
 	clearUnlessSamePtr(&d.Flags, src.Flags)

@@ -23,7 +23,11 @@ func TestMergeClearsWhatIsNotShared(t *testing.T) {
 			func(e *event.Event) { e.ReturnValue, e.Error, e.ErrorText = 0, "", "" }},
 		{"syscall", func(e *event.Event) { e.Syscall = event.SyscallExecveat }, func(e *event.Event) { e.Syscall = "" }},
 		{"stage", func(e *event.Event) { e.Stage = "other" }, func(e *event.Event) { e.Stage = "" }},
-		{"path", func(e *event.Event) { e.Path = "./other" }, func(e *event.Event) { e.Path = "" }},
+		{"path", func(e *event.Event) { e.Path = "./other" }, func(e *event.Event) { e.Path, e.PathSource = "", "" }},
+		{"path with its source", func(e *event.Event) { e.Path, e.PathSource, e.PathTruncated = "./long", event.SourceCaller, true },
+			func(e *event.Event) { e.Path, e.PathSource, e.PathTruncated = "", "", false }},
+		{"path truncated in one", func(e *event.Event) { e.PathTruncated = true }, func(e *event.Event) { e.PathTruncated = true }},
+		{"abi", func(e *event.Event) { e.ABI = "" }, func(e *event.Event) { e.ABI = "" }},
 		{"binary", func(e *event.Event) { b := *e.Binary; b.InodeNumber++; e.Binary = &b }, func(e *event.Event) { e.Binary = nil }},
 		{"binary unknown", func(e *event.Event) { e.Binary = nil }, func(e *event.Event) { e.Binary = nil }},
 		{"interpreter", func(e *event.Event) { e.InterpreterPath = "/bin/sh" },
@@ -60,6 +64,7 @@ func TestMergeClearsWhatIsNotShared(t *testing.T) {
 			base.StdinMode, base.Process.LoginUID = &mode, &login
 			base.Tried = []string{"/usr/bin"}
 			base.Process.ContainerID = "0123"
+			base.ABI, base.PathSource = event.ABIIA32, event.SourceKernel
 			dst, src := base, base
 			src.Process.PID, src.Process.TID, src.Time = 4243, 4243, t0.Add(time.Minute)
 			tc.differ(&src)
