@@ -7,6 +7,8 @@
  *
  *   path          the filename as the caller gave it          (1 string)
  *   interp        the interpreter exec tried to open          (0/1 string)
+ *   head          the program's first bytes, as the loaders   (head_len raw
+ *                 saw them (bprm->buf)                         bytes, no NUL)
  *   binary path   components of the opened file, leaf first   (bin_ncomp)
  *   stdin path    components of fd 0's file, leaf first       (stdin_ncomp)
  *   cwd           components of the working directory         (cwd_ncomp)
@@ -27,6 +29,8 @@
 #define EF_PATH_CAP 4096
 #define EF_NAME_CAP 256
 #define EF_INTERP_CAP 256
+/* The program's first bytes kept: an ELF header (64 bytes) or a #! line's start. */
+#define EF_HEAD_CAP 64
 #define EF_ARG_LEN_CAP 4096
 /* Caps for probe.Config.MaxArgs / MaxEnv (bounded loops for the verifier). */
 #define EF_ARGS_CAP 64
@@ -84,6 +88,7 @@ enum ef_flag {
 	EF_F_EXE_TRUNC = 1 << 14,
 	EF_F_PATH_KERNEL = 1 << 15, /* path is the kernel's copy, not re-read from the caller */
 	EF_F_FOLD_GONE = 1 << 17,   /* repeats record: the kernel forgot this rid */
+	EF_F_HAS_HEAD = 1 << 18,    /* head holds the program's first bytes (head_len may be 0: empty file) */
 	EF_F_PENDING_ENOENT = 1 << 16, /* per-thread state only */
 };
 
@@ -122,6 +127,9 @@ struct ef_header {
 	__u16 cwd_ncomp;
 	__u16 exe_path_len;
 	__u16 exe_ncomp;
+	__u16 head_len; /* bytes of head in the data, at most EF_HEAD_CAP */
+	__u8 loaders;   /* security_bprm_check calls: 1 + interpreters opened */
+	__u8 pad0;
 	/* Folding: a failure record whose repeats the kernel counts carries a
 	 * non-zero rid; a repeats record carries the rid, how many repeats it
 	 * stands for and the first of them (boot_ns is the last). */

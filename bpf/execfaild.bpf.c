@@ -73,10 +73,13 @@ struct ef_task {
 	__u16 bin_ncomp;
 	__u32 bin_dev;
 	__u32 bin_mode;
-	__u32 pad;
+	__u16 head_len;
+	__u8 loaders;
+	__u8 pad;
 	__u64 bin_ino;
 	__u64 bin_ctime_ns;
 	char interp[EF_INTERP_CAP];
+	char head[EF_HEAD_CAP];
 	char bin_path[EF_BINPATH_CAP];
 };
 
@@ -426,6 +429,21 @@ static __always_inline void on_creds(struct linux_binprm *bprm)
 	record_binary(st, key, BPF_CORE_READ(bprm, file));
 }
 
+/*
+ * The program's first bytes as the binary format handlers see them: the
+ * ELF header (machine, class) or the #! line tell why none took the file.
+ * Only the first check's (the program's own); later ones are interpreters'.
+ */
+static __always_inline void record_head(struct ef_task *st, struct linux_binprm *bprm)
+{
+	__s64 size = BPF_CORE_READ(bprm, file, f_inode, i_size);
+
+	if (bpf_core_read(st->head, sizeof(st->head), &bprm->buf) < 0)
+		return;
+	st->head_len = size < 0 ? 0 : size > EF_HEAD_CAP ? EF_HEAD_CAP : size;
+	st->flags |= EF_F_HAS_HEAD;
+}
+
 static __always_inline void on_bprm_check(struct linux_binprm *bprm)
 {
 	__u64 key = task_key();
@@ -434,6 +452,10 @@ static __always_inline void on_bprm_check(struct linux_binprm *bprm)
 	if (!st)
 		return;
 	st->hooks |= EF_HOOK_LOADER;
+	if (st->loaders < 255)
+		st->loaders++;
+	if (st->loaders == 1)
+		record_head(st, bprm);
 	record_binary(st, key, BPF_CORE_READ(bprm, file));
 }
 
@@ -636,6 +658,20 @@ static __always_inline __u32 copy_task_state(struct ef_event *e, __u32 off, stru
 			off += n;
 			e->h.interp_len = n;
 			e->h.flags |= EF_F_HAS_INTERP;
+		}
+	}
+	e->h.loaders = st->loaders;
+	if (st->flags & EF_F_HAS_HEAD) {
+		__u32 n = st->head_len;
+
+		if (n > EF_HEAD_CAP)
+			n = EF_HEAD_CAP;
+		if (off <= EF_DATA_SIZE - EF_HEAD_CAP) {
+			if (n > 0)
+				bpf_probe_read_kernel(e->data + off, n, st->head);
+			off += n;
+			e->h.head_len = n;
+			e->h.flags |= EF_F_HAS_HEAD;
 		}
 	}
 	if (st->flags & EF_F_HAS_BINARY) {
@@ -1164,6 +1200,7 @@ static __always_inline void after_failure(__u64 key, struct ef_task *st, long re
 	if (st) {
 		st->flags = EF_F_PENDING_ENOENT;
 		st->hooks = 0;
+		st->loaders = 0;
 	}
 }
 

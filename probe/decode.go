@@ -46,6 +46,7 @@ const (
 	flagExeTrunc       = uint32(execfaildEfFlagEF_F_EXE_TRUNC)
 	flagPathKernel     = uint32(execfaildEfFlagEF_F_PATH_KERNEL)
 	flagFoldGone       = uint32(execfaildEfFlagEF_F_FOLD_GONE)
+	flagHasHead        = uint32(execfaildEfFlagEF_F_HAS_HEAD)
 
 	lostFailure = uint32(execfaildEfLostEF_LOST_FAILURE)
 	lostMarker  = uint32(execfaildEfLostEF_LOST_MARKER)
@@ -60,6 +61,7 @@ type record struct {
 	path       string
 	hasPath    bool
 	interp     string
+	head       []byte   // the program's first bytes; nil unless flagHasHead
 	binComps   []string // leaf first
 	stdinComps []string // leaf first
 	cwdComps   []string // leaf first, up to the caller's root
@@ -105,11 +107,12 @@ func decodeRecord(b []byte) (record, error) {
 	sections := []struct {
 		name  string
 		n     int
-		count int // strings expected; -1 for exactly one when n > 0
+		count int // strings expected; -1 for exactly one when n > 0; 0 with no dst: raw bytes
 		dst   *[]string
 	}{
 		{"path", int(r.h.PathLen), -1, nil},
 		{"interp", int(r.h.InterpLen), -1, nil},
+		{"head", int(r.h.HeadLen), 0, nil},
 		{"binary path", int(r.h.BinPathLen), int(r.h.BinNcomp), &r.binComps},
 		{"stdin path", int(r.h.StdinPathLen), int(r.h.StdinNcomp), &r.stdinComps},
 		{"cwd", int(r.h.CwdPathLen), int(r.h.CwdNcomp), &r.cwdComps},
@@ -121,6 +124,13 @@ func decodeRecord(b []byte) (record, error) {
 		raw, err := take(s.name, s.n)
 		if err != nil {
 			return r, err
+		}
+		if s.count == 0 && s.dst == nil {
+			// Raw bytes, not strings.
+			if r.h.Flags&flagHasHead != 0 {
+				r.head = append([]byte{}, raw...)
+			}
+			continue
 		}
 		strs, err := splitStrings(raw)
 		if err != nil {

@@ -39,6 +39,7 @@ const (
 	execfaildEfFlagEF_F_EXE_TRUNC        execfaildEfFlag = 16384
 	execfaildEfFlagEF_F_PATH_KERNEL      execfaildEfFlag = 32768
 	execfaildEfFlagEF_F_FOLD_GONE        execfaildEfFlag = 131072
+	execfaildEfFlagEF_F_HAS_HEAD         execfaildEfFlag = 262144
 	execfaildEfFlagEF_F_PENDING_ENOENT   execfaildEfFlag = 65536
 )
 
@@ -77,7 +78,9 @@ type execfaildEfHeader struct {
 	CwdNcomp       uint16
 	ExePathLen     uint16
 	ExeNcomp       uint16
-	_              [4]byte
+	HeadLen        uint16
+	Loaders        uint8
+	Pad0           uint8
 	Rid            uint64
 	Repeats        uint64
 	RepeatsFirstNs uint64
@@ -137,10 +140,13 @@ type execfaildEfTask struct {
 	BinNcomp   uint16
 	BinDev     uint32
 	BinMode    uint32
-	Pad        uint32
+	HeadLen    uint16
+	Loaders    uint8
+	Pad        uint8
 	BinIno     uint64
 	BinCtimeNs uint64
 	Interp     [256]int8
+	Head       [64]int8
 	BinPath    [2048]int8
 }
 

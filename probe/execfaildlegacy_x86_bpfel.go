@@ -50,7 +50,9 @@ type execfaildlegacyEfEvent struct {
 		CwdNcomp       uint16
 		ExePathLen     uint16
 		ExeNcomp       uint16
-		_              [4]byte
+		HeadLen        uint16
+		Loaders        uint8
+		Pad0           uint8
 		Rid            uint64
 		Repeats        uint64
 		RepeatsFirstNs uint64
@@ -78,10 +80,13 @@ type execfaildlegacyEfTask struct {
 	BinNcomp   uint16
 	BinDev     uint32
 	BinMode    uint32
-	Pad        uint32
+	HeadLen    uint16
+	Loaders    uint8
+	Pad        uint8
 	BinIno     uint64
 	BinCtimeNs uint64
 	Interp     [256]int8
+	Head       [64]int8
 	BinPath    [2048]int8
 }
 
