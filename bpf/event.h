@@ -139,6 +139,11 @@ struct ef_header {
 	__u32 mnt_ns;   /* inode number of the caller's mount namespace */
 	__u32 root_dev; /* the caller's root directory (kernel dev_t, inode): what */
 	__u64 root_ino; /* its cwd and exe are relative to, as it sees them */
+	/* E2BIG only: argv and envp as exec counted them, every string with its
+	 * NUL, when the count finished (0: not counted). */
+	__u64 arg_bytes;
+	__u32 arg_strings;
+	__u32 arg_longest;
 	__u16 argc;
 	__u16 envc;
 	__u32 args_len;

@@ -21,6 +21,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define ENOENT 2
+#define E2BIG 7
 #define AT_FDCWD -100
 
 /*
@@ -620,6 +621,115 @@ EF_CALLBACK strv_step(__u64 i, void *unused)
 	return 0;
 }
 
+#ifndef EF_LEGACY
+/*
+ * Measuring argv and envp after E2BIG, so the report can say which limit
+ * they broke: one string's, or all together's. Every string is read in
+ * chunks of a page into a scratch buffer; a chunk that fills it continues
+ * one byte short of its end, so a string of exactly a chunk counts its NUL
+ * once. Bounded: a count that would not finish is not reported.
+ */
+#define EF_MEASURE_STEPS (1 << 16)
+
+struct measure_ctx {
+	__u64 v;
+	__u64 envp;
+	__u64 ptr;
+	__u64 bytes;
+	__u32 idx;
+	__u32 cur;
+	__u32 strings;
+	__u32 longest;
+	__u8 compat;
+	__u8 envp_next;
+	__u8 done;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct measure_ctx);
+} measure_state SEC(".maps");
+
+/* The next string's pointer; false at the end of both arrays. */
+static __always_inline bool measure_next(struct measure_ctx *c)
+{
+	const void *p = 0;
+
+	for (int i = 0; i < 2; i++) {
+		if (read_ptr(&p, (const void *)c->v, c->idx, false, c->compat) < 0)
+			return false;
+		if (p) {
+			c->ptr = (__u64)p;
+			c->cur = 0;
+			return true;
+		}
+		if (!c->envp_next || !c->envp)
+			return false;
+		c->v = c->envp;
+		c->envp_next = 0;
+		c->idx = 0;
+	}
+	return false;
+}
+
+EF_CALLBACK measure_step(__u64 i, void *unused)
+{
+	__u32 zero = 0;
+	struct measure_ctx *c = bpf_map_lookup_elem(&measure_state, &zero);
+	struct kpath *buf = bpf_map_lookup_elem(&kpath_scratch, &zero);
+
+	if (!c || !buf)
+		return 1;
+	if (!c->ptr && !measure_next(c)) {
+		c->done = 1;
+		return 1;
+	}
+	long n = bpf_probe_read_user_str(buf->name, sizeof(buf->name), (const char *)c->ptr + c->cur);
+
+	if (n <= 0)
+		return 1; /* unreadable: not done */
+	if (n == sizeof(buf->name)) {
+		c->cur += sizeof(buf->name) - 1;
+		return 0;
+	}
+	__u32 len = c->cur + n;
+
+	c->bytes += len;
+	c->strings++;
+	if (len > c->longest)
+		c->longest = len;
+	c->ptr = 0;
+	c->idx++;
+	return 0;
+}
+
+static __always_inline void measure_args(struct ef_event *e, const void *argv, const void *envp, bool compat)
+{
+	__u32 zero = 0;
+	struct measure_ctx *c = bpf_map_lookup_elem(&measure_state, &zero);
+
+	if (!c || !argv)
+		return;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->v = (__u64)argv;
+	c->envp = (__u64)envp;
+	c->envp_next = 1;
+	c->compat = compat;
+	bpf_loop(EF_MEASURE_STEPS, measure_step, 0, 0);
+	if (!c->done)
+		return;
+	e->h.arg_bytes = c->bytes;
+	e->h.arg_strings = c->strings;
+	e->h.arg_longest = c->longest;
+}
+#else
+static __always_inline void measure_args(struct ef_event *e, const void *argv, const void *envp, bool compat)
+{
+}
+#endif
+
 /* Appends up to max strings; more than that is marked truncated. */
 static __always_inline __u32 read_strv(__u32 off, const void *v, __u32 max, bool kernel, bool compat,
 				       __u16 *count, __u32 *bytes, bool *trunc)
@@ -1160,6 +1270,8 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 		if (trunc)
 			e->h.flags |= EF_F_ENV_TRUNC;
 	}
+	if (ret == -E2BIG && !kernel)
+		measure_args(e, argv, envp, compat);
 	if (off > EF_DATA_SIZE)
 		off = EF_DATA_SIZE;
 	e->h.data_len = off;

@@ -87,6 +87,9 @@ type execfaildEfHeader struct {
 	MntNs          uint32
 	RootDev        uint32
 	RootIno        uint64
+	ArgBytes       uint64
+	ArgStrings     uint32
+	ArgLongest     uint32
 	Argc           uint16
 	Envc           uint16
 	ArgsLen        uint32
@@ -204,6 +207,22 @@ type execfaildKpath struct {
 	Name [4096]int8
 }
 
+type execfaildMeasureCtx struct {
+	_        structs.HostLayout
+	V        uint64
+	Envp     uint64
+	Ptr      uint64
+	Bytes    uint64
+	Idx      uint32
+	Cur      uint32
+	Strings  uint32
+	Longest  uint32
+	Compat   uint8
+	EnvpNext uint8
+	Done     uint8
+	_        [5]byte
+}
+
 type execfaildStrvCtx struct {
 	_      structs.HostLayout
 	V      uint64
@@ -245,6 +264,7 @@ const (
 	execfaildMapKpathScratch           = "kpath_scratch"
 	execfaildMapKpaths                 = "kpaths"
 	execfaildMapLost                   = "lost"
+	execfaildMapMeasureState           = "measure_state"
 	execfaildMapScratch                = "scratch"
 	execfaildMapStrvState              = "strv_state"
 	execfaildMapTasks                  = "tasks"
@@ -362,6 +382,7 @@ type execfaildMapSpecs struct {
 	KpathScratch *ebpf.MapSpec `ebpf:"kpath_scratch"`
 	Kpaths       *ebpf.MapSpec `ebpf:"kpaths"`
 	Lost         *ebpf.MapSpec `ebpf:"lost"`
+	MeasureState *ebpf.MapSpec `ebpf:"measure_state"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	StrvState    *ebpf.MapSpec `ebpf:"strv_state"`
 	Tasks        *ebpf.MapSpec `ebpf:"tasks"`
@@ -415,6 +436,7 @@ type execfaildMaps struct {
 	KpathScratch *ebpf.Map `ebpf:"kpath_scratch"`
 	Kpaths       *ebpf.Map `ebpf:"kpaths"`
 	Lost         *ebpf.Map `ebpf:"lost"`
+	MeasureState *ebpf.Map `ebpf:"measure_state"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	StrvState    *ebpf.Map `ebpf:"strv_state"`
 	Tasks        *ebpf.Map `ebpf:"tasks"`
@@ -433,6 +455,7 @@ func (m *execfaildMaps) Close() error {
 		m.KpathScratch,
 		m.Kpaths,
 		m.Lost,
+		m.MeasureState,
 		m.Scratch,
 		m.StrvState,
 		m.Tasks,

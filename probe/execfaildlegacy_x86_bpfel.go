@@ -59,6 +59,9 @@ type execfaildlegacyEfEvent struct {
 		MntNs          uint32
 		RootDev        uint32
 		RootIno        uint64
+		ArgBytes       uint64
+		ArgStrings     uint32
+		ArgLongest     uint32
 		Argc           uint16
 		Envc           uint16
 		ArgsLen        uint32

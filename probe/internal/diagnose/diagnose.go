@@ -92,10 +92,15 @@ type Evidence struct {
 	Loop []string
 	// Writer describes who holds the program open for writing (ETXTBSY).
 	Writer string
-	// Argument sizes (E2BIG): ArgBytes counted from the capture,
-	// ArgBytesAtLeast when the capture was cut; ArgLimit is exec's total
-	// limit for the caller, StackLimit the stack limit it derives from.
-	ArgBytes        int
+	// Argument sizes (E2BIG), every string counted with its NUL. Measured:
+	// the kernel counted all of argv and envp (ArgStrings strings, the
+	// longest ArgLongest bytes); else ArgBytes is what the capture kept,
+	// a lower bound when ArgBytesAtLeast. ArgLimit is exec's limit on all
+	// of them for the caller, StackLimit the stack limit it derives from.
+	ArgMeasured     bool
+	ArgBytes        uint64
+	ArgStrings      int
+	ArgLongest      int
 	ArgBytesAtLeast bool
 	ArgLimit        uint64
 	StackLimit      uint64

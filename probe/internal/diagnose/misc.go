@@ -33,23 +33,42 @@ func textBusy(ev *Evidence) Result {
 		name(ev.Program.Path), by)}
 }
 
+// tooBig explains E2BIG, naming the limit the sizes broke when the kernel
+// measured them.
 func tooBig(ev *Evidence) Result {
-	text := fmt.Sprintf("the arguments and environment passed to %s are too large for exec", name(ev.Program.Path))
-	if ev.ArgBytes > 0 {
+	p := name(ev.Program.Path)
+	fix := ": pass large data through a file or stdin instead"
+	r := Result{Cause: event.CauseArgumentListTooLong}
+	switch {
+	case ev.ArgMeasured && ev.ArgLongest > MaxArgStrlen:
+		r.Text = fmt.Sprintf("one argument or environment string passed to %s has %d bytes, over exec's limit of %d for one string (all %d strings: %d bytes)%s",
+			p, ev.ArgLongest, MaxArgStrlen, ev.ArgStrings, ev.ArgBytes, fix)
+	case ev.ArgMeasured && ev.ArgLimit != 0:
+		r.Text = fmt.Sprintf("the arguments and environment passed to %s are %d strings of %d bytes (and %d bytes of pointers), over exec's limit of %d%s%s",
+			p, ev.ArgStrings, ev.ArgBytes, 8*ev.ArgStrings, ev.ArgLimit, stackNote(ev.StackLimit), fix)
+	case ev.ArgMeasured:
+		r.Text = fmt.Sprintf("the arguments and environment passed to %s are %d strings of %d bytes, the longest %d: too large for exec, which takes at most %d bytes per string%s",
+			p, ev.ArgStrings, ev.ArgBytes, ev.ArgLongest, MaxArgStrlen, fix)
+	default:
 		at := ""
 		if ev.ArgBytesAtLeast {
 			at = "at least "
 		}
-		text += fmt.Sprintf(" (%s%d bytes)", at, ev.ArgBytes)
-	}
-	text += fmt.Sprintf(": each string may have at most %d bytes", MaxArgStrlen)
-	if ev.ArgLimit != 0 {
-		text += fmt.Sprintf(" and all together %d", ev.ArgLimit)
-		if ev.StackLimit != 0 {
-			text += fmt.Sprintf(" (a quarter of the %d-byte stack limit, at most 6 MiB)", ev.StackLimit)
+		limit := ""
+		if ev.ArgLimit != 0 {
+			limit = fmt.Sprintf(" and %d for all together%s", ev.ArgLimit, stackNote(ev.StackLimit))
 		}
+		r.Text = fmt.Sprintf("the arguments and environment passed to %s (%s%d bytes) are too large for exec, which takes at most %d bytes per string%s%s",
+			p, at, ev.ArgBytes, MaxArgStrlen, limit, fix)
 	}
-	return Result{Cause: event.CauseArgumentListTooLong, Text: text + "; pass large data through a file or stdin instead"}
+	return r
+}
+
+func stackNote(stack uint64) string {
+	if stack == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (a quarter of the %d-byte stack limit, at most 6 MiB)", stack)
 }
 
 // loop explains ELOOP: a symbolic link loop, or - once a loader ran - #!
