@@ -84,6 +84,7 @@ type Probe struct {
 	links    []link.Link
 	reader   *ringbuf.Reader
 	enricher *enricher
+	diag     *diagnoser
 	report   Report
 	bootBase time.Time // wall time at CLOCK_BOOTTIME zero
 	openHook bool
@@ -205,6 +206,7 @@ func New(cfg Config) (*Probe, error) {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
 	p.bootBase = bootBase()
+	p.diag = newDiagnoser(p.enricher, mode != ModeTracepoint && p.openHook, cfg.Environment != "none" && cfg.MaxEnv > 0)
 	p.report.Fields = fieldReport(mode, p.report.Hooks)
 	return p, nil
 }
@@ -699,6 +701,7 @@ func (p *Probe) Read() (Record, error) {
 		}
 		e := r.toEvent(p.wall, p.openHook)
 		p.enricher.enrichWith(e, p.mode == ModeTracepoint, r.callerRoot())
+		p.diag.diagnose(e, &r)
 		if r.h.Rid != 0 && p.folder != nil {
 			p.folder.remember(r.h.Rid, e)
 		}

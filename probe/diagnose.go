@@ -1,0 +1,297 @@
+package probe
+
+import (
+	"os"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execfaild/execfaild/probe/event"
+	"github.com/execfaild/execfaild/probe/internal/diagnose"
+)
+
+// diagnoser gathers the evidence about each failure - the kernel's, from
+// the record, and what userspace can still read through the caller's
+// /proc/<pid> - and fills the event's cause. Files are looked at only for
+// the errnos whose cause depends on them, and only as far as the kernel's
+// evidence leaves the cause open: a storm of plain ENOENT costs a stat or
+// two per failure, never a file read.
+type diagnoser struct {
+	en   *enricher
+	arch diagnose.Arch
+	// kernelHooks: exec's hooks are attached, the open hook among them, so
+	// a hook that did not fire is evidence.
+	kernelHooks bool
+	captureEnv  bool
+
+	lsmFile string
+	lsmOnce sync.Once
+	lsms    []string
+}
+
+func newDiagnoser(en *enricher, kernelHooks, captureEnv bool) *diagnoser {
+	return &diagnoser{en: en, arch: diagnose.ArchOf(runtime.GOARCH), kernelHooks: kernelHooks, captureEnv: captureEnv,
+		lsmFile: "/sys/kernel/security/lsm"}
+}
+
+// diagnose sets e.Cause, e.CauseText and e.CauseInferred.
+func (d *diagnoser) diagnose(e *event.Event, r *record) {
+	ev := d.kernelEvidence(e, r)
+	if loc, ok := d.locate(e, r); ok {
+		d.gather(ev, e, r, loc)
+	}
+	res := diagnose.Diagnose(ev)
+	e.Cause, e.CauseText, e.CauseInferred = res.Cause, res.Text, res.Inferred
+}
+
+// kernelEvidence is what the record says: the hooks that fired, the
+// program's first bytes and the interpreter exec asked for.
+func (d *diagnoser) kernelEvidence(e *event.Event, r *record) *diagnose.Evidence {
+	h := &r.h
+	ev := &diagnose.Evidence{
+		Errno:       unix.Errno(-e.ReturnValue),
+		Arch:        d.arch,
+		KernelHooks: d.kernelHooks,
+		Opened:      h.Hooks&(hookOpen|hookCreds|hookLoader) != 0,
+		InterpTried: h.Hooks&hookInterp != 0,
+		Loaders:     int(h.Loaders),
+		Interp:      e.InterpreterPath,
+		// A userspace interpreter (tracepoint mode) is userspace evidence.
+		InterpKernel: e.InterpreterSource == event.SourceKernel,
+	}
+	ev.Program.Path = e.ResolvedPath()
+	if h.Flags&flagHasHead != 0 {
+		ev.Program.Head, ev.Program.HeadKernel = r.head, true
+	}
+	return ev
+}
+
+// location is where the caller's files are, seen from here.
+type location struct {
+	root    string // the caller's root directory (/proc/<pid>/root)
+	target  string // the program, openable from here
+	display string // the program as the caller names it (absolute when known)
+	cwd     string // the caller's cwd, absolute in its root
+	pidDir  string // /proc/<pid> of the caller, when it is still there
+}
+
+func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
+	if e.KernelInvoked {
+		// Usermode helpers run in init's file system namespace and root.
+		if !path.IsAbs(e.Path) {
+			return location{}, false
+		}
+		root := d.en.proc(1, "root")
+		return location{root: root, target: root + path.Clean(e.Path), display: path.Clean(e.Path), cwd: "/"}, true
+	}
+	target, display, root, ok := d.en.callerPath(e, r.callerRoot())
+	if !ok {
+		return location{}, false
+	}
+	loc := location{root: root, target: target, display: display, cwd: e.Process.Cwd}
+	if pd := d.en.proc(e.Process.PID); root == pd+"/root" {
+		loc.pidDir = pd
+	}
+	return loc, true
+}
+
+// in maps a path of the caller's (absolute in its root, or relative to
+// its cwd) to one openable from here.
+func (l location) in(p string) string {
+	if !path.IsAbs(p) {
+		p = path.Join(l.cwd, p)
+	}
+	return l.root + path.Clean(p)
+}
+
+// gather adds what userspace reads, errno by errno.
+func (d *diagnoser) gather(ev *diagnose.Evidence, e *event.Event, r *record, loc location) {
+	switch ev.Errno {
+	case unix.ENOENT:
+		d.gatherMissing(ev, loc)
+	case unix.ENOEXEC:
+		d.gatherFormat(ev, loc)
+	case unix.EACCES, unix.EPERM:
+		d.gatherAccess(ev, e, loc)
+	case unix.ETXTBSY:
+		ev.Writer = writerOf(loc)
+	case unix.E2BIG:
+		d.gatherSizes(ev, e, r, loc)
+	case unix.ELOOP:
+		if !(ev.KernelHooks && ev.Loaders > 0) {
+			ev.Loop = symlinkLoop(loc)
+		}
+	case unix.ENOTDIR:
+		ev.NotDir = firstNonDir(loc)
+	}
+}
+
+// gatherMissing: with the hooks, none fired means the path did not
+// resolve, and a loader that asked for an interpreter without a further
+// check means the interpreter did not; only the rest needs looking at.
+func (d *diagnoser) gatherMissing(ev *diagnose.Evidence, loc location) {
+	if ev.KernelHooks && !ev.Opened && !ev.InterpTried {
+		ev.NearestParent = nearestParent(loc)
+		return
+	}
+	kernelProof := ev.KernelHooks && ev.InterpKernel && ev.Interp != "" && ev.Loaders <= 1
+	if kernelProof && ev.Program.Head != nil {
+		return
+	}
+	p := &ev.Program
+	if !statFile(p, loc.target) {
+		if p.Missing {
+			ev.NearestParent = nearestParent(loc)
+		}
+		return
+	}
+	readHead(p, loc.target)
+	if ev.Interp == "" {
+		ev.Interp, _ = readInterpreter(loc.target)
+	}
+	if ev.Interp == "" || kernelProof {
+		return
+	}
+	ev.Interpreter = inspectInterpreter(ev.Interp, loc)
+}
+
+// gatherFormat: the program's first bytes, and for a script its
+// interpreter's.
+func (d *diagnoser) gatherFormat(ev *diagnose.Evidence, loc location) {
+	readHead(&ev.Program, loc.target)
+	if !strings.HasPrefix(string(ev.Program.Head), "#!") {
+		return
+	}
+	if ev.Interp == "" {
+		ev.Interp, _ = parseShebang(ev.Program.Head)
+	}
+	if ev.Interp != "" {
+		ev.Interpreter = inspectInterpreter(ev.Interp, loc)
+	}
+}
+
+// inspectInterpreter stats the interpreter a file names, and reads the
+// head and interpreter of its own.
+func inspectInterpreter(interp string, loc location) *diagnose.File {
+	f := &diagnose.File{Path: interp}
+	at := loc.in(interp)
+	if !statFile(f, at) {
+		return f
+	}
+	readHead(f, at)
+	if f.Interp, _ = readInterpreter(at); f.Interp != "" {
+		var st unix.Stat_t
+		f.InterpMissing = unix.Stat(loc.in(f.Interp), &st) == unix.ENOENT
+	}
+	return f
+}
+
+// statFile fills f's mode and owner from a stat (following links, as exec
+// does); false when it failed, with Missing set for ENOENT.
+func statFile(f *diagnose.File, at string) bool {
+	var st unix.Stat_t
+	if err := unix.Stat(at, &st); err != nil {
+		f.Missing = err == unix.ENOENT
+		return false
+	}
+	f.Stat, f.Mode, f.UID, f.GID = true, st.Mode, st.Uid, st.Gid
+	return true
+}
+
+// readHead reads a file's first bytes unless the kernel's are known.
+func readHead(f *diagnose.File, at string) {
+	if f.Head != nil {
+		return
+	}
+	fd, err := unix.Open(at, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return
+	}
+	buf := make([]byte, 256)
+	n, err := unix.Read(fd, buf)
+	if err != nil {
+		return
+	}
+	f.Head = buf[:n]
+}
+
+// nearestParent is the deepest existing directory of the program's path.
+func nearestParent(loc location) string {
+	if !path.IsAbs(loc.display) {
+		return ""
+	}
+	for dir := path.Dir(loc.display); ; dir = path.Dir(dir) {
+		var st unix.Stat_t
+		if unix.Stat(loc.root+dir, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return dir
+		}
+		if dir == "/" {
+			return ""
+		}
+	}
+}
+
+// firstNonDir is the first component of the program's path that exists
+// and is not a directory.
+func firstNonDir(loc location) string {
+	if !path.IsAbs(loc.display) {
+		return ""
+	}
+	parts := strings.Split(strings.Trim(loc.display, "/"), "/")
+	for i := 1; i < len(parts); i++ {
+		p := "/" + strings.Join(parts[:i], "/")
+		var st unix.Stat_t
+		if err := unix.Stat(loc.root+p, &st); err != nil {
+			return ""
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return p
+		}
+	}
+	return ""
+}
+
+// symlinkLoop follows the program's path as far as its links go round: the
+// chain when it comes back on itself, else nil.
+func symlinkLoop(loc location) []string {
+	if !path.IsAbs(loc.display) {
+		return nil
+	}
+	chain := []string{loc.display}
+	seen := map[string]bool{loc.display: true}
+	cur := loc.display
+	for range 40 {
+		link, err := os.Readlink(loc.root + cur)
+		if err != nil {
+			return nil
+		}
+		if !path.IsAbs(link) {
+			link = path.Join(path.Dir(cur), link)
+		}
+		chain = append(chain, link)
+		if seen[link] {
+			return chain
+		}
+		seen[link] = true
+		cur = link
+	}
+	return nil
+}
+
+// lsmList is the kernel's list of active security modules, read once.
+func (d *diagnoser) lsmList() []string {
+	d.lsmOnce.Do(func() {
+		if b, err := os.ReadFile(d.lsmFile); err == nil {
+			d.lsms = strings.Split(strings.TrimSpace(string(b)), ",")
+		}
+	})
+	return d.lsms
+}
