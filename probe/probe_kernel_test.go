@@ -222,6 +222,7 @@ func TestKernelProbe(t *testing.T) {
 	col := collect(p)
 	t.Cleanup(func() { closeAndCheck(t, p, col) })
 	mode := p.Mode()
+	measuredBuild = p.Report().Build != "legacy"
 	if wantMode != "" && mode != wantMode {
 		t.Fatalf("probe runs in mode %q, EXECFAILD_TEST_MODE asks for %q", mode, wantMode)
 	}
@@ -256,6 +257,9 @@ func TestKernelProbe(t *testing.T) {
 				t.Skip("no 32-bit syscall ABI is provoked on this architecture")
 			}
 			o, err := c.Run(lab)
+			if errors.Is(err, provoke.ErrNoLandlock) {
+				t.Skip(err.Error())
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -282,8 +286,9 @@ func TestKernelProbe(t *testing.T) {
 			if o.Succeeded {
 				checkSuccessAfter(t, col, o)
 			}
-			t.Logf("case %s mode %s: %s path=%q binary=%s interp=%q stdin=%s stage=%q",
-				c.Name, mode, ev.Error, ev.Path, describeBinary(ev.Binary), ev.InterpreterPath, ev.StdinType, ev.Stage)
+			t.Logf("case %s mode %s: %s path=%q binary=%s interp=%q stdin=%s stage=%q cause=%s inferred=%v %q",
+				c.Name, mode, ev.Error, ev.Path, describeBinary(ev.Binary), ev.InterpreterPath, ev.StdinType, ev.Stage,
+				ev.Cause, ev.CauseInferred, ev.CauseText)
 		})
 	}
 
@@ -523,6 +528,7 @@ func checkKernelInvoked(t *testing.T, col *collector, mode string, o *provoke.Ou
 	if ev.Binary != nil {
 		t.Errorf("binary %+v for a program that does not exist", ev.Binary)
 	}
+	checkCause(t, mode, o, ev)
 	t.Logf("case %s mode %s: %s path=%q argv=%q comm=%q", o.Case, mode, ev.Error, ev.Path, ev.Arguments, ev.Process.Comm)
 }
 
@@ -573,6 +579,33 @@ func checkEvent(t *testing.T, mode string, openHook bool, cfg probe.Config, lab 
 	checkEnvironment(t, cfg, o, ev)
 	checkProcess(t, lab, o, ev)
 	checkStage(t, mode, openHook, o, ev)
+	checkCause(t, mode, o, ev)
+}
+
+// checkCause: the diagnosis the case is built for, a sentence naming what
+// the case says it must, and marked inferred exactly when the mode had to
+// gather its evidence in userspace.
+// measuredBuild: the probe under test runs the default build, which
+// measures argv and envp after E2BIG (the legacy build does not).
+var measuredBuild bool
+
+func checkCause(t *testing.T, mode string, o *provoke.Outcome, ev *event.Event) {
+	t.Helper()
+	if o.Cause == "" {
+		t.Fatalf("case %s declares no expected cause", o.Case)
+	}
+	eq(t, "cause", ev.Cause, o.Cause)
+	names := o.CauseNames
+	if measuredBuild {
+		names = append(names[:len(names):len(names)], o.CauseMeasured...)
+	}
+	for _, n := range names {
+		if !strings.Contains(ev.CauseText, n) {
+			t.Errorf("cause_text %q does not name %q", ev.CauseText, n)
+		}
+	}
+	inferred := o.CauseProof == provoke.ProofUserspace || o.CauseProof == provoke.ProofKernel && mode == "tracepoint"
+	eq(t, "cause_inferred", ev.CauseInferred, inferred)
 }
 
 func describeBinary(b *event.Binary) string {

@@ -125,16 +125,19 @@ type Limits struct {
 
 // Cases lists every failure the suite provokes, in a stable order.
 func Cases(lim Limits) []Case {
-	return []Case{
+	cases := []Case{
 		{Name: "enoent", Run: func(l *Lab) (*Outcome, error) {
 			p := l.path("does-not-exist")
-			return l.execve("enoent", p, unix.ENOENT, ReachNone, "", nil)
+			o, err := l.execve("enoent", p, unix.ENOENT, ReachNone, "", nil)
+			return notFound(o, err, p, "nearest existing directory is "+l.Dir)
 		}},
 		{Name: "enoent_relative", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("enoent_relative", "./does-not-exist", unix.ENOENT, ReachNone, "", nil)
+			o, err := l.execve("enoent_relative", "./does-not-exist", unix.ENOENT, ReachNone, "", nil)
+			return notFound(o, err, l.path("does-not-exist"))
 		}},
 		{Name: "eacces_not_executable", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("eacces_not_executable", l.path("not-executable"), unix.EACCES, ReachRefused, "", nil)
+			o, err := l.execve("eacces_not_executable", l.path("not-executable"), unix.EACCES, ReachRefused, "", nil)
+			return expect(o, err, "not-executable", ProofUserspace, l.path("not-executable"), "mode 0644")
 		}},
 		{Name: "eacces_noexec_mount", Root: true, Run: func(l *Lab) (*Outcome, error) {
 			dir, err := l.noexecMount()
@@ -148,39 +151,57 @@ func Cases(lim Limits) []Case {
 			if err := os.Chmod(p, 0o755); err != nil {
 				return nil, fmt.Errorf("eacces_noexec_mount: %w", err)
 			}
-			return l.execve("eacces_noexec_mount", p, unix.EACCES, ReachRefused, "", nil)
+			o, err := l.execve("eacces_noexec_mount", p, unix.EACCES, ReachRefused, "", nil)
+			return expect(o, err, "noexec-mount", ProofUserspace, p, "on "+dir+", which is mounted noexec")
 		}},
 		{Name: "enoexec_garbage", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("enoexec_garbage", l.path("garbage"), unix.ENOEXEC, ReachOpened, "", nil)
+			o, err := l.execve("enoexec_garbage", l.path("garbage"), unix.ENOEXEC, ReachOpened, "", nil)
+			return expect(o, err, "not-a-program", ProofKernel, l.path("garbage"), "execfaild: text")
 		}},
 		{Name: "enoexec_no_shebang_relative", Run: func(l *Lab) (*Outcome, error) {
 			// Relative on purpose: binary.path must still come out absolute.
-			return l.execve("enoexec_no_shebang_relative", "./no-shebang.sh", unix.ENOEXEC, ReachOpened, "", nil)
+			o, err := l.execve("enoexec_no_shebang_relative", "./no-shebang.sh", unix.ENOEXEC, ReachOpened, "", nil)
+			return expect(o, err, "not-a-program", ProofKernel, l.path("no-shebang.sh"), "#!")
 		}},
 		{Name: "missing_interpreter", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("missing_interpreter", l.path("missing-interp.sh"), unix.ENOENT, ReachOpened, "/nonexistent/sh", nil)
+			o, err := l.execve("missing_interpreter", l.path("missing-interp.sh"), unix.ENOENT, ReachOpened, "/nonexistent/sh", nil)
+			return expect(o, err, "interpreter-missing", ProofKernel, l.path("missing-interp.sh"), "/nonexistent/sh")
 		}},
 		{Name: "crlf_interpreter", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("crlf_interpreter", l.path("crlf.sh"), unix.ENOENT, ReachOpened, "/bin/bash\r", nil)
+			o, err := l.execve("crlf_interpreter", l.path("crlf.sh"), unix.ENOENT, ReachOpened, "/bin/bash\r", nil)
+			return expect(o, err, "interpreter-crlf", ProofKernel, l.path("crlf.sh"), `"/bin/bash\r"`)
 		}},
 		{Name: "etxtbsy", Run: func(l *Lab) (*Outcome, error) {
 			p := l.path("garbage-busy")
-			return l.execve("etxtbsy", p, unix.ETXTBSY, ReachRefused, "", func(r *request) { r.OpenForWrite = p })
+			o, err := l.execve("etxtbsy", p, unix.ETXTBSY, ReachRefused, "", func(r *request) { r.OpenForWrite = p })
+			if err != nil {
+				return nil, err
+			}
+			// The helper itself holds it open for writing.
+			return expect(o, err, "text-busy", ProofErrno, p, fmt.Sprintf("pid %d,", o.Caller.PID))
 		}},
 		{Name: "e2big", Run: func(l *Lab) (*Outcome, error) {
 			// One string longer than MAX_ARG_STRLEN (32 pages) is refused
 			// whatever the stack limit. Garbage content makes a kernel that
 			// let it through answer ENOEXEC instead of running anything.
 			big := strings.Repeat("x", 32*4096+1)
-			return l.execve("e2big", l.path("garbage-big"), unix.E2BIG, ReachRefused, "", func(r *request) {
+			o, err := l.execve("e2big", l.path("garbage-big"), unix.E2BIG, ReachRefused, "", func(r *request) {
 				r.Argv = append(r.Argv, big)
 			})
+			if err != nil {
+				return nil, err
+			}
+			// Counted as exec counts it, with its NUL.
+			o.CauseMeasured = []string{fmt.Sprintf("has %d bytes", len(big)+1)}
+			return expect(o, err, "argument-list-too-long", ProofErrno, l.path("garbage-big"), "131072")
 		}},
 		{Name: "eloop", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("eloop", l.path("loop-a"), unix.ELOOP, ReachNone, "", nil)
+			o, err := l.execve("eloop", l.path("loop-a"), unix.ELOOP, ReachNone, "", nil)
+			return expect(o, err, "symlink-loop", ProofKernel, l.path("loop-a"))
 		}},
 		{Name: "enotdir", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("enotdir", l.path("plain-file")+"/x", unix.ENOTDIR, ReachNone, "", nil)
+			o, err := l.execve("enotdir", l.path("plain-file")+"/x", unix.ENOTDIR, ReachNone, "", nil)
+			return expect(o, err, "not-a-directory", ProofErrno, l.path("plain-file")+" is not a directory")
 		}},
 		{Name: "execveat_dirfd_relative", Run: func(l *Lab) (*Outcome, error) {
 			bin, err := StatFile(l.path("garbage-at"))
@@ -195,7 +216,7 @@ func Cases(lim Limits) []Case {
 				return nil, err
 			}
 			o.Errno, o.Reach, o.Binary = unix.ENOEXEC, ReachOpened, bin
-			return o, nil
+			return expect(o, nil, "not-a-program", ProofKernel, l.path("garbage-at"))
 		}},
 		{Name: "execveat_empty_path_memfd", Run: func(l *Lab) (*Outcome, error) {
 			req := l.baseRequest("")
@@ -208,12 +229,12 @@ func Cases(lim Limits) []Case {
 			}
 			// The helper stat'ed the memfd itself (o.Binary).
 			o.Errno, o.Reach = unix.ENOEXEC, ReachOpened
-			return o, nil
+			return expect(o, nil, "not-a-program", ProofKernel, "/memfd:execfaild-provoke")
 		}},
 		{Name: "compat_execve_enoent", Compat: true, Run: func(l *Lab) (*Outcome, error) {
 			// int $0x80 from a 64-bit program: invisible to the syscalls/
 			// sys_exit_* tracepoints, which skip 32-bit syscalls.
-			return l.execve("compat_execve_enoent", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) { r.Compat = true })
+			return notFound(l.execve("compat_execve_enoent", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) { r.Compat = true }))
 		}},
 		{Name: "compat_execveat_enoexec", Compat: true, Run: func(l *Lab) (*Outcome, error) {
 			bin, err := StatFile(l.path("garbage-at"))
@@ -227,34 +248,36 @@ func Cases(lim Limits) []Case {
 				return nil, err
 			}
 			o.Errno, o.Reach, o.Binary = unix.ENOEXEC, ReachOpened, bin
-			return o, nil
+			return expect(o, nil, "not-a-program", ProofKernel, l.path("garbage-at"))
 		}},
 		{Name: "efault_argv", Run: func(l *Lab) (*Outcome, error) {
 			// An existing file, so the kernel gets as far as copying argv.
-			return l.execve("efault_argv", l.path("garbage"), unix.EFAULT, ReachRefused, "", func(r *request) { r.BadArgv = 2 })
+			o, err := l.execve("efault_argv", l.path("garbage"), unix.EFAULT, ReachRefused, "", func(r *request) { r.BadArgv = 2 })
+			return expect(o, err, "unknown", ProofErrno, "bad address (EFAULT)")
 		}},
 		{Name: "efault_path", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("efault_path", "unreadable", unix.EFAULT, ReachNone, "", func(r *request) { r.BadPath = true })
+			o, err := l.execve("efault_path", "unreadable", unix.EFAULT, ReachNone, "", func(r *request) { r.BadPath = true })
+			return expect(o, err, "unknown", ProofErrno, "bad address (EFAULT)")
 		}},
 		{Name: "enoent_then_success_thread", Run: func(l *Lab) (*Outcome, error) {
 			// An execvp search from a worker thread: the thread takes the
 			// leader's pid when its exec succeeds, and the success must
 			// still end the search its failures started.
-			return l.execve("enoent_then_success_thread", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
+			return notFound(l.execve("enoent_then_success_thread", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
 				r.Thread = true
 				r.SucceedAfter = true
 				r.SucceedPath = l.Exe
 				r.SucceedEnv = []string{exit0Env + "=1"}
-			})
+			}))
 		}},
 		{Name: "non_main_thread", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("non_main_thread", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) { r.Thread = true })
+			return notFound(l.execve("non_main_thread", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) { r.Thread = true }))
 		}},
 		{Name: "unprivileged_caller", Run: func(l *Lab) (*Outcome, error) {
 			// Outside the 0700 lab dir, so the lookup fails with ENOENT and
 			// not with EACCES on the directory.
 			id := uint32(65534)
-			return l.execve("unprivileged_caller", "/nonexistent/execfaild-provoke", unix.ENOENT, ReachNone, "", func(r *request) { r.DropTo = &id })
+			return notFound(l.execve("unprivileged_caller", "/nonexistent/execfaild-provoke", unix.ENOENT, ReachNone, "", func(r *request) { r.DropTo = &id }))
 		}, Root: true},
 		{Name: "stdin_tty", Run: func(l *Lab) (*Outcome, error) {
 			master, slave, err := l.openPTY()
@@ -296,30 +319,31 @@ func Cases(lim Limits) []Case {
 			return l.stdinCase("stdin_closed", nil, func(r *request) { r.CloseStdin = true })
 		}},
 		{Name: "truncation", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("truncation", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
+			return notFound(l.execve("truncation", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
 				r.Argv = fill("arg", lim.MaxArgs+8, lim.MaxArgLen+100)
 				r.Env = append(append([]string{}, Env...), fill("EXECFAILD_FILL_", lim.MaxEnv+8, lim.MaxArgLen+50)...)
-			})
+			}))
 		}},
 		{Name: "exact_limits", Run: func(l *Lab) (*Outcome, error) {
 			// Exactly as many entries as captured, one of exactly the
 			// captured length: nothing may be cut or marked truncated.
-			return l.execve("exact_limits", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
+			return notFound(l.execve("exact_limits", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
 				r.Argv = fill("arg", lim.MaxArgs, lim.MaxArgLen)
 				r.Env = append(append([]string{}, Env...), fill("EXECFAILD_FILL_", lim.MaxEnv-len(Env), lim.MaxArgLen)...)
-			})
+			}))
 		}},
 		{Name: "enoent_then_success", Run: func(l *Lab) (*Outcome, error) {
 			// The shape of an execvp PATH search: ENOENT, then success from
 			// the same thread. The successful image is this binary, which
 			// exits 0 at once, so no shell or /bin/true is needed.
-			return l.execve("enoent_then_success", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
+			return notFound(l.execve("enoent_then_success", l.path("does-not-exist"), unix.ENOENT, ReachNone, "", func(r *request) {
 				r.SucceedAfter = true
 				r.SucceedPath = l.Exe
 				r.SucceedEnv = []string{exit0Env + "=1"}
-			})
+			}))
 		}},
 	}
+	return append(cases, diagnosisCases()...)
 }
 
 // fill makes n strings prefix0, prefix1, …; the second one is padded to
@@ -390,7 +414,7 @@ func (l *Lab) stdinCase(name string, stdin *os.File, mod func(*request)) (*Outco
 		return nil, err
 	}
 	o.Errno, o.Reach = unix.ENOENT, ReachNone
-	return o, nil
+	return notFound(o, nil)
 }
 
 // noexecMount mounts a small tmpfs with noexec inside the lab.
@@ -456,9 +480,13 @@ func (l *Lab) Path(name string) string { return l.path(name) }
 // Execve provokes an execve of path like the built-in cases, with argv and
 // environment (which start as the cases' defaults) rewritten by edit.
 func (l *Lab) Execve(name, path string, want unix.Errno, reach Reach, interp string, edit func(argv, env []string) ([]string, []string)) (*Outcome, error) {
-	return l.execve(name, path, want, reach, interp, func(r *request) {
+	o, err := l.execve(name, path, want, reach, interp, func(r *request) {
 		r.Argv, r.Env = edit(r.Argv, r.Env)
 	})
+	if err == nil && want == unix.ENOENT && reach == ReachNone {
+		return notFound(o, err)
+	}
+	return o, err
 }
 
 // ThreadSuccess execs this binary (which exits 0) successfully from a
@@ -480,13 +508,16 @@ func (l *Lab) Gone() []Case {
 	exit := func(r *request) { r.ExitNow = true }
 	return []Case{
 		{Name: "gone_enoexec_absolute", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("gone_enoexec_absolute", l.path("garbage"), unix.ENOEXEC, ReachOpened, "", exit)
+			o, err := l.execve("gone_enoexec_absolute", l.path("garbage"), unix.ENOEXEC, ReachOpened, "", exit)
+			return expect(o, err, "not-a-program", ProofKernel, l.path("garbage"))
 		}},
 		{Name: "gone_crlf_interpreter", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("gone_crlf_interpreter", l.path("crlf.sh"), unix.ENOENT, ReachOpened, "/bin/bash\r", exit)
+			o, err := l.execve("gone_crlf_interpreter", l.path("crlf.sh"), unix.ENOENT, ReachOpened, "/bin/bash\r", exit)
+			return expect(o, err, "interpreter-crlf", ProofKernel, l.path("crlf.sh"), `"/bin/bash\r"`)
 		}},
 		{Name: "gone_enoexec_relative", Run: func(l *Lab) (*Outcome, error) {
-			return l.execve("gone_enoexec_relative", "./no-shebang.sh", unix.ENOEXEC, ReachOpened, "", exit)
+			o, err := l.execve("gone_enoexec_relative", "./no-shebang.sh", unix.ENOEXEC, ReachOpened, "", exit)
+			return expect(o, err, "not-a-program", ProofKernel, l.path("no-shebang.sh"))
 		}},
 	}
 }
@@ -496,9 +527,10 @@ func (l *Lab) Gone() []Case {
 // the kernel copied it and before the syscall returns. A report must name
 // the file the kernel opened, not what the memory says afterwards.
 func (l *Lab) RewrittenPath() (*Outcome, error) {
-	return l.execve("rewritten_path", l.path("garbage"), unix.ENOEXEC, ReachOpened, "", func(r *request) {
+	o, err := l.execve("rewritten_path", l.path("garbage"), unix.ENOEXEC, ReachOpened, "", func(r *request) {
 		r.RewritePath = "/nonexistent/rewritten-by-a-sibling-thread"
 	})
+	return expect(o, err, "not-a-program", ProofKernel, l.path("garbage"))
 }
 
 // Storm fails an execve of each of paths (missing files) repeat times from

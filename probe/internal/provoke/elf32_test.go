@@ -1,6 +1,8 @@
 package provoke
 
 import (
+	"bytes"
+	"debug/elf"
 	"errors"
 	"os"
 	"os/exec"
@@ -26,5 +28,29 @@ func TestI386Program(t *testing.T) {
 	}
 	if ee.ExitCode() != 2 {
 		t.Errorf("exit status %d, want 2 (ENOENT from its execve)", ee.ExitCode())
+	}
+}
+
+// TestELF64Programs: debug/elf reads the generated programs as a loader
+// would: the machine, and the loader PT_INTERP names.
+func TestELF64Programs(t *testing.T) {
+	native, loader, foreign, _ := machine()
+	f, err := elf.NewFile(bytes.NewReader(MissingLoaderProgram(loader)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Machine != elf.Machine(native) || len(f.Progs) != 1 || f.Progs[0].Type != elf.PT_INTERP {
+		t.Fatalf("machine %v progs %d, want %d with one PT_INTERP", f.Machine, len(f.Progs), native)
+	}
+	b := make([]byte, f.Progs[0].Filesz)
+	if _, err := f.Progs[0].ReadAt(b, 0); err != nil || string(b) != loader+"\x00" {
+		t.Errorf("PT_INTERP %q (%v), want %q", b, err, loader)
+	}
+	g, err := elf.NewFile(bytes.NewReader(ForeignProgram()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Machine != elf.Machine(foreign) || g.Type != elf.ET_EXEC {
+		t.Errorf("foreign program: machine %v type %v", g.Machine, g.Type)
 	}
 }

@@ -124,7 +124,7 @@ type call struct {
 // prepare does everything req asks for before the exec.
 func prepare(req request) (*call, error) {
 	c := &call{req: req, dirfd: unix.AT_FDCWD}
-	for _, step := range []func() error{c.openFiles, c.dropPrivileges, c.cStrings, c.badArguments} {
+	for _, step := range []func() error{c.openFiles, c.dropPrivileges, c.restrict, c.cStrings, c.badArguments} {
 		if err := step(); err != nil {
 			return nil, err
 		}
@@ -185,6 +185,17 @@ func openMemfd(content []byte, mode uint32) (int, *File, error) {
 		return 0, nil, fmt.Errorf("readlink memfd: %v", err)
 	}
 	return fd, fileFromStat(link, &st), nil
+}
+
+// restrict forbids this thread every exec, when Landlock is asked for.
+func (c *call) restrict() error {
+	if !c.req.Landlock {
+		return nil
+	}
+	if err := forbidExec(); err != nil {
+		return fmt.Errorf("landlock: %v", err)
+	}
+	return nil
 }
 
 // dropPrivileges becomes the user and group DropTo names, without

@@ -48,6 +48,9 @@ func CorePipeFailure(exe string) (*Outcome, error) {
 		Errno:         unix.ENOENT,
 		Got:           unix.ENOENT,
 		Reach:         ReachNone,
+		Cause:         "not-found",
+		CauseProof:    ProofKernel,
+		CauseNames:    []string{CoreHelperPath},
 		Argv:          []string{CoreHelperPath},
 		KernelInvoked: true,
 	}, nil
@@ -114,6 +117,7 @@ func (l *Lab) ModprobeFailure() (helper, kernel *Outcome, err error) {
 	if herr != nil {
 		return nil, nil, herr
 	}
+	expect(helper, nil, "not-a-program", ProofKernel, l.path("binary-garbage"), "00 01 02")
 	return helper, &Outcome{
 		Case:          "kernel_invoked_modprobe",
 		Syscall:       "kernel",
@@ -121,6 +125,9 @@ func (l *Lab) ModprobeFailure() (helper, kernel *Outcome, err error) {
 		Errno:         unix.ENOENT,
 		Got:           unix.ENOENT,
 		Reach:         ReachNone,
+		Cause:         "not-found",
+		CauseProof:    ProofKernel,
+		CauseNames:    []string{ModprobePath},
 		Argv:          []string{ModprobePath, "-q", "--", BinaryGarbageModule},
 		KernelInvoked: true,
 	}, nil
@@ -213,6 +220,9 @@ func (l *Lab) ModprobeByMount() (*Outcome, error) {
 		Errno:         unix.ENOENT,
 		Got:           unix.ENOENT,
 		Reach:         ReachNone,
+		Cause:         "not-found",
+		CauseProof:    ProofKernel,
+		CauseNames:    []string{ModprobePath},
 		Argv:          []string{ModprobePath, "-q", "--", UnknownFSModule},
 		KernelInvoked: true,
 	}, nil

@@ -123,6 +123,17 @@ type Outcome struct {
 	Reach  Reach
 	Binary *File // stat of the file exec opens; nil with ReachNone
 
+	// Cause is the diagnosis a correct event carries (a cause code), and
+	// CauseNames what its sentence must name: the offending path or value.
+	// CauseProof says what can prove the cause: ProofErrno, ProofKernel or
+	// ProofUserspace.
+	Cause      string
+	CauseNames []string
+	CauseProof string
+	// CauseMeasured is named too where the probe measures argv and envp
+	// after E2BIG (its default build; not the one for kernels before 5.17).
+	CauseMeasured []string
+
 	// Interpreter is the path a script's #! line names, byte for byte
 	// (a CRLF file yields a trailing "\r"); empty when no script is involved.
 	Interpreter string
@@ -183,6 +194,9 @@ type request struct {
 	// non-zero) and passes it as dirfd with an empty path.
 	Memfd     []byte `json:"memfd,omitempty"`
 	MemfdMode uint32 `json:"memfd_mode,omitempty"`
+	// Landlock: the helper's thread forbids itself every exec (Landlock
+	// ruleset handling only LANDLOCK_ACCESS_FS_EXECUTE) before the exec.
+	Landlock bool `json:"landlock,omitempty"`
 	// OpenForWrite is held open for writing across the exec (ETXTBSY).
 	OpenForWrite string `json:"open_for_write,omitempty"`
 	Thread       bool   `json:"thread,omitempty"`
