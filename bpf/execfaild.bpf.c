@@ -688,8 +688,11 @@ EF_CALLBACK measure_step(__u64 i, void *unused)
 	}
 	long n = bpf_probe_read_user_str(buf->name, sizeof(buf->name), (const char *)c->ptr + c->cur);
 
-	if (n <= 0)
+	if (n < 0)
 		return 1; /* unreadable: not done */
+	/* Before 6.16 an empty user string reads as 0 bytes, not 1. */
+	if (n == 0)
+		n = 1;
 	if (n == sizeof(buf->name)) {
 		c->cur += sizeof(buf->name) - 1;
 		return 0;

@@ -701,7 +701,9 @@ func (p *Probe) Read() (Record, error) {
 		}
 		e := r.toEvent(p.wall, p.openHook)
 		p.enricher.enrichWith(e, p.mode == ModeTracepoint, r.callerRoot())
-		p.diag.diagnose(e, &r)
+		if p.diag != nil {
+			p.diag.diagnose(e, &r)
+		}
 		if r.h.Rid != 0 && p.folder != nil {
 			p.folder.remember(r.h.Rid, e)
 		}
