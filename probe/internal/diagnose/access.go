@@ -150,7 +150,7 @@ func securityPolicy(ev *Evidence, inferred bool) Result {
 		}
 		text = fmt.Sprintf("%s passed the permission and mount checks, then a security policy refused its exec %s: %s", p, at, modules(ev.LSMs))
 	}
-	return Result{Cause: event.CauseSecurityPolicy, Inferred: inferred, Text: text + "; the audit log names the rule"}
+	return Result{Cause: event.CauseSecurityPolicy, Inferred: inferred, Text: text + "; check the audit log for the denial"}
 }
 
 func policies(ev *Evidence) string {

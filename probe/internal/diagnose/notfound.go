@@ -56,8 +56,8 @@ func interpResult(ev *Evidence, f File, interp string, inferred bool) Result {
 	switch {
 	case strings.HasSuffix(interp, "\r"):
 		r.Cause = event.CauseInterpreterCRLF
-		r.Text = fmt.Sprintf("%s has Windows (CRLF) line endings: its #! line names %q, with a carriage return, which does not exist; convert it with dos2unix or sed -i 's/\\r$//'",
-			name(f.Path), interp)
+		r.Text = fmt.Sprintf("the script %s has Windows (CRLF) line endings, so its interpreter %q does not exist; convert it with dos2unix %s",
+			name(f.Path), interp, name(f.Path))
 	case isELF(f.Head):
 		r.Cause = event.CauseELFInterpreterMissing
 		r.Text = fmt.Sprintf("%s needs the program loader %s, which does not exist: it was built for another %s; install that runtime or use a build for this system",
