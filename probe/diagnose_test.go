@@ -181,3 +181,27 @@ func TestDirsFrom(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDiagnoseNotFound: what a storm of plain ENOENT costs the
+// diagnosis in a kernel mode (the nearest existing directory is looked
+// up) and in tracepoint mode (a stat of the program as well).
+func BenchmarkDiagnoseNotFound(b *testing.B) {
+	for _, kernel := range []bool{true, false} {
+		b.Run(map[bool]string{true: "kernel", false: "tracepoint"}[kernel], func(b *testing.B) {
+			procRoot, dir := b.TempDir(), b.TempDir()
+			pd := filepath.Join(procRoot, "4242")
+			os.MkdirAll(pd, 0o755)
+			os.Symlink("/", filepath.Join(pd, "root"))
+			os.Symlink(dir, filepath.Join(pd, "cwd"))
+			cfg := DefaultConfig()
+			cfg.ProcRoot = procRoot
+			d := newDiagnoser(newEnricher(cfg), kernel, true)
+			r := &record{}
+			for b.Loop() {
+				e := &event.Event{Path: filepath.Join(dir, "missing"), Process: event.Process{PID: 4242}}
+				e.SetErrno(-int32(unix.ENOENT))
+				d.diagnose(e, r)
+			}
+		})
+	}
+}

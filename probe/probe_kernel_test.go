@@ -28,6 +28,9 @@ package probe_test
 //	                           hook; else absent)          interpreter), else absent
 //	kernel_invoked             kernel_execve return        not observable (skipped)
 //	process.exe, cwd           userspace (/proc/<pid>)     userspace (/proc/<pid>)
+//	cause, cause_text          the case's cause, naming    the same, from userspace
+//	                           what it must; inferred only evidence: inferred unless
+//	                           where the hooks cannot see  the errno alone decides
 
 import (
 	"errors"
