@@ -307,3 +307,43 @@ func TestFileTypeNameUnknown(t *testing.T) {
 		t.Errorf("FileTypeName(0o030600) = %q, want %q", got, want)
 	}
 }
+
+// TestDecodeHead: the program's first bytes sit between the interpreter
+// and the binary path as raw bytes, NULs included; a record for an empty
+// file carries the flag with no bytes.
+func TestDecodeHead(t *testing.T) {
+	head := []byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 183, 0}
+	for _, c := range []struct {
+		name string
+		head []byte
+	}{{"elf header", head}, {"empty file", []byte{}}} {
+		t.Run(c.name, func(t *testing.T) {
+			b := &rawBuilder{}
+			b.h = execfaildEfHeader{Kind: kindFailure, Ret: -8, Flags: flagHasHead | flagHasInterp | flagHasBinary, Loaders: 1}
+			b.h.PathLen = uint16(b.strs("/srv/prog"))
+			b.h.InterpLen = uint16(b.strs("/lib/ld.so"))
+			b.data.Write(c.head)
+			b.h.HeadLen = uint16(len(c.head))
+			b.h.BinPathLen = uint16(b.strs("prog", "srv"))
+			b.h.BinNcomp = 2
+			r, err := decodeRecord(b.bytes(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.head == nil || !bytes.Equal(r.head, c.head) {
+				t.Errorf("head %v (nil %v), want %v", r.head, r.head == nil, c.head)
+			}
+			if r.interp != "/lib/ld.so" || strings.Join(r.binComps, "/") != "prog/srv" {
+				t.Errorf("interp %q binary %q: the head was not skipped as raw bytes", r.interp, r.binComps)
+			}
+		})
+	}
+	// Without the flag there is no head, even when bytes were announced.
+	b := &rawBuilder{}
+	b.h = execfaildEfHeader{Kind: kindFailure, Ret: -8}
+	b.h.PathLen = uint16(b.strs("/srv/prog"))
+	r, err := decodeRecord(b.bytes(t))
+	if err != nil || r.head != nil {
+		t.Errorf("head %v err %v without the flag", r.head, err)
+	}
+}
