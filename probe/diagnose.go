@@ -206,12 +206,17 @@ func readHead(f *diagnose.File, at string) {
 	if f.Head != nil {
 		return
 	}
+	// Never open anything but a regular file: opening a device or FIFO
+	// can block or act.
+	var st unix.Stat_t
+	if unix.Stat(at, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return
+	}
 	fd, err := unix.Open(at, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return
 	}

@@ -19,19 +19,12 @@ func denied(ev *Evidence) Result {
 	if ev.KernelHooks && ev.Opened && !ev.InterpTried {
 		return securityPolicy(ev, false)
 	}
-	if d := ev.Unsearchable; d != nil {
-		return Result{Cause: event.CauseDirectoryNotSearchable, Inferred: true, Text: fmt.Sprintf(
-			"%s may not search %s (mode %04o, owner %d, group %d): exec of %s needs execute (search) permission on every directory of its path",
-			ev.Caller.who(), name(d.Path), d.Mode&0o7777, d.UID, d.GID, name(ev.Program.Path))}
-	}
 	p := ev.Program
-	if !p.Stat || p.Missing {
-		return Result{Cause: event.CauseUnknown, Inferred: true, Text: fmt.Sprintf(
-			"permission to execute %s was denied, and the file could not be inspected: it may lack execute permission, be on a noexec mount, or a security policy refused it",
-			name(p.Path))}
-	}
-	if r, ok := fileChecks(ev, p, name(p.Path)); ok {
-		return r
+	// Opened: the program itself passed; an interpreter it names is left.
+	if !(ev.KernelHooks && ev.Opened) {
+		if r, ok := programChecks(ev); ok {
+			return r
+		}
 	}
 	if in := ev.Interpreter; in != nil && in.Stat && !in.Missing {
 		if r, ok := fileChecks(ev, *in, fmt.Sprintf("the interpreter %s of %s", name(in.Path), name(p.Path))); ok {
@@ -39,6 +32,22 @@ func denied(ev *Evidence) Result {
 		}
 	}
 	return securityPolicy(ev, true)
+}
+
+// programChecks explains a refusal by the program's path or file.
+func programChecks(ev *Evidence) (Result, bool) {
+	p := ev.Program
+	if d := ev.Unsearchable; d != nil {
+		return Result{Cause: event.CauseDirectoryNotSearchable, Inferred: true, Text: fmt.Sprintf(
+			"%s may not search %s (mode %04o, owner %d, group %d): exec of %s needs execute (search) permission on every directory of its path",
+			ev.Caller.who(), name(d.Path), d.Mode&0o7777, d.UID, d.GID, name(p.Path))}, true
+	}
+	if !p.Stat || p.Missing {
+		return Result{Cause: event.CauseUnknown, Inferred: true, Text: fmt.Sprintf(
+			"permission to execute %s was denied, and the file could not be inspected: it may lack execute permission, be on a noexec mount, or a security policy refused it",
+			name(p.Path))}, true
+	}
+	return fileChecks(ev, p, name(p.Path))
 }
 
 // fileChecks applies the checks exec makes of one file, in the kernel's
