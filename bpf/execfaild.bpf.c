@@ -13,9 +13,9 @@
  */
 #include "vmlinux.h"
 #include "arch.h"
-#include "bpf_helpers.h"
-#include "bpf_core_read.h"
-#include "bpf_tracing.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "event.h"
 
 char LICENSE[] SEC("license") = "GPL";
