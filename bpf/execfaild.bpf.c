@@ -1190,28 +1190,11 @@ static __always_inline bool fold_failure(struct ef_event *e, struct ef_task *st,
 }
 #endif /* EF_LEGACY */
 
-static __always_inline void emit_failure(long ret, __u8 syscall, const char *filename,
-					 const void *argv, const void *envp, __s32 dirfd,
-					 __u32 at_flags, struct ef_task *st, __u8 args, const char *kpath)
+/* Who failed: the thread's ids, credentials, cgroup and comm, and when. */
+static __always_inline void fill_caller(struct ef_event *e, struct task_struct *task)
 {
-	bool kernel = args == EF_ARGS_KERNEL;
-	bool compat = args == EF_ARGS_COMPAT;
-	__u32 zero = 0;
-	struct ef_event *e = bpf_map_lookup_elem(&scratch, &zero);
-
-	if (!e)
-		return;
-	struct task_struct *task = current_task();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	__builtin_memset(&e->h, 0, sizeof(e->h));
-	e->h.kind = EF_KIND_FAILURE;
-	e->h.syscall = syscall;
-	e->h.ret = ret;
-	e->h.dirfd = dirfd;
-	e->h.at_flags = at_flags;
-	if (compat)
-		e->h.flags |= EF_F_COMPAT;
 	e->h.pid = pid_tgid >> 32;
 	e->h.tid = (__u32)pid_tgid;
 	e->h.ppid = BPF_CORE_READ(task, real_parent, tgid);
@@ -1225,8 +1208,14 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 	e->h.boot_ns = bpf_ktime_get_boot_ns();
 	e->h.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
+}
 
-	__u32 off = 0;
+/*
+ * The path, first in the data: the kernel's copy when there is one, else
+ * what the caller's memory holds. Returns the offset after it.
+ */
+static __always_inline __u32 read_path(struct ef_event *e, const char *filename, const char *kpath, bool kernel)
+{
 	long n;
 
 	if (kpath) {
@@ -1235,28 +1224,27 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 	} else {
 		n = read_str(e->data, EF_PATH_CAP, filename, kernel);
 	}
-
 	if (n == 0 && filename) {
 		e->data[0] = 0;
 		n = 1;
 	}
 	if (n > 0) {
-		off = n;
 		e->h.path_len = n;
 		if (n == EF_PATH_CAP)
 			e->h.flags |= EF_F_PATH_TRUNC;
-	} else if (filename) {
+		return n;
+	}
+	if (filename) {
 		/* Unreadable: the path is absent and says why. */
 		e->h.flags |= EF_F_PATH_TRUNC;
 	}
-	if (fold && !kernel && fold_failure(e, st, task))
-		return;
-	if (st)
-		off = copy_task_state(e, off, st);
-	off = read_stdin(e, off, task);
-	if (!kernel)
-		off = read_task_paths(e, off, task);
+	return 0;
+}
 
+/* argv, then envp unless the environment is not captured. */
+static __always_inline __u32 read_arguments(struct ef_event *e, __u32 off, const void *argv, const void *envp,
+					    bool kernel, bool compat)
+{
 	bool trunc = false;
 	__u32 bytes = 0;
 
@@ -1273,6 +1261,42 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 		if (trunc)
 			e->h.flags |= EF_F_ENV_TRUNC;
 	}
+	return off;
+}
+
+static __always_inline void emit_failure(long ret, __u8 syscall, const char *filename,
+					 const void *argv, const void *envp, __s32 dirfd,
+					 __u32 at_flags, struct ef_task *st, __u8 args, const char *kpath)
+{
+	bool kernel = args == EF_ARGS_KERNEL;
+	bool compat = args == EF_ARGS_COMPAT;
+	__u32 zero = 0;
+	struct ef_event *e = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!e)
+		return;
+	struct task_struct *task = current_task();
+
+	__builtin_memset(&e->h, 0, sizeof(e->h));
+	e->h.kind = EF_KIND_FAILURE;
+	e->h.syscall = syscall;
+	e->h.ret = ret;
+	e->h.dirfd = dirfd;
+	e->h.at_flags = at_flags;
+	if (compat)
+		e->h.flags |= EF_F_COMPAT;
+	fill_caller(e, task);
+
+	__u32 off = read_path(e, filename, kpath, kernel);
+
+	if (fold && !kernel && fold_failure(e, st, task))
+		return;
+	if (st)
+		off = copy_task_state(e, off, st);
+	off = read_stdin(e, off, task);
+	if (!kernel)
+		off = read_task_paths(e, off, task);
+	off = read_arguments(e, off, argv, envp, kernel, compat);
 	if (ret == -E2BIG && !kernel)
 		measure_args(e, argv, envp, compat);
 	if (off > EF_DATA_SIZE)
