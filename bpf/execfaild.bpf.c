@@ -30,8 +30,13 @@ char LICENSE[] SEC("license") = "GPL";
  * programs for folding. EF_LEGACY (the execfaildlegacy objects) runs on
  * 5.8 to 5.16: loops are bounded loops the verifier walks, the verdict and
  * the syscall's registers come from the raw sys_exit tracepoint, fexit
- * programs read their typed arguments, and nothing is folded.
+ * programs read their typed arguments, and nothing is folded. EF_PERFBUF
+ * (the execfaildperf objects, a legacy build) sends records through a perf
+ * event array, for kernels before 5.8, which have no BPF ring buffer.
  */
+#if defined(EF_PERFBUF) && !defined(EF_LEGACY)
+#error "EF_PERFBUF is a legacy build: folding needs the ring buffer"
+#endif
 #ifdef EF_LEGACY
 #define EF_LOOP(n, fn)                                                                                  \
 	do {                                                                                            \
@@ -45,6 +50,17 @@ char LICENSE[] SEC("license") = "GPL";
 #define EF_LOOP(n, fn) bpf_loop(n, fn, 0, 0)
 #define EF_CALLBACK static long
 #define current_task() bpf_get_current_task_btf()
+#endif
+
+/*
+ * The records' clock: CLOCK_BOOTTIME, but CLOCK_MONOTONIC in the perf
+ * build, made for kernels before 5.8, which lack bpf_ktime_get_boot_ns;
+ * userspace converts either with the matching base.
+ */
+#ifdef EF_PERFBUF
+#define record_ns() bpf_ktime_get_ns()
+#else
+#define record_ns() bpf_ktime_get_boot_ns()
 #endif
 
 /* Set from probe.Config before load; the verifier prunes dead branches. */
@@ -95,10 +111,19 @@ struct kexec_args {
 	__u64 envp;
 };
 
+#ifdef EF_PERFBUF
+/* One buffer per CPU, sized and opened by userspace (probe.Config). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} events SEC(".maps");
+#else
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22); /* resized from probe.Config */
 } events SEC(".maps");
+#endif
 
 /*
  * LRU so that a thread killed inside exec (no syscall exit) cannot pin an
@@ -896,11 +921,33 @@ static __always_inline __u32 read_task_paths(struct ef_event *e, __u32 off, stru
 	return off;
 }
 
-static __always_inline void submit(struct ef_event *e, __u32 size, __u32 lost_index)
+#ifdef EF_PERFBUF
+/*
+ * A perf sample's size is a 16-bit field: its header (8 bytes), the raw
+ * data's length (4) and the record, padded to 8 bytes, must fit. The
+ * largest record does; nothing is ever cut to make it.
+ */
+_Static_assert(8 + ((4 + sizeof(struct ef_event) + 7) & ~7) <= 0xffff,
+	       "the largest record does not fit a perf sample");
+#endif
+
+/*
+ * Sends size bytes of e; what the buffer cannot take is counted in `lost`
+ * at lost_index, never dropped silently. ctx is the program's context,
+ * which the perf event array needs.
+ */
+static __always_inline void submit(void *ctx, struct ef_event *e, __u32 size, __u32 lost_index)
 {
+	long err;
+
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	if (bpf_ringbuf_output(&events, e, size, 0) != 0) {
+#ifdef EF_PERFBUF
+	err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, e, size);
+#else
+	err = bpf_ringbuf_output(&events, e, size, 0);
+#endif
+	if (err != 0) {
 		__u64 *n = bpf_map_lookup_elem(&lost, &lost_index);
 
 		if (n)
@@ -1205,7 +1252,7 @@ static __always_inline void fill_caller(struct ef_event *e, struct task_struct *
 		e->h.loginuid = BPF_CORE_READ(task, loginuid.val);
 		e->h.flags |= EF_F_HAS_LOGINUID;
 	}
-	e->h.boot_ns = bpf_ktime_get_boot_ns();
+	e->h.boot_ns = record_ns();
 	e->h.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
 }
@@ -1264,7 +1311,7 @@ static __always_inline __u32 read_arguments(struct ef_event *e, __u32 off, const
 	return off;
 }
 
-static __always_inline void emit_failure(long ret, __u8 syscall, const char *filename,
+static __always_inline void emit_failure(void *ctx, long ret, __u8 syscall, const char *filename,
 					 const void *argv, const void *envp, __s32 dirfd,
 					 __u32 at_flags, struct ef_task *st, __u8 args, const char *kpath)
 {
@@ -1302,10 +1349,10 @@ static __always_inline void emit_failure(long ret, __u8 syscall, const char *fil
 	if (off > EF_DATA_SIZE)
 		off = EF_DATA_SIZE;
 	e->h.data_len = off;
-	submit(e, sizeof(e->h) + off, EF_LOST_FAILURE);
+	submit(ctx, e, sizeof(e->h) + off, EF_LOST_FAILURE);
 }
 
-static __always_inline void emit_success(__u32 tid)
+static __always_inline void emit_success(void *ctx, __u32 tid)
 {
 	__u32 zero = 0;
 	struct ef_event *e = bpf_map_lookup_elem(&scratch, &zero);
@@ -1316,8 +1363,8 @@ static __always_inline void emit_success(__u32 tid)
 	e->h.kind = EF_KIND_SUCCESS;
 	e->h.pid = bpf_get_current_pid_tgid() >> 32;
 	e->h.tid = tid;
-	e->h.boot_ns = bpf_ktime_get_boot_ns();
-	submit(e, sizeof(e->h), EF_LOST_MARKER);
+	e->h.boot_ns = record_ns();
+	submit(ctx, e, sizeof(e->h), EF_LOST_MARKER);
 }
 
 /*
@@ -1382,7 +1429,7 @@ static __always_inline bool lost_exec_race(void)
  * the PATH-search marker on success, and on failure the arguments read
  * from the caller's saved registers.
  */
-static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat, struct pt_regs *regs)
+static __always_inline int on_syscall_exit(void *ctx, long ret, bool execveat, bool compat, struct pt_regs *regs)
 {
 	__u64 key = task_key();
 	struct ef_task *st = task_lookup(key);
@@ -1397,7 +1444,7 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 		/* The tid the search's failures carried: a non-leader thread
 		 * has taken the leader's pid by now. */
 		if (st->flags & EF_F_PENDING_ENOENT)
-			emit_success(st->tid);
+			emit_success(ctx, st->tid);
 		bpf_map_delete_elem(&tasks, &key);
 		return 0;
 	}
@@ -1443,7 +1490,7 @@ static __always_inline int on_syscall_exit(long ret, bool execveat, bool compat,
 		argv = (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
 		envp = (const void *)PT_REGS_PARM3_CORE_SYSCALL(regs);
 	}
-	emit_failure(ret, execveat ? EF_SYSCALL_EXECVEAT : EF_SYSCALL_EXECVE, filename, argv, envp, dirfd,
+	emit_failure(ctx, ret, execveat ? EF_SYSCALL_EXECVEAT : EF_SYSCALL_EXECVE, filename, argv, envp, dirfd,
 		     at_flags, st, compat ? EF_ARGS_COMPAT : EF_ARGS_USER, kp ? kp->name : 0);
 	if (kp)
 		bpf_map_delete_elem(&kpaths, &key);
@@ -1477,7 +1524,7 @@ int raw_exec_done(void *ctx)
 	if (!st)
 		return 0;
 	if (st->flags & EF_F_PENDING_ENOENT)
-		emit_success(st->tid);
+		emit_success(ctx, st->tid);
 	bpf_map_delete_elem(&tasks, &key);
 	return 0;
 }
@@ -1486,13 +1533,13 @@ int raw_exec_done(void *ctx)
 SEC("tracepoint/syscalls/sys_exit_execve")
 int tp_exit_execve(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_syscall_exit(ctx->ret, false, false, user_regs());
+	return on_syscall_exit(ctx, ctx->ret, false, false, user_regs());
 }
 
 SEC("tracepoint/syscalls/sys_exit_execveat")
 int tp_exit_execveat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_syscall_exit(ctx->ret, true, false, user_regs());
+	return on_syscall_exit(ctx, ctx->ret, true, false, user_regs());
 }
 
 /*
@@ -1513,7 +1560,7 @@ int fexit_execve(__u64 *ctx)
 	__u64 ret = 0;
 
 	bpf_get_func_ret(ctx, &ret);
-	return on_syscall_exit((long)ret, false, false, user_regs());
+	return on_syscall_exit(ctx, (long)ret, false, false, user_regs());
 }
 
 SEC("fexit/" SYS_PREFIX "execveat")
@@ -1522,7 +1569,7 @@ int fexit_execveat(__u64 *ctx)
 	__u64 ret = 0;
 
 	bpf_get_func_ret(ctx, &ret);
-	return on_syscall_exit((long)ret, true, false, user_regs());
+	return on_syscall_exit(ctx, (long)ret, true, false, user_regs());
 }
 
 /*
@@ -1549,7 +1596,7 @@ int raw_exit_compat(struct bpf_raw_tracepoint_args *ctx)
 
 	if (nr != IA32_NR_EXECVE && nr != IA32_NR_EXECVEAT)
 		return 0;
-	return on_syscall_exit(ctx->args[1], nr == IA32_NR_EXECVEAT, true, regs);
+	return on_syscall_exit(ctx, ctx->args[1], nr == IA32_NR_EXECVEAT, true, regs);
 }
 
 /* The compat wrappers return a long that holds an int errno. */
@@ -1559,7 +1606,7 @@ int fexit_compat_execve(__u64 *ctx)
 	__u64 ret = 0;
 
 	bpf_get_func_ret(ctx, &ret);
-	return on_syscall_exit((int)ret, false, true, user_regs());
+	return on_syscall_exit(ctx, (int)ret, false, true, user_regs());
 }
 
 SEC("fexit/__ia32_compat_sys_execveat")
@@ -1568,19 +1615,19 @@ int fexit_compat_execveat(__u64 *ctx)
 	__u64 ret = 0;
 
 	bpf_get_func_ret(ctx, &ret);
-	return on_syscall_exit((int)ret, true, true, user_regs());
+	return on_syscall_exit(ctx, (int)ret, true, true, user_regs());
 }
 
 SEC("kretprobe/__ia32_compat_sys_execve")
 int BPF_KRETPROBE(kretprobe_compat_execve, long ret)
 {
-	return on_syscall_exit((int)ret, false, true, user_regs());
+	return on_syscall_exit(ctx, (int)ret, false, true, user_regs());
 }
 
 SEC("kretprobe/__ia32_compat_sys_execveat")
 int BPF_KRETPROBE(kretprobe_compat_execveat, long ret)
 {
-	return on_syscall_exit((int)ret, true, true, user_regs());
+	return on_syscall_exit(ctx, (int)ret, true, true, user_regs());
 }
 #endif /* __TARGET_ARCH_x86: AArch32 compat execs are not hooked on arm64 */
 #else  /* EF_LEGACY */
@@ -1616,12 +1663,12 @@ int raw_exit_legacy(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(current_task(), thread_info.status) & TS_COMPAT) {
 		if (nr != IA32_NR_EXECVE && nr != IA32_NR_EXECVEAT)
 			return 0;
-		return on_syscall_exit(ctx->args[1], nr == IA32_NR_EXECVEAT, true, regs);
+		return on_syscall_exit(ctx, ctx->args[1], nr == IA32_NR_EXECVEAT, true, regs);
 	}
 #endif
 	if (nr != NR_EXECVE && nr != NR_EXECVEAT)
 		return 0;
-	return on_syscall_exit(ctx->args[1], nr == NR_EXECVEAT, false, regs);
+	return on_syscall_exit(ctx, ctx->args[1], nr == NR_EXECVEAT, false, regs);
 }
 #endif /* EF_LEGACY */
 
@@ -1686,14 +1733,14 @@ int BPF_PROG(fentry_open_exec, const char *name)
 	return 0;
 }
 
-static __always_inline void on_kernel_execve_ret(const char *filename, const char *const *argv,
+static __always_inline void on_kernel_execve_ret(void *ctx, const char *filename, const char *const *argv,
 						 const char *const *envp, long ret)
 {
 	__u64 key = task_key();
 	struct ef_task *st = task_lookup(key);
 
 	if (ret < 0)
-		emit_failure(ret, EF_SYSCALL_KERNEL, filename, argv, envp, AT_FDCWD, 0, st, EF_ARGS_KERNEL, 0);
+		emit_failure(ctx, ret, EF_SYSCALL_KERNEL, filename, argv, envp, AT_FDCWD, 0, st, EF_ARGS_KERNEL, 0);
 	if (kernel_path)
 		bpf_map_delete_elem(&kpaths, &key);
 	if (st)
@@ -1722,7 +1769,7 @@ int fexit_kernel_execve(__u64 *ctx)
 	bpf_probe_read_kernel(&envp, sizeof(envp), &ctx[2]);
 	bpf_probe_read_kernel(&ret, sizeof(ret), &ctx[3]);
 #endif
-	on_kernel_execve_ret((const char *)filename, (const char *const *)argv,
+	on_kernel_execve_ret(ctx, (const char *)filename, (const char *const *)argv,
 			     (const char *const *)envp, (int)ret);
 	return 0;
 }
@@ -1795,7 +1842,7 @@ int BPF_KRETPROBE(kretprobe_kernel_execve, int ret)
 
 	if (!a)
 		return 0;
-	on_kernel_execve_ret((const char *)a->filename, (const char *const *)a->argv,
+	on_kernel_execve_ret(ctx, (const char *)a->filename, (const char *const *)a->argv,
 			     (const char *const *)a->envp, ret);
 	bpf_map_delete_elem(&kexec, &tid);
 	return 0;

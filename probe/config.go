@@ -15,6 +15,17 @@ const (
 	ModeLegacy = "legacy"
 )
 
+// Transports: how records reach userspace.
+const (
+	TransportAuto = "auto"
+	// TransportRingbuf is the BPF ring buffer (Linux 5.8): one buffer
+	// shared by every CPU.
+	TransportRingbuf = "ringbuf"
+	// TransportPerf is a perf event array, one buffer per CPU, for kernels
+	// without a ring buffer. It runs the legacy build (no folding).
+	TransportPerf = "perf"
+)
+
 // Config is the [probe] section of /etc/execfaild.toml.
 type Config struct {
 	// Mode is auto, fentry, kprobe or tracepoint. auto picks the richest
@@ -32,7 +43,13 @@ type Config struct {
 	// secrets).
 	Environment string   `toml:"environment"`
 	KeepEnv     []string `toml:"keep_env"`
-	// RingBufferBytes sizes the kernel-to-userspace ring buffer (power of two).
+	// Transport is auto, ringbuf or perf. auto takes the ring buffer where
+	// the kernel has one, except in legacy mode, which stands for a kernel
+	// before 5.8 and takes the perf event array.
+	Transport string `toml:"transport"`
+	// RingBufferBytes sizes the kernel-to-userspace ring buffer (power of
+	// two); with the perf transport it is shared out between the CPUs'
+	// buffers (each a power of two, at least 64 KiB).
 	RingBufferBytes int `toml:"ring_buffer_bytes"`
 	// FoldRepeats counts, in the kernel, failures identical to one already
 	// sent (same thread, path, errno, binary, credentials, cwd, stdin…):
@@ -66,6 +83,7 @@ func DefaultConfig() Config {
 		MaxArgLen:       256,
 		Environment:     "redact",
 		KeepEnv:         []string{"PATH", "LANG", "TERM", "SHELL", "PWD", "HOME", "USER", "LOGNAME"},
+		Transport:       TransportAuto,
 		RingBufferBytes: 1 << 22,
 		FoldRepeats:     true,
 		FoldMaxKeys:     4096,
@@ -90,6 +108,11 @@ func (c Config) Validate() error {
 	case "", ModeAuto, ModeFentry, ModeKprobe, ModeTracepoint, ModeLegacy:
 	default:
 		return field.Errorf("probe.mode", "%q is not one of auto, fentry, kprobe, tracepoint, legacy", c.Mode)
+	}
+	switch c.Transport {
+	case "", TransportAuto, TransportRingbuf, TransportPerf:
+	default:
+		return field.Errorf("probe.transport", "%q is not one of auto, ringbuf, perf", c.Transport)
 	}
 	if c.MaxArgs < 1 || c.MaxArgs > maxArgsCap {
 		return field.Errorf("probe.max_args", "%d is outside 1..%d", c.MaxArgs, maxArgsCap)

@@ -351,6 +351,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.MaxArgLen = maxArgLenCap + 1 }, "probe.max_arg_len"},
 		{func(c *Config) { c.Environment = "secret" }, "probe.environment"},
 		{func(c *Config) { c.RingBufferBytes = 3 << 20 }, "probe.ring_buffer_bytes"},
+		{func(c *Config) { c.Transport = "bpf" }, "probe.transport"},
 	}
 	for _, c := range cases {
 		cfg := DefaultConfig()

@@ -104,8 +104,10 @@ func haveBPF() error {
 	if err := features.HaveProgramType(ebpf.TracePoint); err != nil {
 		return fmt.Errorf("tracepoint programs are missing (Linux 4.7 or newer has them): %w", err)
 	}
-	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
-		return fmt.Errorf("BPF ring buffers are missing (Linux 5.8 or newer has them): %w", err)
+	// Where the ring buffer (5.8) is missing, the perf event array takes
+	// its place; every build reads memory through these helpers.
+	if err := features.HaveProgramHelper(ebpf.Kprobe, asm.FnProbeReadKernel); err != nil {
+		return fmt.Errorf("bpf_probe_read_kernel is missing (Linux 5.5 or newer has it): %w", err)
 	}
 	if err := features.HaveProgramType(ebpf.RawTracepoint); err != nil {
 		return fmt.Errorf("raw tracepoint programs are missing (Linux 4.17 or newer has them): %w", err)
@@ -153,6 +155,9 @@ type Report struct {
 	// kernel (it needs syscall programs, 5.14).
 	Build   string
 	Folding bool
+	// Transport is ringbuf, or perf (a perf event array) where the kernel
+	// has no BPF ring buffer or the configuration asks for it.
+	Transport string
 }
 
 func fieldReport(mode string, hooks []HookStatus) []FieldStatus {
@@ -194,6 +199,9 @@ func fieldReport(mode string, hooks []HookStatus) []FieldStatus {
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "mode: %s\n", r.Mode)
+	if r.Transport != "" {
+		fmt.Fprintf(&b, "transport: %s\n", r.Transport)
+	}
 	feat := func(err error) string {
 		if err == nil {
 			return "yes"

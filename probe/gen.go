@@ -6,3 +6,7 @@ package probe
 
 // The build for kernels 5.8 to 5.16 (EF_LEGACY in bpf/execfaild.bpf.c).
 //go:generate go tool bpf2go -cc clang-16 -strip llvm-strip-16 -cflags "-O2 -g -Wall -mcpu=v3 -DEF_LEGACY" -target amd64,arm64 -go-package probe execfaildlegacy ../bpf/execfaild.bpf.c -- -I../bpf -I../bpf/headers
+
+// The legacy build sending through a perf event array, for kernels without
+// a BPF ring buffer (before 5.8) or when [probe] transport asks for it.
+//go:generate go tool bpf2go -cc clang-16 -strip llvm-strip-16 -cflags "-O2 -g -Wall -mcpu=v3 -DEF_LEGACY -DEF_PERFBUF" -target amd64,arm64 -go-package probe execfaildperf ../bpf/execfaild.bpf.c -- -I../bpf -I../bpf/headers

@@ -17,12 +17,20 @@ func checkNoLoss(t *testing.T, s probe.Stats) {
 	}
 }
 
-// startProbe starts a probe for a kernel test. Where the kernel is known
-// not to attach fentry programs (EXECFAILD_TEST_NO_FENTRY names why), a
-// forced fentry mode must be refused: the test then skips, and fails if
-// the probe attached after all.
+// testTransport is the transport EXECFAILD_TEST_TRANSPORT asks for (""
+// lets the probe pick).
+func testTransport() string { return os.Getenv("EXECFAILD_TEST_TRANSPORT") }
+
+// startProbe starts a probe for a kernel test, with the transport
+// EXECFAILD_TEST_TRANSPORT asks for. Where the kernel is known not to
+// attach fentry programs (EXECFAILD_TEST_NO_FENTRY names why), a forced
+// fentry mode must be refused: the test then skips, and fails if the probe
+// attached after all.
 func startProbe(t *testing.T, cfg probe.Config) *probe.Probe {
 	t.Helper()
+	if tr := testTransport(); tr != "" {
+		cfg.Transport = tr
+	}
 	p, err := probe.New(cfg)
 	if why := os.Getenv("EXECFAILD_TEST_NO_FENTRY"); why != "" && cfg.Mode == probe.ModeFentry {
 		if err == nil {
@@ -35,6 +43,10 @@ func startProbe(t *testing.T, cfg probe.Config) *probe.Probe {
 		t.Fatalf("start probe (mode %q): %v", cfg.Mode, err)
 	}
 	r := p.Report()
+	if tr := testTransport(); tr != "" && r.Transport != tr {
+		p.Close()
+		t.Fatalf("probe sends through %q, EXECFAILD_TEST_TRANSPORT asks for %q", r.Transport, tr)
+	}
 	for _, h := range r.Hooks {
 		if !h.Attached {
 			t.Logf("probe (mode %s, build %s): hook %s %s not attached: %s", r.Mode, r.Build, h.Name, h.Function, h.Reason)

@@ -1,5 +1,6 @@
 // Package probe loads the BPF program of bpf/, attaches it in the richest
-// mode the kernel allows, and turns its ring buffer records into events.
+// mode the kernel allows, and turns its records (ring buffer or perf event
+// array, see transport.go) into events.
 //
 // The verdict always comes from the sys_exit_execve/sys_exit_execveat
 // tracepoints; the modes differ in what can see inside exec:
@@ -31,7 +32,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
@@ -78,16 +78,20 @@ type Stats struct {
 
 // Probe is an attached BPF program.
 type Probe struct {
-	cfg      Config
-	mode     string
-	coll     *ebpf.Collection
-	links    []link.Link
-	reader   *ringbuf.Reader
-	enricher *enricher
-	diag     *diagnoser
-	report   Report
-	bootBase time.Time // wall time at CLOCK_BOOTTIME zero
-	openHook bool
+	cfg    Config
+	mode   string
+	coll   *ebpf.Collection
+	links  []link.Link
+	reader recordReader
+	// transport is ringbuf or perf; perfLost counts the samples the perf
+	// buffers reported they could not take.
+	transport string
+	perfLost  atomic.Uint64
+	enricher  *enricher
+	diag      *diagnoser
+	report    Report
+	bootBase  time.Time // wall time at the zero of the records' clock (recordClock)
+	openHook  bool
 	// fexitVerdict: fentry mode takes the verdict at the syscall
 	// functions' return when the kernel has them in BTF.
 	fexitVerdict        bool
@@ -156,13 +160,20 @@ func New(cfg Config) (*Probe, error) {
 		return nil, err
 	}
 
+	transport, err := chooseTransport(cfg.Transport, cfg.Mode, haveRingbuf())
+	if err != nil {
+		return nil, err
+	}
 	// Kernels before 5.17 lack bpf_loop and the helpers the default build
 	// relies on: they get the build made for them, chosen by what the
-	// kernel has, not by its version.
+	// kernel has, not by its version. The perf transport is a legacy build.
 	forceLegacy := cfg.Mode == ModeLegacy
-	legacy := forceLegacy || haveLegacyOnly()
+	legacy := forceLegacy || transport == TransportPerf || haveLegacyOnly()
 	load := loadExecfaild
-	if legacy {
+	switch {
+	case transport == TransportPerf:
+		load = loadExecfaildperf
+	case legacy:
 		load = loadExecfaildlegacy
 	}
 	spec, err := load()
@@ -172,8 +183,9 @@ func New(cfg Config) (*Probe, error) {
 	if err := configureSpec(spec, cfg); err != nil {
 		return nil, err
 	}
-	p := &Probe{cfg: cfg, mode: mode, enricher: newEnricher(cfg), legacy: legacy, forceLegacy: forceLegacy}
+	p := &Probe{cfg: cfg, mode: mode, enricher: newEnricher(cfg), legacy: legacy, forceLegacy: forceLegacy, transport: transport}
 	p.report.Mode = p.Mode()
+	p.report.Transport = transport
 	p.report.Features = feats
 
 	hooks := p.selectPrograms(spec, mode)
@@ -200,12 +212,16 @@ func New(cfg Config) (*Probe, error) {
 		p.Close()
 		return nil, err
 	}
-	p.reader, err = ringbuf.NewReader(p.coll.Maps["events"])
+	if transport == TransportPerf {
+		p.reader, err = newPerfReader(p.coll.Maps["events"], cfg.RingBufferBytes, &p.perfLost)
+	} else {
+		p.reader, err = newRingReader(p.coll.Maps["events"])
+	}
 	if err != nil {
 		p.Close()
-		return nil, fmt.Errorf("open ring buffer: %w", err)
+		return nil, err
 	}
-	p.bootBase = bootBase()
+	p.bootBase = clockBase(recordClock(transport))
 	p.diag = newDiagnoser(p.enricher, mode != ModeTracepoint && p.openHook, cfg.Environment != "none" && cfg.MaxEnv > 0)
 	p.report.Fields = fieldReport(mode, p.report.Hooks)
 	return p, nil
@@ -259,7 +275,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg Config) error {
 			return fmt.Errorf("bpf spec: set %s: %w", name, err)
 		}
 	}
-	spec.Maps["events"].MaxEntries = uint32(cfg.RingBufferBytes)
+	if events := spec.Maps["events"]; events.Type == ebpf.RingBuf {
+		events.MaxEntries = uint32(cfg.RingBufferBytes)
+	}
 	return nil
 }
 
@@ -554,6 +572,18 @@ func (p *Probe) Report() Report { return p.report }
 // lostCounts are the kernel's per-CPU loss counters, summed.
 type lostCounts struct{ failures, markers uint64 }
 
+// unclaimed is how many of the samples the perf buffers reported lost the
+// program did not count itself. It counts every record the helper refused,
+// so on the kernels tested this is 0; a kernel whose helper does not report
+// a full buffer leaves the count to the perf buffer, and those records are
+// counted as lost failures, the kind that matters, rather than not at all.
+func (c lostCounts) unclaimed(perfLost uint64) uint64 {
+	if counted := c.failures + c.markers; perfLost > counted {
+		return perfLost - counted
+	}
+	return 0
+}
+
 // kernelLost sums the `lost` array. A program built before markers had a
 // slot of their own has one entry only; its failed lookup of the marker
 // slot reads as none lost rather than hiding the failure count.
@@ -630,7 +660,7 @@ func (p *Probe) Stats() Stats {
 		lost = p.kernelLost()
 	}
 	p.statsMu.RUnlock()
-	s.LostFailures = lost.failures
+	s.LostFailures = lost.failures + lost.unclaimed(p.perfLost.Load())
 	s.LostMarkers = lost.markers + p.undrainedMarkers.Load()
 	return s
 }
@@ -652,20 +682,20 @@ func (p *Probe) Read() (Record, error) {
 				return Record{}, ErrClosed
 			}
 			// Bounds the wait for records a hook may still commit.
-			p.reader.SetDeadline(deadline)
+			p.reader.setDeadline(deadline)
 		}
-		raw, err := p.reader.Read()
+		raw, err := p.reader.read()
 		if err != nil {
-			if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, os.ErrDeadlineExceeded) {
+			if flushedOrDeadline(err) {
 				// Drain flushes only after detaching, so whatever arrives
 				// now was committed before; an empty ring is the end.
-				if p.draining.Load() && p.reader.AvailableBytes() > 0 {
+				if p.draining.Load() && p.reader.pending() {
 					continue
 				}
 				if p.draining.Load() && p.folder != nil && p.folder.remembered() > 0 {
 					// A forced flush that met a full ring left counts
 					// behind: the ring has room now.
-					if p.folder.flush(true) == nil && p.reader.AvailableBytes() > 0 {
+					if p.folder.flush(true) == nil && p.reader.pending() {
 						continue
 					}
 				}
@@ -674,12 +704,12 @@ func (p *Probe) Read() (Record, error) {
 					return Record{}, ErrClosed
 				}
 			}
-			if errors.Is(err, ringbuf.ErrClosed) || p.drained.Load() {
+			if errors.Is(err, os.ErrClosed) || p.drained.Load() {
 				return Record{}, ErrClosed
 			}
-			return Record{}, fmt.Errorf("read ring buffer: %w", err)
+			return Record{}, fmt.Errorf("read %s: %w", p.transport, err)
 		}
-		r, err := decodeRecord(raw.RawSample)
+		r, err := decodeRecord(raw)
 		if err != nil {
 			p.undecodable.Add(1)
 			continue
@@ -720,10 +750,10 @@ func (p *Probe) discardRest() {
 	if p.reader == nil {
 		return
 	}
-	p.reader.SetDeadline(time.Now())
+	p.reader.setDeadline(time.Now())
 	for flushes := 0; ; {
-		raw, err := p.reader.Read()
-		if errors.Is(err, ringbuf.ErrFlushed) && flushes == 0 {
+		raw, err := p.reader.read()
+		if errors.Is(err, errFlushed) && flushes == 0 {
 			// The flush of Drain, not yet seen: what follows it is still
 			// in the ring.
 			flushes++
@@ -732,7 +762,7 @@ func (p *Probe) discardRest() {
 		if err != nil {
 			return
 		}
-		r, err := decodeRecord(raw.RawSample)
+		r, err := decodeRecord(raw)
 		switch {
 		case err != nil:
 			p.undecodable.Add(1)
@@ -768,7 +798,7 @@ func (p *Probe) Drain(deadline time.Time) {
 		if p.reader != nil {
 			// Wakes a Read blocked on an empty ring: it would otherwise
 			// wait for a record that can no longer come.
-			_ = p.reader.Flush()
+			_ = p.reader.flush()
 		}
 	})
 }
@@ -795,7 +825,7 @@ func (p *Probe) Close() error {
 		p.statsMu.Unlock()
 
 		if p.reader != nil {
-			errs = append(errs, p.reader.Close())
+			errs = append(errs, p.reader.close())
 		}
 		if p.coll != nil {
 			p.coll.Close()
@@ -808,11 +838,22 @@ func (p *Probe) wall(bootNs uint64) time.Time {
 	return p.bootBase.Add(time.Duration(bootNs))
 }
 
-// bootBase is the wall-clock time at which CLOCK_BOOTTIME read zero.
-func bootBase() time.Time {
+// recordClock is the clock of the records' boot_ns: CLOCK_BOOTTIME, but
+// CLOCK_MONOTONIC in the perf build (bpf_ktime_get_boot_ns came with 5.8,
+// the kernels that build is for have only bpf_ktime_get_ns; a suspend
+// after start shifts its times by the time suspended).
+func recordClock(transport string) int32 {
+	if transport == TransportPerf {
+		return unix.CLOCK_MONOTONIC
+	}
+	return unix.CLOCK_BOOTTIME
+}
+
+// clockBase is the wall-clock time at which clock read zero.
+func clockBase(clock int32) time.Time {
 	var ts unix.Timespec
 	now := time.Now()
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+	if err := unix.ClockGettime(clock, &ts); err != nil {
 		return now
 	}
 	return now.Add(-time.Duration(ts.Nano()))

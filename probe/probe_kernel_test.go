@@ -234,7 +234,12 @@ func TestKernelProbe(t *testing.T) {
 	default:
 		t.Fatalf("probe reports unknown mode %q", mode)
 	}
-	t.Logf("probe mode %s on kernel %s", mode, kernelRelease())
+	r := p.Report()
+	t.Logf("probe mode %s (build %s, transport %s) on kernel %s", mode, r.Build, r.Transport, kernelRelease())
+	// Legacy mode stands for a kernel before 5.8, which has no ring buffer.
+	if mode == probe.ModeLegacy && testTransport() == "" && r.Transport != probe.TransportPerf {
+		t.Errorf("legacy mode sends through %q, want the perf event array", r.Transport)
+	}
 	openHook := false
 	for _, h := range p.Report().Hooks {
 		if h.Name == "open" && h.Attached {
