@@ -329,9 +329,12 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 func conversationBound(req request) time.Duration {
 	bound := helperTimeout
 	if req.Repeat > 0 {
-		// A storm is as long as it is told to be: allow a millisecond per
-		// exec on top, which emulated CPUs need.
-		bound += time.Duration(req.Repeat*max(1, len(req.Paths))) * time.Millisecond
+		// A storm is as long as it is told to be: allow three
+		// milliseconds per exec on top, which emulated CPUs need where
+		// the probe cannot fold, sends every failure in full and its
+		// reader competes with the storm for the one CPU (5.10 took up
+		// to 2.3 ms per exec).
+		bound += time.Duration(req.Repeat*max(1, len(req.Paths))) * 3 * time.Millisecond
 	}
 	return bound
 }
