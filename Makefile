@@ -32,9 +32,10 @@ vet:
 test:
 	$(GO) test -count=1 ./...
 
-# Probe suite inside qemu-booted Debian kernels (6.1, 6.12, sid on amd64;
-# 6.1, 6.12 on arm64; 5.10 by name only), fentry and kprobe modes, plus
-# the host in tracepoint mode. VMTEST_JOBS cells run at once (default 2).
+# Probe suite inside qemu-booted Debian kernels (5.10, 6.1, 6.12, sid on
+# amd64; 6.1, 6.12 on arm64), fentry and kprobe modes, legacy on 5.10, the
+# perf transport on 6.1 and 6.12, plus the host in tracepoint mode.
+# VMTEST_JOBS cells run at once (default 2).
 vmtest:
 	bash vmtest/matrix.sh
 

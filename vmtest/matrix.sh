@@ -3,17 +3,18 @@
 # kernel × attach mode × suite, and a table at the end.
 #
 # Usage:
-#   vmtest/matrix.sh                  every cell: 6.1, 6.12 and sid ×
-#                                     fentry and kprobe, and
+#   vmtest/matrix.sh                  every cell: 5.10, 6.1, 6.12 and sid ×
+#                                     fentry and kprobe, 5.10 legacy, 6.1
+#                                     kprobe+perf, 6.12 fentry+perf, and
 #                                     arm64-6.1 and arm64-6.12 × fentry and
 #                                     kprobe under qemu, plus the host in
 #                                     tracepoint mode
 #   vmtest/matrix.sh 6.12 fentry      one cell (for iterating on the probe)
-#   vmtest/matrix.sh 5.10             5.10 in fentry and kprobe, and
-#   vmtest/matrix.sh 5.10 legacy      the forced legacy mode: by name only,
-#                                     not in the full matrix (its guests
-#                                     soft-lock now and then, see below)
-#   vmtest/matrix.sh 6.1              every mode of one kernel
+#   vmtest/matrix.sh 6.12 kprobe+perf one mode with the perf event array
+#                                     transport forced (any mode, any kernel)
+#   vmtest/matrix.sh 6.1              every default mode of one kernel
+#   vmtest/matrix.sh "5.10 legacy" "6.1 kprobe+perf"
+#                                     the cells named, each "SERIES MODE"
 #   vmtest/matrix.sh arm64            every arm64 cell
 #   vmtest/matrix.sh host             only the host tier
 # Kernel series are those of vmtest/kernels.sh: 5.10, 6.1, 6.12, sid, and
@@ -41,7 +42,8 @@
 # paths, so /bin/sh and /sbin/modprobe exist) and the test binaries built with
 # CGO_ENABLED=0 (GOARCH=arm64 for arm64 guests; their busybox is Debian's
 # busybox-static:arm64, fetched through vmtest/debian.sh); the tests get
-# EXECFAILD_TEST_MODE=<mode>, EXECFAILD_TEST_VM=1,
+# EXECFAILD_TEST_MODE=<mode>, EXECFAILD_TEST_TRANSPORT=perf for a <mode>+perf
+# cell (legacy mode takes the perf transport by itself), EXECFAILD_TEST_VM=1,
 # EXECFAILD_TEST_KERNEL=<major.minor> and, on an arm64 kernel built without
 # ftrace direct calls (6.1), EXECFAILD_TEST_NO_FENTRY=<reason>: fentry on
 # kernel functions cannot attach there. Cells are independent: a failing or
@@ -55,38 +57,51 @@ here=$root/vmtest
 
 usage_series="5.10, 6.1, 6.12, sid, arm64-6.1, arm64-6.12, arm64 or host"
 # modes_of SERIES: the modes a series is tested in by default. legacy (the
-# hooks for kernels before 5.8, forced) is asked for by name only
-# (`matrix.sh 5.10 legacy`): under emulation its 5.10 guest soft-locked in
-# syscall_exit_to_user_mode in 2 of 3 runs, which no retry makes reliable.
+# hooks and transport for kernels before 5.8, forced) runs on 5.10, whose
+# exec_binprm is not inlined; the perf event array transport is also forced
+# once on 6.1 (kprobe) and 6.12 (fentry). <mode>+perf runs any mode with it.
 modes_of() {
-	echo fentry kprobe
+	case $1 in
+	5.10) echo fentry kprobe legacy ;;
+	6.1) echo fentry kprobe kprobe+perf ;;
+	6.12) echo fentry kprobe fentry+perf ;;
+	*) echo fentry kprobe ;;
+	esac
 }
 # The table's order; cells start in another (see "Start order" below).
-# 5.10 runs by name only (`matrix.sh 5.10`): with the build for kernels
-# without bpf_loop, which takes every syscall's exit through a raw
-# tracepoint, its emulated guest soft-locks in syscall_exit_to_user_mode
-# in about one boot in three (mostly during the storm test), a hang not
-# understood yet and too frequent for a second boot to make reliable.
-all_series=(6.1 6.12 sid arm64-6.1 arm64-6.12)
+all_series=(5.10 6.1 6.12 sid arm64-6.1 arm64-6.12)
 all_cells=()
 for s in "${all_series[@]}"; do
 	for m in $(modes_of "$s"); do all_cells+=("$s $m"); done
 done
 all_cells+=("host tracepoint")
 
+# check_mode MODE: the modes a cell may name.
+check_mode() {
+	case $1 in
+	fentry | kprobe | legacy | fentry+perf | kprobe+perf | legacy+perf) ;;
+	*) echo "matrix.sh: mode must be fentry, kprobe or legacy, optionally +perf, not '$1'" >&2; exit 2 ;;
+	esac
+}
+
 cells=()
 case ${1:-} in
 "") cells=("${all_cells[@]}") ;;
+*" "*)
+	for c in "$@"; do
+		read -r k m <<<"$c"
+		[[ $k == host ]] || check_mode "$m"
+		cells+=("$k $m")
+	done
+	;;
 host) cells=("host tracepoint") ;;
 arm64)
 	for c in "${all_cells[@]}"; do [[ $c == arm64-* ]] && cells+=("$c"); done
 	;;
 5.10 | 6.1 | 6.12 | sid | arm64-5.10 | arm64-6.1 | arm64-6.12 | arm64-sid)
 	if [[ -n ${2:-} ]]; then
-		case $2 in
-		fentry | kprobe | legacy) cells=("$1 $2") ;;
-		*) echo "matrix.sh: mode must be fentry, kprobe or legacy, not '$2'" >&2; exit 2 ;;
-		esac
+		check_mode "$2"
+		cells=("$1 $2")
 	else
 		for m in $(modes_of "$1"); do cells+=("$1 $m"); done
 	fi
@@ -398,7 +413,8 @@ run_vm_cell() {
 	# kernels.sh chose ("sid" names no version).
 	local want=${release%%-*}
 	want=$(cut -d. -f1,2 <<<"${want%%+*}")
-	local env="EXECFAILD_TEST_MODE=$mode EXECFAILD_TEST_VM=1 EXECFAILD_TEST_KERNEL=$want"
+	local env="EXECFAILD_TEST_MODE=${mode%+perf} EXECFAILD_TEST_VM=1 EXECFAILD_TEST_KERNEL=$want"
+	[[ $mode == *+perf ]] && env+=" EXECFAILD_TEST_TRANSPORT=perf"
 	# arm64 attaches BPF trampolines to kernel functions through ftrace
 	# direct calls (Linux 6.4+); a kernel built without them refuses fentry,
 	# and the tests are told so from the kernel's own build config.
@@ -584,7 +600,7 @@ fi
 
 echo
 echo "==================== kernel matrix ===================="
-fmt='%-42s %-10s %-6s %-6s %4s %4s %4s %6s %6s %6s  %s\n'
+fmt='%-42s %-11s %-6s %-6s %4s %4s %4s %6s %6s %6s  %s\n'
 # shellcheck disable=SC2059
 printf "$fmt" KERNEL MODE SUITE RESULT PASS FAIL SKIP RUN_S CELL_S BOOT_S NOTE
 for r in "${rows[@]}"; do
