@@ -76,7 +76,7 @@ func (c *Config) MemoryBound(ncpu int) Memory {
 	m := Memory{Parts: []MemoryPart{
 		{"runtime", runtimeBytes},
 		{"bpf maps", bpfFixedBytes + int64(ncpu)*bpfPerCPUBytes},
-		{"probe.ring_buffer_bytes", int64(p.RingBufferBytes)},
+		{"probe.ring_buffer_bytes", p.BufferBytes(ncpu)},
 	}}
 	if p.FoldRepeats {
 		m.Parts = append(m.Parts, MemoryPart{"probe.fold_max_keys", int64(p.FoldMaxKeys) * foldEntryBytes})

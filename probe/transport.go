@@ -106,6 +106,14 @@ func perfBufferBytes(total, ncpu int) int {
 // minPerfBuffer holds the largest record (24.8 KiB) with room to spare.
 const minPerfBuffer = 1 << 16
 
+// BufferBytes is the most memory the kernel-to-userspace buffers take on
+// ncpu CPUs, whichever transport the kernel gets: the ring buffer's size,
+// or the perf buffers', which the 64 KiB floor per CPU can make larger.
+func (c Config) BufferBytes(ncpu int) int64 {
+	perf := int64(max(ncpu, 1)) * int64(perfBufferBytes(c.RingBufferBytes, ncpu))
+	return max(int64(c.RingBufferBytes), perf)
+}
+
 func newPerfReader(m *ebpf.Map, total int, lost *atomic.Uint64) (recordReader, error) {
 	r, err := perf.NewReader(m, perfBufferBytes(total, int(m.MaxEntries())))
 	if err != nil {

@@ -51,3 +51,15 @@ func TestPerfBufferBytes(t *testing.T) {
 		t.Errorf("a %d-byte buffer holds fewer than two %d-byte records", minPerfBuffer, need)
 	}
 }
+
+func TestBufferBytes(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.RingBufferBytes = 1 << 22
+	if got := cfg.BufferBytes(4); got != 1<<22 {
+		t.Errorf("4 MiB on 4 CPUs: %d", got)
+	}
+	// 256 CPUs get 64 KiB each, more than the 4 MiB asked for.
+	if got := cfg.BufferBytes(256); got != 256<<16 {
+		t.Errorf("4 MiB on 256 CPUs: %d, want %d", got, 256<<16)
+	}
+}
