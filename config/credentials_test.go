@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +18,6 @@ import (
 	"github.com/execfaild/execfaild/notify/webhook/webhooktest"
 	"github.com/execfaild/execfaild/probe/event"
 )
-
-// syncBuffer is a log destination the workers and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRejectedCredentialsKeepNotificationsUntilReload: a receiver that
 // answers 401 to the configured token. Every notification is kept in the
@@ -70,7 +51,7 @@ dedup = { window = "1h" }
 		}
 		return c.Notify()
 	}
-	var logs syncBuffer
+	var logs poll.Buffer
 	p, err := notify.New(parse(wrong), notify.Env{Host: "web-1", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +191,7 @@ url = "http://127.0.0.1:1/hook"
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs poll.Buffer
 	p, err := notify.New(c.Notify(), notify.Env{Host: "web-1", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

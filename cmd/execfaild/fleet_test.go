@@ -10,7 +10,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/execfaild/execfaild/internal/poll"
 )
 
 // fleetTimeout bounds every wait of the test: far above what a loaded
@@ -92,7 +93,7 @@ func TestFleetOneNotificationPerGroup(t *testing.T) {
 		series := func() map[string]float64 { return scrape(t, addr) }
 		const sink = `kind="alertmanager",name="cluster"`
 		var m map[string]float64
-		if !poll(func() bool {
+		if !eventually(func() bool {
 			m = series()
 			return m[`execfaild_sink_replica_notifications_delivered_total{`+sink+`,replica="2"}`] == 2 &&
 				m[`execfaild_sink_replica_failing{`+sink+`,reason="retrying",replica="1"}`] == 1
@@ -251,7 +252,7 @@ func (r *receiver) group(binary, errName string) []amNotification {
 func (r *receiver) waitGroup(t *testing.T, binary, errName string, alerts int) amNotification {
 	t.Helper()
 	var last []amNotification
-	ok := poll(func() bool {
+	ok := eventually(func() bool {
 		last = r.group(binary, errName)
 		for _, n := range last {
 			if len(n.Alerts) >= alerts {
@@ -303,7 +304,7 @@ type amReplica struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	stopped bool
-	log     syncBuffer
+	log     poll.Buffer
 }
 
 func startCluster(t *testing.T, am, dir, hook string) *cluster {
@@ -354,7 +355,7 @@ receivers:
 	// Ready: both replicas see both members and have settled, so neither
 	// holds its first notifications back any more.
 	for i, r := range c.replicas {
-		if !poll(func() bool { return r.clusterReady() }) {
+		if !eventually(func() bool { return r.clusterReady() }) {
 			t.Fatalf("alertmanager %d never joined a settled cluster of 2:\n%s", i, lastLines(r.log.String(), 20))
 		}
 	}
@@ -425,7 +426,7 @@ func (c *cluster) nflogQueries(t *testing.T) map[int]float64 {
 // group will get.
 func (c *cluster) waitDecided(t *testing.T, before map[int]float64) {
 	t.Helper()
-	ok := poll(func() bool {
+	ok := eventually(func() bool {
 		for i, v := range before {
 			now, err := c.replicas[i].metric("alertmanager_nflog_queries_total")
 			if err != nil || now <= v {
@@ -496,7 +497,7 @@ urls = [%s]
 		t.Fatal(err)
 	}
 	defer sock.Close()
-	var log syncBuffer
+	var log poll.Buffer
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sockPath, "STATE_DIRECTORY="+state)
 	cmd.Stdout, cmd.Stderr = &log, &log
@@ -530,8 +531,8 @@ urls = [%s]
 	}
 }
 
-// poll checks cond until it holds or fleetTimeout passes.
-func poll(cond func() bool) bool {
+// eventually checks cond until it holds or fleetTimeout passes.
+func eventually(cond func() bool) bool {
 	deadline := time.Now().Add(fleetTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -548,22 +549,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// syncBuffer collects a process's output while the test may read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

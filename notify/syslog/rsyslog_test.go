@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/execfaild/execfaild/internal/poll"
 )
 
 // rsyslog is a real rsyslogd started by a test with its own configuration
@@ -33,7 +35,7 @@ type rsyslog struct {
 	caFile, clientCert, clientKey string
 	cmd                           *exec.Cmd
 	done                          chan struct{}
-	stderr                        *lockedBuffer
+	stderr                        *poll.Buffer
 }
 
 // rsyslogd finds the binary and its TLS driver. Outside CI a missing one
@@ -162,7 +164,7 @@ func (r *rsyslog) start(t *testing.T) {
 	// A socket left by a previous run would pass the readiness check.
 	os.Remove(r.unix)
 	cmd := exec.Command(r.bin, "-n", "-f", r.conf, "-i", filepath.Join(r.dir, "rsyslogd.pid"))
-	stderr := &lockedBuffer{}
+	stderr := &poll.Buffer{}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start rsyslogd: %v", err)
@@ -208,23 +210,6 @@ func (r *rsyslog) stop(t *testing.T) {
 	if out := r.stderr.String(); t != nil && strings.Contains(out, "error") {
 		t.Logf("rsyslogd reported:\n%s", out)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func listening(addr string) bool {

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/execfaild/execfaild/internal/poll"
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe/event"
 )
@@ -200,27 +200,11 @@ func field(t *testing.T, msg, key string) string {
 	return ""
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestNotifyReloadStopSequence(t *testing.T) {
 	msgs := notifySocket(t)
 	src, pl := newFakeSource(), newFakePipeline()
 	sigs := make(chan os.Signal, 1)
-	var logs syncBuffer
+	var logs poll.Buffer
 	loadErr := errors.New("/etc/execfaild.toml:7: sink.syslog[0].address: missing port")
 	var loadMu sync.Mutex
 	var nextLoad error
@@ -540,7 +524,7 @@ func TestStopDrainsSourceAndReportsFinalLoss(t *testing.T) {
 	src.loss = Loss{LostFailures: 5, LostMarkers: 2, Undecodable: 1}
 	src.lossAtClose = &Loss{LostFailures: 5, LostMarkers: 2, Undecodable: 1, Undrained: 4}
 	sigs := make(chan os.Signal, 1)
-	var logs syncBuffer
+	var logs poll.Buffer
 	result := make(chan error, 1)
 	go func() {
 		result <- Run(Options{
