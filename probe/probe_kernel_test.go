@@ -240,10 +240,13 @@ func TestKernelProbe(t *testing.T) {
 	if mode == probe.ModeLegacy && testTransport() == "" && r.Transport != probe.TransportPerf {
 		t.Errorf("legacy mode sends through %q, want the perf event array", r.Transport)
 	}
-	openHook := false
+	openHook, fexitVerdict := false, false
 	for _, h := range p.Report().Hooks {
 		if h.Name == "open" && h.Attached {
 			openHook = true
+		}
+		if h.Name == "verdict" && h.Kind == "fexit" && h.Attached {
+			fexitVerdict = true
 		}
 		t.Logf("hook %-14s %-40s %-18s attached=%v %s", h.Name, h.Function, h.Kind, h.Attached, h.Reason)
 	}
@@ -279,6 +282,11 @@ func TestKernelProbe(t *testing.T) {
 			if o.Got != o.Errno {
 				t.Fatalf("kernel returned %s to the helper, case is built for %s: the case itself is broken here",
 					unix.ErrnoName(o.Got), unix.ErrnoName(o.Errno))
+			}
+			if c.BeforeSyscall && fexitVerdict {
+				// A known gap, not a pass: the fexit of the syscall
+				// function never runs for a syscall seccomp refused.
+				t.Skip("not reported in this mode: the verdict is taken at the execve function's return, which a seccomp-refused exec never reaches")
 			}
 			ev, err := col.wait(eventTimeout, func(e *event.Event) bool {
 				return e.Process.TID == o.Caller.TID && e.Path == o.Path && !e.KernelInvoked

@@ -104,7 +104,10 @@ type Case struct {
 	Root bool
 	// Compat cases use the 32-bit syscall ABI: amd64 only (CompatSupported).
 	Compat bool
-	Run    func(*Lab) (*Outcome, error)
+	// BeforeSyscall: the exec is refused before the syscall function runs
+	// (seccomp), so a verdict taken at that function's return never sees it.
+	BeforeSyscall bool
+	Run           func(*Lab) (*Outcome, error)
 }
 
 // Env is the environment every case passes to exec: a kept variable, a

@@ -73,6 +73,25 @@ func forbidExec() error {
 	return nil
 }
 
+// refuseExecve installs, on the calling thread, a seccomp filter that
+// answers execve with EPERM and allows everything else.
+func refuseExecve() error {
+	filter := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_EXECVE},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %v", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0); err != nil {
+		return fmt.Errorf("install filter: %v", err)
+	}
+	return nil
+}
+
 // firstUnsearchable is the first directory on the way to p that uid/gid
 // (no supplementary groups, no capabilities) may not search, from mode
 // bits alone.
@@ -131,6 +150,11 @@ func diagnosisCases() []Case {
 			}
 			o, err := l.execve("eacces_directory_not_searchable", p, unix.EACCES, ReachNone, "", func(r *request) { r.DropTo = &id })
 			return expect(o, err, "directory-not-searchable", ProofUserspace, dir, "uid 65534")
+		}},
+		{Name: "eperm_seccomp", BeforeSyscall: true, Run: func(l *Lab) (*Outcome, error) {
+			p := l.path("garbage")
+			o, err := l.execve("eperm_seccomp", p, unix.EPERM, ReachRefused, "", func(r *request) { r.Seccomp = true })
+			return expect(o, err, "security-policy", ProofUserspace, p, "seccomp")
 		}},
 		{Name: "eacces_security_policy", Run: func(l *Lab) (*Outcome, error) {
 			if err := landlockAvailable(); err != nil {

@@ -187,13 +187,18 @@ func openMemfd(content []byte, mode uint32) (int, *File, error) {
 	return fd, fileFromStat(link, &st), nil
 }
 
-// restrict forbids this thread every exec, when Landlock is asked for.
+// restrict forbids this thread every exec, by seccomp or Landlock, when
+// the request asks for it.
 func (c *call) restrict() error {
-	if !c.req.Landlock {
-		return nil
+	if c.req.Seccomp {
+		if err := refuseExecve(); err != nil {
+			return fmt.Errorf("seccomp: %v", err)
+		}
 	}
-	if err := forbidExec(); err != nil {
-		return fmt.Errorf("landlock: %v", err)
+	if c.req.Landlock {
+		if err := forbidExec(); err != nil {
+			return fmt.Errorf("landlock: %v", err)
+		}
 	}
 	return nil
 }

@@ -197,6 +197,9 @@ type request struct {
 	// Landlock: the helper's thread forbids itself every exec (Landlock
 	// ruleset handling only LANDLOCK_ACCESS_FS_EXECUTE) before the exec.
 	Landlock bool `json:"landlock,omitempty"`
+	// Seccomp: the helper's thread installs a seccomp filter that answers
+	// every execve with EPERM, before the exec.
+	Seccomp bool `json:"seccomp,omitempty"`
 	// OpenForWrite is held open for writing across the exec (ETXTBSY).
 	OpenForWrite string `json:"open_for_write,omitempty"`
 	Thread       bool   `json:"thread,omitempty"`
