@@ -39,7 +39,10 @@ type enricher struct {
 	envMode    string
 	keepEnv    map[string]bool
 
-	cgroups   boundedCache[uint64, cgroupInfo]
+	cgroups boundedCache[uint64, cgroupInfo]
+	// procs holds pidfd handles on processes met more than once; exes
+	// serves where there are none (fixtures, no pidfd_open).
+	procs     *procHandles
 	exes      boundedCache[procIdentity, string]
 	interps   boundedCache[fileKey, interpreter]
 	statBuf   [512]byte
@@ -51,8 +54,13 @@ func newEnricher(cfg Config) *enricher {
 	for _, k := range cfg.KeepEnv {
 		keep[k] = true
 	}
-	return &enricher{procRoot: cfg.procRoot(), cgroupRoot: "/sys/fs/cgroup", host: event.LocalHost(), envMode: cfg.Environment, keepEnv: keep}
+	root := cfg.procRoot()
+	return &enricher{procRoot: root, cgroupRoot: "/sys/fs/cgroup", host: event.LocalHost(), envMode: cfg.Environment, keepEnv: keep,
+		procs: newProcHandles(root)}
 }
+
+// close releases the handles held on processes.
+func (en *enricher) close() { en.procs.close() }
 
 func (en *enricher) proc(pid uint32, rest ...string) string {
 	return filepath.Join(append([]string{en.procRoot, strconv.FormatUint(uint64(pid), 10)}, rest...)...)
@@ -109,6 +117,17 @@ func (en *enricher) parent(e *event.Event) {
 	}
 	par := &event.Parent{PID: ppid}
 	e.Parent = par
+	named := false
+	en.procs.with(ppid, func(h *procHandle) { par.Comm, par.Exe, named = h.name() })
+	if !named {
+		en.parentFromStat(par)
+	}
+}
+
+// parentFromStat names the parent through /proc/<ppid>/stat, whose start
+// time tells a reused pid apart, keeping its exe per process identity.
+func (en *enricher) parentFromStat(par *event.Parent) {
+	ppid := par.PID
 	en.statBufMu.Lock()
 	comm, start, ok := readProcStat(en.proc(ppid, "stat"), en.statBuf[:])
 	en.statBufMu.Unlock()
@@ -294,12 +313,8 @@ func (en *enricher) redactEnv(e *event.Event) {
 // resolveFiles stats the file the caller named and reads its #! line, as
 // the caller would have seen it: through its root, cwd or dirfd.
 func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
-	target, display, root, ok := en.callerPath(e, cr)
+	fd, display, sharedRoot, ok := en.openCallerFile(e, cr)
 	if !ok {
-		return
-	}
-	fd, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
 		return
 	}
 	defer unix.Close(fd)
@@ -310,7 +325,7 @@ func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
 	// Our own view of the opened file names it with symlinks resolved,
 	// which is what the kernel hooks report; it is only the caller's view
 	// when both share a root.
-	if root, _ := os.Readlink(root); root == "/" && en.procRoot == hostProcRoot {
+	if sharedRoot {
 		if p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil {
 			display = p
 		}
@@ -332,6 +347,37 @@ func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
 	if e.Stage == event.StageUnknown {
 		e.Stage = userspaceStage(e)
 	}
+}
+
+// openCallerFile opens (O_PATH) the file the caller named, as the caller
+// would have found it. sharedView tells that the caller's root is named
+// "/" from here, so that our view of the file is the caller's. A caller
+// met before whose root is one held open (init's, the daemon's) has its
+// absolute paths opened from there; anything else goes through /proc.
+func (en *enricher) openCallerFile(e *event.Event, cr callerRoot) (fd int, display string, sharedView, ok bool) {
+	if path.IsAbs(e.Path) {
+		var root *heldRoot
+		var err error
+		en.procs.with(e.Process.PID, func(h *procHandle) {
+			if root, sharedView = h.sharedRoot(cr, en.procs.held); root != nil {
+				display = path.Clean(e.Path)
+				fd, err = root.open(display)
+			}
+		})
+		if root != nil {
+			return fd, display, sharedView, err == nil
+		}
+	}
+	target, display, root, ok := en.callerPath(e, cr)
+	if !ok {
+		return -1, "", false, false
+	}
+	f, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", false, false
+	}
+	link, _ := os.Readlink(root)
+	return f, display, link == "/" && en.procRoot == hostProcRoot, true
 }
 
 // interpreter reads the interpreter the open file fd names, once per

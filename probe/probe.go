@@ -830,6 +830,7 @@ func (p *Probe) Close() error {
 		if p.coll != nil {
 			p.coll.Close()
 		}
+		p.enricher.close()
 	})
 	return errors.Join(errs...)
 }

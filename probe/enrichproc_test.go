@@ -1,0 +1,359 @@
+package probe
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execfaild/execfaild/probe/event"
+)
+
+// chrootHelperEnv makes this test binary, re-executed, chroot into the
+// directory it names and wait for its stdin to close.
+const chrootHelperEnv = "EXECFAILD_TEST_CHROOT_HOLD"
+
+func init() {
+	dir := os.Getenv(chrootHelperEnv)
+	if dir == "" {
+		return
+	}
+	if err := unix.Chroot(dir); err != nil {
+		os.Exit(3)
+	}
+	unix.Chdir("/")
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
+
+// needRoot skips outside CI and fails in CI, which runs as root.
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if unix.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("needs root (%s): CI runs the tests as root", why)
+	}
+	t.Skipf("needs root (%s)", why)
+}
+
+// program copies sleep(1) to dir/name, so that a process running it has
+// comm name and exe dir/name.
+func program(t *testing.T, dir, name string) string {
+	t.Helper()
+	src, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1) to copy")
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// started runs cmd until the test ends.
+func started(t *testing.T, cmd *exec.Cmd) *exec.Cmd {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// reap kills cmd and waits for it: from then on its pid may be reused.
+func reap(cmd *exec.Cmd) {
+	cmd.Process.Kill()
+	cmd.Wait()
+}
+
+// startAsPid starts the command mk makes with the pid a reaped process
+// had, by setting the pid namespace's last allocated pid just below it
+// (the way checkpoint/restore does). Other processes forking meanwhile
+// may take it: then the attempt is repeated.
+func startAsPid(t *testing.T, pid int, mk func() *exec.Cmd) *exec.Cmd {
+	t.Helper()
+	for range 1000 {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Skipf("cannot choose the next pid: %v", err)
+		}
+		cmd := mk()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if cmd.Process.Pid == pid {
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			return cmd
+		}
+		reap(cmd)
+	}
+	t.Skipf("pid %d was taken by other processes in 1000 attempts", pid)
+	return nil
+}
+
+// parentOf enriches a failure whose caller's parent is ppid.
+func parentOf(en *enricher, ppid int) *event.Parent {
+	e := &event.Event{Path: "/x", Process: event.Process{PID: uint32(os.Getpid()), PPID: uint32(ppid)}}
+	e.SetErrno(-2)
+	en.enrich(e, false)
+	return e.Parent
+}
+
+// A reused pid is another process: a parent named once through a handle
+// on the pid's earlier owner must not lend that name to the new one. A
+// cache keyed by pid alone answers "alpha" for bravo here.
+func TestParentHandleNotFooledByPidReuse(t *testing.T) {
+	needRoot(t, "choosing the next pid")
+	dir := t.TempDir()
+	alpha, bravo := program(t, dir, "alpha"), program(t, dir, "bravo")
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+
+	a := started(t, exec.Command(alpha, "600"))
+	pid := a.Process.Pid
+	for i := range 2 {
+		if p := parentOf(en, pid); p.Comm != "alpha" || p.Exe != alpha {
+			t.Fatalf("failure %d: parent %+v, want alpha", i+1, p)
+		}
+	}
+	if n := en.procs.len(); n != 1 {
+		t.Fatalf("%d handles after the second failure under one parent, want 1", n)
+	}
+
+	reap(a)
+	startAsPid(t, pid, func() *exec.Cmd { return exec.Command(bravo, "600") })
+	for i := range 3 {
+		if p := parentOf(en, pid); p.Comm != "bravo" || p.Exe != bravo {
+			t.Errorf("failure %d after pid %d was reused: parent %+v, want bravo", i+1, pid, p)
+		}
+	}
+	if n := en.procs.len(); n != 1 {
+		t.Errorf("%d handles, want the new process's only", n)
+	}
+}
+
+// A parent that execs keeps its pid and its handle, but is renamed: the
+// next failure names what it runs now.
+func TestParentHandleFollowsExec(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	charlie := program(t, t.TempDir(), "charlie")
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+
+	cmd := exec.Command(sh, "-c", `read line; exec "$0" 600`, charlie)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	started(t, cmd)
+	pid := cmd.Process.Pid
+	shExe, _ := os.Readlink(procFile(uint32(pid), "exe"))
+	for range 2 {
+		if p := parentOf(en, pid); p.Exe != shExe {
+			t.Fatalf("parent %+v, want exe %s", p, shExe)
+		}
+	}
+	in.Write([]byte("\n"))
+	waitComm(t, pid, "charlie")
+	if p := parentOf(en, pid); p.Comm != "charlie" || p.Exe != charlie {
+		t.Errorf("after exec: parent %+v, want charlie", p)
+	}
+	if n := en.procs.len(); n != 1 {
+		t.Errorf("%d handles, want the one on the process that exec'd", n)
+	}
+}
+
+func waitComm(t *testing.T, pid int, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(procFile(uint32(pid), "comm")); strings.TrimSpace(string(b)) == want {
+			return
+		}
+	}
+	t.Fatalf("process %d never became %s", pid, want)
+}
+
+// kernelRoot is what the kernel records of pid's root at a failure.
+func kernelRoot(t *testing.T, pid int) callerRoot {
+	t.Helper()
+	var st, ns unix.Stat_t
+	if err := unix.Stat(procFile(uint32(pid), "root")+"/", &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(procFile(uint32(pid), "ns/mnt"), &ns); err != nil {
+		t.Fatal(err)
+	}
+	return callerRoot{known: true, mntNS: uint32(ns.Ino), dev: st.Dev, ino: st.Ino}
+}
+
+// binaryOf enriches, in tracepoint mode, pid's failure to exec path.
+func binaryOf(en *enricher, pid int, path string, cr callerRoot) *event.Binary {
+	e := &event.Event{Path: path, Process: event.Process{PID: uint32(pid)}}
+	e.SetErrno(-13)
+	en.enrichWith(e, true, cr)
+	return e.Binary
+}
+
+// The caller's absolute path is resolved from the daemon's root only for
+// a process found to share it: a reused pid whose new process is
+// chrooted elsewhere has its path resolved under its own root. A cache
+// keyed by pid alone finds the first process's file.
+func TestCallerRootNotFooledByPidReuse(t *testing.T) {
+	needRoot(t, "chroot and choosing the next pid")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bin", "tool")
+	jail := filepath.Join(dir, "jail")
+	ino := map[string]uint64{}
+	for _, root := range []string{"/", jail} {
+		p := filepath.Join(root, path)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		unix.Stat(p, &st)
+		ino[root] = st.Ino
+	}
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+
+	a := started(t, exec.Command(program(t, dir, "alpha"), "600"))
+	pid := a.Process.Pid
+	cr := kernelRoot(t, pid)
+	for i := range 2 {
+		if b := binaryOf(en, pid, path, cr); b == nil || b.InodeNumber != ino["/"] {
+			t.Fatalf("failure %d: binary %+v, want inode %d", i+1, b, ino["/"])
+		}
+	}
+	if h := en.procs.m[uint32(pid)]; h == nil || h.root == nil {
+		t.Fatalf("after the caller's second failure: handle %+v, want one sharing a held root", h)
+	}
+
+	reap(a)
+	startAsPid(t, pid, chrootHelper(t, jail))
+	waitRoot(t, pid, jail)
+	cr = kernelRoot(t, pid)
+	for i := range 3 {
+		if b := binaryOf(en, pid, path, cr); b == nil || b.InodeNumber != ino[jail] {
+			t.Errorf("failure %d after pid %d was reused by a chrooted process: binary %+v, want inode %d", i+1, pid, b, ino[jail])
+		}
+	}
+}
+
+// chrootHelper makes commands running this test binary chrooted into
+// dir, until the test ends.
+func chrootHelper(t *testing.T, dir string) func() *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The helper holds on until its stdin closes.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(); r.Close() })
+	return func() *exec.Cmd {
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), chrootHelperEnv+"="+dir)
+		cmd.Stdin = r
+		return cmd
+	}
+}
+
+// A chroot into a bind mount of "/" has the very directory the daemon
+// has for root, and the kernel records nothing else: only the mount tells
+// them apart. Paths under the daemon's other mounts (here /proc) are not
+// in that chroot, and must not be found from the daemon's root.
+func TestCallerRootBindMountOfRootNotShared(t *testing.T) {
+	needRoot(t, "bind mount and chroot")
+	jail := filepath.Join(t.TempDir(), "jail")
+	os.Mkdir(jail, 0o755)
+	if err := unix.Mount("/", jail, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(jail, unix.MNT_DETACH) })
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	b := started(t, chrootHelper(t, jail)())
+	pid := b.Process.Pid
+	waitRoot(t, pid, jail)
+	cr := kernelRoot(t, pid)
+	if !slices.ContainsFunc(en.procs.held, func(r *heldRoot) bool { return r.cr == cr }) {
+		t.Fatalf("the chroot's root %+v is not recorded as a held root: the case is not made", cr)
+	}
+	for i := range 3 {
+		if b := binaryOf(en, pid, "/proc/version", cr); b != nil {
+			t.Errorf("failure %d: binary %+v found outside the caller's root", i+1, b)
+		}
+	}
+	if h := en.procs.m[uint32(pid)]; h == nil || !h.rootChecked || h.root != nil {
+		t.Errorf("handle %+v, want one that found the root not shared", h)
+	}
+}
+
+func waitRoot(t *testing.T, pid int, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if root, _ := os.Readlink(procFile(uint32(pid), "root")); root == want {
+			return
+		}
+	}
+	t.Fatalf("process %d never chrooted to %s", pid, want)
+}
+
+// Handles are opened for processes that fail again, bounded, and all
+// closed with the enricher.
+func TestProcHandlesBoundedAndClosed(t *testing.T) {
+	sleep := program(t, t.TempDir(), "sleeper")
+	var pids []int
+	for range maxProcHandles + 10 {
+		pids = append(pids, started(t, exec.Command(sleep, "600")).Process.Pid)
+	}
+	before := openFDs(t)
+	en := newEnricher(DefaultConfig())
+	parentOf(en, pids[0])
+	if n := en.procs.len(); n != 0 {
+		t.Fatalf("%d handles after one failure, want none (a one-shot process costs nothing)", n)
+	}
+	for _, pid := range pids {
+		parentOf(en, pid)
+		parentOf(en, pid)
+		if n := en.procs.len(); n > maxProcHandles {
+			t.Fatalf("%d handles, bound %d", n, maxProcHandles)
+		}
+	}
+	if en.procs.len() == 0 {
+		t.Fatal("no handles held")
+	}
+	en.close()
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open after close, %d before", after, before)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
