@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,45 @@ func TestDecodeFailure(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s: got %#v, want %#v", c.name, c.got, c.want)
 		}
+	}
+}
+
+// The header is copied from the record as bytes: that is only the
+// field-by-field decoding when the struct has no padding Go added on its
+// own, and every field lands where the C layout puts it.
+func TestDecodeHeaderFieldByField(t *testing.T) {
+	if n := binary.Size(execfaildEfHeader{}); n != headerSize {
+		t.Fatalf("header: %d bytes field by field, %d in memory", n, headerSize)
+	}
+	var h execfaildEfHeader
+	v := reflect.ValueOf(&h).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if !f.CanSet() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			f.SetUint(uint64(0x0102030405060708*(i+1)) >> (64 - 8*f.Type().Size()))
+		case reflect.Int32:
+			f.SetInt(-int64(i + 1))
+		case reflect.Array:
+			for j := range f.Len() {
+				f.Index(j).SetInt(int64(i + j))
+			}
+		}
+	}
+	h.Kind = kindSuccess
+	raw := make([]byte, headerSize)
+	if _, err := binary.Encode(raw, binary.NativeEndian, &h); err != nil {
+		t.Fatal(err)
+	}
+	r, err := decodeRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.h != h {
+		t.Errorf("decoded %+v\nencoded %+v", r.h, h)
 	}
 }
 
