@@ -24,9 +24,22 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 1
 fi
 out=$(mktemp -d)
+# The bench puts the host's audit state back itself, also when interrupted;
+# this covers a bench killed outright: its rule removed, the enabled flag
+# as it was.
+audit_enabled=
+if command -v auditctl >/dev/null; then
+	audit_enabled=$(auditctl -s 2>/dev/null | awk '$1 == "enabled" {print $2}')
+fi
 cleanup() {
 	if [[ -n ${worktree:-} ]]; then git worktree remove --force "$worktree" >/dev/null 2>&1 || true; fi
 	rm -rf "$out"
+	if [[ -n $audit_enabled && $audit_enabled != 2 ]]; then
+		if auditctl -l 2>/dev/null | grep -q 'key=execfaild-bench'; then
+			auditctl -D -k execfaild-bench >/dev/null 2>&1 || true
+		fi
+		auditctl -e "$audit_enabled" >/dev/null 2>&1 || true
+	fi
 }
 trap cleanup EXIT
 

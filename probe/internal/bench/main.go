@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -119,6 +120,12 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	restoreOnSignal(obs, dir)
+	if stats, err := enableBPFStats(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v: BPF run time not measured\n", err)
+	} else {
+		defer stats.Close()
+	}
 	if err := warmUp(loads); err != nil {
 		return err
 	}
@@ -153,10 +160,12 @@ func observers(opt *options, dir string) ([]observer, error) {
 	} else {
 		fmt.Fprintln(os.Stderr, "bench: bpftrace not installed: not measured")
 	}
-	if _, err := exec.LookPath("auditctl"); err == nil {
-		obs = append(obs, &auditObserver{})
-	} else {
+	if _, err := exec.LookPath("auditctl"); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: auditd not installed: not measured")
+	} else if a, why := newAuditObserver(dir); a == nil {
+		fmt.Fprintf(os.Stderr, "bench: auditd not measured: %s\n", why)
+	} else {
+		obs = append(obs, a)
 	}
 	return obs, nil
 }
@@ -177,6 +186,7 @@ func warmUp(loads []workload) error {
 // runRounds runs every observer once per round over every workload.
 func runRounds(obs []observer, loads []workload, rounds int) (*results, error) {
 	res := newResults(obs, loads)
+	res.loadStart = loadavg()
 	for r := range rounds {
 		// Rotating the order spreads slow drift in the machine's load over
 		// every observer rather than billing it to the last.
@@ -214,6 +224,26 @@ func latencies(obs []observer, dir string, n int) (map[string][]time.Duration, e
 		}
 	}
 	return lat, nil
+}
+
+// restoreOnSignal puts the host's audit state back when the bench is
+// interrupted. Observer processes die with the bench (child), and the
+// BPF statistics switch off with it; an audit rule and the enabled flag
+// are the kernel's and would stay.
+func restoreOnSignal(obs []observer, scratch string) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-sigs
+		for _, o := range obs {
+			if a, ok := o.(*auditObserver); ok {
+				a.restore()
+			}
+		}
+		os.RemoveAll(scratch)
+		fmt.Fprintf(os.Stderr, "bench: %v: stopped\n", s)
+		os.Exit(130)
+	}()
 }
 
 // setupWorkloads writes the files the workloads exec.
@@ -271,15 +301,16 @@ func runRound(o observer, loads []workload, res *results) error {
 	}
 	pids := make([]int, len(loads))
 	for i, w := range loads {
-		cpu0 := cpuTicks(o.pid())
+		cpu0, bpf0 := cpuTicks(o.pid()), bpfPrograms(o.pid())
 		ns, pid, err := measure(w)
 		if err != nil {
 			return err
 		}
 		settle(o.pid())
-		cpu1 := cpuTicks(o.pid())
+		cpu1, bpf1 := cpuTicks(o.pid()), bpfPrograms(o.pid())
 		pids[i] = pid
 		res.add(o, i, ns, cpu1-cpu0)
+		res.addBPF(o, i, bpf1.since(bpf0))
 	}
 	if d, ok := o.(*daemonObserver); ok {
 		res.peak(d)

@@ -30,3 +30,27 @@ func TestWorkerReportsWrongErrno(t *testing.T) {
 		t.Error("worker accepted ENOENT where EACCES was expected")
 	}
 }
+
+// A hook on every syscall's exit runs for the whole machine: only one
+// run per exec can be the failing exec's own, at its mean run time. A
+// program the observer runs itself is never the caller's.
+func TestHookTimeInExecs(t *testing.T) {
+	before := progRuns{"per_exec": {runs: 5, ns: 500}}
+	now := progRuns{
+		"per_exec":    {runs: 105, ns: 100500}, // 100 runs, 1000 ns each
+		"per_syscall": {runs: 1000, ns: 80000}, // 80 ns each, 10 per exec
+		"flush":       {runs: 3, ns: 9000, daemonSide: true},
+		"idle":        {runs: 7, ns: 70}, // no new runs: dropped
+	}
+	before["idle"] = progRun{runs: 7, ns: 70}
+	d := now.since(before)
+	if _, ok := d["idle"]; ok {
+		t.Errorf("a program that did not run is listed: %+v", d)
+	}
+	if got, want := d.inExecs(100), 100*1000.0+100*80.0; got != want {
+		t.Errorf("in execs: %v ns, want %v", got, want)
+	}
+	if got := d.hookRuns(); got != 1100 {
+		t.Errorf("hook runs %d, want 1100", got)
+	}
+}

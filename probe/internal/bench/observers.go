@@ -112,7 +112,7 @@ func (d *daemonObserver) start() error {
 	}
 	defer sock.Close()
 	d.stderr.Reset()
-	d.cmd = exec.Command(d.bin, "run", "--config", cfgPath)
+	d.cmd = child(d.bin, "run", "--config", cfgPath)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sockPath, "STATE_DIRECTORY="+dir)
 	d.cmd.Stderr = &d.stderr
 	if err := d.cmd.Start(); err != nil {
@@ -243,7 +243,7 @@ func (b *bpftraceObserver) start() error {
 	}
 	b.out = f.Name()
 	b.errs.Reset()
-	b.cmd = exec.Command("bpftrace", "-e", bpftraceProgram)
+	b.cmd = child("bpftrace", "-e", bpftraceProgram)
 	b.cmd.Stdout = f
 	b.cmd.Stderr = &b.errs
 	if err := b.cmd.Start(); err != nil {
@@ -318,18 +318,39 @@ func (b *bpftraceObserver) counted(_ workload, workerPID int) (counts, error) {
 	return counts{known: true, seen: b.lines[workerPID], lost: b.lost}, nil
 }
 
-// auditObserver is auditd with a rule for failed execve. Afterwards the
-// audit subsystem is switched off again: left enabled, it slows every
-// process created later and every later measurement with it.
+// auditObserver is auditd with a rule for failed execve, run with a
+// configuration of its own: its log in the bench's scratch directory,
+// never rotated (the records are counted afterwards), no plugins. The
+// host's audit state is put back after each round: the rule removed, the
+// enabled flag as it was (an enabled audit subsystem slows every process
+// created later, and every later measurement with it), auditd stopped.
 type auditObserver struct {
-	daemon *exec.Cmd
-	log    string
-	offset int64
-	recs   map[int]uint64
-	lost   uint64
+	work    string
+	dir     string
+	daemon  *exec.Cmd
+	enabled string // the host's "auditctl -s" enabled value before the round
+	recs    map[int]uint64
+	lost    uint64
 }
 
 const auditKey = "execfaild-bench"
+
+var auditRule = []string{"always,exit", "-F", "arch=b64", "-S", "execve", "-F", "success=0", "-k", auditKey}
+
+// newAuditObserver returns nil, saying why, when auditd cannot be
+// measured without touching an audit setup the host already has.
+func newAuditObserver(work string) (*auditObserver, string) {
+	st := auditStatus()
+	switch {
+	case st["enabled"] == "":
+		return nil, "auditctl -s answered nothing"
+	case st["enabled"] == "2":
+		return nil, "the audit configuration is locked (enabled 2)"
+	case st["pid"] != "" && st["pid"] != "0":
+		return nil, "an audit daemon is already running (pid " + st["pid"] + "); the bench leaves it alone"
+	}
+	return &auditObserver{work: work}, ""
+}
 
 func (a *auditObserver) name() string { return "auditd" }
 
@@ -340,24 +361,60 @@ func (a *auditObserver) pid() int {
 	return a.daemon.Process.Pid
 }
 
+// auditdConf is Debian's auditd.conf with the log moved into dir, no
+// rotation, and no action on disk space or errors.
+const auditdConf = `local_events = yes
+write_logs = yes
+log_file = %[1]s/audit.log
+log_group = root
+log_format = ENRICHED
+flush = INCREMENTAL_ASYNC
+freq = 50
+max_log_file = 100000
+num_logs = 0
+priority_boost = 4
+name_format = NONE
+max_log_file_action = IGNORE
+space_left = 2
+space_left_action = IGNORE
+admin_space_left = 1
+admin_space_left_action = IGNORE
+disk_full_action = IGNORE
+disk_error_action = IGNORE
+q_depth = 2000
+overflow_action = IGNORE
+max_restarts = 10
+plugin_dir = %[1]s/plugins.d
+end_of_event_timeout = 2
+`
+
 func (a *auditObserver) start() error {
-	a.log = "/var/log/audit/audit.log"
-	if st, err := os.Stat(a.log); err == nil {
-		a.offset = st.Size()
-	} else {
-		a.offset = 0
+	dir, err := os.MkdirTemp(a.work, "audit-")
+	if err != nil {
+		return fmt.Errorf("audit dir: %w", err)
 	}
+	a.dir = dir
+	if err := os.Mkdir(filepath.Join(dir, "plugins.d"), 0o750); err != nil {
+		return fmt.Errorf("audit plugins dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "auditd.conf"), []byte(fmt.Sprintf(auditdConf, dir)), 0o640); err != nil {
+		return fmt.Errorf("auditd.conf: %w", err)
+	}
+	a.enabled = auditStatus()["enabled"]
 	a.lost = auditLost()
 	// -n: stay in the foreground, so this process owns it.
-	a.daemon = exec.Command("auditd", "-n")
+	a.daemon = child("auditd", "-n", "-c", dir)
 	if err := a.daemon.Start(); err != nil {
 		return fmt.Errorf("start auditd: %w", err)
 	}
-	time.Sleep(time.Second)
-	for _, args := range [][]string{
-		{"-e", "1"},
-		{"-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "success=0", "-k", auditKey},
-	} {
+	for deadline := time.Now().Add(30 * time.Second); auditStatus()["pid"] != strconv.Itoa(a.daemon.Process.Pid); {
+		if time.Now().After(deadline) {
+			a.stop()
+			return errors.New("auditd did not register with the kernel within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, args := range [][]string{{"-e", "1"}, append([]string{"-a"}, auditRule...)} {
 		if out, err := exec.Command("auditctl", args...).CombinedOutput(); err != nil {
 			a.stop()
 			return fmt.Errorf("auditctl %s: %w: %s", strings.Join(args, " "), err, out)
@@ -367,24 +424,42 @@ func (a *auditObserver) start() error {
 }
 
 func (a *auditObserver) stop() error {
-	var errs []error
-	exec.Command("auditctl", "-d", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "success=0", "-k", auditKey).Run()
-	if out, err := exec.Command("auditctl", "-e", "0").CombinedOutput(); err != nil {
-		errs = append(errs, fmt.Errorf("auditctl -e 0: %w: %s", err, out))
-	}
+	errs := a.restore()
 	if a.daemon != nil {
 		a.daemon.Process.Signal(syscall.SIGTERM)
 		a.daemon.Wait()
 		a.daemon = nil
 	}
 	a.lost = auditLost() - a.lost
-	f, err := os.Open(a.log)
+	recs, err := countAuditRecords(filepath.Join(a.dir, "audit.log"))
+	os.RemoveAll(a.dir)
 	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("audit log: %w", err))...)
+		return errors.Join(append(errs, err)...)
+	}
+	a.recs = recs
+	return errors.Join(errs...)
+}
+
+// restore removes the rule and sets the enabled flag back.
+func (a *auditObserver) restore() []error {
+	var errs []error
+	exec.Command("auditctl", append([]string{"-d"}, auditRule...)...).Run()
+	if a.enabled != "" {
+		if out, err := exec.Command("auditctl", "-e", a.enabled).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("auditctl -e %s: %w: %s", a.enabled, err, out))
+		}
+	}
+	return errs
+}
+
+// countAuditRecords counts the bench rule's SYSCALL records per pid.
+func countAuditRecords(log string) (map[int]uint64, error) {
+	f, err := os.Open(log)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	defer f.Close()
-	f.Seek(a.offset, io.SeekStart)
-	a.recs = map[int]uint64{}
+	recs := map[int]uint64{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -395,27 +470,41 @@ func (a *auditObserver) stop() error {
 		for _, f := range strings.Fields(line) {
 			if v, ok := strings.CutPrefix(f, "pid="); ok {
 				n, _ := strconv.Atoi(v)
-				a.recs[n]++
+				recs[n]++
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return recs, sc.Err()
+}
+
+// auditStatus is "auditctl -s" as a map.
+func auditStatus() map[string]string {
+	out, _ := exec.Command("auditctl", "-s").Output()
+	st := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok {
+			st[k] = strings.TrimSpace(v)
+		}
+	}
+	return st
 }
 
 // auditLost is the kernel's count of audit records it dropped.
 func auditLost() uint64 {
-	out, _ := exec.Command("auditctl", "-s").Output()
-	for _, line := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(line, "lost "); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
+	n, _ := strconv.ParseUint(auditStatus()["lost"], 10, 64)
+	return n
 }
 
 func (a *auditObserver) counted(_ workload, workerPID int) (counts, error) {
 	return counts{known: true, seen: a.recs[workerPID], lost: a.lost}, nil
+}
+
+// child is a command that dies with the bench, however the bench ends:
+// an observer left running would go on slowing the host.
+func child(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	return cmd
 }
 
 func lastLines(s string) string {

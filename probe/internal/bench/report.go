@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ type results struct {
 	loads []workload
 	ns    map[string][][]float64 // observer → workload → per round
 	cpu   map[string][]uint64    // ticks, summed over rounds
+	bpf   map[string][]progRuns  // the observer's BPF programs, summed over rounds
 	seen  map[string][]uint64
 	lost  map[string][]uint64
 	known map[string]bool
@@ -23,16 +25,21 @@ type results struct {
 	idleWake         map[string][]float64
 	idleFail         map[string][]float64
 	rounds           map[string]int
+	loadStart        string
 }
 
 func newResults(obs []observer, loads []workload) *results {
-	r := &results{obs: obs, loads: loads, ns: map[string][][]float64{}, cpu: map[string][]uint64{},
+	r := &results{obs: obs, loads: loads, ns: map[string][][]float64{}, cpu: map[string][]uint64{}, bpf: map[string][]progRuns{},
 		seen: map[string][]uint64{}, lost: map[string][]uint64{}, known: map[string]bool{},
 		idleRSS: map[string][]uint64{}, peakRSS: map[string][]uint64{}, idleWake: map[string][]float64{}, idleFail: map[string][]float64{},
 		rounds: map[string]int{}}
 	for _, o := range obs {
 		r.ns[o.name()] = make([][]float64, len(loads))
 		r.cpu[o.name()] = make([]uint64, len(loads))
+		r.bpf[o.name()] = make([]progRuns, len(loads))
+		for i := range loads {
+			r.bpf[o.name()][i] = progRuns{}
+		}
 		r.seen[o.name()] = make([]uint64, len(loads))
 		r.lost[o.name()] = make([]uint64, len(loads))
 	}
@@ -45,6 +52,10 @@ func (r *results) add(o observer, i int, ns float64, ticks uint64) {
 	if i == 0 {
 		r.rounds[o.name()]++
 	}
+}
+
+func (r *results) addBPF(o observer, i int, runs progRuns) {
+	r.bpf[o.name()][i].add(runs)
 }
 
 func (r *results) count(o observer, i int, c counts) {
@@ -75,7 +86,8 @@ func (r *results) peak(d *daemonObserver) {
 }
 
 func (r *results) print(out io.Writer, rounds int, lat map[string][]time.Duration) {
-	fmt.Fprintf(out, "execfaild bench  kernel %s  cpus %d  load %s  rounds %d (observers alternated)\n", release(), numCPU(), loadavg(), rounds)
+	fmt.Fprintf(out, "execfaild bench  kernel %s  cpus %d  load %s at start, %s at end  rounds %d (observers alternated)\n",
+		release(), numCPU(), r.loadStart, loadavg(), rounds)
 	fmt.Fprintf(out, "caller ns/exec: median over rounds as the failing process measured it; ratio to bare from this run\n")
 	fmt.Fprintf(out, "observer CPU: utime+stime of its process over the workload and its backlog, per failure provoked\n\n")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -103,6 +115,7 @@ func (r *results) print(out io.Writer, rounds int, lat map[string][]time.Duratio
 		}
 	}
 	tw.Flush()
+	r.printBPF(out)
 	fmt.Fprintln(out, "\nlost (said): for execfaild the probe's lost-failure counter over the whole round (all workloads, any program);")
 	fmt.Fprintln(out, "bpftrace's \"Lost N events\"; auditd's kernel lost counter. execfaild counts come from its file sink after")
 	fmt.Fprintln(out, "a SIGTERM flush (digests and folded PATH searches carry their count); auditd's CPU excludes kauditd.")
@@ -145,7 +158,7 @@ func (r *results) print(out io.Writer, rounds int, lat map[string][]time.Duratio
 	r.targets(out, lat)
 }
 
-// targets restates issue 8's table with this run's figures for each
+// targets restates the storm targets with this run's figures for each
 // execfaild build measured.
 func (r *results) targets(out io.Writer, lat map[string][]time.Duration) {
 	bareName := r.obs[0].name()
@@ -172,7 +185,7 @@ func (r *results) targets(out io.Writer, lat map[string][]time.Duration) {
 			}
 			return fmt.Sprintf("%.1f ms (median; max %.1f)", median(f), slices.Max(f))
 		}
-		fmt.Fprintf(out, "\nissue 8 targets, %s:\n", name)
+		fmt.Fprintf(out, "\ntargets, %s:\n", name)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "workload\ttarget\tthis run\t")
 		fmt.Fprintf(tw, "one path repeated, caller cost vs bare\t≤ 1.3×\t%.2f×\t\n", ratio(name, rep))
@@ -196,4 +209,70 @@ func pct(a, b uint64) float64 {
 		return 0
 	}
 	return 100 * float64(a) / float64(b)
+}
+
+// printBPF splits what each BPF observer adds to the caller's exec into
+// the time its hook programs ran (the kernel's own count) and the rest:
+// the tracing path around them, and the observer contending for the CPUs.
+// Then the programs one by one.
+func (r *results) printBPF(out io.Writer) {
+	bareName := r.obs[0].name()
+	var withBPF []string
+	for _, o := range r.obs {
+		for _, pr := range r.bpf[o.name()] {
+			if len(pr) > 0 {
+				withBPF = append(withBPF, o.name())
+				break
+			}
+		}
+	}
+	if len(withBPF) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nadded ns/exec: ns/exec minus bare's. in hooks: the observer's BPF programs' run time as the kernel counts it")
+	fmt.Fprintln(out, "(kernel.bpf_stats_enabled, on for the whole run; the count itself adds a clock read or two per run), each")
+	fmt.Fprintln(out, "program at its mean run time at most once per exec: a hook on every syscall's exit also runs for every other")
+	fmt.Fprintln(out, "syscall on the machine (hook runs/exec counts those). rest: added minus hooks - the tracing path around the")
+	fmt.Fprintln(out, "programs, and the observer contending for the CPUs and caches.")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tobserver\tadded ns/exec\tin hooks ns/exec\trest ns/exec\thook runs/exec\t")
+	for i, w := range r.loads {
+		base := median(r.ns[bareName][i])
+		for _, name := range withBPF {
+			execs := uint64(w.n * r.rounds[name])
+			added := median(r.ns[name][i]) - base
+			inHooks := r.bpf[name][i].inExecs(execs) / float64(execs)
+			runs := float64(r.bpf[name][i].hookRuns()) / float64(execs)
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t\n", w.name, name, added, inHooks, added-inHooks, runs)
+		}
+	}
+	tw.Flush()
+
+	fmt.Fprintln(out, "\nBPF programs, ns/exec per workload (runs/exec in brackets); daemon-side: run by the observer itself")
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "observer\tprogram\t"
+	for _, w := range r.loads {
+		head += w.name + "\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, name := range withBPF {
+		progs := progRuns{}
+		for _, pr := range r.bpf[name] {
+			progs.add(pr)
+		}
+		for _, prog := range slices.Sorted(maps.Keys(progs)) {
+			label := prog
+			if progs[prog].daemonSide {
+				label += " (daemon-side)"
+			}
+			row := name + "\t" + label + "\t"
+			for i, w := range r.loads {
+				execs := float64(w.n * r.rounds[name])
+				p := r.bpf[name][i][prog]
+				row += fmt.Sprintf("%.0f (%.2f)\t", float64(p.ns)/execs, float64(p.runs)/execs)
+			}
+			fmt.Fprintln(tw, row)
+		}
+	}
+	tw.Flush()
 }
