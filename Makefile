@@ -29,8 +29,10 @@ vet:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 
 # Unit tests plus the host-kernel tier (needs root; skips with a reason otherwise).
+# One package at a time: the probe's suite and the fleet test each load BPF
+# programs that see every exec on the host, and each other's failures.
 test:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -p 1 ./...
 
 # Probe suite inside qemu-booted Debian kernels (5.10, 6.1, 6.12, sid on
 # amd64; 6.1, 6.12 on arm64), fentry and kprobe modes, legacy on 5.10, the

@@ -1529,6 +1529,23 @@ int raw_exec_done(void *ctx)
 	return 0;
 }
 
+/* The syscall numbers of execve and execveat, for hooks that see every syscall. */
+#if defined(__TARGET_ARCH_x86)
+#define TS_COMPAT 0x0002
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
+#define IA32_NR_EXECVE 11
+#define IA32_NR_EXECVEAT 358
+#define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
+#else
+#define NR_EXECVE 221
+#define NR_EXECVEAT 281
+struct pt_regs___nr {
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+#define SYSCALL_NR(regs) BPF_CORE_READ((struct pt_regs___nr *)(regs), syscallno)
+#endif
+
 #ifndef EF_LEGACY
 SEC("tracepoint/syscalls/sys_exit_execve")
 int tp_exit_execve(struct trace_event_raw_sys_exit *ctx)
@@ -1580,10 +1597,6 @@ int fexit_execveat(__u64 *ctx)
  * syscall of either ABI, and keeps only compat execve/execveat.
  */
 #if defined(__TARGET_ARCH_x86)
-#define TS_COMPAT 0x0002
-#define IA32_NR_EXECVE 11
-#define IA32_NR_EXECVEAT 358
-
 SEC("raw_tracepoint/sys_exit")
 int raw_exit_compat(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -1630,6 +1643,55 @@ int BPF_KRETPROBE(kretprobe_compat_execveat, long ret)
 	return on_syscall_exit(ctx, (int)ret, true, true, user_regs());
 }
 #endif /* __TARGET_ARCH_x86: AArch32 compat execs are not hooked on arm64 */
+
+/*
+ * A seccomp filter that refuses an exec (with an errno, or a supervisor's
+ * answer to a user notification) makes the kernel skip the syscall
+ * function, so the verdicts taken at its return (the fexits above, the
+ * compat kretprobes) never run. __secure_computing returns -1 for a skipped
+ * syscall, with the error already in the registers; its return reports
+ * those execs. Native execs only where their verdict is the fexit (set by
+ * userspace): the syscall tracepoints see a skipped syscall themselves.
+ */
+const volatile __u8 seccomp_native = 0;
+
+static __always_inline int on_seccomp_return(void *ctx, int ret)
+{
+	if (ret != -1)
+		return 0;
+	struct pt_regs *regs = user_regs();
+	long nr = SYSCALL_NR(regs);
+	long rv = PT_REGS_RC_CORE(regs);
+
+	if (rv >= 0) /* SECCOMP_RET_TRAP rolls the registers back: no error returned */
+		return 0;
+#if defined(__TARGET_ARCH_x86)
+	if (BPF_CORE_READ(current_task(), thread_info.status) & TS_COMPAT) {
+		if (nr != IA32_NR_EXECVE && nr != IA32_NR_EXECVEAT)
+			return 0;
+		return on_syscall_exit(ctx, (int)rv, nr == IA32_NR_EXECVEAT, true, regs);
+	}
+#endif
+	if (!seccomp_native || (nr != NR_EXECVE && nr != NR_EXECVEAT))
+		return 0;
+	return on_syscall_exit(ctx, rv, nr == NR_EXECVEAT, false, regs);
+}
+
+/* Raw context: __secure_computing lost its argument in 6.15. */
+SEC("fexit/__secure_computing")
+int fexit_seccomp(__u64 *ctx)
+{
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	return on_seccomp_return(ctx, (int)ret);
+}
+
+SEC("kretprobe/__secure_computing")
+int BPF_KRETPROBE(kretprobe_seccomp, long ret)
+{
+	return on_seccomp_return(ctx, (int)ret);
+}
 #else  /* EF_LEGACY */
 
 /*
@@ -1637,21 +1699,6 @@ int BPF_KRETPROBE(kretprobe_compat_execveat, long ret)
  * sys_exit tracepoint hands them over, so it gives the verdict, for every
  * syscall, keeping execve/execveat of either ABI.
  */
-#if defined(__TARGET_ARCH_x86)
-#define TS_COMPAT 0x0002
-#define NR_EXECVE 59
-#define NR_EXECVEAT 322
-#define IA32_NR_EXECVE 11
-#define IA32_NR_EXECVEAT 358
-#define SYSCALL_NR(regs) BPF_CORE_READ(regs, orig_ax)
-#else
-#define NR_EXECVE 221
-#define NR_EXECVEAT 281
-struct pt_regs___nr {
-	__s32 syscallno;
-} __attribute__((preserve_access_index));
-#define SYSCALL_NR(regs) BPF_CORE_READ((struct pt_regs___nr *)(regs), syscallno)
-#endif
 
 SEC("raw_tracepoint/sys_exit")
 int raw_exit_legacy(struct bpf_raw_tracepoint_args *ctx)

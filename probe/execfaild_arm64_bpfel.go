@@ -279,6 +279,7 @@ const (
 	execfaildProgFexitExecveat         = "fexit_execveat"
 	execfaildProgFexitKernelExecve     = "fexit_kernel_execve"
 	execfaildProgFexitOpen             = "fexit_open"
+	execfaildProgFexitSeccomp          = "fexit_seccomp"
 	execfaildProgFoldFlush             = "fold_flush"
 	execfaildProgKprobeBprmCheck       = "kprobe_bprm_check"
 	execfaildProgKprobeCreds           = "kprobe_creds"
@@ -288,6 +289,7 @@ const (
 	execfaildProgKprobeOpenPath        = "kprobe_open_path"
 	execfaildProgKretprobeKernelExecve = "kretprobe_kernel_execve"
 	execfaildProgKretprobeOpen         = "kretprobe_open"
+	execfaildProgKretprobeSeccomp      = "kretprobe_seccomp"
 	execfaildProgRawExecDone           = "raw_exec_done"
 	execfaildProgTpExitExecve          = "tp_exit_execve"
 	execfaildProgTpExitExecveat        = "tp_exit_execveat"
@@ -297,6 +299,7 @@ const (
 	execfaildVarMaxArgLen              = "max_arg_len"
 	execfaildVarMaxArgs                = "max_args"
 	execfaildVarMaxEnv                 = "max_env"
+	execfaildVarSeccompNative          = "seccomp_native"
 	execfaildVarUnusedEfFlag           = "unused_ef_flag"
 	execfaildVarUnusedEfHook           = "unused_ef_hook"
 	execfaildVarUnusedEfKind           = "unused_ef_kind"
@@ -355,6 +358,7 @@ type execfaildProgramSpecs struct {
 	FexitExecveat         *ebpf.ProgramSpec `ebpf:"fexit_execveat"`
 	FexitKernelExecve     *ebpf.ProgramSpec `ebpf:"fexit_kernel_execve"`
 	FexitOpen             *ebpf.ProgramSpec `ebpf:"fexit_open"`
+	FexitSeccomp          *ebpf.ProgramSpec `ebpf:"fexit_seccomp"`
 	FoldFlush             *ebpf.ProgramSpec `ebpf:"fold_flush"`
 	KprobeBprmCheck       *ebpf.ProgramSpec `ebpf:"kprobe_bprm_check"`
 	KprobeCreds           *ebpf.ProgramSpec `ebpf:"kprobe_creds"`
@@ -364,6 +368,7 @@ type execfaildProgramSpecs struct {
 	KprobeOpenPath        *ebpf.ProgramSpec `ebpf:"kprobe_open_path"`
 	KretprobeKernelExecve *ebpf.ProgramSpec `ebpf:"kretprobe_kernel_execve"`
 	KretprobeOpen         *ebpf.ProgramSpec `ebpf:"kretprobe_open"`
+	KretprobeSeccomp      *ebpf.ProgramSpec `ebpf:"kretprobe_seccomp"`
 	RawExecDone           *ebpf.ProgramSpec `ebpf:"raw_exec_done"`
 	TpExitExecve          *ebpf.ProgramSpec `ebpf:"tp_exit_execve"`
 	TpExitExecveat        *ebpf.ProgramSpec `ebpf:"tp_exit_execveat"`
@@ -400,6 +405,7 @@ type execfaildVariableSpecs struct {
 	MaxArgLen       *ebpf.VariableSpec `ebpf:"max_arg_len"`
 	MaxArgs         *ebpf.VariableSpec `ebpf:"max_args"`
 	MaxEnv          *ebpf.VariableSpec `ebpf:"max_env"`
+	SeccompNative   *ebpf.VariableSpec `ebpf:"seccomp_native"`
 	UnusedEfFlag    *ebpf.VariableSpec `ebpf:"unused_ef_flag"`
 	UnusedEfHook    *ebpf.VariableSpec `ebpf:"unused_ef_hook"`
 	UnusedEfKind    *ebpf.VariableSpec `ebpf:"unused_ef_kind"`
@@ -474,6 +480,7 @@ type execfaildVariables struct {
 	MaxArgLen       *ebpf.Variable `ebpf:"max_arg_len"`
 	MaxArgs         *ebpf.Variable `ebpf:"max_args"`
 	MaxEnv          *ebpf.Variable `ebpf:"max_env"`
+	SeccompNative   *ebpf.Variable `ebpf:"seccomp_native"`
 	UnusedEfFlag    *ebpf.Variable `ebpf:"unused_ef_flag"`
 	UnusedEfHook    *ebpf.Variable `ebpf:"unused_ef_hook"`
 	UnusedEfKind    *ebpf.Variable `ebpf:"unused_ef_kind"`
@@ -494,6 +501,7 @@ type execfaildPrograms struct {
 	FexitExecveat         *ebpf.Program `ebpf:"fexit_execveat"`
 	FexitKernelExecve     *ebpf.Program `ebpf:"fexit_kernel_execve"`
 	FexitOpen             *ebpf.Program `ebpf:"fexit_open"`
+	FexitSeccomp          *ebpf.Program `ebpf:"fexit_seccomp"`
 	FoldFlush             *ebpf.Program `ebpf:"fold_flush"`
 	KprobeBprmCheck       *ebpf.Program `ebpf:"kprobe_bprm_check"`
 	KprobeCreds           *ebpf.Program `ebpf:"kprobe_creds"`
@@ -503,6 +511,7 @@ type execfaildPrograms struct {
 	KprobeOpenPath        *ebpf.Program `ebpf:"kprobe_open_path"`
 	KretprobeKernelExecve *ebpf.Program `ebpf:"kretprobe_kernel_execve"`
 	KretprobeOpen         *ebpf.Program `ebpf:"kretprobe_open"`
+	KretprobeSeccomp      *ebpf.Program `ebpf:"kretprobe_seccomp"`
 	RawExecDone           *ebpf.Program `ebpf:"raw_exec_done"`
 	TpExitExecve          *ebpf.Program `ebpf:"tp_exit_execve"`
 	TpExitExecveat        *ebpf.Program `ebpf:"tp_exit_execveat"`
@@ -519,6 +528,7 @@ func (p *execfaildPrograms) Close() error {
 		p.FexitExecveat,
 		p.FexitKernelExecve,
 		p.FexitOpen,
+		p.FexitSeccomp,
 		p.FoldFlush,
 		p.KprobeBprmCheck,
 		p.KprobeCreds,
@@ -528,6 +538,7 @@ func (p *execfaildPrograms) Close() error {
 		p.KprobeOpenPath,
 		p.KretprobeKernelExecve,
 		p.KretprobeOpen,
+		p.KretprobeSeccomp,
 		p.RawExecDone,
 		p.TpExitExecve,
 		p.TpExitExecveat,

@@ -281,6 +281,7 @@ const (
 	execfaildProgFexitExecveat           = "fexit_execveat"
 	execfaildProgFexitKernelExecve       = "fexit_kernel_execve"
 	execfaildProgFexitOpen               = "fexit_open"
+	execfaildProgFexitSeccomp            = "fexit_seccomp"
 	execfaildProgFoldFlush               = "fold_flush"
 	execfaildProgKprobeBprmCheck         = "kprobe_bprm_check"
 	execfaildProgKprobeCreds             = "kprobe_creds"
@@ -292,6 +293,7 @@ const (
 	execfaildProgKretprobeCompatExecveat = "kretprobe_compat_execveat"
 	execfaildProgKretprobeKernelExecve   = "kretprobe_kernel_execve"
 	execfaildProgKretprobeOpen           = "kretprobe_open"
+	execfaildProgKretprobeSeccomp        = "kretprobe_seccomp"
 	execfaildProgRawExecDone             = "raw_exec_done"
 	execfaildProgRawExitCompat           = "raw_exit_compat"
 	execfaildProgTpExitExecve            = "tp_exit_execve"
@@ -302,6 +304,7 @@ const (
 	execfaildVarMaxArgLen                = "max_arg_len"
 	execfaildVarMaxArgs                  = "max_args"
 	execfaildVarMaxEnv                   = "max_env"
+	execfaildVarSeccompNative            = "seccomp_native"
 	execfaildVarUnusedEfFlag             = "unused_ef_flag"
 	execfaildVarUnusedEfHook             = "unused_ef_hook"
 	execfaildVarUnusedEfKind             = "unused_ef_kind"
@@ -362,6 +365,7 @@ type execfaildProgramSpecs struct {
 	FexitExecveat           *ebpf.ProgramSpec `ebpf:"fexit_execveat"`
 	FexitKernelExecve       *ebpf.ProgramSpec `ebpf:"fexit_kernel_execve"`
 	FexitOpen               *ebpf.ProgramSpec `ebpf:"fexit_open"`
+	FexitSeccomp            *ebpf.ProgramSpec `ebpf:"fexit_seccomp"`
 	FoldFlush               *ebpf.ProgramSpec `ebpf:"fold_flush"`
 	KprobeBprmCheck         *ebpf.ProgramSpec `ebpf:"kprobe_bprm_check"`
 	KprobeCreds             *ebpf.ProgramSpec `ebpf:"kprobe_creds"`
@@ -373,6 +377,7 @@ type execfaildProgramSpecs struct {
 	KretprobeCompatExecveat *ebpf.ProgramSpec `ebpf:"kretprobe_compat_execveat"`
 	KretprobeKernelExecve   *ebpf.ProgramSpec `ebpf:"kretprobe_kernel_execve"`
 	KretprobeOpen           *ebpf.ProgramSpec `ebpf:"kretprobe_open"`
+	KretprobeSeccomp        *ebpf.ProgramSpec `ebpf:"kretprobe_seccomp"`
 	RawExecDone             *ebpf.ProgramSpec `ebpf:"raw_exec_done"`
 	RawExitCompat           *ebpf.ProgramSpec `ebpf:"raw_exit_compat"`
 	TpExitExecve            *ebpf.ProgramSpec `ebpf:"tp_exit_execve"`
@@ -410,6 +415,7 @@ type execfaildVariableSpecs struct {
 	MaxArgLen       *ebpf.VariableSpec `ebpf:"max_arg_len"`
 	MaxArgs         *ebpf.VariableSpec `ebpf:"max_args"`
 	MaxEnv          *ebpf.VariableSpec `ebpf:"max_env"`
+	SeccompNative   *ebpf.VariableSpec `ebpf:"seccomp_native"`
 	UnusedEfFlag    *ebpf.VariableSpec `ebpf:"unused_ef_flag"`
 	UnusedEfHook    *ebpf.VariableSpec `ebpf:"unused_ef_hook"`
 	UnusedEfKind    *ebpf.VariableSpec `ebpf:"unused_ef_kind"`
@@ -484,6 +490,7 @@ type execfaildVariables struct {
 	MaxArgLen       *ebpf.Variable `ebpf:"max_arg_len"`
 	MaxArgs         *ebpf.Variable `ebpf:"max_args"`
 	MaxEnv          *ebpf.Variable `ebpf:"max_env"`
+	SeccompNative   *ebpf.Variable `ebpf:"seccomp_native"`
 	UnusedEfFlag    *ebpf.Variable `ebpf:"unused_ef_flag"`
 	UnusedEfHook    *ebpf.Variable `ebpf:"unused_ef_hook"`
 	UnusedEfKind    *ebpf.Variable `ebpf:"unused_ef_kind"`
@@ -506,6 +513,7 @@ type execfaildPrograms struct {
 	FexitExecveat           *ebpf.Program `ebpf:"fexit_execveat"`
 	FexitKernelExecve       *ebpf.Program `ebpf:"fexit_kernel_execve"`
 	FexitOpen               *ebpf.Program `ebpf:"fexit_open"`
+	FexitSeccomp            *ebpf.Program `ebpf:"fexit_seccomp"`
 	FoldFlush               *ebpf.Program `ebpf:"fold_flush"`
 	KprobeBprmCheck         *ebpf.Program `ebpf:"kprobe_bprm_check"`
 	KprobeCreds             *ebpf.Program `ebpf:"kprobe_creds"`
@@ -517,6 +525,7 @@ type execfaildPrograms struct {
 	KretprobeCompatExecveat *ebpf.Program `ebpf:"kretprobe_compat_execveat"`
 	KretprobeKernelExecve   *ebpf.Program `ebpf:"kretprobe_kernel_execve"`
 	KretprobeOpen           *ebpf.Program `ebpf:"kretprobe_open"`
+	KretprobeSeccomp        *ebpf.Program `ebpf:"kretprobe_seccomp"`
 	RawExecDone             *ebpf.Program `ebpf:"raw_exec_done"`
 	RawExitCompat           *ebpf.Program `ebpf:"raw_exit_compat"`
 	TpExitExecve            *ebpf.Program `ebpf:"tp_exit_execve"`
@@ -536,6 +545,7 @@ func (p *execfaildPrograms) Close() error {
 		p.FexitExecveat,
 		p.FexitKernelExecve,
 		p.FexitOpen,
+		p.FexitSeccomp,
 		p.FoldFlush,
 		p.KprobeBprmCheck,
 		p.KprobeCreds,
@@ -547,6 +557,7 @@ func (p *execfaildPrograms) Close() error {
 		p.KretprobeCompatExecveat,
 		p.KretprobeKernelExecve,
 		p.KretprobeOpen,
+		p.KretprobeSeccomp,
 		p.RawExecDone,
 		p.RawExitCompat,
 		p.TpExitExecve,

@@ -138,6 +138,12 @@ type hookSpec struct {
 }
 
 // New checks the prerequisites, loads the program and attaches it.
+// seccompHook: a seccomp filter that refuses an exec makes the kernel skip
+// the syscall function, so verdicts taken at its return never run;
+// __secure_computing's return reports those (compat ones always, native
+// ones where the verdict is the fexit).
+var seccompHook = hookSpec{name: "seccomp", fn: "__secure_computing", fentry: "fexit_seccomp", kprobe: "kretprobe_seccomp", kprobeRet: true, exit: true}
+
 func New(cfg Config) (*Probe, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = ModeAuto
@@ -330,7 +336,14 @@ func (p *Probe) selectPrograms(spec *ebpf.CollectionSpec, mode string) []planned
 	}
 	hooks := execHooks
 	if !p.legacy {
-		hooks = append(hooks, compatHooks...)
+		hooks = append(append(hooks, compatHooks...), seccompHook)
+		if p.fexitVerdict {
+			// Native execs a seccomp filter refused never reach the
+			// fexit verdict; the tracepoint verdict sees them itself.
+			if err := spec.Variables["seccomp_native"].Set(uint8(1)); err != nil {
+				panic("probe: the default build lacks seccomp_native: " + err.Error())
+			}
+		}
 	}
 	if mode == ModeTracepoint {
 		if compatRawTracepoint != "" && !p.legacy {

@@ -105,7 +105,8 @@ type Case struct {
 	// Compat cases use the 32-bit syscall ABI: amd64 only (CompatSupported).
 	Compat bool
 	// BeforeSyscall: the exec is refused before the syscall function runs
-	// (seccomp), so a verdict taken at that function's return never sees it.
+	// (seccomp), so a verdict taken at that function's return never sees it:
+	// the probe needs its seccomp hook for it.
 	BeforeSyscall bool
 	Run           func(*Lab) (*Outcome, error)
 }
