@@ -73,7 +73,7 @@ queue_size = 65536
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := notify.New(c.Notify(), notify.Env{Host: "h", Logger: slog.New(slog.DiscardHandler), StateDir: dir})
+	p, err := notify.New(c.Notify(), notify.Env{Host: "h", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,9 +78,8 @@ func (c *Config) CheckFiles() error {
 
 // Env is what a sink gets from the daemon.
 type Env struct {
-	Host     string       // hostname reported in events
-	Logger   *slog.Logger // never log a secret through it
-	StateDir string       // /var/lib/execfaild: spool lives below it
+	Host   string       // hostname reported in events
+	Logger *slog.Logger // never log a secret through it
 }
 
 // SinkCommon is embedded (flattened) into every sink's config type.

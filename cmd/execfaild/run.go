@@ -29,10 +29,6 @@ import (
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-// defaultStateDir is used when systemd does not pass STATE_DIRECTORY (a
-// manual start); the unit's StateDirectory= names the same place.
-const defaultStateDir = "/var/lib/execfaild"
-
 func runDaemon(args []string, stdout, stderr io.Writer) error {
 	path, err := parseRunArgs(args, stderr)
 	if err != nil {
@@ -137,7 +133,7 @@ func startDaemon(path string, log *slog.Logger) (*started, error) {
 	// hand back to the kernel only slowly. Measured: idle RSS 31 -> 25 MB,
 	// anonymous memory 11 -> 5 MB.
 	debug.FreeOSMemory()
-	pl, err := notify.New(cfg.Notify(), notify.Env{Host: event.LocalHost(), Logger: log, StateDir: stateDir()},
+	pl, err := notify.New(cfg.Notify(), notify.Env{Host: event.LocalHost(), Logger: log},
 		notify.WithLostMarkers(func() uint64 { return p.Stats().LostMarkers }))
 	if err != nil {
 		p.Close()
@@ -266,13 +262,6 @@ func warnReadableSecrets(log *slog.Logger, c *config.Config) {
 	for _, w := range c.Deprecated() {
 		log.Warn(w)
 	}
-}
-
-func stateDir() string {
-	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
-		return d
-	}
-	return defaultStateDir
 }
 
 // newDaemonLogger logs plain key=value lines. Under systemd (JOURNAL_STREAM

@@ -37,9 +37,8 @@ func runTestSinks(args []string, stdout, stderr io.Writer) error {
 	}
 	nc := c.Notify()
 	env := notify.Env{
-		Host:     nc.Hostname(notify.Env{}),
-		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		StateDir: stateDir(),
+		Host:   nc.Hostname(notify.Env{}),
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	failed, tested := 0, 0
 	for _, e := range c.Sinks {
