@@ -64,6 +64,26 @@ func program(t *testing.T, dir, name string) string {
 	return p
 }
 
+// sleepCmd runs a copy of sleep(1) made by program. argv[0] stays "sleep":
+// where sleep is busybox, argv[0] picks the applet, while the task's name
+// and exe still come from the copy's path.
+func sleepCmd(path string) *exec.Cmd {
+	cmd := exec.Command(path, "600")
+	cmd.Args[0] = "sleep"
+	return cmd
+}
+
+// busyboxSleep tells whether sleep(1) here is busybox, whose copies run
+// only when argv[0] names the applet.
+func busyboxSleep() bool {
+	p, err := exec.LookPath("sleep")
+	if err != nil {
+		return false
+	}
+	r, err := filepath.EvalSymlinks(p)
+	return err == nil && filepath.Base(r) == "busybox"
+}
+
 // started runs cmd until the test ends.
 func started(t *testing.T, cmd *exec.Cmd) *exec.Cmd {
 	t.Helper()
@@ -71,7 +91,33 @@ func started(t *testing.T, cmd *exec.Cmd) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	execDone(t, cmd)
 	return cmd
+}
+
+// execDone waits until cmd's process runs its program: Start returns once
+// the new image's memory is in place (the vfork release), before the
+// kernel renames the task and, on some kernels, before /proc shows the new
+// exe.
+func execDone(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	exe, err := filepath.EvalSymlinks(cmd.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm := filepath.Base(cmd.Path)
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	pid := uint32(cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, _ := os.ReadFile(procFile(pid, "comm"))
+		got, _ := os.Readlink(procFile(pid, "exe"))
+		if strings.TrimSpace(string(b)) == comm && got == exe {
+			return
+		}
+	}
+	t.Fatalf("process %d never became %s (%s)", pid, comm, exe)
 }
 
 // reap kills cmd and waits for it: from then on its pid may be reused.
@@ -96,6 +142,7 @@ func startAsPid(t *testing.T, pid int, mk func() *exec.Cmd) *exec.Cmd {
 		}
 		if cmd.Process.Pid == pid {
 			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			execDone(t, cmd)
 			return cmd
 		}
 		reap(cmd)
@@ -122,7 +169,7 @@ func TestParentHandleNotFooledByPidReuse(t *testing.T) {
 	en := newEnricher(DefaultConfig())
 	t.Cleanup(en.close)
 
-	a := started(t, exec.Command(alpha, "600"))
+	a := started(t, sleepCmd(alpha))
 	pid := a.Process.Pid
 	for i := range 2 {
 		if p := parentOf(en, pid); p.Comm != "alpha" || p.Exe != alpha {
@@ -134,7 +181,7 @@ func TestParentHandleNotFooledByPidReuse(t *testing.T) {
 	}
 
 	reap(a)
-	startAsPid(t, pid, func() *exec.Cmd { return exec.Command(bravo, "600") })
+	startAsPid(t, pid, func() *exec.Cmd { return sleepCmd(bravo) })
 	for i := range 3 {
 		if p := parentOf(en, pid); p.Comm != "bravo" || p.Exe != bravo {
 			t.Errorf("failure %d after pid %d was reused: parent %+v, want bravo", i+1, pid, p)
@@ -151,6 +198,11 @@ func TestParentHandleFollowsExec(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Skip("no sh")
+	}
+	if busyboxSleep() {
+		// The shell's exec sets argv[0] to the path: a busybox copy
+		// would not know which applet it is.
+		t.Skip("sleep(1) is busybox here: a renamed copy run by sh exits at once")
 	}
 	charlie := program(t, t.TempDir(), "charlie")
 	en := newEnricher(DefaultConfig())
@@ -233,7 +285,7 @@ func TestCallerRootNotFooledByPidReuse(t *testing.T) {
 	en := newEnricher(DefaultConfig())
 	t.Cleanup(en.close)
 
-	a := started(t, exec.Command(program(t, dir, "alpha"), "600"))
+	a := started(t, sleepCmd(program(t, dir, "alpha")))
 	pid := a.Process.Pid
 	cr := kernelRoot(t, pid)
 	for i := range 2 {
@@ -325,7 +377,7 @@ func TestProcHandlesBoundedAndClosed(t *testing.T) {
 	sleep := program(t, t.TempDir(), "sleeper")
 	var pids []int
 	for range maxProcHandles + 10 {
-		pids = append(pids, started(t, exec.Command(sleep, "600")).Process.Pid)
+		pids = append(pids, started(t, sleepCmd(sleep)).Process.Pid)
 	}
 	before := openFDs(t)
 	en := newEnricher(DefaultConfig())
