@@ -243,9 +243,10 @@ func limitGoMemory(cfg *config.Config, limit int64, log *slog.Logger) {
 	if limit <= 0 || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	goLimit := limit - cfg.MemoryBound(0).Kernel()
+	bound := cfg.MemoryBound(0)
+	goLimit := limit - bound.Kernel()
 	debug.SetMemoryLimit(goLimit)
-	log.Info("memory", "limit", config.FormatBytes(limit), "bound", config.FormatBytes(cfg.MemoryBound(0).Total()), "go_limit", config.FormatBytes(goLimit))
+	log.Info("memory", "limit", config.FormatBytes(limit), "bound", config.FormatBytes(bound.Total()), "go_limit", config.FormatBytes(goLimit))
 }
 
 // ignoreBrokenPipe makes a write to a closed stdout (`execfaild run | head`)
