@@ -46,10 +46,23 @@ char LICENSE[] SEC("license") = "GPL";
 	} while (0)
 #define EF_CALLBACK static __always_inline long
 #define current_task() ((struct task_struct *)bpf_get_current_task())
+#define TYPED_READ(...) BPF_CORE_READ(__VA_ARGS__)
+#define SYSCALL_ARG(n, regs) PT_REGS_PARM##n##_CORE_SYSCALL(regs)
+#define REG_READ(regs, r) BPF_CORE_READ(regs, r)
 #else
 #define EF_LOOP(n, fn) bpf_loop(n, fn, 0, 0)
 #define EF_CALLBACK static long
 #define current_task() bpf_get_current_task_btf()
+/*
+ * current_task() and bpf_task_pt_regs() give typed pointers here: a chain
+ * of fields read through them is a plain load the verifier guards, not a
+ * bpf_probe_read_kernel call per pointer (~30 ns each), which is most of
+ * what a failure's hook costs. Only for pointers reached from those two;
+ * pointers kept in maps are plain numbers and are read with BPF_CORE_READ.
+ */
+#define TYPED_READ(...) ___arrow(__VA_ARGS__)
+#define SYSCALL_ARG(n, regs) PT_REGS_PARM##n##_SYSCALL(regs)
+#define REG_READ(regs, r) ((regs)->r)
 #endif
 
 /*
@@ -836,15 +849,15 @@ static __always_inline __u32 copy_task_state(struct ef_event *e, __u32 off, stru
 
 static __always_inline __u32 read_stdin(struct ef_event *e, __u32 off, struct task_struct *task)
 {
-	struct files_struct *files = BPF_CORE_READ(task, files);
+	struct files_struct *files = TYPED_READ(task, files);
 	struct file *f = 0;
 
 	if (!files)
 		return off;
-	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	struct fdtable *fdt = TYPED_READ(files, fdt);
 
-	if (BPF_CORE_READ(fdt, max_fds) > 0) {
-		struct file **fds = BPF_CORE_READ(fdt, fd);
+	if (TYPED_READ(fdt, max_fds) > 0) {
+		struct file **fds = TYPED_READ(fdt, fd);
 
 		bpf_probe_read_kernel(&f, sizeof(f), &fds[0]);
 	}
@@ -900,23 +913,23 @@ static __always_inline __u32 append_path(struct ef_event *e, __u32 off, struct v
  */
 static __always_inline __u32 read_task_paths(struct ef_event *e, __u32 off, struct task_struct *task)
 {
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct fs_struct *fs = TYPED_READ(task, fs);
 
-	e->h.mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	e->h.mnt_ns = TYPED_READ(task, nsproxy, mnt_ns, ns.inum);
 	if (!fs)
 		return off;
 	struct path *root = &fs->root;
-	struct inode *root_inode = BPF_CORE_READ(fs, root.dentry, d_inode);
+	struct inode *root_inode = TYPED_READ(fs, root.dentry, d_inode);
 
-	e->h.root_ino = BPF_CORE_READ(root_inode, i_ino);
-	e->h.root_dev = BPF_CORE_READ(root_inode, i_sb, s_dev);
-	off = append_path(e, off, BPF_CORE_READ(fs, pwd.mnt), BPF_CORE_READ(fs, pwd.dentry), root, &e->h.cwd_path_len,
+	e->h.root_ino = TYPED_READ(root_inode, i_ino);
+	e->h.root_dev = TYPED_READ(root_inode, i_sb, s_dev);
+	off = append_path(e, off, TYPED_READ(fs, pwd.mnt), TYPED_READ(fs, pwd.dentry), root, &e->h.cwd_path_len,
 			  &e->h.cwd_ncomp, &e->h.flags, EF_F_HAS_CWD, EF_F_CWD_TRUNC);
 
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct file *exe = TYPED_READ(task, mm, exe_file);
 
 	if (exe)
-		off = append_path(e, off, BPF_CORE_READ(exe, f_path.mnt), BPF_CORE_READ(exe, f_path.dentry), root,
+		off = append_path(e, off, TYPED_READ(exe, f_path.mnt), TYPED_READ(exe, f_path.dentry), root,
 				  &e->h.exe_path_len, &e->h.exe_ncomp, &e->h.flags, EF_F_HAS_EXE, EF_F_EXE_TRUNC);
 	return off;
 }
@@ -1108,14 +1121,13 @@ static __always_inline bool fold_failure(struct ef_event *e, struct ef_task *st,
 	} else if (st) {
 		k->hooks = st->hooks;
 	}
-	k->exe_ino = BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino);
-	k->cwd = (__u64)BPF_CORE_READ(task, fs, pwd.dentry);
-	struct files_struct *files = BPF_CORE_READ(task, files);
-	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	k->exe_ino = TYPED_READ(task, mm, exe_file, f_inode, i_ino);
+	k->cwd = (__u64)TYPED_READ(task, fs, pwd.dentry);
+	struct fdtable *fdt = TYPED_READ(task, files, fdt);
+	struct file **fds = TYPED_READ(fdt, fd);
 	struct file *f0 = 0;
 
-	if (fds && BPF_CORE_READ(fdt, max_fds) > 0)
+	if (fds && TYPED_READ(fdt, max_fds) > 0)
 		bpf_probe_read_kernel(&f0, sizeof(f0), &fds[0]);
 	k->stdin_file = (__u64)f0;
 	k->cgroup_id = e->h.cgroup_id;
@@ -1244,12 +1256,12 @@ static __always_inline void fill_caller(struct ef_event *e, struct task_struct *
 
 	e->h.pid = pid_tgid >> 32;
 	e->h.tid = (__u32)pid_tgid;
-	e->h.ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->h.uid = BPF_CORE_READ(task, cred, uid.val);
-	e->h.gid = BPF_CORE_READ(task, cred, gid.val);
-	e->h.euid = BPF_CORE_READ(task, cred, euid.val);
+	e->h.ppid = TYPED_READ(task, real_parent, tgid);
+	e->h.uid = TYPED_READ(task, cred, uid.val);
+	e->h.gid = TYPED_READ(task, cred, gid.val);
+	e->h.euid = TYPED_READ(task, cred, euid.val);
 	if (bpf_core_field_exists(task->loginuid)) {
-		e->h.loginuid = BPF_CORE_READ(task, loginuid.val);
+		e->h.loginuid = TYPED_READ(task, loginuid.val);
 		e->h.flags |= EF_F_HAS_LOGINUID;
 	}
 	e->h.boot_ns = record_ns();
@@ -1414,13 +1426,14 @@ struct signal_struct___old {
 static __always_inline bool lost_exec_race(void)
 {
 	struct task_struct *task = current_task();
-	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	struct signal_struct *sig = TYPED_READ(task, signal);
+	struct signal_struct___old *old = (void *)sig;
 	struct task_struct *execer = 0;
 
 	if (bpf_core_field_exists(sig->group_exec_task))
-		execer = BPF_CORE_READ(sig, group_exec_task);
+		execer = TYPED_READ(sig, group_exec_task);
 	else
-		execer = BPF_CORE_READ((struct signal_struct___old *)sig, group_exit_task);
+		execer = TYPED_READ(old, group_exit_task);
 	return execer && execer != task;
 }
 
@@ -1464,15 +1477,15 @@ static __always_inline int on_syscall_exit(void *ctx, long ret, bool execveat, b
 #if defined(__TARGET_ARCH_x86)
 		/* i386 syscall ABI: bx, cx, dx, si, di; 32-bit values. */
 		if (execveat) {
-			dirfd = (__s32)BPF_CORE_READ(regs, bx);
-			filename = (const char *)(__u64)(__u32)BPF_CORE_READ(regs, cx);
-			argv = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, dx);
-			envp = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, si);
-			at_flags = (__u32)BPF_CORE_READ(regs, di);
+			dirfd = (__s32)REG_READ(regs, bx);
+			filename = (const char *)(__u64)(__u32)REG_READ(regs, cx);
+			argv = (const void *)(__u64)(__u32)REG_READ(regs, dx);
+			envp = (const void *)(__u64)(__u32)REG_READ(regs, si);
+			at_flags = (__u32)REG_READ(regs, di);
 		} else {
-			filename = (const char *)(__u64)(__u32)BPF_CORE_READ(regs, bx);
-			argv = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, cx);
-			envp = (const void *)(__u64)(__u32)BPF_CORE_READ(regs, dx);
+			filename = (const char *)(__u64)(__u32)REG_READ(regs, bx);
+			argv = (const void *)(__u64)(__u32)REG_READ(regs, cx);
+			envp = (const void *)(__u64)(__u32)REG_READ(regs, dx);
 		}
 #else
 		return 0;
@@ -1480,15 +1493,15 @@ static __always_inline int on_syscall_exit(void *ctx, long ret, bool execveat, b
 	} else if (execveat) {
 		/* The native syscall ABI (x86_64: di, si, dx, r10, r8; arm64:
 		 * orig_x0, x1..x4, x0 being the return value by now). */
-		dirfd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
-		filename = (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs);
-		argv = (const void *)PT_REGS_PARM3_CORE_SYSCALL(regs);
-		envp = (const void *)PT_REGS_PARM4_CORE_SYSCALL(regs);
-		at_flags = (__u32)PT_REGS_PARM5_CORE_SYSCALL(regs);
+		dirfd = (__s32)SYSCALL_ARG(1, regs);
+		filename = (const char *)SYSCALL_ARG(2, regs);
+		argv = (const void *)SYSCALL_ARG(3, regs);
+		envp = (const void *)SYSCALL_ARG(4, regs);
+		at_flags = (__u32)SYSCALL_ARG(5, regs);
 	} else {
-		filename = (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs);
-		argv = (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs);
-		envp = (const void *)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		filename = (const char *)SYSCALL_ARG(1, regs);
+		argv = (const void *)SYSCALL_ARG(2, regs);
+		envp = (const void *)SYSCALL_ARG(3, regs);
 	}
 	emit_failure(ctx, ret, execveat ? EF_SYSCALL_EXECVEAT : EF_SYSCALL_EXECVE, filename, argv, envp, dirfd,
 		     at_flags, st, compat ? EF_ARGS_COMPAT : EF_ARGS_USER, kp ? kp->name : 0);
@@ -1604,8 +1617,9 @@ int raw_exit_compat(struct bpf_raw_tracepoint_args *ctx)
 
 	if (!(task->thread_info.status & TS_COMPAT))
 		return 0;
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	/* The tracepoint's regs (args[0]) are these, but typed. */
+	struct pt_regs *regs = user_regs();
+	long nr = regs->orig_ax;
 
 	if (nr != IA32_NR_EXECVE && nr != IA32_NR_EXECVEAT)
 		return 0;
