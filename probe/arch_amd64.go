@@ -7,11 +7,11 @@ const syscallPrefix = "__x64_sys_"
 // so the compat entry points' returns give the verdict for those. Absent on
 // a kernel without IA32 emulation, where there is nothing to see.
 var compatHooks = []hookSpec{
-	{name: "compat", fn: "__ia32_compat_sys_execve", fentry: "fexit_compat_execve", kprobe: "kretprobe_compat_execve", kprobeRet: true, exit: true},
-	{name: "compat", fn: "__ia32_compat_sys_execveat", fentry: "fexit_compat_execveat", kprobe: "kretprobe_compat_execveat", kprobeRet: true, exit: true},
+	{name: "compat", fn: "__ia32_compat_sys_execve", fentry: execfaildProgFexitCompatExecve, kprobe: execfaildProgKretprobeCompatExecve, kprobeRet: true, exit: true},
+	{name: "compat", fn: "__ia32_compat_sys_execveat", fentry: execfaildProgFexitCompatExecveat, kprobe: execfaildProgKretprobeCompatExecveat, kprobeRet: true, exit: true},
 }
 
 // compatRawTracepoint gives tracepoint mode the compat verdict: the raw
 // sys_exit tracepoint fires for every syscall of either ABI, and the
 // program keeps only 32-bit execve/execveat.
-const compatRawTracepoint = "raw_exit_compat"
+const compatRawTracepoint = execfaildProgRawExitCompat

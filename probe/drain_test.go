@@ -85,7 +85,7 @@ func newLab(t *testing.T, transport string, lostSlots uint32) *ringLab {
 		enricher:  newEnricher(Config{ProcRoot: t.TempDir()}),
 		links:     []link.Link{fakeLink{lab: lab}, fakeLink{lab: lab}},
 	}
-	p.coll = &ebpf.Collection{Maps: map[string]*ebpf.Map{"events": lab.events, "lost": lab.lost}}
+	p.coll = &ebpf.Collection{Maps: map[string]*ebpf.Map{eventsMap: lab.events, lostMap: lab.lost}}
 	if transport == TransportPerf {
 		p.reader, err = newPerfReader(lab.events, minPerfBuffer, &p.perfLost)
 	} else {

@@ -14,7 +14,7 @@ import (
 )
 
 // foldFlushProg hands the kernel's repeat counts over (bpf/execfaild.bpf.c).
-const foldFlushProg = "fold_flush"
+const foldFlushProg = execfaildProgFoldFlush
 
 const (
 	// foldFlushDelay: how long after a folded failure's first repeat its

@@ -98,6 +98,7 @@ type Probe struct {
 	legacy              bool   // the build for kernels without bpf_loop
 	forceLegacy         bool   // ModeLegacy: kprobes with the hook plan of kernels before 5.8
 	fexitVerdictMissing string // why fentry mode uses the tracepoints
+	progs               buildProgs
 
 	failures, successes, undecodable atomic.Uint64
 	folded, orphanRepeats            atomic.Uint64
@@ -142,7 +143,7 @@ type hookSpec struct {
 // the syscall function, so verdicts taken at its return never run;
 // __secure_computing's return reports those (compat ones always, native
 // ones where the verdict is the fexit).
-var seccompHook = hookSpec{name: "seccomp", fn: "__secure_computing", fentry: "fexit_seccomp", kprobe: "kretprobe_seccomp", kprobeRet: true, exit: true}
+var seccompHook = hookSpec{name: "seccomp", fn: "__secure_computing", fentry: execfaildProgFexitSeccomp, kprobe: execfaildProgKretprobeSeccomp, kprobeRet: true, exit: true}
 
 func New(cfg Config) (*Probe, error) {
 	if cfg.Mode == "" {
@@ -175,34 +176,30 @@ func New(cfg Config) (*Probe, error) {
 	// kernel has, not by its version. The perf transport is a legacy build.
 	forceLegacy := cfg.Mode == ModeLegacy
 	legacy := forceLegacy || transport == TransportPerf || haveLegacyOnly()
-	load := loadExecfaild
-	switch {
-	case transport == TransportPerf:
-		load = loadExecfaildperf
-	case legacy:
-		load = loadExecfaildlegacy
-	}
-	spec, err := load()
+	b, err := loadBuild(transport, legacy)
 	if err != nil {
-		return nil, fmt.Errorf("load bpf spec: %w", err)
-	}
-	if err := configureSpec(spec, cfg); err != nil {
 		return nil, err
 	}
-	p := &Probe{cfg: cfg, mode: mode, enricher: newEnricher(cfg), legacy: legacy, forceLegacy: forceLegacy, transport: transport}
+	if err := configureSpec(b, cfg); err != nil {
+		return nil, err
+	}
+	p := &Probe{cfg: cfg, mode: mode, enricher: newEnricher(cfg), legacy: legacy, forceLegacy: forceLegacy, transport: transport, progs: b.progs}
 	p.report.Mode = p.Mode()
 	p.report.Transport = transport
 	p.report.Features = feats
 
-	hooks := p.selectPrograms(spec, mode)
+	hooks, err := p.selectPrograms(b, mode)
+	if err != nil {
+		return nil, err
+	}
 	for _, h := range hooks {
 		if h.spec.name == "path" && h.missing == "" {
-			if err := spec.Variables["kernel_path"].Set(uint8(1)); err != nil {
+			if err := b.vars.kernelPath.Set(uint8(1)); err != nil {
 				return nil, fmt.Errorf("bpf spec: set kernel_path: %w", err)
 			}
 		}
 	}
-	p.coll, err = ebpf.NewCollection(spec)
+	p.coll, err = ebpf.NewCollection(b.spec)
 	if err != nil {
 		return nil, fmt.Errorf("load bpf program (%s mode): %w", mode, shortVerifierError(err))
 	}
@@ -219,9 +216,9 @@ func New(cfg Config) (*Probe, error) {
 		return nil, err
 	}
 	if transport == TransportPerf {
-		p.reader, err = newPerfReader(p.coll.Maps["events"], cfg.RingBufferBytes, &p.perfLost)
+		p.reader, err = newPerfReader(p.coll.Maps[eventsMap], cfg.RingBufferBytes, &p.perfLost)
 	} else {
-		p.reader, err = newRingReader(p.coll.Maps["events"])
+		p.reader, err = newRingReader(p.coll.Maps[eventsMap])
 	}
 	if err != nil {
 		p.Close()
@@ -248,55 +245,50 @@ func Prerequisites() error {
 	return nil
 }
 
-func configureSpec(spec *ebpf.CollectionSpec, cfg Config) error {
+func configureSpec(b *build, cfg Config) error {
 	fold := uint8(0)
-	_, canFold := spec.Programs[foldFlushProg]
-	if cfg.FoldRepeats && canFold && haveFoldFlush() {
+	if cfg.FoldRepeats && b.foldFlush != nil && haveFoldFlush() {
 		fold = 1
-		spec.Maps["folds"].MaxEntries = uint32(cfg.FoldMaxKeys)
+		b.folds.MaxEntries = uint32(cfg.FoldMaxKeys)
 	} else {
 		// Without the flush program nothing could collect the counts.
-		delete(spec.Programs, foldFlushProg)
+		delete(b.spec.Programs, foldFlushProg)
 	}
 	capEnv := uint8(1)
 	maxEnv := uint32(cfg.MaxEnv)
 	if cfg.Environment == "none" || maxEnv == 0 {
 		capEnv = 0
 	}
-	for name, v := range map[string]any{
-		"max_args":    uint32(cfg.MaxArgs),
-		"max_env":     maxEnv,
-		"max_arg_len": uint32(cfg.MaxArgLen),
-		"capture_env": capEnv,
-		"fold":        fold,
+	for _, v := range []struct {
+		spec  *ebpf.VariableSpec
+		value any
+	}{
+		{b.vars.maxArgs, uint32(cfg.MaxArgs)},
+		{b.vars.maxEnv, maxEnv},
+		{b.vars.maxArgLen, uint32(cfg.MaxArgLen)},
+		{b.vars.captureEnv, capEnv},
+		{b.vars.fold, fold}, // 0 in the legacy builds, which cannot fold
 	} {
-		vs, ok := spec.Variables[name]
-		if !ok && name == "fold" && fold == 0 {
-			continue // the legacy build has no folding
-		}
-		if !ok {
-			return fmt.Errorf("bpf spec: variable %s missing", name)
-		}
-		if err := vs.Set(v); err != nil {
-			return fmt.Errorf("bpf spec: set %s: %w", name, err)
+		if err := v.spec.Set(v.value); err != nil {
+			return fmt.Errorf("bpf spec: set %s: %w", v.spec.Name, err)
 		}
 	}
-	if events := spec.Maps["events"]; events.Type == ebpf.RingBuf {
-		events.MaxEntries = uint32(cfg.RingBufferBytes)
+	if b.events.Type == ebpf.RingBuf {
+		b.events.MaxEntries = uint32(cfg.RingBufferBytes)
 	}
 	return nil
 }
 
 var execHooks = []hookSpec{
-	{name: "open", fn: "do_open_execat", fentry: "fexit_open", kprobe: "kretprobe_open", kprobeRet: true, exit: true},
+	{name: "open", fn: "do_open_execat", fentry: execfaildProgFexitOpen, kprobe: execfaildProgKretprobeOpen, kprobeRet: true, exit: true},
 	// The kernel's copy of the path, which a sibling thread cannot rewrite
 	// before the syscall exit reads the caller's memory.
-	{name: "path", fn: "do_open_execat", fentry: "fentry_open_path", kprobe: "kprobe_open_path"},
+	{name: "path", fn: "do_open_execat", fentry: execfaildProgFentryOpenPath, kprobe: execfaildProgKprobeOpenPath},
 	{name: "binary", fn: "security_bprm_creds_for_exec", alt: "exec_binprm",
-		fentry: "fentry_creds", fentryFn: "fentry_exec_binprm", kprobe: "kprobe_creds", kprobeFn: "kprobe_exec_binprm"},
-	{name: "loader", fn: "security_bprm_check", fentry: "fentry_bprm_check", kprobe: "kprobe_bprm_check"},
-	{name: "interpreter", fn: "open_exec", fentry: "fentry_open_exec", kprobe: "kprobe_open_exec"},
-	{name: "kernel_execve", fn: "kernel_execve", fentry: "fexit_kernel_execve", kprobe: "kprobe_kernel_execve", kretprobe: "kretprobe_kernel_execve"},
+		fentry: execfaildProgFentryCreds, fentryFn: execfaildProgFentryExecBinprm, kprobe: execfaildProgKprobeCreds, kprobeFn: execfaildProgKprobeExecBinprm},
+	{name: "loader", fn: "security_bprm_check", fentry: execfaildProgFentryBprmCheck, kprobe: execfaildProgKprobeBprmCheck},
+	{name: "interpreter", fn: "open_exec", fentry: execfaildProgFentryOpenExec, kprobe: execfaildProgKprobeOpenExec},
+	{name: "kernel_execve", fn: "kernel_execve", fentry: execfaildProgFexitKernelExecve, kprobe: execfaildProgKprobeKernelExecve, kretprobe: execfaildProgKretprobeKernelExecve},
 }
 
 // plannedHook is a hook with the program and function chosen for the mode.
@@ -307,88 +299,119 @@ type plannedHook struct {
 	missing string // why it will not attach, decided before load
 }
 
-// selectPrograms removes from spec every program the mode does not use,
-// and fentry programs whose target the kernel lacks (they would fail the
-// whole load).
-func (p *Probe) selectPrograms(spec *ebpf.CollectionSpec, mode string) []plannedHook {
+// selectPrograms removes from the build's spec every program the mode does
+// not use, and fentry programs whose target the kernel lacks (they would
+// fail the whole load).
+func (p *Probe) selectPrograms(b *build, mode string) ([]plannedHook, error) {
 	var kernelFuncs func(string) bool
 	if mode == ModeFentry {
-		kspec, err := btf.LoadKernelSpec()
-		kernelFuncs = func(name string) bool {
-			if err != nil {
-				return false
-			}
-			var fn *btf.Func
-			return kspec.TypeByName(name, &fn) == nil
+		kernelFuncs = kernelBTFFuncs()
+	}
+	pl := planPrograms(b.legacy, p.forceLegacy, mode, b.progs, kernelFuncs)
+	p.fexitVerdict, p.fexitVerdictMissing = pl.fexitVerdict, pl.fexitVerdictMissing
+	if p.fexitVerdict {
+		// Native execs a seccomp filter refused never reach the fexit
+		// verdict; the tracepoint verdict sees them itself.
+		if err := b.seccompNative.Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("bpf spec: set %s: %w", b.seccompNative.Name, err)
 		}
 	}
-	var plan []plannedHook
-	keep := map[string]bool{"tp_exit_execve": true, "tp_exit_execveat": true, foldFlushProg: true, execDoneProg: true, legacyVerdictProg: true}
-	if p.legacy {
+	for name := range b.spec.Programs {
+		if !pl.keep[name] {
+			delete(b.spec.Programs, name)
+		}
+	}
+	return pl.hooks, nil
+}
+
+// kernelBTFFuncs tells whether the kernel's BTF has a function: fentry
+// programs attach only to those.
+func kernelBTFFuncs() func(string) bool {
+	kspec, err := btf.LoadKernelSpec()
+	return func(name string) bool {
+		if err != nil {
+			return false
+		}
+		var fn *btf.Func
+		return kspec.TypeByName(name, &fn) == nil
+	}
+}
+
+// programPlan is what a mode loads of a build and how it attaches it.
+type programPlan struct {
+	hooks               []plannedHook
+	keep                map[string]bool // the programs to load
+	fexitVerdict        bool
+	fexitVerdictMissing string
+}
+
+// planPrograms plans the programs of a build (legacy: the legacy hook plan)
+// for mode; kernelFuncs tells, in fentry mode, which functions the kernel
+// has.
+func planPrograms(legacy, forceLegacy bool, mode string, progs buildProgs, kernelFuncs func(string) bool) programPlan {
+	pl := programPlan{keep: map[string]bool{}}
+	for _, name := range progs.always {
+		pl.keep[name] = true
+	}
+	if legacy {
 		// The raw sys_exit tracepoint gives the verdict for both ABIs.
 	} else if mode == ModeFentry && kernelFuncs(verdictFexit[0].fn) && kernelFuncs(verdictFexit[1].fn) {
 		for _, v := range verdictFexit {
-			keep[v.prog] = true
+			pl.keep[v.prog] = true
 		}
-		p.fexitVerdict = true
+		pl.fexitVerdict = true
 	} else if mode == ModeFentry {
-		p.fexitVerdictMissing = "function " + verdictFexit[0].fn + " or " + verdictFexit[1].fn + " not in kernel BTF"
+		pl.fexitVerdictMissing = "function " + verdictFexit[0].fn + " or " + verdictFexit[1].fn + " not in kernel BTF"
 	}
 	hooks := execHooks
-	if !p.legacy {
+	if !legacy {
 		hooks = append(append(hooks, compatHooks...), seccompHook)
-		if p.fexitVerdict {
-			// Native execs a seccomp filter refused never reach the
-			// fexit verdict; the tracepoint verdict sees them itself.
-			if err := spec.Variables["seccomp_native"].Set(uint8(1)); err != nil {
-				panic("probe: the default build lacks seccomp_native: " + err.Error())
-			}
-		}
 	}
 	if mode == ModeTracepoint {
-		if compatRawTracepoint != "" && !p.legacy {
-			keep[compatRawTracepoint] = true
+		if compatRawTracepoint != "" && !legacy {
+			pl.keep[compatRawTracepoint] = true
 		}
-	} else {
-		for _, h := range hooks {
-			ph := plannedHook{spec: h, fn: h.fn}
-			switch mode {
-			case ModeFentry:
-				ph.prog = h.fentry
-				if !kernelFuncs(h.fn) && h.alt != "" && kernelFuncs(h.alt) {
-					ph.fn, ph.prog = h.alt, h.fentryFn
-				} else if !kernelFuncs(h.fn) {
-					ph.missing = "function " + h.fn + " not in kernel BTF"
-					if h.alt != "" {
-						ph.missing += " (nor " + h.alt + ")"
-					}
-				}
-			case ModeKprobe:
-				ph.prog = h.kprobe
-				if p.forceLegacy && h.alt != "" {
-					// Before 5.8 security_bprm_creds_for_exec does not
-					// exist: the binary is taken at exec_binprm.
-					ph.fn, ph.prog = h.alt, h.kprobeFn
-				}
+		return pl
+	}
+	for _, h := range hooks {
+		ph := planHook(h, mode, forceLegacy, kernelFuncs)
+		if ph.missing == "" {
+			pl.keep[ph.prog] = true
+			if mode == ModeKprobe && h.kretprobe != "" {
+				pl.keep[h.kretprobe] = true
 			}
-			if ph.missing == "" {
-				keep[ph.prog] = true
-				if mode == ModeKprobe && h.kretprobe != "" {
-					keep[h.kretprobe] = true
-				}
-				if mode == ModeKprobe && h.alt != "" {
-					keep[h.kprobeFn] = true
-				}
+			if mode == ModeKprobe && h.alt != "" {
+				pl.keep[h.kprobeFn] = true
 			}
-			plan = append(plan, ph)
+		}
+		pl.hooks = append(pl.hooks, ph)
+	}
+	return pl
+}
+
+// planHook chooses the program and function of one hook for mode.
+func planHook(h hookSpec, mode string, forceLegacy bool, kernelFuncs func(string) bool) plannedHook {
+	ph := plannedHook{spec: h, fn: h.fn}
+	switch mode {
+	case ModeFentry:
+		ph.prog = h.fentry
+		if !kernelFuncs(h.fn) && h.alt != "" && kernelFuncs(h.alt) {
+			ph.fn, ph.prog = h.alt, h.fentryFn
+		} else if !kernelFuncs(h.fn) {
+			ph.missing = "function " + h.fn + " not in kernel BTF"
+			if h.alt != "" {
+				ph.missing += " (nor " + h.alt + ")"
+			}
+		}
+	case ModeKprobe:
+		ph.prog = h.kprobe
+		if forceLegacy && h.alt != "" {
+			// Before 5.8 security_bprm_creds_for_exec does not
+			// exist: the binary is taken at exec_binprm.
+			ph.fn, ph.prog = h.alt, h.kprobeFn
 		}
 	}
-	for name := range spec.Programs {
-		if !keep[name] {
-			delete(spec.Programs, name)
-		}
-	}
-	return plan
+	return ph
 }
 
 func (p *Probe) program(name string) *ebpf.Program {
@@ -398,8 +421,15 @@ func (p *Probe) program(name string) *ebpf.Program {
 // verdictFexit are fentry mode's verdict hooks, the syscall functions'
 // return; the tracepoints remain the fallback.
 var verdictFexit = [2]struct{ fn, prog string }{
-	{syscallPrefix + "execve", "fexit_execve"},
-	{syscallPrefix + "execveat", "fexit_execveat"},
+	{syscallPrefix + "execve", execfaildProgFexitExecve},
+	{syscallPrefix + "execveat", execfaildProgFexitExecveat},
+}
+
+// tpVerdict: the default build's verdict at the syscall tracepoints, where
+// fentry mode's is missing.
+var tpVerdict = [2]struct{ event, prog string }{
+	{"sys_exit_execve", execfaildProgTpExitExecve},
+	{"sys_exit_execveat", execfaildProgTpExitExecveat},
 }
 
 // attachFexitVerdict attaches both verdict fexits or, failing that, none.
@@ -441,10 +471,7 @@ func (p *Probe) attach(plan []plannedHook) error {
 			p.report.Hooks = append(p.report.Hooks, HookStatus{Name: "verdict", Function: verdictFexit[0].fn, Kind: "fexit", Reason: err.Error()})
 		}
 	}
-	for _, tp := range []struct{ event, prog string }{
-		{"sys_exit_execve", "tp_exit_execve"},
-		{"sys_exit_execveat", "tp_exit_execveat"},
-	} {
+	for _, tp := range tpVerdict {
 		if verdictDone {
 			break
 		}
@@ -500,24 +527,17 @@ func (p *Probe) attach(plan []plannedHook) error {
 	return nil
 }
 
-// legacyVerdictProg: before 5.15 only the raw sys_exit tracepoint hands
-// over the syscall's registers, so the legacy build takes the verdict there.
-const legacyVerdictProg = "raw_exit_legacy"
-
 func (p *Probe) attachLegacyVerdict() error {
-	if err := p.attachRaw("verdict", "raw_syscalls", "sys_exit", legacyVerdictProg); err != nil {
+	if err := p.attachRaw("verdict", "raw_syscalls", "sys_exit", p.progs.rawVerdict); err != nil {
 		return fmt.Errorf("attach raw tracepoint sys_exit: %w", err)
 	}
 	return nil
 }
 
-// execDoneProg ends a thread's exec attempt wherever the exec succeeded.
-const execDoneProg = "raw_exec_done"
-
 // attachExecDone attaches it through a BPF link (no perf event). Without
 // it only a 64-bit exec of a 32-bit program leaves state behind.
 func (p *Probe) attachExecDone() {
-	p.attachRaw("exec_done", "sched", "sched_process_exec", execDoneProg)
+	p.attachRaw("exec_done", "sched", "sched_process_exec", p.progs.execDone)
 }
 
 // attachCompatRaw attaches the tracepoint mode's compat verdict. A kernel
@@ -625,7 +645,7 @@ func (p *Probe) repeats(r *record) (Record, bool) {
 // whether it still needs it for Stats.
 func (p *Probe) CheckStats() error {
 	var per []uint64
-	if err := p.coll.Maps["lost"].Lookup(lostFailure, &per); err != nil {
+	if err := p.coll.Maps[lostMap].Lookup(lostFailure, &per); err != nil {
 		return fmt.Errorf("read loss counters: %w", err)
 	}
 	if p.folder != nil {
@@ -637,10 +657,10 @@ func (p *Probe) CheckStats() error {
 
 func (p *Probe) kernelLost() lostCounts {
 	var c lostCounts
-	if p.coll == nil || p.coll.Maps["lost"] == nil {
+	if p.coll == nil || p.coll.Maps[lostMap] == nil {
 		return c
 	}
-	m := p.coll.Maps["lost"]
+	m := p.coll.Maps[lostMap]
 	sum := func(slot uint32) uint64 {
 		var per []uint64
 		if err := m.Lookup(slot, &per); err != nil {
