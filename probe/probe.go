@@ -142,7 +142,7 @@ type hookSpec struct {
 // seccompHook: a seccomp filter that refuses an exec makes the kernel skip
 // the syscall function, so verdicts taken at its return never run;
 // __secure_computing's return reports those (compat ones always, native
-// ones where the verdict is the fexit).
+// ones where the verdict is the fexit). The default build only.
 var seccompHook = hookSpec{name: "seccomp", fn: "__secure_computing", fentry: execfaildProgFexitSeccomp, kprobe: execfaildProgKretprobeSeccomp, kprobeRet: true, exit: true}
 
 func New(cfg Config) (*Probe, error) {
@@ -279,6 +279,9 @@ func configureSpec(b *build, cfg Config) error {
 	return nil
 }
 
+// execHooks are the hooks of every build. Their program names are bpf2go's
+// constants for the default build; TestBuildsHaveWhatEveryModeAsks checks
+// the legacy builds have them too.
 var execHooks = []hookSpec{
 	{name: "open", fn: "do_open_execat", fentry: execfaildProgFexitOpen, kprobe: execfaildProgKretprobeOpen, kprobeRet: true, exit: true},
 	// The kernel's copy of the path, which a sibling thread cannot rewrite
@@ -419,7 +422,7 @@ func (p *Probe) program(name string) *ebpf.Program {
 }
 
 // verdictFexit are fentry mode's verdict hooks, the syscall functions'
-// return; the tracepoints remain the fallback.
+// return; the tracepoints remain the fallback. The default build only.
 var verdictFexit = [2]struct{ fn, prog string }{
 	{syscallPrefix + "execve", execfaildProgFexitExecve},
 	{syscallPrefix + "execveat", execfaildProgFexitExecveat},
