@@ -681,6 +681,11 @@ type Stats struct {
 	// configuration kept in use.
 	ReloadsRejected uint64      `json:"reloads_rejected,omitempty"`
 	Sinks           []SinkStats `json:"sinks"`
+	// NextWake is when the pipeline next looks at work it holds (PATH
+	// searches, dedup windows, rate-limited backlogs); zero when it holds
+	// none. Until then nothing changes without a new failure, except what
+	// the sinks' workers still deliver.
+	NextWake time.Time `json:"-"`
 }
 
 // SinkStats are one sink's counters.
@@ -716,9 +721,10 @@ type SinkStats struct {
 // Stats returns the current counters.
 func (p *Pipeline) Stats() Stats {
 	p.mu.Lock()
-	sinks := p.sinks
+	sinks, wake := p.sinks, p.wake
 	p.mu.Unlock()
 	st := Stats{
+		NextWake:           wake,
 		Detected:           p.detected.Load(),
 		Filtered:           p.filtered.Load(),
 		PathSearchResolved: p.resolved.Load(),

@@ -82,8 +82,12 @@ type Options struct {
 	// Watchdog is systemd's WATCHDOG_USEC; pings go out at half of it. Zero
 	// disables pings.
 	Watchdog time.Duration
-	// StatusEvery is how often STATUS= is refreshed (default 10s).
+	// StatusEvery is how often STATUS= is refreshed while what it says
+	// may be changing (default 10s).
 	StatusEvery time.Duration
+	// NewTimer starts a one-shot timer (default: the runtime's); tests
+	// substitute one they fire themselves.
+	NewTimer func(d time.Duration) Timer
 	// ReloadTimeout bounds how long the old sinks get to deliver their
 	// queues during a reload before the rest is spooled (default 5s).
 	ReloadTimeout time.Duration
@@ -97,6 +101,19 @@ type Options struct {
 	// as stuck and stops pinging the watchdog (default: Watchdog).
 	Stall time.Duration
 }
+
+// Timer is a one-shot wake-up of the loop.
+type Timer interface {
+	C() <-chan time.Time
+	Stop() bool
+}
+
+type runtimeTimer struct{ t *time.Timer }
+
+func (t runtimeTimer) C() <-chan time.Time { return t.t.C }
+func (t runtimeTimer) Stop() bool          { return t.t.Stop() }
+
+func newRuntimeTimer(d time.Duration) Timer { return runtimeTimer{time.NewTimer(d)} }
 
 // records is buffered so a reload or a slow tick does not push back on the
 // reader at once; the kernel ring buffer absorbs longer pauses.
@@ -128,6 +145,9 @@ func Run(o Options) error {
 	if o.Stall <= 0 {
 		o.Stall = o.Watchdog
 	}
+	if o.NewTimer == nil {
+		o.NewTimer = newRuntimeTimer
+	}
 	d := &loop{Options: o, records: make(chan record, recordBuffer), readErr: make(chan error, 1)}
 	return d.run()
 }
@@ -143,6 +163,10 @@ type loop struct {
 	pendingSince atomic.Int64
 	handled      atomic.Uint64
 	lastReload   string
+	// refresh is the STATUS= refresh timer, nil while none is due;
+	// lastStatus what STATUS= said last.
+	refresh    Timer
+	lastStatus string
 }
 
 func (d *loop) read() {
@@ -228,12 +252,75 @@ func orNo(reason string) string {
 	return reason
 }
 
-func (d *loop) status() string {
-	s := Status(d.Source.Mode(), d.Pipeline.Stats(), d.Source.Loss())
+func (d *loop) status() string { return d.statusOf(d.Pipeline.Stats()) }
+
+func (d *loop) statusOf(st notify.Stats) string {
+	s := Status(d.Source.Mode(), st, d.Source.Loss())
 	if d.lastReload != "" {
 		s += "; " + d.lastReload
 	}
 	return s
+}
+
+// sendStatus tells systemd the state, with the status as it is now.
+func (d *loop) sendStatus(state string) {
+	d.lastStatus = d.status()
+	d.notify(state + "STATUS=" + d.lastStatus)
+}
+
+// refreshAfter makes sure STATUS= is refreshed within after. The status
+// only changes when records come or held work goes out, so the refresh is
+// armed then and never while the daemon is idle.
+func (d *loop) refreshAfter(after time.Duration) {
+	if d.refresh == nil {
+		d.refresh = d.NewTimer(after)
+	}
+}
+
+// refreshC is the refresh timer's channel; nil (never ready) when none is
+// armed.
+func (d *loop) refreshC() <-chan time.Time {
+	if d.refresh == nil {
+		return nil
+	}
+	return d.refresh.C()
+}
+
+// refreshStatus sends STATUS= when it changed, and arms the next refresh
+// while it may still change by itself: sinks delivering, spooling or
+// retrying (the change may still be under way), or held work that
+// goes out later (then just after it is due).
+func (d *loop) refreshStatus() {
+	d.refresh = nil
+	st := d.Pipeline.Stats()
+	s := d.statusOf(st)
+	changed := s != d.lastStatus
+	if changed {
+		d.lastStatus = s
+		d.notify("STATUS=" + s)
+	}
+	switch {
+	case changed || sinksBusy(st):
+		d.refreshAfter(d.StatusEvery)
+	case !st.NextWake.IsZero():
+		d.refreshAfter(max(time.Until(st.NextWake), 0) + d.StatusEvery)
+	}
+}
+
+// sinksBusy: some sink holds notifications it has yet to deliver, or is
+// failing and will retry.
+func sinksBusy(st notify.Stats) bool {
+	for _, s := range st.Sinks {
+		if s.Queued > 0 || s.SpoolEntries > 0 || s.Failing != "" {
+			return true
+		}
+		for _, r := range s.Replicas {
+			if r.SpoolEntries > 0 || r.Failing != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // alive is the watchdog's evidence: the loop got here (so it is not blocked
@@ -248,7 +335,7 @@ func (d *loop) alive(now time.Time) bool {
 func (d *loop) run() error {
 	go d.read()
 
-	d.notify("READY=1\nSTATUS=" + d.status())
+	d.sendStatus("READY=1\n")
 	d.Logger.Info("ready", "mode", d.Source.Mode())
 
 	var wd <-chan time.Time
@@ -258,8 +345,11 @@ func (d *loop) run() error {
 		wd = t.C
 		d.notify("WATCHDOG=1")
 	}
-	statusT := time.NewTicker(d.StatusEvery)
-	defer statusT.Stop()
+	defer func() {
+		if d.refresh != nil {
+			d.refresh.Stop()
+		}
+	}()
 
 	var reloadDone chan error
 	reloadAgain := false
@@ -273,14 +363,15 @@ func (d *loop) run() error {
 				return fmt.Errorf("read probe: %w", err)
 			}
 			d.handle(r)
+			d.refreshAfter(d.StatusEvery)
 		case now := <-wd:
 			if d.alive(now) {
 				d.notify("WATCHDOG=1")
 			} else {
 				d.Logger.Error("event loop stalled: withholding watchdog ping", "waiting", now.Sub(time.Unix(0, d.pendingSince.Load())).Round(time.Millisecond))
 			}
-		case <-statusT.C:
-			d.notify("STATUS=" + d.status())
+		case <-d.refreshC():
+			d.refreshStatus()
 		case sig := <-d.Signals:
 			switch sig {
 			case syscall.SIGHUP:
@@ -354,7 +445,7 @@ func (d *loop) finishReload(err error) {
 		d.lastReload = ""
 		d.Logger.Warn("configuration reloaded; closing the previous sinks: " + firstLine(err.Error()))
 	}
-	d.notify("READY=1\nSTATUS=" + d.status())
+	d.sendStatus("READY=1\n")
 }
 
 // shutdown stops intake first (draining the source detaches the probes),

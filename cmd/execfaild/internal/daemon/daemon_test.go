@@ -96,6 +96,9 @@ type fakePipeline struct {
 	release  chan struct{}
 	handledC chan string
 	entered  chan struct{} // when set, Handle reports that it was called
+	// queued and nextWake are what Stats says of work still to do.
+	queued   int
+	nextWake time.Time
 }
 
 func newFakePipeline() *fakePipeline {
@@ -136,7 +139,8 @@ func (p *fakePipeline) Close(context.Context) error {
 func (p *fakePipeline) Stats() notify.Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return notify.Stats{Detected: uint64(len(p.handled)), Sinks: []notify.SinkStats{{Kind: "journal", Name: "journal", Delivered: uint64(len(p.handled))}}}
+	return notify.Stats{Detected: uint64(len(p.handled)), NextWake: p.nextWake,
+		Sinks: []notify.SinkStats{{Kind: "journal", Name: "journal", Delivered: uint64(len(p.handled)), Queued: p.queued}}}
 }
 
 // notifySocket stands in for systemd: a unixgram socket named by
