@@ -44,6 +44,7 @@ var (
 	probeSuccesses    = desc("probe_successes_total", "Successful execs the probe reported (used to fold PATH searches).")
 	probeLostFailures = desc("probe_lost_failures_total", "Failed execs the kernel ring buffer could not take; never reported.")
 	probeLostMarkers  = desc("probe_lost_markers_total", "PATH-search success markers that never reached userspace; a PATH search pending meanwhile may have succeeded.")
+	probeOrphans      = desc("probe_orphan_repeats_total", "Repeats the kernel counted of a failure whose full record was lost; never reported.")
 	probeUndecodable  = desc("probe_undecodable_total", "Records from the kernel that could not be decoded and were skipped.")
 	probeModeInfo     = desc("probe_mode_info", "The attach mode of the probe; always 1.", "mode")
 
@@ -76,7 +77,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{
-	probeFailures, probeSuccesses, probeLostFailures, probeLostMarkers, probeUndecodable, probeModeInfo,
+	probeFailures, probeSuccesses, probeLostFailures, probeLostMarkers, probeOrphans, probeUndecodable, probeModeInfo,
 	detected, filtered, resolved, afterClose, reloadsRejected,
 	sinkFiltered, sinkDeduped, sinkLimited, sinkDropped, sinkSent, sinkSentFail, sinkFailed, sinkSpooled, sinkQueued, sinkSpool, sinkFailing,
 	replicaSent, replicaSentFail, replicaFailed, replicaSpooled, replicaQueued, replicaSpool, replicaFailing,
@@ -103,6 +104,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(probeSuccesses, ps.Successes)
 		counter(probeLostFailures, ps.LostFailures)
 		counter(probeLostMarkers, ps.LostMarkers)
+		counter(probeOrphans, ps.OrphanRepeats)
 		counter(probeUndecodable, ps.Undecodable)
 	}
 	if c.src.Mode != nil {

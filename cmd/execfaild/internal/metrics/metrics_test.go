@@ -14,7 +14,7 @@ func fixed() Sources {
 	return Sources{
 		Mode: func() string { return "fentry" },
 		Probe: func() probe.Stats {
-			return probe.Stats{Failures: 41, Successes: 7, LostFailures: 2, LostMarkers: 3, Undecodable: 1}
+			return probe.Stats{Failures: 41, Successes: 7, LostFailures: 2, LostMarkers: 3, OrphanRepeats: 4, Undecodable: 1}
 		},
 		Pipeline: func() notify.Stats {
 			return notify.Stats{
@@ -57,6 +57,9 @@ execfaild_probe_lost_markers_total 3
 # HELP execfaild_probe_mode_info The attach mode of the probe; always 1.
 # TYPE execfaild_probe_mode_info gauge
 execfaild_probe_mode_info{mode="fentry"} 1
+# HELP execfaild_probe_orphan_repeats_total Repeats the kernel counted of a failure whose full record was lost; never reported.
+# TYPE execfaild_probe_orphan_repeats_total counter
+execfaild_probe_orphan_repeats_total 4
 # HELP execfaild_probe_successes_total Successful execs the probe reported (used to fold PATH searches).
 # TYPE execfaild_probe_successes_total counter
 execfaild_probe_successes_total 7
