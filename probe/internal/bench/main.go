@@ -297,10 +297,16 @@ func runRound(o observer, loads []workload, res *results) error {
 		}
 	}()
 	if d, ok := o.(*daemonObserver); ok {
-		res.idle(d)
+		if err := res.idle(d); err != nil {
+			return err
+		}
 	}
 	pids := make([]int, len(loads))
+	losses := newLossLedger(o, len(loads))
 	for i, w := range loads {
+		if err := losses.begin(i); err != nil {
+			return err
+		}
 		cpu0, bpf0 := cpuTicks(o.pid()), bpfPrograms(o.pid())
 		ns, pid, err := measure(w)
 		if err != nil {
@@ -308,12 +314,17 @@ func runRound(o observer, loads []workload, res *results) error {
 		}
 		settle(o.pid())
 		cpu1, bpf1 := cpuTicks(o.pid()), bpfPrograms(o.pid())
+		if err := losses.end(i); err != nil {
+			return err
+		}
 		pids[i] = pid
 		res.add(o, i, ns, cpu1-cpu0)
 		res.addBPF(o, i, bpf1.since(bpf0))
 	}
 	if d, ok := o.(*daemonObserver); ok {
-		res.peak(d)
+		if err := res.peak(d); err != nil {
+			return err
+		}
 	}
 	stopped = true
 	if err := o.stop(); err != nil {
@@ -324,7 +335,7 @@ func runRound(o observer, loads []workload, res *results) error {
 		if err != nil {
 			return err
 		}
-		res.count(o, i, c)
+		res.count(o, i, losses.attribute(i, c))
 	}
 	return nil
 }

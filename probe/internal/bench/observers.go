@@ -28,14 +28,27 @@ type observer interface {
 	stop() error
 	// counted is how many of workload w's failures (issued by the worker
 	// process workerPID) the observer reported, and how many it said it
-	// lost; read after stop.
+	// lost over the round; read after stop.
 	counted(w workload, workerPID int) (counts, error)
+}
+
+// lossCounter is an observer whose count of lost failures can be read at
+// any moment: read before and after each workload, what it lost is
+// attributed to the workload it was lost in, not to the whole round.
+type lossCounter interface {
+	lostSoFar() (uint64, error)
+	// lossLag is how long after a workload ends its losses may still
+	// grow: the ledger reads until the count holds still that long.
+	lossLag() time.Duration
 }
 
 type counts struct {
 	known       bool
 	seen, lost  uint64
 	lostUnknown bool // the observer does not say what it lost
+	// perWorkload: lost is this workload's alone (a lossCounter read
+	// around it); otherwise the round's, all workloads and programs.
+	perWorkload bool
 }
 
 // bare is nothing attached: the baseline.
@@ -54,7 +67,6 @@ type daemonObserver struct {
 	cmd              *exec.Cmd
 	dir              string
 	events           []byte
-	lost             uint64
 	stderr           strings.Builder
 	// webhook, when set, is a loopback URL the daemon delivers to instead
 	// of the file.
@@ -140,7 +152,6 @@ func (d *daemonObserver) stop() error {
 	if d.cmd == nil {
 		return nil
 	}
-	d.lost = scrapeLost(d.metrics)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	var err error
 	select {
@@ -159,9 +170,10 @@ func (d *daemonObserver) stop() error {
 }
 
 // counted sums the counts of the notifications about w's paths: a digest
-// or a folded PATH search stands for count failures.
+// or a folded PATH search stands for count failures. What was lost comes
+// from lostSoFar, around each workload.
 func (d *daemonObserver) counted(w workload, _ int) (counts, error) {
-	c := counts{known: true, lost: d.lost}
+	c := counts{known: true}
 	sc := bufio.NewScanner(strings.NewReader(string(d.events)))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -179,39 +191,60 @@ func (d *daemonObserver) counted(w workload, _ int) (counts, error) {
 	return c, nil
 }
 
-// scrapeLost reads how many failures the probe could not take in.
-func scrapeLost(addr string) uint64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
+// lostSoFar is what the probe counted of failures it will never report,
+// any program's, since the daemon started: those the kernel could not hand
+// over (counted as the failing exec returns) and the repeats the kernel
+// counted of a failure whose own record was lost.
+func (d *daemonObserver) lostSoFar() (uint64, error) {
+	lost, err := scrapeCounter(d.metrics, "probe_lost_failures_total")
 	if err != nil {
-		return 0
+		return 0, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return parseLost(string(b))
+	orphans, err := scrapeCounter(d.metrics, "probe_orphan_repeats_total")
+	return lost + orphans, err
 }
 
-func parseLost(metrics string) uint64 { return parseCounter(metrics, "probe_lost_failures_total") }
+// lossLag: repeats are collected from the kernel a second apart while it
+// holds any (probe/fold.go), and orphans are found only then.
+func (d *daemonObserver) lossLag() time.Duration { return 1500 * time.Millisecond }
 
 // scrapeFailures reads how many failures the probe took in (any program's).
-func scrapeFailures(addr string) uint64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return parseCounter(string(b), "probe_failures_total")
+func scrapeFailures(addr string) (uint64, error) {
+	return scrapeCounter(addr, "probe_failures_total")
 }
 
-func parseCounter(metrics, name string) uint64 {
+// metricsClient opens a connection per scrape and closes it after: an
+// idle keep-alive connection would be the daemon's to serve, and a scrape
+// should leave nothing behind that wakes it.
+var metricsClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+
+// scrapeCounter reads one counter from the daemon's /metrics.
+func scrapeCounter(addr, name string) (uint64, error) {
+	resp, err := metricsClient.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", name, err)
+	}
+	v, ok := parseCounter(string(b), name)
+	if !ok {
+		return 0, fmt.Errorf("scrape: no %s in /metrics", name)
+	}
+	return v, nil
+}
+
+func parseCounter(metrics, name string) (uint64, bool) {
 	for _, line := range strings.Split(metrics, "\n") {
 		f := strings.Fields(line)
-		if len(f) == 2 && strings.HasSuffix(f[0], name) {
-			v, _ := strconv.ParseFloat(f[1], 64)
-			return uint64(v)
+		if len(f) == 2 && strings.HasSuffix(f[0], "_"+name) {
+			v, err := strconv.ParseFloat(f[1], 64)
+			return uint64(v), err == nil
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // bpftraceObserver is the one-liner an operator would type: print every
@@ -494,6 +527,19 @@ func auditLost() uint64 {
 	n, _ := strconv.ParseUint(auditStatus()["lost"], 10, 64)
 	return n
 }
+
+// lostSoFar is the kernel's count of audit records it dropped.
+func (a *auditObserver) lostSoFar() (uint64, error) {
+	v := auditStatus()["lost"]
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("auditctl -s: lost %q: %w", v, err)
+	}
+	return n, nil
+}
+
+// lossLag: the kernel counts a dropped record as it drops it.
+func (a *auditObserver) lossLag() time.Duration { return 0 }
 
 func (a *auditObserver) counted(_ workload, workerPID int) (counts, error) {
 	return counts{known: true, seen: a.recs[workerPID], lost: a.lost}, nil

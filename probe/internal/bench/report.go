@@ -20,18 +20,19 @@ type results struct {
 	seen  map[string][]uint64
 	lost  map[string][]uint64
 	known map[string]bool
-	// daemon memory (kB) and idle wake-ups per second, per round
-	idleRSS, peakRSS map[string][]uint64
-	idleWake         map[string][]float64
-	idleFail         map[string][]float64
+	// perWorkload: the observer's lost counts are each workload's own
+	perWorkload map[string]bool
+	// daemon memory and idle wake-ups, per round
+	idleMem, peakMem map[string][]memory
+	idleWake         map[string][]idleSample
 	rounds           map[string]int
 	loadStart        string
 }
 
 func newResults(obs []observer, loads []workload) *results {
 	r := &results{obs: obs, loads: loads, ns: map[string][][]float64{}, cpu: map[string][]uint64{}, bpf: map[string][]progRuns{},
-		seen: map[string][]uint64{}, lost: map[string][]uint64{}, known: map[string]bool{},
-		idleRSS: map[string][]uint64{}, peakRSS: map[string][]uint64{}, idleWake: map[string][]float64{}, idleFail: map[string][]float64{},
+		seen: map[string][]uint64{}, lost: map[string][]uint64{}, known: map[string]bool{}, perWorkload: map[string]bool{},
+		idleMem: map[string][]memory{}, peakMem: map[string][]memory{}, idleWake: map[string][]idleSample{},
 		rounds: map[string]int{}}
 	for _, o := range obs {
 		r.ns[o.name()] = make([][]float64, len(loads))
@@ -63,26 +64,38 @@ func (r *results) count(o observer, i int, c counts) {
 		return
 	}
 	r.known[o.name()] = true
+	r.perWorkload[o.name()] = c.perWorkload
 	r.seen[o.name()][i] += c.seen
 	r.lost[o.name()][i] += c.lost
 }
 
 // idle samples a freshly started daemon: its resident memory once
 // started, and how often it wakes with nothing to do.
-func (r *results) idle(d *daemonObserver) {
+func (r *results) idle(d *daemonObserver) error {
 	time.Sleep(500 * time.Millisecond)
-	w0, f0 := wakeups(d.pid()), scrapeFailures(d.metrics)
-	const span = 2 * time.Second
-	time.Sleep(span)
-	w1, f1 := wakeups(d.pid()), scrapeFailures(d.metrics)
-	r.idleWake[d.name()] = append(r.idleWake[d.name()], float64(w1-w0)/span.Seconds())
-	// Other programs' failures are work, not idling: say how many came.
-	r.idleFail[d.name()] = append(r.idleFail[d.name()], float64(f1-f0)/span.Seconds())
-	r.idleRSS[d.name()] = append(r.idleRSS[d.name()], procStatus(d.pid(), "VmRSS"))
+	w, err := idleWakeups(d.pid(), d.metrics, idleSlices, time.Second)
+	if err != nil {
+		return err
+	}
+	r.idleWake[d.name()] = append(r.idleWake[d.name()], w)
+	mem, err := readMemory(d.pid())
+	if err != nil {
+		return err
+	}
+	r.idleMem[d.name()] = append(r.idleMem[d.name()], mem)
+	return nil
 }
 
-func (r *results) peak(d *daemonObserver) {
-	r.peakRSS[d.name()] = append(r.peakRSS[d.name()], procStatus(d.pid(), "VmHWM"))
+// peak samples the daemon after the workloads: its high-water mark, and
+// what of it the BPF maps are.
+func (r *results) peak(d *daemonObserver) error {
+	mem, err := readMemory(d.pid())
+	if err != nil {
+		return err
+	}
+	mem.total = procStatus(d.pid(), "VmHWM")
+	r.peakMem[d.name()] = append(r.peakMem[d.name()], mem)
+	return nil
 }
 
 func (r *results) print(out io.Writer, rounds int, lat map[string][]time.Duration) {
@@ -91,7 +104,7 @@ func (r *results) print(out io.Writer, rounds int, lat map[string][]time.Duratio
 	fmt.Fprintf(out, "caller ns/exec: median over rounds as the failing process measured it; ratio to bare from this run\n")
 	fmt.Fprintf(out, "observer CPU: utime+stime of its process over the workload and its backlog, per failure provoked\n\n")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tobserver\texecs\tns/exec\tratio\tcpu µs/failure\tprovoked\tcounted\tlost (said)\t")
+	fmt.Fprintln(tw, "workload\tobserver\texecs\tns/exec\tratio\tcpu µs/failure\tprovoked\tcounted\tlost (said)\taccounted\t")
 	bareName := r.obs[0].name()
 	for i, w := range r.loads {
 		base := median(r.ns[bareName][i])
@@ -103,35 +116,31 @@ func (r *results) print(out io.Writer, rounds int, lat map[string][]time.Duratio
 			if w.failing() {
 				provoked = uint64(w.n * rounds)
 			}
-			cpu, counted, lost := "-", "-", "-"
+			cpu, counted, lost, acc := "-", "-", "-", "-"
 			if name != bareName && provoked > 0 {
 				cpu = fmt.Sprintf("%.2f", float64(r.cpu[name][i])*1e6/clockTicks/float64(provoked))
 			}
 			if r.known[name] {
 				counted = fmt.Sprint(r.seen[name][i])
 				lost = fmt.Sprint(r.lost[name][i])
+				if !r.perWorkload[name] {
+					lost += " (round)"
+				} else if provoked > 0 {
+					acc = accounting(r.seen[name][i], r.lost[name][i], provoked).short()
+				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%s\t%d\t%s\t%s\t\n", w.name, name, w.n*rounds, ns, ns/base, cpu, provoked, counted, lost)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%s\t%d\t%s\t%s\t%s\t\n", w.name, name, w.n*rounds, ns, ns/base, cpu, provoked, counted, lost, acc)
 		}
 	}
 	tw.Flush()
 	r.printBPF(out)
-	fmt.Fprintln(out, "\nlost (said): for execfaild the probe's lost-failure counter over the whole round (all workloads, any program);")
-	fmt.Fprintln(out, "bpftrace's \"Lost N events\"; auditd's kernel lost counter. execfaild counts come from its file sink after")
-	fmt.Fprintln(out, "a SIGTERM flush (digests and folded PATH searches carry their count); auditd's CPU excludes kauditd.")
-
-	fmt.Fprintln(out)
-	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "daemon\tidle RSS MB\tpeak RSS MB\tidle wake-ups/s\tother programs' failures/s meanwhile\t")
-	for _, o := range r.obs {
-		name := o.name()
-		if _, ok := r.idleRSS[name]; !ok {
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, float64(slices.Max(r.idleRSS[name]))/1024,
-			float64(slices.Max(r.peakRSS[name]))/1024, median(r.idleWake[name]), median(r.idleFail[name]))
-	}
-	tw.Flush()
+	fmt.Fprintln(out, "\nlost (said): execfaild's probe_lost_failures_total + probe_orphan_repeats_total and auditd's kernel lost counter,")
+	fmt.Fprintln(out, "read before and after each workload (any program's losses meanwhile count too); bpftrace's \"Lost N events\" over")
+	fmt.Fprintln(out, "the whole round.")
+	fmt.Fprintln(out, "accounted: counted + lost against provoked (= exactly; -N missing; +N more, other programs' losses).")
+	fmt.Fprintln(out, "execfaild counts come from its file sink after a SIGTERM flush (digests and folded PATH searches carry")
+	fmt.Fprintln(out, "their count); auditd's CPU excludes kauditd.")
+	r.printDaemons(out)
 	if len(lat) > 0 {
 		fmt.Fprintln(out)
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -191,17 +200,56 @@ func (r *results) targets(out io.Writer, lat map[string][]time.Duration) {
 		fmt.Fprintf(tw, "one path repeated, caller cost vs bare\t≤ 1.3×\t%.2f×\t\n", ratio(name, rep))
 		fmt.Fprintf(tw, "one path repeated, counted / provoked\t100%%, exactly\t%d / %d (%.2f%%)\t\n", r.seen[name][rep], prov(rep), pct(r.seen[name][rep], prov(rep)))
 		fmt.Fprintf(tw, "unique paths, caller cost vs bare\t≤ 1.8×\t%.2f×\t\n", ratio(name, uni))
-		fmt.Fprintf(tw, "unique paths, counted + reported lost\tall accounted\t%d + %d of %d\t\n", r.seen[name][uni], r.lost[name][uni], prov(uni))
+		fmt.Fprintf(tw, "unique paths, counted + reported lost\tall accounted\t%s\t\n", accounting(r.seen[name][uni], r.lost[name][uni], prov(uni)))
 		fmt.Fprintf(tw, "EACCES / ENOEXEC caller cost\t≤ 1.3× / ≤ 1.1×\t%.2f× / %.2f×\t\n", ratio(name, acc), ratio(name, noexec))
 		fmt.Fprintf(tw, "daemon CPU per repeated failure\t≤ 0.5 µs\t%.2f µs\t\n", float64(r.cpu[name][rep])*1e6/clockTicks/float64(prov(rep)))
 		fmt.Fprintf(tw, "successful fork+exec\t≤ 1.02×\t%.2f×\t\n", ratio(name, succ))
-		fmt.Fprintf(tw, "daemon RSS: idle / storm\t≤ 20 / ≤ 40 MB\t%.1f / %.1f MB\t\n", float64(slices.Max(r.idleRSS[name]))/1024, float64(slices.Max(r.peakRSS[name]))/1024)
-		fmt.Fprintf(tw, "daemon wake-ups when idle\tnone without pending work\t%.1f/s (context switches, all threads; %.1f failures/s of other programs meanwhile)\t\n", median(r.idleWake[name]), median(r.idleFail[name]))
+		idle, peak := largest(r.idleMem[name]), largest(r.peakMem[name])
+		fmt.Fprintf(tw, "daemon RSS: idle / storm\t≤ 20 / ≤ 40 MB\t%.1f / %.1f MB: BPF maps mapped %.1f / %.1f, the rest %.1f / %.1f\t\n",
+			mb(idle.total), mb(peak.total), mb(idle.bpfMaps), mb(peak.bpfMaps), mb(idle.rest()), mb(peak.rest()))
+		fmt.Fprintf(tw, "daemon wake-ups when idle\tnone without pending work\t%s (context switches, all threads)\t\n", r.idleSum(name))
 		fmt.Fprintf(tw, "failure → webhook on loopback, ENOENT\t≤ 50 ms, folding kept\t%s\t\n", lms("ENOENT"))
 		fmt.Fprintf(tw, "failure → webhook on loopback, EACCES\t≤ 5 ms\t%s\t\n", lms("EACCES"))
 		tw.Flush()
 	}
 	fmt.Fprintln(out, strings.Repeat("-", 20))
+}
+
+// printDaemons prints each daemon's memory and idle wake-ups.
+func (r *results) printDaemons(out io.Writer) {
+	fmt.Fprintln(out, "\nRSS MB: total (BPF maps the daemon has mapped + the rest). Idle: /proc/<pid>/smaps once started; peak: the")
+	fmt.Fprintln(out, "total is VmHWM, the BPF maps' share read from smaps after the workloads. Largest over rounds.")
+	fmt.Fprintln(out, "Wake-ups: context switches of all its threads while idle, in one-second slices outside the bench's scrapes.")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "daemon\tidle RSS MB\tpeak RSS MB\tidle wake-ups\t")
+	for _, o := range r.obs {
+		name := o.name()
+		if _, ok := r.idleMem[name]; !ok {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, largest(r.idleMem[name]), largest(r.peakMem[name]), r.idleSum(name))
+	}
+	tw.Flush()
+}
+
+// idleSum sums a daemon's idle slices over the rounds.
+func (r *results) idleSum(name string) idleSample {
+	var s idleSample
+	for _, o := range r.idleWake[name] {
+		s.add(o)
+	}
+	return s
+}
+
+// largest is the sample with the largest total.
+func largest(ms []memory) memory {
+	var m memory
+	for _, x := range ms {
+		if x.total > m.total {
+			m = x
+		}
+	}
+	return m
 }
 
 func pct(a, b uint64) float64 {
