@@ -196,12 +196,17 @@ func (d *daemonObserver) counted(w workload, _ int) (counts, error) {
 // over (counted as the failing exec returns) and the repeats the kernel
 // counted of a failure whose own record was lost.
 func (d *daemonObserver) lostSoFar() (uint64, error) {
-	lost, err := scrapeCounter(d.metrics, "probe_lost_failures_total")
+	m, err := scrape(d.metrics)
 	if err != nil {
 		return 0, err
 	}
-	orphans, err := scrapeCounter(d.metrics, "probe_orphan_repeats_total")
-	return lost + orphans, err
+	lost, ok := parseCounter(m, "probe_lost_failures_total")
+	if !ok {
+		return 0, errors.New("scrape: no probe_lost_failures_total in /metrics")
+	}
+	// Builds before it was exported counted orphans only internally.
+	orphans, _ := parseCounter(m, "probe_orphan_repeats_total")
+	return lost + orphans, nil
 }
 
 // lossLag: repeats are collected from the kernel a second apart while it
@@ -220,20 +225,29 @@ var metricsClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: t
 
 // scrapeCounter reads one counter from the daemon's /metrics.
 func scrapeCounter(addr, name string) (uint64, error) {
-	resp, err := metricsClient.Get("http://" + addr + "/metrics")
+	m, err := scrape(addr)
 	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", name, err)
+		return 0, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", name, err)
-	}
-	v, ok := parseCounter(string(b), name)
+	v, ok := parseCounter(m, name)
 	if !ok {
 		return 0, fmt.Errorf("scrape: no %s in /metrics", name)
 	}
 	return v, nil
+}
+
+// scrape reads the daemon's /metrics.
+func scrape(addr string) (string, error) {
+	resp, err := metricsClient.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "", fmt.Errorf("scrape: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("scrape: %w", err)
+	}
+	return string(b), nil
 }
 
 func parseCounter(metrics, name string) (uint64, bool) {
