@@ -979,7 +979,8 @@ enum ef_args {
 /*
  * Folding storms. A thread that fails the same exec again and again (a
  * retry loop, a fork bomb's children excepted) produces identical
- * failures; the first is sent in full and carries a rid, the repeats only
+ * failures; the first two are sent in full, the second carrying a rid
+ * (fold_seen below says why not the first), and the repeats only
  * bump a counter that userspace collects with the flush program below. Two
  * failures fold only if they are identical in every field an event reports
  * except argv and envp - same thread, credentials, errno, syscall, path,
@@ -1035,6 +1036,19 @@ struct {
 	__type(key, struct fold_key);
 	__type(value, struct fold_val);
 } folds SEC(".maps");
+
+/*
+ * Failures seen once, not yet counted: a key enters folds on its second
+ * occurrence, so a storm of distinct failures (each seen once) cannot fill
+ * folds and keep the repeats that follow it from being counted. Forgetting
+ * here loses no count (nothing is counted here), so the kernel may evict.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096); /* resized with folds */
+	__type(key, struct fold_key);
+	__type(value, __u8);
+} fold_seen SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -1166,6 +1180,14 @@ static __always_inline bool fold_failure(struct ef_event *e, struct ef_task *st,
 		}
 		return true;
 	}
+	/* Seen once so far: sent in full, without a rid. */
+	if (!bpf_map_lookup_elem(&fold_seen, k)) {
+		__u8 once = 1;
+
+		bpf_map_update_elem(&fold_seen, k, &once, BPF_ANY);
+		return false;
+	}
+	bpf_map_delete_elem(&fold_seen, k);
 	__u64 *ctr = bpf_map_lookup_elem(&fold_rid, &zero);
 
 	if (!ctr)

@@ -21,6 +21,7 @@ type build struct {
 
 	// The default build only; nil in the others.
 	folds         *ebpf.MapSpec
+	foldSeen      *ebpf.MapSpec // admits a failure to folds on its second occurrence
 	foldFlush     *ebpf.ProgramSpec
 	seccompNative *ebpf.VariableSpec
 
@@ -76,7 +77,7 @@ func defaultBuild() (*build, error) {
 	return &build{
 		name: "default", spec: spec, events: s.Events,
 		vars:  limitVars{s.MaxArgs, s.MaxEnv, s.MaxArgLen, s.CaptureEnv, s.Fold, s.KernelPath},
-		folds: s.Folds, foldFlush: s.FoldFlush, seccompNative: s.SeccompNative,
+		folds: s.Folds, foldSeen: s.FoldSeen, foldFlush: s.FoldFlush, seccompNative: s.SeccompNative,
 		progs: buildProgs{
 			always:   []string{tpVerdict[0].prog, tpVerdict[1].prog, execfaildProgFoldFlush, execfaildProgRawExecDone},
 			execDone: execfaildProgRawExecDone,

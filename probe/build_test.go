@@ -138,9 +138,9 @@ func checkBuildSpecs(t *testing.T, b *build) {
 			t.Errorf("%s build: variable %v is not the spec's own", b.name, vs)
 		}
 	}
-	defaultOnly := b.folds != nil && b.foldFlush != nil && b.seccompNative != nil
+	defaultOnly := b.folds != nil && b.foldSeen != nil && b.foldFlush != nil && b.seccompNative != nil
 	if defaultOnly == b.legacy {
-		t.Errorf("%s build: folds %v, fold flush %v, seccomp_native %v", b.name, b.folds != nil, b.foldFlush != nil, b.seccompNative != nil)
+		t.Errorf("%s build: folds %v, fold_seen %v, fold flush %v, seccomp_native %v", b.name, b.folds != nil, b.foldSeen != nil, b.foldFlush != nil, b.seccompNative != nil)
 	}
 	if !b.legacy && b.spec.Programs[foldFlushProg] != b.foldFlush {
 		t.Errorf("%s build: fold flush is not the spec's program %q", b.name, foldFlushProg)

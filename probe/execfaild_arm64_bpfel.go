@@ -258,6 +258,7 @@ const (
 	execfaildMapEvents                 = "events"
 	execfaildMapFoldRid                = "fold_rid"
 	execfaildMapFoldScratch            = "fold_scratch"
+	execfaildMapFoldSeen               = "fold_seen"
 	execfaildMapFolds                  = "folds"
 	execfaildMapHashState              = "hash_state"
 	execfaildMapKexec                  = "kexec"
@@ -381,6 +382,7 @@ type execfaildMapSpecs struct {
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	FoldRid      *ebpf.MapSpec `ebpf:"fold_rid"`
 	FoldScratch  *ebpf.MapSpec `ebpf:"fold_scratch"`
+	FoldSeen     *ebpf.MapSpec `ebpf:"fold_seen"`
 	Folds        *ebpf.MapSpec `ebpf:"folds"`
 	HashState    *ebpf.MapSpec `ebpf:"hash_state"`
 	Kexec        *ebpf.MapSpec `ebpf:"kexec"`
@@ -436,6 +438,7 @@ type execfaildMaps struct {
 	Events       *ebpf.Map `ebpf:"events"`
 	FoldRid      *ebpf.Map `ebpf:"fold_rid"`
 	FoldScratch  *ebpf.Map `ebpf:"fold_scratch"`
+	FoldSeen     *ebpf.Map `ebpf:"fold_seen"`
 	Folds        *ebpf.Map `ebpf:"folds"`
 	HashState    *ebpf.Map `ebpf:"hash_state"`
 	Kexec        *ebpf.Map `ebpf:"kexec"`
@@ -455,6 +458,7 @@ func (m *execfaildMaps) Close() error {
 		m.Events,
 		m.FoldRid,
 		m.FoldScratch,
+		m.FoldSeen,
 		m.Folds,
 		m.HashState,
 		m.Kexec,

@@ -143,6 +143,27 @@ func TestKernelStorm(t *testing.T) {
 		}
 	})
 
+	t.Run("distinct_then_repeats", func(t *testing.T) {
+		// A burst of distinct failures, four times what the table
+		// holds, none repeated, then one failure repeated: the burst
+		// must not take the table and leave the repeats uncounted.
+		p, col := start(t, 16, 1<<26)
+		if !p.Report().Folding {
+			t.Skipf("build %s does not fold", p.Report().Build)
+		}
+		var paths []string
+		for i := range 64 {
+			paths = append(paths, lab.Path(fmt.Sprintf("storm-distinct-%02d", i)))
+		}
+		storm(t, col, paths, 1)
+		before := p.Stats().Folded
+		repeat := max(n/10, 100)
+		storm(t, col, []string{lab.Path("storm-after-distinct")}, repeat)
+		if folded := p.Stats().Folded - before; folded < uint64(repeat)/2 {
+			t.Errorf("after a burst of distinct failures %d of %d repeats were folded in the kernel", folded, repeat)
+		}
+	})
+
 	t.Run("idle_then_again", func(t *testing.T) {
 		// Between the two bursts the kernel forgets the failure; the
 		// second burst starts over, and the total is exact.
