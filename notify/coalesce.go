@@ -82,6 +82,12 @@ type coalescer struct {
 	lostMarkers func() uint64
 	// unknown counts searches whose outcome lost markers made unknowable.
 	unknown uint64
+	// lastLost is lostMarkers' value when last read. A search starts from
+	// it rather than from a fresh read (a map read per failure, the
+	// daemon's largest single cost in a storm of distinct ENOENTs): being
+	// at most the fresh value, it can only make a search's outcome
+	// unknown where a fresh read would not, never claim one.
+	lastLost uint64
 }
 
 func newCoalescer(hold time.Duration) *coalescer {
@@ -129,7 +135,7 @@ func (c *coalescer) add(ev *event.Event, now time.Time) []*event.Event {
 			deadline: now.Add(c.hold),
 			end:      now.Add(maxSearchSpan),
 			latest:   lastSeen(ev),
-			lostAt:   c.lost(),
+			lostAt:   c.lastLost,
 		}
 		return out
 	}
@@ -163,7 +169,8 @@ func (c *coalescer) lost() uint64 {
 	if c.lostMarkers == nil {
 		return 0
 	}
-	return c.lostMarkers()
+	c.lastLost = c.lostMarkers()
+	return c.lastLost
 }
 
 // finish reports a search that found nothing. When success markers were

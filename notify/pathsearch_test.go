@@ -221,3 +221,24 @@ func TestGlobalCauseFilterAfterFolding(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// A storm of distinct not-found failures reads the probe's lost-marker
+// counter (a map read) once per search it concludes, not also once per
+// search it starts.
+func TestSearchStartReadsNoCounter(t *testing.T) {
+	reads := 0
+	c := newCoalescer(PathSearchHold)
+	c.lostMarkers = func() uint64 { reads++; return 0 }
+	now := t0
+	out := 0
+	for i := range 100 {
+		out += len(c.add(failure(now, 70, fmt.Sprintf("/usr/bin/missing-%d", i), -2), now))
+	}
+	out += len(c.expire(now, true))
+	if out != 100 {
+		t.Fatalf("%d failures came out of 100", out)
+	}
+	if reads > 100 {
+		t.Errorf("100 searches read the lost-marker counter %d times", reads)
+	}
+}
