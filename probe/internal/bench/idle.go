@@ -9,6 +9,12 @@ import (
 // idling are watched per round.
 const idleSlices = 5
 
+// idleAfterStart is how long after READY=1 the idle slices begin. About a
+// second after start the Go runtime wakes once more on its own (sysmon's
+// first GOMAXPROCS check, the scavenger returning the start's garbage): the
+// end of starting, not idling.
+const idleAfterStart = 2 * time.Second
+
 // scrapeSettle is the pause between a /metrics scrape and the start of a
 // slice: the daemon's wake-ups to serve the scrape are the bench's, not
 // idling.

@@ -72,7 +72,7 @@ func (r *results) count(o observer, i int, c counts) {
 // idle samples a freshly started daemon: its resident memory once
 // started, and how often it wakes with nothing to do.
 func (r *results) idle(d *daemonObserver) error {
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(idleAfterStart)
 	w, err := idleWakeups(d.pid(), d.metrics, idleSlices, time.Second)
 	if err != nil {
 		return err
@@ -219,7 +219,8 @@ func (r *results) targets(out io.Writer, lat map[string][]time.Duration) {
 func (r *results) printDaemons(out io.Writer) {
 	fmt.Fprintln(out, "\nRSS MB: total (BPF maps the daemon has mapped + the rest). Idle: /proc/<pid>/smaps once started; peak: the")
 	fmt.Fprintln(out, "total is VmHWM, the BPF maps' share read from smaps after the workloads. Largest over rounds.")
-	fmt.Fprintln(out, "Wake-ups: context switches of all its threads while idle, in one-second slices outside the bench's scrapes.")
+	fmt.Fprintln(out, "Wake-ups: context switches of all its threads while idle, in one-second slices outside the bench's scrapes,")
+	fmt.Fprintf(out, "from %v after READY=1 on (the Go runtime's start-up tail ends about 1 s after start).\n", idleAfterStart)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "daemon\tidle RSS MB\tpeak RSS MB\tidle wake-ups\t")
 	for _, o := range r.obs {
