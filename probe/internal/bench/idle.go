@@ -21,7 +21,7 @@ const idleAfterStart = 2 * time.Second
 const scrapeSettle = 100 * time.Millisecond
 
 // idleSample is a daemon's wake-ups while idle, watched in slices: a quiet
-// slice is one in which the probe took in no failure at all (other
+// slice is one in which the probe took in no record at all (other
 // programs on the machine fail execs too, and each is work).
 type idleSample struct {
 	seconds, quietSeconds float64
@@ -41,13 +41,13 @@ func (s *idleSample) add(o idleSample) {
 }
 
 // slice records one slice of d in which the daemon woke wakeups times and
-// took in failures failures.
-func (s *idleSample) slice(d time.Duration, wakeups, failures uint64) {
+// took in failures failures and successes PATH-search successes.
+func (s *idleSample) slice(d time.Duration, wakeups, failures, successes uint64) {
 	s.slices++
 	s.seconds += d.Seconds()
 	s.wakeups += wakeups
 	s.failures += failures
-	if failures == 0 {
+	if failures == 0 && successes == 0 {
 		s.quietSlices++
 		s.quietSeconds += d.Seconds()
 		s.quietWakeups += wakeups
@@ -61,19 +61,20 @@ func (s idleSample) String() string {
 	}
 	quiet := "no quiet slice"
 	if s.quietSlices > 0 {
-		quiet = fmt.Sprintf("%.1f/s in the %d of %d one-second slices without a failure", float64(s.quietWakeups)/s.quietSeconds, s.quietSlices, s.slices)
+		quiet = fmt.Sprintf("%.1f/s in the %d of %d one-second slices without a record", float64(s.quietWakeups)/s.quietSeconds, s.quietSlices, s.slices)
 	}
 	return fmt.Sprintf("%s; %.1f/s over all, %.1f failures/s of other programs meanwhile",
 		quiet, float64(s.wakeups)/s.seconds, float64(s.failures)/s.seconds)
 }
 
 // idleWakeups watches pid for n slices of the given length: its context
-// switches (every thread's; each is a wake-up) and the failures its probe
-// took in meanwhile, read from its /metrics at addr outside the slices.
+// switches (every thread's; each is a wake-up) and the failures and
+// successes its probe took in meanwhile, read from its /metrics at addr
+// outside the slices.
 func idleWakeups(pid int, addr string, n int, slice time.Duration) (idleSample, error) {
 	var s idleSample
 	for range n {
-		f0, err := scrapeFailures(addr)
+		f0, s0, err := scrapeRecords(addr)
 		if err != nil {
 			return s, err
 		}
@@ -81,11 +82,11 @@ func idleWakeups(pid int, addr string, n int, slice time.Duration) (idleSample, 
 		w0, t0 := wakeups(pid), time.Now()
 		time.Sleep(slice)
 		w1, took := wakeups(pid), time.Since(t0)
-		f1, err := scrapeFailures(addr)
+		f1, s1, err := scrapeRecords(addr)
 		if err != nil {
 			return s, err
 		}
-		s.slice(took, w1-w0, f1-f0)
+		s.slice(took, w1-w0, f1-f0, s1-s0)
 	}
 	return s, nil
 }

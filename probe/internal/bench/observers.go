@@ -213,9 +213,19 @@ func (d *daemonObserver) lostSoFar() (uint64, error) {
 // holds any (probe/fold.go), and orphans are found only then.
 func (d *daemonObserver) lossLag() time.Duration { return 1500 * time.Millisecond }
 
-// scrapeFailures reads how many failures the probe took in (any program's).
-func scrapeFailures(addr string) (uint64, error) {
-	return scrapeCounter(addr, "probe_failures_total")
+// scrapeRecords reads how many records the probe took in, any program's:
+// failures, and the successes that end PATH searches.
+func scrapeRecords(addr string) (failures, successes uint64, err error) {
+	m, err := scrape(addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	failures, ok1 := parseCounter(m, "probe_failures_total")
+	successes, ok2 := parseCounter(m, "probe_successes_total")
+	if !ok1 || !ok2 {
+		return 0, 0, errors.New("scrape: no probe_failures_total or probe_successes_total in /metrics")
+	}
+	return failures, successes, nil
 }
 
 // metricsClient opens a connection per scrape and closes it after: an
