@@ -6,8 +6,9 @@ import (
 )
 
 // idleSlices is how many one-second slices of a freshly started daemon's
-// idling are watched per round.
-const idleSlices = 5
+// idling are watched per round: enough to take in a wake-up every 10 s
+// (systemd's STATUS= refreshed on a timer, say).
+const idleSlices = 12
 
 // idleAfterStart is how long after READY=1 the idle slices begin. About a
 // second after start the Go runtime wakes once more on its own (sysmon's
