@@ -21,7 +21,7 @@ const (
 	runtimeBytes    = 64 << 20
 	bpfFixedBytes   = 16 << 20
 	bpfPerCPUBytes  = 64 << 10
-	foldEntryBytes  = 512 // an entry of the fold table and one of its admission table
+	foldEntryBytes  = 512      // an entry of the fold table and one of its admission table
 	eventFixedBytes = 24 << 10 // paths (path, binary, interpreter, cwd, exe, stdin) and fixed fields
 	argOverhead     = 32       // a Go string header and a little slack per argv/envp entry
 )
