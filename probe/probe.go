@@ -250,11 +250,10 @@ func configureSpec(b *build, cfg Config) error {
 	if cfg.FoldRepeats && b.foldFlush != nil && haveFoldFlush() {
 		fold = 1
 		b.folds.MaxEntries = uint32(cfg.FoldMaxKeys)
-		b.foldSeen.MaxEntries = uint32(cfg.FoldMaxKeys)
 	} else {
 		// Without the flush program nothing could collect the counts.
 		delete(b.spec.Programs, foldFlushProg)
-		// Preallocated (an LRU map): only as large as it must be.
+		// An array, allocated whole: only as large as it must be.
 		if b.foldSeen != nil {
 			b.foldSeen.MaxEntries = 1
 		}
