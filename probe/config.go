@@ -53,10 +53,11 @@ type Config struct {
 	RingBufferBytes int `toml:"ring_buffer_bytes"`
 	// FoldRepeats counts, in the kernel, failures identical to one already
 	// sent (same thread, path, errno, binary, credentials, cwd, stdin…):
-	// the first goes out in full, the repeats as exact counts, so a storm
-	// neither floods the ring buffer nor loses a count. FoldMaxKeys bounds
-	// how many distinct failures are tracked at once; beyond it failures
-	// are sent in full.
+	// the first two go out in full (a failure is tracked from its second
+	// occurrence, so distinct failures never fill the table), the repeats
+	// as exact counts, so a storm neither floods the ring buffer nor loses
+	// a count. FoldMaxKeys bounds how many distinct failures are tracked
+	// at once; beyond it failures are sent in full.
 	FoldRepeats bool `toml:"fold_repeats"`
 	FoldMaxKeys int  `toml:"fold_max_keys"`
 	// ProcRoot is where procfs is read from (empty: /proc); tests point
