@@ -316,6 +316,9 @@ func TestDrainDeadlineCountsTheRest(t *testing.T) {
 		if st.Undrained != 3 || st.LostMarkers != 2 || st.Undecodable != 1 || st.Failures != 0 {
 			t.Errorf("stats = %+v, want 3 undrained failures, 2 lost markers, 1 undecodable", st)
 		}
+		if got := lab.p.LostMarkers(); got != st.LostMarkers {
+			t.Errorf("LostMarkers() = %d, Stats says %d", got, st.LostMarkers)
+		}
 	})
 }
 
@@ -349,11 +352,17 @@ func TestStatsAfterClose(t *testing.T) {
 		if before.LostFailures != 4321 || before.LostMarkers != 17 {
 			t.Fatalf("stats while open: %+v, want 4321 lost failures, 17 lost markers", before)
 		}
+		if got := lab.p.LostMarkers(); got != 17 {
+			t.Fatalf("LostMarkers() while open = %d, want 17", got)
+		}
 		if err := lab.p.Close(); err != nil {
 			t.Fatal(err)
 		}
 		if after := lab.p.Stats(); after != before {
 			t.Errorf("stats after Close = %+v, want %+v", after, before)
+		}
+		if got := lab.p.LostMarkers(); got != 17 {
+			t.Errorf("LostMarkers() after Close = %d, want 17", got)
 		}
 	})
 }

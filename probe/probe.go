@@ -663,25 +663,35 @@ func (p *Probe) CheckStats() error {
 }
 
 func (p *Probe) kernelLost() lostCounts {
-	var c lostCounts
+	return lostCounts{failures: p.kernelLostSlot(lostFailure), markers: p.kernelLostSlot(lostMarker)}
+}
+
+// kernelLostSlot sums one loss counter over the CPUs: one map read.
+func (p *Probe) kernelLostSlot(slot uint32) uint64 {
 	if p.coll == nil || p.coll.Maps[lostMap] == nil {
-		return c
+		return 0
 	}
-	m := p.coll.Maps[lostMap]
-	sum := func(slot uint32) uint64 {
-		var per []uint64
-		if err := m.Lookup(slot, &per); err != nil {
-			return 0
-		}
-		var n uint64
-		for _, v := range per {
-			n += v
-		}
-		return n
+	var per []uint64
+	if err := p.coll.Maps[lostMap].Lookup(slot, &per); err != nil {
+		return 0
 	}
-	c.failures = sum(lostFailure)
-	c.markers = sum(lostMarker)
-	return c
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n
+}
+
+// LostMarkers is Stats().LostMarkers for half the map reads: a PATH-search
+// fold reads it for every search it concludes.
+func (p *Probe) LostMarkers() uint64 {
+	p.statsMu.RLock()
+	lost := p.finalLost.markers
+	if !p.released {
+		lost = p.kernelLostSlot(lostMarker)
+	}
+	p.statsMu.RUnlock()
+	return lost + p.undrainedMarkers.Load()
 }
 
 // Stats returns counters since New; after Close, their final values.

@@ -134,7 +134,7 @@ func startDaemon(path string, log *slog.Logger) (*started, error) {
 	// anonymous memory 11 -> 5 MB.
 	debug.FreeOSMemory()
 	pl, err := notify.New(cfg.Notify(), notify.Env{Host: event.LocalHost(), Logger: log},
-		notify.WithLostMarkers(func() uint64 { return p.Stats().LostMarkers }))
+		notify.WithLostMarkers(p.LostMarkers))
 	if err != nil {
 		p.Close()
 		stopMetrics()

@@ -53,7 +53,7 @@ func runWatch(args []string, stdout, stderr io.Writer) error {
 	}()
 
 	fmt.Fprintf(stderr, "execfaild watch: attached in %s mode\n", p.Mode())
-	fold := watchFold{raw: *raw, hold: notify.PathSearchHold, lostMarkers: func() uint64 { return p.Stats().LostMarkers }}
+	fold := watchFold{raw: *raw, hold: notify.PathSearchHold, lostMarkers: p.LostMarkers}
 	if err := watchRecords(p, newPrinter(stdout, *asJSON), fold); err != nil {
 		return err
 	}
