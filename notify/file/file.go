@@ -193,6 +193,7 @@ type fileSink struct {
 	path string
 	mode os.FileMode
 	f    *os.File
+	fi   os.FileInfo // f's, from when it was opened: the file it is stays put
 	bg   background
 }
 
@@ -222,9 +223,9 @@ func (s *fileSink) write(line []byte) error {
 // different file.
 func (s *fileSink) open() error {
 	if s.f != nil {
-		cur, err1 := os.Stat(s.path)
-		open, err2 := s.f.Stat()
-		if err1 == nil && err2 == nil && os.SameFile(cur, open) {
+		// One stat per line: the open file's device and inode cannot
+		// change, only what the path names.
+		if cur, err := os.Stat(s.path); err == nil && os.SameFile(cur, s.fi) {
 			return nil
 		}
 		s.f.Close()
@@ -238,7 +239,12 @@ func (s *fileSink) open() error {
 		}
 		return fmt.Errorf("open %s: %w", s.path, err)
 	}
-	s.f = f
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat %s: %w", s.path, err)
+	}
+	s.f, s.fi = f, fi
 	return nil
 }
 
