@@ -68,6 +68,9 @@ type record struct {
 	exeComps   []string // leaf first, up to the caller's root
 	args       []string
 	env        []string
+
+	who     caller // see caller()
+	whoRead bool
 }
 
 var errShort = errors.New("record shorter than its header")
@@ -367,6 +370,14 @@ func (r *record) toEvent(bootToWall func(uint64) time.Time, haveOpenHook bool) *
 // interpreter, path components, argv, envp): beyond it the lists are cut
 // and marked truncated.
 const RecordDataSize = len(execfaildEfEvent{}.Data)
+
+// caller is what enrichment and diagnosis share of this record's caller.
+func (r *record) caller() *caller {
+	if !r.whoRead {
+		r.who, r.whoRead = caller{root: r.callerRoot(), at: r.h.BootNs}, true
+	}
+	return &r.who
+}
 
 // callerRoot is the caller's root and mount namespace as the kernel
 // recorded them, for resolving its paths once it is gone.

@@ -87,12 +87,12 @@ func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
 		root := d.en.proc(1, "root")
 		return location{root: root, target: root + path.Clean(e.Path), display: path.Clean(e.Path), cwd: "/"}, true
 	}
-	target, display, root, ok := d.en.callerPath(e, r.callerRoot())
-	if !ok {
+	f := d.en.callerPath(e, r.caller())
+	if !f.ok {
 		return location{}, false
 	}
-	loc := location{root: root, target: target, display: display, cwd: e.Process.Cwd}
-	if pd := d.en.proc(e.Process.PID); root == pd+"/root" {
+	loc := location{root: f.root, target: f.target, display: f.display, cwd: e.Process.Cwd}
+	if pd := d.en.proc(e.Process.PID); f.root == pd+"/root" {
 		loc.pidDir = pd
 	}
 	return loc, true

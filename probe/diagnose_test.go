@@ -16,7 +16,7 @@ import (
 func diagnoseFixture(t *testing.T, procRoot string, kernelHooks bool, e *event.Event, r *record) {
 	t.Helper()
 	en := fixtureEnricher(t, procRoot, nil)
-	en.enrichWith(e, !kernelHooks, r.callerRoot())
+	en.enrichWith(e, !kernelHooks, r.caller())
 	d := newDiagnoser(en, kernelHooks, true)
 	d.lsmFile = filepath.Join(procRoot, "lsm")
 	d.diagnose(e, r)

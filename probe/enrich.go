@@ -77,40 +77,63 @@ type callerRoot struct {
 	ino   uint64
 }
 
+// caller is what enrichment and diagnosis know of a failure's caller
+// besides the event: the root the kernel recorded, the record's time (in
+// the records' clock; 0: not known) and, once worked out, where the file
+// it named is seen from here. Both ask for the latter; it is found once.
+type caller struct {
+	root    callerRoot
+	at      uint64
+	located bool
+	files   callerFiles
+}
+
+// callerFiles is where a caller's file is seen from here. target is the
+// file, openable from here; display is the path as the caller would name
+// it; root is the directory target is under: /proc/<pid>/root, a stand-in
+// process's, or a held root's dir (held).
+type callerFiles struct {
+	target, display, root string
+	held                  *heldRoot
+	ok                    bool
+}
+
 // enrich completes e. userspaceFiles asks for binary.* and interpreter_path
 // to be resolved here (tracepoint-only mode).
 func (en *enricher) enrich(e *event.Event, userspaceFiles bool) {
-	en.enrichWith(e, userspaceFiles, callerRoot{})
+	en.enrichWith(e, userspaceFiles, &caller{})
 }
 
-func (en *enricher) enrichWith(e *event.Event, userspaceFiles bool, root callerRoot) {
+func (en *enricher) enrichWith(e *event.Event, userspaceFiles bool, c *caller) {
 	e.Host = en.host
 	p := &e.Process
 	if e.KernelInvoked {
 		// A usermode helper thread: its exe and cwd are the kernel's, not
 		// a program worth naming.
-		en.parent(e)
+		en.parent(e, c.at)
 		return
 	}
 	// The kernel's walk, when it had one, was taken at the failure; /proc
-	// is read later, from a caller that may have moved on or exited.
-	if p.Exe == "" {
+	// is read later, from a caller that may have moved on or exited (and
+	// then its pid may be another process's).
+	gone := en.procs.exitedBefore(p.PID, c.at)
+	if p.Exe == "" && !gone {
 		p.Exe, _ = os.Readlink(en.proc(p.PID, "exe"))
 	}
-	if p.Cwd == "" {
+	if p.Cwd == "" && !gone {
 		p.Cwd, _ = os.Readlink(en.proc(p.PID, "cwd"))
 	}
 	if cg, ok := en.cgroup(p.PID, p.CgroupID); ok {
 		p.Cgroup, p.Unit, p.UserUnit, p.ContainerID = cg.path, cg.unit, cg.userUnit, cg.container
 	}
-	en.parent(e)
+	en.parent(e, c.at)
 	if userspaceFiles {
-		en.resolveFiles(e, root)
+		en.resolveFiles(e, c)
 	}
 	en.redactEnv(e)
 }
 
-func (en *enricher) parent(e *event.Event) {
+func (en *enricher) parent(e *event.Event, at uint64) {
 	ppid := e.Process.PPID
 	if ppid == 0 {
 		return
@@ -118,7 +141,9 @@ func (en *enricher) parent(e *event.Event) {
 	par := &event.Parent{PID: ppid}
 	e.Parent = par
 	named := false
-	en.procs.with(ppid, func(h *procHandle) { par.Comm, par.Exe, named = h.name() })
+	if !en.procs.exitedBefore(ppid, at) {
+		en.procs.with(ppid, func(h *procHandle) { par.Comm, par.Exe, named = h.name() })
+	}
 	if !named {
 		en.parentFromStat(par)
 	}
@@ -312,8 +337,8 @@ func (en *enricher) redactEnv(e *event.Event) {
 
 // resolveFiles stats the file the caller named and reads its #! line, as
 // the caller would have seen it: through its root, cwd or dirfd.
-func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
-	fd, display, sharedRoot, ok := en.openCallerFile(e, cr)
+func (en *enricher) resolveFiles(e *event.Event, c *caller) {
+	fd, display, sharedRoot, ok := en.openCallerFile(e, c)
 	if !ok {
 		return
 	}
@@ -353,13 +378,14 @@ func (en *enricher) resolveFiles(e *event.Event, cr callerRoot) {
 // would have found it. sharedView tells that the caller's root is named
 // "/" from here, so that our view of the file is the caller's. A caller
 // met before whose root is one held open (init's, the daemon's) has its
-// absolute paths opened from there; anything else goes through /proc.
-func (en *enricher) openCallerFile(e *event.Event, cr callerRoot) (fd int, display string, sharedView, ok bool) {
-	if path.IsAbs(e.Path) {
+// absolute paths opened from there, and so has a caller gone whose root
+// was one of those; anything else goes through /proc.
+func (en *enricher) openCallerFile(e *event.Event, c *caller) (fd int, display string, sharedView, ok bool) {
+	if path.IsAbs(e.Path) && !en.procs.exitedBefore(e.Process.PID, c.at) {
 		var root *heldRoot
 		var err error
 		en.procs.with(e.Process.PID, func(h *procHandle) {
-			if root, sharedView = h.sharedRoot(cr, en.procs.held); root != nil {
+			if root, sharedView = h.sharedRoot(c.root, en.procs.held); root != nil {
 				display = path.Clean(e.Path)
 				fd, err = root.open(display)
 			}
@@ -368,16 +394,20 @@ func (en *enricher) openCallerFile(e *event.Event, cr callerRoot) (fd int, displ
 			return fd, display, sharedView, err == nil
 		}
 	}
-	target, display, root, ok := en.callerPath(e, cr)
-	if !ok {
+	f := en.callerPath(e, c)
+	if !f.ok {
 		return -1, "", false, false
 	}
-	f, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if f.held != nil {
+		fd, err := f.held.open(f.display)
+		return fd, f.display, f.held.slash, err == nil
+	}
+	fd, err := unix.Open(f.target, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, "", false, false
 	}
-	link, _ := os.Readlink(root)
-	return f, display, link == "/" && en.procRoot == hostProcRoot, true
+	link, _ := os.Readlink(f.root)
+	return fd, f.display, link == "/" && en.procRoot == hostProcRoot, true
 }
 
 // interpreter reads the interpreter the open file fd names, once per
@@ -444,51 +474,73 @@ func userspaceStage(e *event.Event) string {
 
 // callerPath maps the exec's path to a path we can open: under the
 // caller's root for absolute paths, its cwd for relative ones, its dirfd
-// for execveat. display is the path as the caller would name it; root is
-// the /proc/<pid>/root the target is under.
-func (en *enricher) callerPath(e *event.Event, cr callerRoot) (target, display, root string, ok bool) {
+// for execveat. It is worked out once per failure.
+func (en *enricher) callerPath(e *event.Event, c *caller) callerFiles {
+	if !c.located {
+		c.files, c.located = en.locateFiles(e, c), true
+	}
+	return c.files
+}
+
+func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 	pid := e.Process.PID
 	atFDCWD := e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD
-	root = en.proc(pid, "root")
+	f := callerFiles{root: en.proc(pid, "root")}
 	// A zombie keeps /proc/<pid> but no longer answers for its root, cwd
 	// or descriptors.
-	alive := true
-	if _, err := os.Stat(root + "/"); err != nil {
-		alive = false
-		if root, ok = en.standInRoot(e, cr); !ok {
-			return "", "", "", false
+	alive := !en.procs.exitedBefore(pid, c.at)
+	if alive {
+		before := en.procs.now()
+		var st unix.Stat_t
+		if err := unix.Stat(f.root+"/", &st); err != nil {
+			alive = false
+			if err == unix.ENOENT {
+				en.procs.noteGone(pid, before)
+			}
+		}
+	}
+	if !alive {
+		var ok bool
+		if f.root, f.held, ok = en.standInRoot(e, c.root); !ok {
+			return callerFiles{}
 		}
 	}
 	p := e.Path
 	switch {
 	case p == "" && e.Flags != nil && *e.Flags&unix.AT_EMPTY_PATH != 0 && !atFDCWD && alive:
-		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
-		display, _ = os.Readlink(fdPath)
-		return fdPath, display, root, true
+		f.target = en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
+		f.display, _ = os.Readlink(f.target)
 	case p == "":
-		return "", "", "", false
+		return callerFiles{}
 	case path.IsAbs(p):
-		return root + path.Clean(p), path.Clean(p), root, true
+		f.display = path.Clean(p)
+		f.target = f.root + f.display
 	case atFDCWD && alive:
-		return en.proc(pid, "cwd", p), path.Join(e.Process.Cwd, p), root, true
+		f.target, f.display = en.proc(pid, "cwd", p), path.Join(e.Process.Cwd, p)
 	case atFDCWD && path.IsAbs(e.Process.Cwd):
 		// The kernel's walk of the caller's cwd, relative to its root.
-		full := path.Join(e.Process.Cwd, p)
-		return root + full, full, root, true
+		f.display = path.Join(e.Process.Cwd, p)
+		f.target = f.root + f.display
 	case alive:
 		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
 		dir, _ := os.Readlink(fdPath)
-		return fdPath + "/" + p, path.Join(dir, p), root, true
+		f.target, f.display = fdPath+"/"+p, path.Join(dir, p)
+	default:
+		return callerFiles{}
 	}
-	return "", "", "", false
+	f.ok = true
+	return f
 }
 
-// standInRoot finds, for a caller that is gone, a live process whose root
-// is the caller's - the same directory in the same mount namespace, as the
-// kernel recorded at the failure: its parent, or else init.
-func (en *enricher) standInRoot(e *event.Event, cr callerRoot) (string, bool) {
+// standInRoot finds, for a caller that is gone, a root that is the
+// caller's - the same directory in the same mount namespace, as the kernel
+// recorded at the failure: one held open, else its parent's, else init's.
+func (en *enricher) standInRoot(e *event.Event, cr callerRoot) (string, *heldRoot, bool) {
 	if !cr.known {
-		return "", false
+		return "", nil, false
+	}
+	if h := en.procs.heldFor(cr); h != nil {
+		return h.dir, h, true
 	}
 	for _, pid := range []uint32{e.Process.PPID, 1} {
 		if pid == 0 {
@@ -502,9 +554,9 @@ func (en *enricher) standInRoot(e *event.Event, cr callerRoot) (string, bool) {
 		if ns, err := os.Readlink(en.proc(pid, "ns", "mnt")); err != nil || ns != fmt.Sprintf("mnt:[%d]", cr.mntNS) {
 			continue
 		}
-		return root, true
+		return root, nil, true
 	}
-	return "", false
+	return "", nil, false
 }
 
 // readInterpreter returns the interpreter a file names: its #! line, or

@@ -53,7 +53,7 @@ func benchDecodeEnrich(b *testing.B, raw func(int) []byte, wantBinary bool) {
 			b.Fatal(err)
 		}
 		e := r.toEvent(wall, false)
-		en.enrichWith(e, true, r.callerRoot())
+		en.enrichWith(e, true, r.caller())
 		if (e.Binary != nil) != wantBinary || e.Parent == nil || e.Parent.Exe == "" {
 			b.Fatalf("enrichment: binary %v (want one: %v) parent %+v", e.Binary, wantBinary, e.Parent)
 		}

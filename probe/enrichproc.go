@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -141,6 +142,10 @@ type heldRoot struct {
 	fd    int
 	cr    callerRoot
 	mntID uint64
+	// dir names the root from here (/proc/self/fd/<fd>); slash: it is
+	// "/" from here, so paths under it read as the caller reads them.
+	dir   string
+	slash bool
 }
 
 // holdRoots opens init's root and the daemon's own, the same mount once.
@@ -173,7 +178,10 @@ func holdRoot(dir, mntNS string) *heldRoot {
 		return nil
 	}
 	cr := callerRoot{known: true, mntNS: uint32(ns.Ino), dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), ino: stx.Ino}
-	return &heldRoot{fd: fd, cr: cr, mntID: stx.Mnt_id}
+	h := &heldRoot{fd: fd, cr: cr, mntID: stx.Mnt_id, dir: "/proc/self/fd/" + strconv.Itoa(fd)}
+	link, _ := os.Readlink(h.dir)
+	h.slash = link == "/"
+	return h
 }
 
 // open opens path, absolute, from this root.
@@ -196,10 +204,20 @@ type procHandles struct {
 	// once holds pids seen once. It decides only when a handle is worth
 	// opening; a reused pid here costs a handle, never a wrong answer.
 	once map[uint32]struct{}
+	// gone holds, by pid, a time (in clock, the records' clock) at which
+	// no running process had that pid: whatever process had it before
+	// then has exited. A storm's records are read after their callers
+	// are gone; this spares each of them the checks that would find so.
+	gone map[uint32]uint64
+	// The records' clock as read at clockAt; now() extends that reading
+	// by the monotonic time since, which never runs ahead of it.
+	clockRead uint64
+	clockAt   time.Time
 }
 
 func newProcHandles(procRoot string) *procHandles {
 	ph := &procHandles{off: procRoot != hostProcRoot}
+	ph.setClock(unix.CLOCK_BOOTTIME)
 	if !ph.off {
 		ph.held = holdRoots()
 	}
@@ -240,10 +258,14 @@ func (ph *procHandles) open(pid uint32) *procHandle {
 		ph.once[pid] = struct{}{}
 		return nil
 	}
+	before := ph.now()
 	fd, err := unix.PidfdOpen(int(pid), 0)
 	switch {
 	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM):
 		ph.off = true
+		return nil
+	case errors.Is(err, unix.ESRCH):
+		ph.markGone(pid, before)
 		return nil
 	case err != nil:
 		return nil
@@ -257,6 +279,69 @@ func (ph *procHandles) open(pid uint32) *procHandle {
 	h := &procHandle{pid: pid, pidfd: fd, commFd: -1}
 	ph.m[pid] = h
 	return h
+}
+
+// setClock names the records' clock: CLOCK_BOOTTIME or CLOCK_MONOTONIC.
+func (ph *procHandles) setClock(clock int32) {
+	var ts unix.Timespec
+	ph.clockAt = time.Now()
+	if unix.ClockGettime(clock, &ts) == nil {
+		ph.clockRead = uint64(ts.Nano())
+	}
+}
+
+// now is a time in the records' clock no later than the present (0 when
+// the clock could not be read): read without a system call, it may fall
+// behind CLOCK_BOOTTIME by the time suspended since setClock, which only
+// makes a process's exit known for fewer of its records.
+func (ph *procHandles) now() uint64 {
+	if ph.clockRead == 0 {
+		return 0
+	}
+	return ph.clockRead + uint64(time.Since(ph.clockAt))
+}
+
+// exitedBefore tells whether the process that had pid at time at (the
+// records' clock; 0: not known) has exited since, as a check found.
+func (ph *procHandles) exitedBefore(pid uint32, at uint64) bool {
+	if at == 0 {
+		return false
+	}
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	t, ok := ph.gone[pid]
+	return ok && at < t
+}
+
+// noteGone records that a check begun at time before found no running
+// process with pid: every process that had it earlier has exited.
+func (ph *procHandles) noteGone(pid uint32, before uint64) {
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	ph.markGone(pid, before)
+}
+
+// markGone is noteGone for a caller holding the lock.
+func (ph *procHandles) markGone(pid uint32, before uint64) {
+	if before == 0 || before <= ph.gone[pid] {
+		return
+	}
+	if ph.gone == nil || len(ph.gone) >= maxCacheEntries {
+		ph.gone = make(map[uint32]uint64, 64)
+	}
+	ph.gone[pid] = before
+}
+
+// heldFor returns the held root the kernel's record cr names, if any.
+func (ph *procHandles) heldFor(cr callerRoot) *heldRoot {
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	for _, r := range ph.held {
+		if r.cr == cr {
+			return r
+		}
+	}
+	return nil
 }
 
 func (ph *procHandles) closeAll() {

@@ -258,7 +258,7 @@ func kernelRoot(t *testing.T, pid int) callerRoot {
 func binaryOf(en *enricher, pid int, path string, cr callerRoot) *event.Binary {
 	e := &event.Event{Path: path, Process: event.Process{PID: uint32(pid)}}
 	e.SetErrno(-13)
-	en.enrichWith(e, true, cr)
+	en.enrichWith(e, true, &caller{root: cr})
 	return e.Binary
 }
 
@@ -408,4 +408,99 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// failureAt enriches, in tracepoint mode, a failure of pid to exec path
+// that the kernel recorded at time at (the records' clock).
+func failureAt(en *enricher, pid int, path string, cr callerRoot, at uint64) (*event.Binary, *caller) {
+	e := &event.Event{Path: path, Process: event.Process{PID: uint32(pid)}}
+	e.SetErrno(-13)
+	c := &caller{root: cr, at: at}
+	en.enrichWith(e, true, c)
+	return e.Binary, c
+}
+
+// A storm's records are read after their callers have exited. The first
+// record of a caller gone finds so; that caller's other records, made
+// before, are known gone without asking /proc again, and are resolved from
+// the held root the kernel's record names: the file the caller would
+// have found.
+func TestGoneCallerResolvedFromHeldRoot(t *testing.T) {
+	needRoot(t, "holding init's root")
+	dir := t.TempDir()
+	tool := program(t, dir, "tool")
+	var st unix.Stat_t
+	if err := unix.Stat(tool, &st); err != nil {
+		t.Fatal(err)
+	}
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	a := started(t, sleepCmd(program(t, dir, "alpha")))
+	pid := a.Process.Pid
+	cr := kernelRoot(t, pid)
+	if en.procs.heldFor(cr) == nil {
+		t.Skipf("the caller's root %+v is not one held open here", cr)
+	}
+	at := en.procs.now()
+	reap(a)
+	for i := range 3 {
+		b, c := failureAt(en, pid, tool, cr, at+uint64(i))
+		if b == nil || b.InodeNumber != st.Ino {
+			t.Errorf("record %d of the caller gone: binary %+v, want inode %d", i+1, b, st.Ino)
+		}
+		if c.files.held == nil {
+			t.Errorf("record %d of the caller gone: resolved under %q, want a held root", i+1, c.files.root)
+		}
+		if !en.procs.exitedBefore(uint32(pid), at) {
+			t.Errorf("after record %d the caller's exit is not known", i+1)
+		}
+	}
+	if _, ok := en.procs.m[uint32(pid)]; ok {
+		t.Errorf("a handle is held on pid %d, whose process is gone", pid)
+	}
+}
+
+// That a pid's process has exited holds for records made before it was
+// found so, not after: a new process with the pid, chrooted elsewhere, has
+// its path resolved under its own root. Keyed by pid alone, its records
+// would be taken for the old process's and stand in for a root not its.
+func TestGoneCallerNotFooledByPidReuse(t *testing.T) {
+	needRoot(t, "chroot and choosing the next pid")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bin", "tool")
+	jail := filepath.Join(dir, "jail")
+	ino := map[string]uint64{}
+	for _, root := range []string{"/", jail} {
+		p := filepath.Join(root, path)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		unix.Stat(p, &st)
+		ino[root] = st.Ino
+	}
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	a := started(t, sleepCmd(program(t, dir, "alpha")))
+	pid := a.Process.Pid
+	cr := kernelRoot(t, pid)
+	at := en.procs.now()
+	reap(a)
+	if b, _ := failureAt(en, pid, path, cr, at); b == nil || b.InodeNumber != ino["/"] {
+		t.Fatalf("the gone caller's record: binary %+v, want inode %d", b, ino["/"])
+	}
+	if !en.procs.exitedBefore(uint32(pid), at) {
+		t.Fatal("the caller's exit is not known: the case is not made")
+	}
+
+	startAsPid(t, pid, chrootHelper(t, jail))
+	waitRoot(t, pid, jail)
+	cr = kernelRoot(t, pid)
+	for i := range 3 {
+		b, c := failureAt(en, pid, path, cr, en.procs.now())
+		if b == nil || b.InodeNumber != ino[jail] {
+			t.Errorf("record %d of the process reusing pid %d: binary %+v (under %q), want inode %d", i+1, pid, b, c.files.root, ino[jail])
+		}
+	}
 }

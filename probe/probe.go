@@ -184,6 +184,7 @@ func New(cfg Config) (*Probe, error) {
 		return nil, err
 	}
 	p := &Probe{cfg: cfg, mode: mode, enricher: newEnricher(cfg), legacy: legacy, forceLegacy: forceLegacy, transport: transport, progs: b.progs}
+	p.enricher.procs.setClock(recordClock(transport))
 	p.report.Mode = p.Mode()
 	p.report.Transport = transport
 	p.report.Features = feats
@@ -780,7 +781,7 @@ func (p *Probe) Read() (Record, error) {
 			continue
 		}
 		e := r.toEvent(p.wall, p.openHook)
-		p.enricher.enrichWith(e, p.mode == ModeTracepoint, r.callerRoot())
+		p.enricher.enrichWith(e, p.mode == ModeTracepoint, r.caller())
 		if p.diag != nil {
 			p.diag.diagnose(e, &r)
 		}
