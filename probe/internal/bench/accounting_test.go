@@ -48,15 +48,16 @@ func (s *scriptedObserver) lostSoFar() (uint64, error) {
 // charging the round's total to every workload made them exceed it.
 func TestLostAttributedPerWorkload(t *testing.T) {
 	const n = 3
-	loads, err := setupWorkloads(t.TempDir(), n, 2)
+	loads, err := setupWorkloads(t.TempDir(), n, 2, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Counter readings before and after each workload: the unique paths
 	// lose 2 of 3, the PATH search 1; 5 more are lost between workloads,
-	// other programs' doing, charged to none.
+	// other programs' doing, charged to none; the paced unique paths
+	// lose none.
 	o := &scriptedObserver{
-		reads:     []uint64{0, 0, 0, 2, 2, 2, 5, 5, 5, 6, 10, 10},
+		reads:     []uint64{0, 0, 0, 2, 2, 2, 5, 5, 5, 6, 10, 10, 10, 10},
 		seen:      map[string]uint64{},
 		roundLost: 10,
 	}

@@ -73,6 +73,7 @@ func (d *daemonFlag) Set(v string) error { *d = append(*d, v); return nil }
 // options are bench's command line.
 type options struct {
 	n, spawn, rounds int
+	rate             int
 	daemons          daemonFlag
 	peers            bool
 	latency          int
@@ -83,6 +84,7 @@ func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.IntVar(&o.n, "n", 200000, "failing execs per workload, observer and round")
 	fs.IntVar(&o.spawn, "spawn", 5000, "successful fork+exec+wait per observer and round")
+	fs.IntVar(&o.rate, "rate", 50000, "failures per second of the paced unique-path workload (-n of them)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every observer once, in a rotating order")
 	fs.Var(&o.daemons, "daemon", "`name=binary` of an execfaild to observe (repeatable; default execfaild=./execfaild)")
 	fs.BoolVar(&o.peers, "peers", true, "also measure bpftrace and auditd when installed")
@@ -90,8 +92,8 @@ func parseFlags(args []string) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if o.n <= 0 || o.spawn <= 0 || o.rounds <= 0 {
-		return nil, errors.New("-n, -spawn and -rounds must be positive")
+	if o.n <= 0 || o.spawn <= 0 || o.rounds <= 0 || o.rate <= 0 {
+		return nil, errors.New("-n, -spawn, -rounds and -rate must be positive")
 	}
 	if len(o.daemons) == 0 {
 		o.daemons = daemonFlag{"execfaild=./execfaild"}
@@ -112,7 +114,7 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("scratch dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	loads, err := setupWorkloads(dir, opt.n, opt.spawn)
+	loads, err := setupWorkloads(dir, opt.n, opt.spawn, opt.rate)
 	if err != nil {
 		return err
 	}
@@ -247,7 +249,7 @@ func restoreOnSignal(obs []observer, scratch string) {
 }
 
 // setupWorkloads writes the files the workloads exec.
-func setupWorkloads(dir string, n, spawn int) ([]workload, error) {
+func setupWorkloads(dir string, n, spawn, rate int) ([]workload, error) {
 	files := map[string]struct {
 		mode os.FileMode
 		data []byte
@@ -259,7 +261,7 @@ func setupWorkloads(dir string, n, spawn int) ([]workload, error) {
 		"enoexec/garbage": {0o755, []byte("no binary format, no interpreter line\n")},
 		"success/exit0":   {0o755, tinyELF()},
 	}
-	for _, sub := range []string{"repeat", "unique", "eacces", "enoexec", "success", "search/a", "search/b", "search/c", "search/d"} {
+	for _, sub := range []string{"repeat", "unique", "eacces", "enoexec", "success", "paced", "search/a", "search/b", "search/c", "search/d"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("scratch dir: %w", err)
 		}
@@ -282,7 +284,18 @@ func setupWorkloads(dir string, n, spawn int) ([]workload, error) {
 		{"ENOEXEC", "fail", unix.ENOEXEC, d("enoexec/garbage"), d("enoexec"), n},
 		{"PATH search", "search", unix.ENOENT, search, d("search"), n},
 		{"fork+exec ok", "success", 0, d("success/exit0"), d("success"), spawn},
+		// What a daemon takes in without loss: unique paths, not folded,
+		// at a rate it is asked to keep up with.
+		{fmt.Sprintf("unique, %s/s", rateName(rate)), "paced", unix.ENOENT, fmt.Sprintf("%d|%s", rate, d("paced/missing-")), d("paced"), n},
 	}, nil
+}
+
+// rateName is rate as the report names it: 50000 is "50k".
+func rateName(rate int) string {
+	if rate%1000 == 0 {
+		return strconv.Itoa(rate/1000) + "k"
+	}
+	return strconv.Itoa(rate)
 }
 
 // runRound starts o, runs every workload under it and stops it.
@@ -506,14 +519,23 @@ func worker(spec string) int {
 			}
 		}
 		elapsed = time.Since(start)
-	case "fail", "unique", "search":
+	case "fail", "unique", "paced", "search":
 		// Paths are built before the clock starts, NUL-terminated, so
 		// the timed loop is execve alone.
 		var paths [][]byte
+		rate := 0
 		switch mode {
 		case "fail":
 			paths = [][]byte{append([]byte(arg), 0)}
-		case "unique":
+		case "unique", "paced":
+			if mode == "paced" {
+				r, prefix, ok := strings.Cut(arg, "|")
+				if rate, _ = strconv.Atoi(r); !ok || rate <= 0 {
+					fmt.Fprintf(os.Stderr, "bad paced %q\n", arg)
+					return 2
+				}
+				arg = prefix
+			}
 			paths = make([][]byte, count)
 			for i := range paths {
 				paths[i] = append([]byte(arg+strconv.Itoa(i)), 0)
@@ -531,17 +553,40 @@ func worker(spec string) int {
 		a0, _ := unix.BytePtrFromString("bench")
 		argv := []*byte{a0, nil}
 		envv := []*byte{nil}
-		start := time.Now()
-		for i := range count {
-			p := paths[i%len(paths)]
-			_, _, e := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(&p[0])),
-				uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
-			if int(e) != errno {
-				fmt.Fprintf(os.Stderr, "execve %s: got %v, want %v\n", p[:len(p)-1], e, unix.Errno(errno))
+		run := func(from, to int) bool {
+			for i := from; i < to; i++ {
+				p := paths[i%len(paths)]
+				_, _, e := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(&p[0])),
+					uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
+				if int(e) != errno {
+					fmt.Fprintf(os.Stderr, "execve %s: got %v, want %v\n", p[:len(p)-1], e, unix.Errno(errno))
+					return false
+				}
+			}
+			return true
+		}
+		if rate == 0 {
+			start := time.Now()
+			if !run(0, count) {
 				return 1
 			}
+			elapsed = time.Since(start)
+			break
 		}
-		elapsed = time.Since(start)
+		// Paced: a batch each millisecond, at most rate per second on
+		// average; the time counted is the batches', not the waits.
+		batch := max(rate/1000, 1)
+		start := time.Now()
+		for i := 0; i < count; i += batch {
+			if wait := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); wait > 0 {
+				time.Sleep(wait)
+			}
+			t := time.Now()
+			if !run(i, min(i+batch, count)) {
+				return 1
+			}
+			elapsed += time.Since(t)
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "bad worker mode %q\n", mode)
 		return 2

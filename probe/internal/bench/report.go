@@ -201,6 +201,9 @@ func (r *results) targets(out io.Writer, lat map[string][]time.Duration) {
 		fmt.Fprintf(tw, "one path repeated, counted / provoked\t100%%, exactly\t%d / %d (%.2f%%)\t\n", r.seen[name][rep], prov(rep), pct(r.seen[name][rep], prov(rep)))
 		fmt.Fprintf(tw, "unique paths, caller cost vs bare\t≤ 1.8×\t%.2f×\t\n", ratio(name, uni))
 		fmt.Fprintf(tw, "unique paths, counted + reported lost\tall accounted\t%s\t\n", accounting(r.seen[name][uni], r.lost[name][uni], prov(uni)))
+		if i := slices.IndexFunc(r.loads, func(w workload) bool { return w.mode == "paced" }); i >= 0 {
+			fmt.Fprintf(tw, "unique paths taken in without loss\t≥ 50k/s\t%s: %s\t\n", r.loads[i].name, intake(r.seen[name][i], r.lost[name][i], prov(i)))
+		}
 		fmt.Fprintf(tw, "EACCES / ENOEXEC caller cost\t≤ 1.3× / ≤ 1.1×\t%.2f× / %.2f×\t\n", ratio(name, acc), ratio(name, noexec))
 		fmt.Fprintf(tw, "daemon CPU per repeated failure\t≤ 0.5 µs\t%.2f µs\t\n", float64(r.cpu[name][rep])*1e6/clockTicks/float64(prov(rep)))
 		fmt.Fprintf(tw, "successful fork+exec\t≤ 1.02×\t%.2f×\t\n", ratio(name, succ))
@@ -213,6 +216,16 @@ func (r *results) targets(out io.Writer, lat map[string][]time.Duration) {
 		tw.Flush()
 	}
 	fmt.Fprintln(out, strings.Repeat("-", 20))
+}
+
+// intake says how much of a paced workload was taken in: all of it, or
+// how much was lost.
+func intake(counted, lost, provoked uint64) string {
+	t := accounting(counted, lost, provoked)
+	if lost == 0 && t.short() == "=" {
+		return fmt.Sprintf("%d of %d counted, none lost", counted, provoked)
+	}
+	return t.String()
 }
 
 // printDaemons prints each daemon's memory and idle wake-ups.
