@@ -71,11 +71,13 @@ func (d *diagnoser) kernelEvidence(e *event.Event, r *record) *diagnose.Evidence
 
 // location is where the caller's files are, seen from here.
 type location struct {
-	root    string // the caller's root directory (/proc/<pid>/root)
+	root    string // the caller's root directory (/proc/<pid>/root), as a prefix
 	target  string // the program, openable from here
 	display string // the program as the caller names it (absolute when known)
 	cwd     string // the caller's cwd, absolute in its root
 	pidDir  string // /proc/<pid> of the caller, when it is still there
+	procDir string // the /proc directory whose mountinfo is the caller's mounts
+	missing bool   // enrichment found no file at target
 }
 
 func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
@@ -85,15 +87,15 @@ func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
 			return location{}, false
 		}
 		root := d.en.proc(1, "root")
-		return location{root: root, target: root + path.Clean(e.Path), display: path.Clean(e.Path), cwd: "/"}, true
+		return location{root: root, target: root + path.Clean(e.Path), display: path.Clean(e.Path), cwd: "/", procDir: d.en.proc(1)}, true
 	}
 	f := d.en.callerPath(e, r.caller())
 	if !f.ok {
 		return location{}, false
 	}
-	loc := location{root: f.root, target: f.target, display: f.display, cwd: e.Process.Cwd}
-	if pd := d.en.proc(e.Process.PID); f.root == pd+"/root" {
-		loc.pidDir = pd
+	loc := location{root: f.root, target: f.target, display: f.display, cwd: e.Process.Cwd, procDir: f.procDir, missing: f.missing}
+	if f.alive {
+		loc.pidDir = d.en.proc(e.Process.PID)
 	}
 	return loc, true
 }
@@ -142,6 +144,11 @@ func (d *diagnoser) gatherMissing(ev *diagnose.Evidence, loc location) {
 		return
 	}
 	p := &ev.Program
+	if loc.missing {
+		p.Missing = true
+		ev.NearestParent = nearestParent(loc)
+		return
+	}
 	if !statFile(p, loc.target) {
 		if p.Missing {
 			ev.NearestParent = nearestParent(loc)

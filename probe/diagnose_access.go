@@ -149,7 +149,7 @@ func noexecMount(loc location, file string) string {
 	if !path.IsAbs(file) {
 		file = path.Join(loc.cwd, file)
 	}
-	b, err := os.ReadFile(strings.TrimSuffix(loc.root, "/root") + "/mountinfo")
+	b, err := os.ReadFile(loc.procDir + "/mountinfo")
 	if err != nil {
 		return ""
 	}

@@ -91,11 +91,19 @@ type caller struct {
 // callerFiles is where a caller's file is seen from here. target is the
 // file, openable from here; display is the path as the caller would name
 // it; root is the directory target is under: /proc/<pid>/root, a stand-in
-// process's, or a held root's dir (held).
+// process's, or a held root's prefix (held). alive: the caller was
+// running when looked at. procDir is the /proc directory whose mountinfo
+// is the caller's mount table. missing: opening target found nothing.
 type callerFiles struct {
 	target, display, root string
 	held                  *heldRoot
-	ok                    bool
+	procDir               string
+	alive, ok, missing    bool
+}
+
+// heldFiles is where the absolute path display is under the held root h.
+func heldFiles(h *heldRoot, display string, alive bool) callerFiles {
+	return callerFiles{target: h.prefix + display, display: display, root: h.prefix, held: h, procDir: h.procDir, alive: alive, ok: true}
 }
 
 // enrich completes e. userspaceFiles asks for binary.* and interpreter_path
@@ -376,38 +384,29 @@ func (en *enricher) resolveFiles(e *event.Event, c *caller) {
 
 // openCallerFile opens (O_PATH) the file the caller named, as the caller
 // would have found it. sharedView tells that the caller's root is named
-// "/" from here, so that our view of the file is the caller's. A caller
-// met before whose root is one held open (init's, the daemon's) has its
-// absolute paths opened from there, and so has a caller gone whose root
-// was one of those; anything else goes through /proc.
+// "/" from here, so that our view of the file is the caller's.
 func (en *enricher) openCallerFile(e *event.Event, c *caller) (fd int, display string, sharedView, ok bool) {
-	if path.IsAbs(e.Path) && !en.procs.exitedBefore(e.Process.PID, c.at) {
-		var root *heldRoot
-		var err error
-		en.procs.with(e.Process.PID, func(h *procHandle) {
-			if root, sharedView = h.sharedRoot(c.root, en.procs.held); root != nil {
-				display = path.Clean(e.Path)
-				fd, err = root.open(display)
-			}
-		})
-		if root != nil {
-			return fd, display, sharedView, err == nil
-		}
-	}
 	f := en.callerPath(e, c)
 	if !f.ok {
 		return -1, "", false, false
 	}
+	var err error
 	if f.held != nil {
-		fd, err := f.held.open(f.display)
-		return fd, f.display, f.held.slash, err == nil
+		fd, err = f.held.open(f.display)
+		sharedView = f.held.slash
+	} else {
+		fd, err = unix.Open(f.target, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err == nil {
+			link, _ := os.Readlink(f.root)
+			sharedView = link == "/" && en.procRoot == hostProcRoot
+		}
 	}
-	fd, err := unix.Open(f.target, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
+		// Diagnosis asks the same: the file is not there.
+		c.files.missing = err == unix.ENOENT
 		return -1, "", false, false
 	}
-	link, _ := os.Readlink(f.root)
-	return fd, f.display, link == "/" && en.procRoot == hostProcRoot, true
+	return fd, f.display, sharedView, true
 }
 
 // interpreter reads the interpreter the open file fd names, once per
@@ -484,28 +483,55 @@ func (en *enricher) callerPath(e *event.Event, c *caller) callerFiles {
 
 func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 	pid := e.Process.PID
+	p := e.Path
 	atFDCWD := e.Dirfd == nil || *e.Dirfd == unix.AT_FDCWD
-	f := callerFiles{root: en.proc(pid, "root")}
+	f := callerFiles{root: en.proc(pid, "root"), procDir: en.proc(pid)}
+	gone := en.procs.exitedBefore(pid, c.at)
+	// A caller met before whose root is one held open (init's, the
+	// daemon's) has its absolute paths found from there.
+	alive := false
+	if !gone && path.IsAbs(p) {
+		var held *heldRoot
+		var checked bool
+		en.procs.with(pid, func(h *procHandle) {
+			held, _ = h.sharedRoot(c.root, en.procs.held)
+			checked = h.rootChecked
+		})
+		if held != nil {
+			return heldFiles(held, path.Clean(p), true)
+		}
+		// A handle that checked its root is on a process still running.
+		alive = checked
+	}
 	// A zombie keeps /proc/<pid> but no longer answers for its root, cwd
 	// or descriptors.
-	alive := !en.procs.exitedBefore(pid, c.at)
-	if alive {
+	if !gone && !alive {
 		before := en.procs.now()
 		var st unix.Stat_t
-		if err := unix.Stat(f.root+"/", &st); err != nil {
-			alive = false
-			if err == unix.ENOENT {
-				en.procs.noteGone(pid, before)
-			}
+		err := unix.Stat(f.root+"/", &st)
+		alive = err == nil
+		if err == unix.ENOENT {
+			en.procs.noteGone(pid, before)
 		}
 	}
+	f.alive = alive
 	if !alive {
-		var ok bool
-		if f.root, f.held, ok = en.standInRoot(e, c.root); !ok {
+		root, held, ok := en.standInRoot(e, c.root)
+		if !ok {
 			return callerFiles{}
 		}
+		if held != nil {
+			switch {
+			case path.IsAbs(p):
+				return heldFiles(held, path.Clean(p), false)
+			case p != "" && atFDCWD && path.IsAbs(e.Process.Cwd):
+				// The kernel's walk of the caller's cwd, relative to its root.
+				return heldFiles(held, path.Join(e.Process.Cwd, p), false)
+			}
+			return callerFiles{}
+		}
+		f.root, f.procDir = root, path.Dir(root)
 	}
-	p := e.Path
 	switch {
 	case p == "" && e.Flags != nil && *e.Flags&unix.AT_EMPTY_PATH != 0 && !atFDCWD && alive:
 		f.target = en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
@@ -540,7 +566,7 @@ func (en *enricher) standInRoot(e *event.Event, cr callerRoot) (string, *heldRoo
 		return "", nil, false
 	}
 	if h := en.procs.heldFor(cr); h != nil {
-		return h.dir, h, true
+		return h.prefix, h, true
 	}
 	for _, pid := range []uint32{e.Process.PPID, 1} {
 		if pid == 0 {

@@ -142,16 +142,18 @@ type heldRoot struct {
 	fd    int
 	cr    callerRoot
 	mntID uint64
-	// dir names the root from here (/proc/self/fd/<fd>); slash: it is
-	// "/" from here, so paths under it read as the caller reads them.
-	dir   string
-	slash bool
+	// slash: it is "/" from here, so paths under it read as the
+	// caller reads them. prefix names it from here: "" then, else
+	// /proc/self/fd/<fd>. procDir is the /proc directory whose
+	// mountinfo is its mount namespace's.
+	slash           bool
+	prefix, procDir string
 }
 
 // holdRoots opens init's root and the daemon's own, the same mount once.
 func holdRoots() []*heldRoot {
 	var held []*heldRoot
-	for _, r := range [][2]string{{"/proc/1/root", "/proc/1/ns/mnt"}, {"/", "/proc/self/ns/mnt"}} {
+	for _, r := range [][2]string{{"/proc/1/root", "/proc/1"}, {"/", "/proc/self"}} {
 		h := holdRoot(r[0], r[1])
 		if h == nil {
 			continue
@@ -165,7 +167,7 @@ func holdRoots() []*heldRoot {
 	return held
 }
 
-func holdRoot(dir, mntNS string) *heldRoot {
+func holdRoot(dir, procDir string) *heldRoot {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil
@@ -173,14 +175,15 @@ func holdRoot(dir, mntNS string) *heldRoot {
 	var stx unix.Statx_t
 	var ns unix.Stat_t
 	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_MNT_ID, &stx) != nil ||
-		stx.Mask&unix.STATX_MNT_ID == 0 || unix.Stat(mntNS, &ns) != nil {
+		stx.Mask&unix.STATX_MNT_ID == 0 || unix.Stat(procDir+"/ns/mnt", &ns) != nil {
 		unix.Close(fd)
 		return nil
 	}
 	cr := callerRoot{known: true, mntNS: uint32(ns.Ino), dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), ino: stx.Ino}
-	h := &heldRoot{fd: fd, cr: cr, mntID: stx.Mnt_id, dir: "/proc/self/fd/" + strconv.Itoa(fd)}
-	link, _ := os.Readlink(h.dir)
-	h.slash = link == "/"
+	h := &heldRoot{fd: fd, cr: cr, mntID: stx.Mnt_id, prefix: "/proc/self/fd/" + strconv.Itoa(fd), procDir: procDir}
+	if link, _ := os.Readlink(h.prefix); link == "/" {
+		h.slash, h.prefix = true, ""
+	}
 	return h
 }
 

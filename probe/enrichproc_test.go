@@ -504,3 +504,45 @@ func TestGoneCallerNotFooledByPidReuse(t *testing.T) {
 		}
 	}
 }
+
+// A caller gone whose root is a held one is diagnosed from there, and the
+// mount table read is that root's namespace's: a noexec mount is named.
+func TestGoneCallerNoexecMountNamed(t *testing.T) {
+	needRoot(t, "mounting a noexec tmpfs")
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", unix.MS_NOEXEC, ""); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	tool := filepath.Join(mnt, "tool")
+	if err := os.WriteFile(tool, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	a := started(t, sleepCmd(program(t, dir, "alpha")))
+	pid := a.Process.Pid
+	cr := kernelRoot(t, pid)
+	if en.procs.heldFor(cr) == nil {
+		t.Skipf("the caller's root %+v is not one held open here", cr)
+	}
+	at := en.procs.now()
+	reap(a)
+	d := newDiagnoser(en, false, true)
+	for i := range 2 {
+		e := &event.Event{Path: tool, Process: event.Process{PID: uint32(pid), Cwd: "/"}}
+		e.SetErrno(-13)
+		r := &record{}
+		r.who, r.whoRead = caller{root: cr, at: at + uint64(i)}, true
+		en.enrichWith(e, true, r.caller())
+		d.diagnose(e, r)
+		if e.Cause != event.CauseNoexecMount || !strings.Contains(e.CauseText, mnt+", which is mounted noexec") {
+			t.Errorf("record %d of the caller gone: cause %q (%q), want %q naming %s", i+1, e.Cause, e.CauseText, event.CauseNoexecMount, mnt)
+		}
+		if r.who.files.held == nil {
+			t.Errorf("record %d of the caller gone: resolved under %q, want a held root", i+1, r.who.files.root)
+		}
+	}
+}
