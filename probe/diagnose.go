@@ -94,10 +94,20 @@ func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
 		return location{}, false
 	}
 	loc := location{root: f.root, target: f.target, display: f.display, cwd: e.Process.Cwd, procDir: f.procDir, missing: f.missing}
-	if f.alive {
+	if f.alive || f.unchecked && readsProc(e.ReturnValue) && d.en.procs.running(e.Process.PID) {
 		loc.pidDir = d.en.proc(e.Process.PID)
 	}
 	return loc, true
+}
+
+// readsProc tells whether diagnosing the failure ret reads the caller's
+// /proc directory (its credentials, descriptors or limits).
+func readsProc(ret int32) bool {
+	switch unix.Errno(-ret) {
+	case unix.EACCES, unix.EPERM, unix.ETXTBSY, unix.E2BIG:
+		return true
+	}
+	return false
 }
 
 // in maps a path of the caller's (absolute in its root, or relative to

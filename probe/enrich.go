@@ -92,13 +92,15 @@ type caller struct {
 // file, openable from here; display is the path as the caller would name
 // it; root is the directory target is under: /proc/<pid>/root, a stand-in
 // process's, or a held root's prefix (held). alive: the caller was
-// running when looked at. procDir is the /proc directory whose mountinfo
-// is the caller's mount table. missing: opening target found nothing.
+// running when looked at. unchecked: it had its pid when the record was
+// made, and may have exited since. procDir is the /proc directory whose
+// mountinfo is the caller's mount table. missing: opening target found
+// nothing.
 type callerFiles struct {
-	target, display, root string
-	held                  *heldRoot
-	procDir               string
-	alive, ok, missing    bool
+	target, display, root         string
+	held                          *heldRoot
+	procDir                       string
+	alive, unchecked, ok, missing bool
 }
 
 // heldFiles is where the absolute path display is under the held root h.
@@ -150,7 +152,7 @@ func (en *enricher) parent(e *event.Event, at uint64) {
 	e.Parent = par
 	named := false
 	if !en.procs.exitedBefore(ppid, at) {
-		en.procs.with(ppid, func(h *procHandle) { par.Comm, par.Exe, named = h.name() })
+		en.procs.with(ppid, at, func(h *procHandle, _ bool) { par.Comm, par.Exe, named = h.name(at, en.procs.now()) })
 	}
 	if !named {
 		en.parentFromStat(par)
@@ -492,16 +494,23 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 	alive := false
 	if !gone && path.IsAbs(p) {
 		var held *heldRoot
-		var checked bool
-		en.procs.with(pid, func(h *procHandle) {
+		var checked, running bool
+		en.procs.with(pid, c.at, func(h *procHandle, now bool) {
 			held, _ = h.sharedRoot(c.root, en.procs.held)
-			checked = h.rootChecked
+			if held == nil && !now {
+				now = !h.exited()
+			}
+			checked, running = h.rootChecked, now
 		})
 		if held != nil {
-			return heldFiles(held, path.Clean(p), true)
+			// The record is the handle's process's; whether that still
+			// runs is asked only by a diagnosis that reads its /proc.
+			f := heldFiles(held, path.Clean(p), running)
+			f.unchecked = !running
+			return f
 		}
 		// A handle that checked its root is on a process still running.
-		alive = checked
+		alive = checked && running
 	}
 	// A zombie keeps /proc/<pid> but no longer answers for its root, cwd
 	// or descriptors.

@@ -27,6 +27,11 @@ const maxProcHandles = 128
 type procHandle struct {
 	pid   uint32
 	pidfd int
+	// openedAt and runningAt (the records' clock): the process had the
+	// pid just after the pidfd was opened and was running at runningAt,
+	// so it had the pid throughout - a record made in between is its own,
+	// with no need to look again.
+	openedAt, runningAt uint64
 
 	// The parent's side: comm through a descriptor held open (a /proc
 	// file opened while the process ran stays its own), re-read on
@@ -35,6 +40,7 @@ type procHandle struct {
 	commFd    int
 	named     bool
 	comm, exe string
+	namedAt   uint64 // when comm was last read
 
 	// The caller's side, checked once: which held root is its root
 	// (the same mount and directory; nil: none), and whether
@@ -70,7 +76,12 @@ func procFile(pid uint32, name string) string {
 
 // name returns the process's comm and exe: comm read afresh, exe only when
 // comm changed (or for the first time). false when the process is gone.
-func (h *procHandle) name() (comm, exe string, ok bool) {
+// For a record made at or before the last read (at, in the records'
+// clock), that read is as recent as a new one would be, and stands.
+func (h *procHandle) name(at, now uint64) (comm, exe string, ok bool) {
+	if h.named && at != 0 && at <= h.namedAt {
+		return h.comm, h.exe, true
+	}
 	if h.commFd < 0 {
 		fd, err := unix.Open(procFile(h.pid, "comm"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -88,13 +99,14 @@ func (h *procHandle) name() (comm, exe string, ok bool) {
 	}
 	c := bytes.TrimSuffix(buf[:n], []byte("\n"))
 	if h.named && string(c) == h.comm {
+		h.namedAt = now
 		return h.comm, h.exe, true
 	}
 	exe, _ = os.Readlink(procFile(h.pid, "exe"))
 	if h.exited() {
 		return "", "", false
 	}
-	h.comm, h.exe, h.named = string(c), exe, true
+	h.comm, h.exe, h.named, h.namedAt = string(c), exe, true, now
 	return h.comm, h.exe, true
 }
 
@@ -228,17 +240,26 @@ func newProcHandles(procRoot string) *procHandles {
 }
 
 // with calls fn with the live handle of pid, opening it on pid's second
-// call; false, without calling fn, when there is none. fn runs under the
-// table's lock.
-func (ph *procHandles) with(pid uint32, fn func(h *procHandle)) bool {
+// call; false, without calling fn, when there is none. at is when the
+// record asking was made (the records' clock; 0: not known). running
+// tells fn that the process was found running just now, not only when the
+// record was made. fn runs under the table's lock.
+func (ph *procHandles) with(pid uint32, at uint64, fn func(h *procHandle, running bool)) bool {
 	ph.mu.Lock()
 	defer ph.mu.Unlock()
 	if ph.off || pid == 0 {
 		return false
 	}
 	h := ph.m[pid]
+	before := ph.now()
+	running := true
 	switch {
-	case h != nil && h.exited():
+	case h != nil && at != 0 && h.openedAt <= at && at <= h.runningAt:
+		// The handle's process had the pid when the record was made.
+		running = false
+	case h != nil && !h.exited():
+		h.runningAt = before
+	case h != nil:
 		// The pid may be another process's by now: forget this one.
 		h.close()
 		delete(ph.m, pid)
@@ -248,7 +269,7 @@ func (ph *procHandles) with(pid uint32, fn func(h *procHandle)) bool {
 			return false
 		}
 	}
-	fn(h)
+	fn(h, running)
 	return true
 }
 
@@ -279,9 +300,16 @@ func (ph *procHandles) open(pid uint32) *procHandle {
 	if ph.m == nil {
 		ph.m = make(map[uint32]*procHandle, 16)
 	}
-	h := &procHandle{pid: pid, pidfd: fd, commFd: -1}
+	h := &procHandle{pid: pid, pidfd: fd, commFd: -1, openedAt: ph.now()}
 	ph.m[pid] = h
 	return h
+}
+
+// running tells whether the process with a handle on pid runs now.
+func (ph *procHandles) running(pid uint32) bool {
+	alive := false
+	ph.with(pid, 0, func(_ *procHandle, now bool) { alive = now })
+	return alive
 }
 
 // setClock names the records' clock: CLOCK_BOOTTIME or CLOCK_MONOTONIC.

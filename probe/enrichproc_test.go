@@ -546,3 +546,52 @@ func TestGoneCallerNoexecMountNamed(t *testing.T) {
 		}
 	}
 }
+
+// A record is its caller's even when it is read after the caller exited
+// and another process took its pid: a record made while the handle's
+// process was seen running is resolved as that process would have, and
+// only a record made later is the new process's. Asking /proc whether
+// "the pid" is alive, as before, resolved the old record under the new
+// process's root.
+func TestRecordReadAfterPidReuseKeepsItsCaller(t *testing.T) {
+	needRoot(t, "chroot and choosing the next pid")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bin", "tool")
+	jail := filepath.Join(dir, "jail")
+	ino := map[string]uint64{}
+	for _, root := range []string{"/", jail} {
+		p := filepath.Join(root, path)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		unix.Stat(p, &st)
+		ino[root] = st.Ino
+	}
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	a := started(t, sleepCmd(program(t, dir, "alpha")))
+	pid := a.Process.Pid
+	crA := kernelRoot(t, pid)
+	for i := range 2 {
+		if b, _ := failureAt(en, pid, path, crA, en.procs.now()); b == nil || b.InodeNumber != ino["/"] {
+			t.Fatalf("record %d while the caller runs: binary %+v, want inode %d", i+1, b, ino["/"])
+		}
+	}
+	made := en.procs.now() // a record made now, read later
+	if b, _ := failureAt(en, pid, path, crA, en.procs.now()); b == nil || b.InodeNumber != ino["/"] {
+		t.Fatalf("record while the caller runs: binary %+v, want inode %d", b, ino["/"])
+	}
+
+	reap(a)
+	startAsPid(t, pid, chrootHelper(t, jail))
+	waitRoot(t, pid, jail)
+	if b, c := failureAt(en, pid, path, crA, made); b == nil || b.InodeNumber != ino["/"] {
+		t.Errorf("the first caller's record, read after pid %d was reused: binary %+v (under %q), want inode %d", pid, b, c.files.root, ino["/"])
+	}
+	crB := kernelRoot(t, pid)
+	if b, c := failureAt(en, pid, path, crB, en.procs.now()); b == nil || b.InodeNumber != ino[jail] {
+		t.Errorf("the new process's record: binary %+v (under %q), want inode %d", b, c.files.root, ino[jail])
+	}
+}
