@@ -595,3 +595,49 @@ func TestRecordReadAfterPidReuseKeepsItsCaller(t *testing.T) {
 		t.Errorf("the new process's record: binary %+v (under %q), want inode %d", b, c.files.root, ino[jail])
 	}
 }
+
+// parentAt enriches a failure made at time at (the records' clock) whose
+// caller's parent is ppid.
+func parentAt(en *enricher, ppid int, at uint64) *event.Parent {
+	e := &event.Event{Path: "/x", Process: event.Process{PID: uint32(os.Getpid()), PPID: uint32(ppid)}}
+	e.SetErrno(-2)
+	en.enrichWith(e, false, &caller{at: at})
+	return e.Parent
+}
+
+// A parent's name read after a record was made is as recent as a new read
+// would be, and stands for it; a record made after that read reads the
+// name again, and so follows an exec.
+func TestParentNameReadOncePerRecordTime(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	if busyboxSleep() {
+		t.Skip("sleep(1) is busybox here: a renamed copy run by sh exits at once")
+	}
+	delta := program(t, t.TempDir(), "delta")
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	cmd := exec.Command(sh, "-c", `read line; exec "$0" 600`, delta)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	started(t, cmd)
+	pid := cmd.Process.Pid
+	shExe, _ := os.Readlink(procFile(uint32(pid), "exe"))
+	parentAt(en, pid, en.procs.now())
+	made := en.procs.now()
+	if p := parentAt(en, pid, en.procs.now()); p.Exe != shExe {
+		t.Fatalf("parent %+v, want exe %s", p, shExe)
+	}
+	in.Write([]byte("\n"))
+	waitComm(t, pid, "delta")
+	if p := parentAt(en, pid, made); p.Exe != shExe {
+		t.Errorf("a record made before the last read, after the exec: parent %+v, want the name read then (%s)", p, shExe)
+	}
+	if p := parentAt(en, pid, en.procs.now()); p.Comm != "delta" || p.Exe != delta {
+		t.Errorf("a record made after the exec: parent %+v, want delta", p)
+	}
+}
