@@ -195,6 +195,27 @@ func TestParentHandleNotFooledByPidReuse(t *testing.T) {
 // A parent that execs keeps its pid and its handle, but is renamed: the
 // next failure names what it runs now.
 func TestParentHandleFollowsExec(t *testing.T) {
+	pid, charlie, shExe, execNow := shellThatExecs(t, "charlie")
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	for range 2 {
+		if p := parentOf(en, pid); p.Exe != shExe {
+			t.Fatalf("parent %+v, want exe %s", p, shExe)
+		}
+	}
+	execNow()
+	if p := parentOf(en, pid); p.Comm != "charlie" || p.Exe != charlie {
+		t.Errorf("after exec: parent %+v, want charlie", p)
+	}
+	if n := en.procs.len(); n != 1 {
+		t.Errorf("%d handles, want the one on the process that exec'd", n)
+	}
+}
+
+// shellThatExecs starts a shell that execs a copy of sleep(1) named name
+// when execNow is called, which returns once it has.
+func shellThatExecs(t *testing.T, name string) (pid int, prog, shExe string, execNow func()) {
+	t.Helper()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Skip("no sh")
@@ -204,30 +225,18 @@ func TestParentHandleFollowsExec(t *testing.T) {
 		// would not know which applet it is.
 		t.Skip("sleep(1) is busybox here: a renamed copy run by sh exits at once")
 	}
-	charlie := program(t, t.TempDir(), "charlie")
-	en := newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-
-	cmd := exec.Command(sh, "-c", `read line; exec "$0" 600`, charlie)
+	prog = program(t, t.TempDir(), name)
+	cmd := exec.Command(sh, "-c", `read line; exec "$0" 600`, prog)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	started(t, cmd)
-	pid := cmd.Process.Pid
-	shExe, _ := os.Readlink(procFile(uint32(pid), "exe"))
-	for range 2 {
-		if p := parentOf(en, pid); p.Exe != shExe {
-			t.Fatalf("parent %+v, want exe %s", p, shExe)
-		}
-	}
-	in.Write([]byte("\n"))
-	waitComm(t, pid, "charlie")
-	if p := parentOf(en, pid); p.Comm != "charlie" || p.Exe != charlie {
-		t.Errorf("after exec: parent %+v, want charlie", p)
-	}
-	if n := en.procs.len(); n != 1 {
-		t.Errorf("%d handles, want the one on the process that exec'd", n)
+	pid = cmd.Process.Pid
+	shExe, _ = os.Readlink(procFile(uint32(pid), "exe"))
+	return pid, prog, shExe, func() {
+		in.Write([]byte("\n"))
+		waitComm(t, pid, name)
 	}
 }
 
@@ -268,20 +277,7 @@ func binaryOf(en *enricher, pid int, path string, cr callerRoot) *event.Binary {
 // keyed by pid alone finds the first process's file.
 func TestCallerRootNotFooledByPidReuse(t *testing.T) {
 	needRoot(t, "chroot and choosing the next pid")
-	dir := t.TempDir()
-	path := filepath.Join(dir, "bin", "tool")
-	jail := filepath.Join(dir, "jail")
-	ino := map[string]uint64{}
-	for _, root := range []string{"/", jail} {
-		p := filepath.Join(root, path)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var st unix.Stat_t
-		unix.Stat(p, &st)
-		ino[root] = st.Ino
-	}
+	dir, path, jail, ino := jailedTwin(t)
 	en := newEnricher(DefaultConfig())
 	t.Cleanup(en.close)
 
@@ -306,6 +302,27 @@ func TestCallerRootNotFooledByPidReuse(t *testing.T) {
 			t.Errorf("failure %d after pid %d was reused by a chrooted process: binary %+v, want inode %d", i+1, pid, b, ino[jail])
 		}
 	}
+}
+
+// jailedTwin makes a file at path both under "/" and under jail, and
+// returns their inodes by root.
+func jailedTwin(t *testing.T) (dir, path, jail string, ino map[string]uint64) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "bin", "tool")
+	jail = filepath.Join(dir, "jail")
+	ino = map[string]uint64{}
+	for _, root := range []string{"/", jail} {
+		p := filepath.Join(root, path)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		unix.Stat(p, &st)
+		ino[root] = st.Ino
+	}
+	return dir, path, jail, ino
 }
 
 // chrootHelper makes commands running this test binary chrooted into
@@ -420,6 +437,23 @@ func failureAt(en *enricher, pid int, path string, cr callerRoot, at uint64) (*e
 	return e.Binary, c
 }
 
+// goneCaller runs a caller sharing a held root, notes its root and a time
+// it ran at, and reaps it.
+func goneCaller(t *testing.T, dir string) (en *enricher, pid int, cr callerRoot, at uint64) {
+	t.Helper()
+	en = newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	a := started(t, sleepCmd(program(t, dir, "alpha")))
+	pid = a.Process.Pid
+	cr = kernelRoot(t, pid)
+	if en.procs.heldFor(cr) == nil {
+		t.Skipf("the caller's root %+v is not one held open here", cr)
+	}
+	at = en.procs.now()
+	reap(a)
+	return en, pid, cr, at
+}
+
 // A storm's records are read after their callers have exited. The first
 // record of a caller gone finds so; that caller's other records, made
 // before, are known gone without asking /proc again, and are resolved from
@@ -433,16 +467,7 @@ func TestGoneCallerResolvedFromHeldRoot(t *testing.T) {
 	if err := unix.Stat(tool, &st); err != nil {
 		t.Fatal(err)
 	}
-	en := newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-	a := started(t, sleepCmd(program(t, dir, "alpha")))
-	pid := a.Process.Pid
-	cr := kernelRoot(t, pid)
-	if en.procs.heldFor(cr) == nil {
-		t.Skipf("the caller's root %+v is not one held open here", cr)
-	}
-	at := en.procs.now()
-	reap(a)
+	en, pid, cr, at := goneCaller(t, dir)
 	for i := range 3 {
 		b, c := failureAt(en, pid, tool, cr, at+uint64(i))
 		if b == nil || b.InodeNumber != st.Ino {
@@ -466,20 +491,7 @@ func TestGoneCallerResolvedFromHeldRoot(t *testing.T) {
 // would be taken for the old process's and stand in for a root not its.
 func TestGoneCallerNotFooledByPidReuse(t *testing.T) {
 	needRoot(t, "chroot and choosing the next pid")
-	dir := t.TempDir()
-	path := filepath.Join(dir, "bin", "tool")
-	jail := filepath.Join(dir, "jail")
-	ino := map[string]uint64{}
-	for _, root := range []string{"/", jail} {
-		p := filepath.Join(root, path)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var st unix.Stat_t
-		unix.Stat(p, &st)
-		ino[root] = st.Ino
-	}
+	dir, path, jail, ino := jailedTwin(t)
 	en := newEnricher(DefaultConfig())
 	t.Cleanup(en.close)
 	a := started(t, sleepCmd(program(t, dir, "alpha")))
@@ -520,16 +532,7 @@ func TestGoneCallerNoexecMountNamed(t *testing.T) {
 	if err := os.WriteFile(tool, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	en := newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-	a := started(t, sleepCmd(program(t, dir, "alpha")))
-	pid := a.Process.Pid
-	cr := kernelRoot(t, pid)
-	if en.procs.heldFor(cr) == nil {
-		t.Skipf("the caller's root %+v is not one held open here", cr)
-	}
-	at := en.procs.now()
-	reap(a)
+	en, pid, cr, at := goneCaller(t, dir)
 	d := newDiagnoser(en, false, true)
 	for i := range 2 {
 		e := &event.Event{Path: tool, Process: event.Process{PID: uint32(pid), Cwd: "/"}}
@@ -555,20 +558,7 @@ func TestGoneCallerNoexecMountNamed(t *testing.T) {
 // process's root.
 func TestRecordReadAfterPidReuseKeepsItsCaller(t *testing.T) {
 	needRoot(t, "chroot and choosing the next pid")
-	dir := t.TempDir()
-	path := filepath.Join(dir, "bin", "tool")
-	jail := filepath.Join(dir, "jail")
-	ino := map[string]uint64{}
-	for _, root := range []string{"/", jail} {
-		p := filepath.Join(root, path)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var st unix.Stat_t
-		unix.Stat(p, &st)
-		ino[root] = st.Ino
-	}
+	dir, path, jail, ino := jailedTwin(t)
 	en := newEnricher(DefaultConfig())
 	t.Cleanup(en.close)
 	a := started(t, sleepCmd(program(t, dir, "alpha")))
@@ -609,31 +599,15 @@ func parentAt(en *enricher, ppid int, at uint64) *event.Parent {
 // would be, and stands for it; a record made after that read reads the
 // name again, and so follows an exec.
 func TestParentNameReadOncePerRecordTime(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
-	if busyboxSleep() {
-		t.Skip("sleep(1) is busybox here: a renamed copy run by sh exits at once")
-	}
-	delta := program(t, t.TempDir(), "delta")
+	pid, delta, shExe, execNow := shellThatExecs(t, "delta")
 	en := newEnricher(DefaultConfig())
 	t.Cleanup(en.close)
-	cmd := exec.Command(sh, "-c", `read line; exec "$0" 600`, delta)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	started(t, cmd)
-	pid := cmd.Process.Pid
-	shExe, _ := os.Readlink(procFile(uint32(pid), "exe"))
 	parentAt(en, pid, en.procs.now())
 	made := en.procs.now()
 	if p := parentAt(en, pid, en.procs.now()); p.Exe != shExe {
 		t.Fatalf("parent %+v, want exe %s", p, shExe)
 	}
-	in.Write([]byte("\n"))
-	waitComm(t, pid, "delta")
+	execNow()
 	if p := parentAt(en, pid, made); p.Exe != shExe {
 		t.Errorf("a record made before the last read, after the exec: parent %+v, want the name read then (%s)", p, shExe)
 	}
