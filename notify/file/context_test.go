@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,5 +82,80 @@ func TestFileHonoursContext(t *testing.T) {
 	})
 	if err := sendUntilCancelled(t, s.Send); !errors.Is(err, context.Canceled) {
 		t.Fatalf("send ended with %v, want the context's cancellation", err)
+	}
+}
+
+// TestFileFullFIFOHonoursContext: a FIFO opened by a reader that stops
+// reading takes writes until the pipe is full, then blocks; only regular
+// files on local file systems are written without a goroutine to abandon,
+// so the context still ends the send.
+func TestFileFullFIFOHonoursContext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fileSink{path: path, mode: 0o600}
+	t.Cleanup(func() {
+		r.Close() // the blocked write fails with EPIPE and its goroutine ends
+		s.Close()
+	})
+	if err := sendUntilCancelled(t, s.Send); !errors.Is(err, context.Canceled) {
+		t.Fatalf("send ended with %v, want the context's cancellation", err)
+	}
+}
+
+// TestFileLocalWrittenInline: a regular file on a local file system is
+// written on the sending goroutine; the rotation and the lines are as
+// before.
+func TestFileLocalWrittenInline(t *testing.T) {
+	dir := t.TempDir()
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if !localFS(int64(fs.Type)) {
+		t.Skipf("%s is on a file system of type %#x, not a local one", dir, fs.Type)
+	}
+	path := filepath.Join(dir, "events.jsonl")
+	s := &fileSink{path: path, mode: 0o600}
+	t.Cleanup(func() { s.Close() })
+	ev := event.Synthetic(when, "web-1")
+	for i := range 2 {
+		if err := s.Send(context.Background(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if !s.local {
+			t.Fatalf("send %d: the regular file %s is not taken for a local one", i+1, path)
+		}
+		if i == 0 {
+			os.Rename(path, path+".1")
+		}
+	}
+	for _, p := range []string{path + ".1", path} {
+		if b, err := os.ReadFile(p); err != nil || strings.Count(string(b), "\n") != 1 {
+			t.Errorf("%s: %d lines (%v), want 1", p, strings.Count(string(b), "\n"), err)
+		}
+	}
+}
+
+func TestLocalFS(t *testing.T) {
+	for _, c := range []struct {
+		magic int64
+		want  bool
+	}{
+		{0xef53, true},      // ext4
+		{0x01021994, true},  // tmpfs
+		{0x6969, false},     // nfs
+		{0x65735546, false}, // fuse
+		{0x01021997, false}, // 9p
+		{0xff534d42, false}, // cifs
+	} {
+		if got := localFS(c.magic); got != c.want {
+			t.Errorf("localFS(%#x) = %v, want %v", c.magic, got, c.want)
+		}
 	}
 }

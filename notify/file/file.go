@@ -121,7 +121,7 @@ func (s *writerSink) Send(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
-	return s.bg.do(ctx, func() error {
+	return s.bg.do(ctx, nil, func() error {
 		if _, err := s.w.Write(line); err != nil {
 			return fmt.Errorf("write event: %w", err)
 		}
@@ -145,7 +145,10 @@ type background struct {
 
 var errEarlierWrite = errors.New("an earlier write is still blocked")
 
-func (b *background) do(ctx context.Context, f func() error) error {
+// do runs f. inline, asked once no earlier write is pending (nil: never),
+// tells that f cannot block for long and may run on the caller's
+// goroutine.
+func (b *background) do(ctx context.Context, inline func() bool, f func() error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.pending != nil {
@@ -155,6 +158,9 @@ func (b *background) do(ctx context.Context, f func() error) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", errEarlierWrite, ctx.Err())
 		}
+	}
+	if inline != nil && inline() {
+		return f()
 	}
 	done := make(chan struct{})
 	var err error
@@ -193,8 +199,13 @@ type fileSink struct {
 	path string
 	mode os.FileMode
 	f    *os.File
-	fi   os.FileInfo // f's, from when it was opened: the file it is stays put
-	bg   background
+	// id is f's device and inode, from when it was opened: the file it
+	// is stays put, only what the path names may change.
+	id [2]uint64
+	// local: f is a regular file on a local file system, whose writes
+	// return without a goroutine of their own to abandon.
+	local bool
+	bg    background
 }
 
 func (s *fileSink) Send(ctx context.Context, ev *event.Event) error {
@@ -202,8 +213,12 @@ func (s *fileSink) Send(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
-	return s.bg.do(ctx, func() error { return s.write(line) })
+	return s.bg.do(ctx, s.writesLocally, func() error { return s.write(line) })
 }
+
+// writesLocally tells whether the next write goes to the open local file
+// (background runs it with nothing pending, so f and local are its own).
+func (s *fileSink) writesLocally() bool { return s.f != nil && s.local }
 
 func (s *fileSink) write(line []byte) error {
 	if err := s.open(); err != nil {
@@ -225,7 +240,8 @@ func (s *fileSink) open() error {
 	if s.f != nil {
 		// One stat per line: the open file's device and inode cannot
 		// change, only what the path names.
-		if cur, err := os.Stat(s.path); err == nil && os.SameFile(cur, s.fi) {
+		var cur syscall.Stat_t
+		if syscall.Stat(s.path, &cur) == nil && [2]uint64{uint64(cur.Dev), cur.Ino} == s.id {
 			return nil
 		}
 		s.f.Close()
@@ -244,8 +260,39 @@ func (s *fileSink) open() error {
 		f.Close()
 		return fmt.Errorf("stat %s: %w", s.path, err)
 	}
-	s.f, s.fi = f, fi
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		f.Close()
+		return fmt.Errorf("stat %s: no device and inode", s.path)
+	}
+	s.f, s.id, s.local = f, [2]uint64{uint64(st.Dev), st.Ino}, false
+	if fi.Mode().IsRegular() {
+		var fs syscall.Statfs_t
+		var err error
+		if c, cerr := f.SyscallConn(); cerr == nil {
+			c.Control(func(fd uintptr) { err = syscall.Fstatfs(int(fd), &fs) })
+			s.local = err == nil && localFS(int64(fs.Type))
+		}
+	}
 	return nil
+}
+
+// localFS tells whether a file system of this type (statfs f_type) is a
+// local one, whose writes end without a server or daemon to wait for:
+// network file systems, FUSE and 9p are not.
+func localFS(magic int64) bool {
+	switch uint32(magic) {
+	case 0xef53, // ext2, ext3, ext4
+		0x58465342, // xfs
+		0x9123683e, // btrfs
+		0x01021994, // tmpfs
+		0x858458f6, // ramfs
+		0xf2f52010, // f2fs
+		0x2fc12fc1, // zfs
+		0x794c7630: // overlayfs
+		return true
+	}
+	return false
 }
 
 func (s *fileSink) Close() error {
