@@ -165,9 +165,19 @@ struct {
 	__type(value, struct ef_event);
 } scratch SEC(".maps");
 
-/* Records the ring buffer could not take; never lose silently. */
+/*
+ * Records the ring buffer could not take; never lose silently. Userspace
+ * reads them for every PATH search it concludes: in the default build they
+ * are one shared array it maps, read without a system call (mmapable
+ * arrays came with 5.5); the legacy builds keep a per-CPU array.
+ */
 struct {
+#ifdef EF_LEGACY
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+#else
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+#endif
 	__uint(max_entries, EF_LOST_NR);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -964,7 +974,11 @@ static __always_inline void submit(void *ctx, struct ef_event *e, __u32 size, __
 		__u64 *n = bpf_map_lookup_elem(&lost, &lost_index);
 
 		if (n)
+#ifdef EF_LEGACY
 			(*n)++;
+#else
+			__sync_fetch_and_add(n, 1);
+#endif
 	}
 }
 

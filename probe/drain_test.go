@@ -75,8 +75,13 @@ func newLab(t *testing.T, transport string, lostSlots uint32) *ringLab {
 	if err != nil {
 		t.Skipf("%s unavailable: %v", transport, err)
 	}
-	lab.lost, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: lostSlots})
-	if err != nil {
+	// The loss counters as each transport's build has them: per CPU in
+	// the perf builds, one mmapable array in the default build.
+	lost := &ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: lostSlots}
+	if transport != TransportPerf {
+		lost.Type, lost.Flags = ebpf.Array, unix.BPF_F_MMAPABLE
+	}
+	if lab.lost, err = ebpf.NewMap(lost); err != nil {
 		t.Fatal(err)
 	}
 	p := &Probe{
@@ -86,6 +91,12 @@ func newLab(t *testing.T, transport string, lostSlots uint32) *ringLab {
 		links:     []link.Link{fakeLink{lab: lab}, fakeLink{lab: lab}},
 	}
 	p.coll = &ebpf.Collection{Maps: map[string]*ebpf.Map{eventsMap: lab.events, lostMap: lab.lost}}
+	if p.lostMem, err = mapLost(lab.lost); err != nil {
+		t.Fatal(err)
+	}
+	if (p.lostMem != nil) != (transport != TransportPerf && lostSlots >= 2) {
+		t.Fatalf("%s lab, %d loss slots: counters mapped %v", transport, lostSlots, p.lostMem != nil)
+	}
 	if transport == TransportPerf {
 		p.reader, err = newPerfReader(lab.events, minPerfBuffer, &p.perfLost)
 	} else {
@@ -190,6 +201,12 @@ func (lab *ringLab) producer(src *ebpf.Map, size int) *ebpf.ProgramSpec {
 // setLost stores per-CPU loss counts whose sum is total in slot.
 func (lab *ringLab) setLost(t *testing.T, slot uint32, total uint64) {
 	t.Helper()
+	if lab.lost.Type() != ebpf.PerCPUArray {
+		if err := lab.lost.Put(slot, total); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -119,6 +120,10 @@ type Probe struct {
 	statsMu   sync.RWMutex
 	released  bool
 	finalLost lostCounts
+	// lostMem is the loss counters' map mapped into memory (the default
+	// build's shared array): read without a system call. nil: the map is
+	// per-CPU (the legacy builds), read with a lookup.
+	lostMem []byte
 
 	closeOnce sync.Once
 }
@@ -203,6 +208,10 @@ func New(cfg Config) (*Probe, error) {
 	p.coll, err = ebpf.NewCollection(b.spec)
 	if err != nil {
 		return nil, fmt.Errorf("load bpf program (%s mode): %w", mode, shortVerifierError(err))
+	}
+	if p.lostMem, err = mapLost(p.coll.Maps[lostMap]); err != nil {
+		p.Close()
+		return nil, err
 	}
 	if prog := p.coll.Programs[foldFlushProg]; prog != nil {
 		p.folder = newFolder(prog)
@@ -652,8 +661,7 @@ func (p *Probe) repeats(r *record) (Record, bool) {
 // without CAP_BPF, so a caller about to drop that capability can tell
 // whether it still needs it for Stats.
 func (p *Probe) CheckStats() error {
-	var per []uint64
-	if err := p.coll.Maps[lostMap].Lookup(lostFailure, &per); err != nil {
+	if _, err := p.readLost(lostFailure); err != nil {
 		return fmt.Errorf("read loss counters: %w", err)
 	}
 	if p.folder != nil {
@@ -667,20 +675,52 @@ func (p *Probe) kernelLost() lostCounts {
 	return lostCounts{failures: p.kernelLostSlot(lostFailure), markers: p.kernelLostSlot(lostMarker)}
 }
 
-// kernelLostSlot sums one loss counter over the CPUs: one map read.
+// kernelLostSlot reads one loss counter: from memory, or summed over the
+// CPUs in one map read.
 func (p *Probe) kernelLostSlot(slot uint32) uint64 {
+	n, _ := p.readLost(slot)
+	return n
+}
+
+func (p *Probe) readLost(slot uint32) (uint64, error) {
+	if p.lostMem != nil {
+		return atomic.LoadUint64((*uint64)(unsafe.Pointer(&p.lostMem[slot*8]))), nil
+	}
 	if p.coll == nil || p.coll.Maps[lostMap] == nil {
-		return 0
+		return 0, nil
+	}
+	m := p.coll.Maps[lostMap]
+	if m.Type() != ebpf.PerCPUArray {
+		var v uint64
+		err := m.Lookup(slot, &v)
+		return v, err
 	}
 	var per []uint64
-	if err := p.coll.Maps[lostMap].Lookup(slot, &per); err != nil {
-		return 0
+	if err := m.Lookup(slot, &per); err != nil {
+		return 0, err
 	}
 	var n uint64
 	for _, v := range per {
 		n += v
 	}
-	return n
+	return n, nil
+}
+
+// mapLost maps the loss counters into memory when the build made them one
+// mmapable array with a 64-bit counter for each slot; nil otherwise (a
+// per-CPU array; an object older than the marker slot), read by lookups.
+func mapLost(m *ebpf.Map) ([]byte, error) {
+	if m == nil || m.Type() != ebpf.Array || m.Flags()&unix.BPF_F_MMAPABLE == 0 ||
+		m.ValueSize() != 8 || m.MaxEntries() < uint32(lostMarker)+1 {
+		return nil, nil
+	}
+	page := os.Getpagesize()
+	size := (int(m.MaxEntries())*8 + page - 1) / page * page
+	b, err := unix.Mmap(m.FD(), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map loss counters: %w", err)
+	}
+	return b, nil
 }
 
 // LostMarkers is Stats().LostMarkers for half the map reads: a PATH-search
@@ -873,6 +913,10 @@ func (p *Probe) Close() error {
 		p.statsMu.Lock()
 		p.finalLost = p.kernelLost()
 		p.released = true
+		if p.lostMem != nil {
+			unix.Munmap(p.lostMem)
+			p.lostMem = nil
+		}
 		p.statsMu.Unlock()
 
 		if p.reader != nil {
