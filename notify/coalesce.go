@@ -83,10 +83,10 @@ type coalescer struct {
 	// unknown counts searches whose outcome lost markers made unknowable.
 	unknown uint64
 	// lastLost is lostMarkers' value when last read. A search starts from
-	// it rather than from a fresh read (a map read per failure, the
-	// daemon's largest single cost in a storm of distinct ENOENTs): being
-	// at most the fresh value, it can only make a search's outcome
-	// unknown where a fresh read would not, never claim one.
+	// it rather than from a fresh read (which would be a read per failure
+	// in a storm of distinct ENOENTs): being at most the fresh value, it
+	// can only make a search's outcome unknown where a fresh read would
+	// not, never claim one.
 	lastLost uint64
 }
 

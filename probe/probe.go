@@ -723,8 +723,8 @@ func mapLost(m *ebpf.Map) ([]byte, error) {
 	return b, nil
 }
 
-// LostMarkers is Stats().LostMarkers for half the map reads: a PATH-search
-// fold reads it for every search it concludes.
+// LostMarkers is Stats().LostMarkers, reading only the marker counter: a
+// PATH-search fold reads it for every search it concludes.
 func (p *Probe) LostMarkers() uint64 {
 	p.statsMu.RLock()
 	lost := p.finalLost.markers
