@@ -278,12 +278,7 @@ func binaryOf(en *enricher, pid int, path string, cr callerRoot) *event.Binary {
 func TestCallerRootNotFooledByPidReuse(t *testing.T) {
 	needRoot(t, "chroot and choosing the next pid")
 	dir, path, jail, ino := jailedTwin(t)
-	en := newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-
-	a := started(t, sleepCmd(program(t, dir, "alpha")))
-	pid := a.Process.Pid
-	cr := kernelRoot(t, pid)
+	en, a, pid, cr := alphaCaller(t, dir)
 	for i := range 2 {
 		if b := binaryOf(en, pid, path, cr); b == nil || b.InodeNumber != ino["/"] {
 			t.Fatalf("failure %d: binary %+v, want inode %d", i+1, b, ino["/"])
@@ -437,15 +432,23 @@ func failureAt(en *enricher, pid int, path string, cr callerRoot, at uint64) (*e
 	return e.Binary, c
 }
 
+// alphaCaller starts a copy of sleep(1) named alpha under dir, with a
+// fresh enricher, and returns its process and the root the kernel would
+// record for it.
+func alphaCaller(t *testing.T, dir string) (en *enricher, a *exec.Cmd, pid int, cr callerRoot) {
+	t.Helper()
+	en = newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	a = started(t, sleepCmd(program(t, dir, "alpha")))
+	pid = a.Process.Pid
+	return en, a, pid, kernelRoot(t, pid)
+}
+
 // goneCaller runs a caller sharing a held root, notes its root and a time
 // it ran at, and reaps it.
 func goneCaller(t *testing.T, dir string) (en *enricher, pid int, cr callerRoot, at uint64) {
 	t.Helper()
-	en = newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-	a := started(t, sleepCmd(program(t, dir, "alpha")))
-	pid = a.Process.Pid
-	cr = kernelRoot(t, pid)
+	en, a, pid, cr := alphaCaller(t, dir)
 	if en.procs.heldFor(cr) == nil {
 		t.Skipf("the caller's root %+v is not one held open here", cr)
 	}
@@ -492,11 +495,7 @@ func TestGoneCallerResolvedFromHeldRoot(t *testing.T) {
 func TestGoneCallerNotFooledByPidReuse(t *testing.T) {
 	needRoot(t, "chroot and choosing the next pid")
 	dir, path, jail, ino := jailedTwin(t)
-	en := newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-	a := started(t, sleepCmd(program(t, dir, "alpha")))
-	pid := a.Process.Pid
-	cr := kernelRoot(t, pid)
+	en, a, pid, cr := alphaCaller(t, dir)
 	at := en.procs.now()
 	reap(a)
 	if b, _ := failureAt(en, pid, path, cr, at); b == nil || b.InodeNumber != ino["/"] {
@@ -559,11 +558,7 @@ func TestGoneCallerNoexecMountNamed(t *testing.T) {
 func TestRecordReadAfterPidReuseKeepsItsCaller(t *testing.T) {
 	needRoot(t, "chroot and choosing the next pid")
 	dir, path, jail, ino := jailedTwin(t)
-	en := newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-	a := started(t, sleepCmd(program(t, dir, "alpha")))
-	pid := a.Process.Pid
-	crA := kernelRoot(t, pid)
+	en, a, pid, crA := alphaCaller(t, dir)
 	for i := range 2 {
 		if b, _ := failureAt(en, pid, path, crA, en.procs.now()); b == nil || b.InodeNumber != ino["/"] {
 			t.Fatalf("record %d while the caller runs: binary %+v, want inode %d", i+1, b, ino["/"])
