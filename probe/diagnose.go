@@ -42,6 +42,7 @@ func (d *diagnoser) diagnose(e *event.Event, r *record) {
 	ev := d.kernelEvidence(e, r)
 	if loc, ok := d.locate(e, r); ok {
 		d.gather(ev, e, r, loc)
+		loc.dir.close()
 	}
 	res := diagnose.Diagnose(ev)
 	e.Cause, e.CauseText, e.CauseInferred = res.Cause, res.Text, res.Inferred
@@ -71,13 +72,15 @@ func (d *diagnoser) kernelEvidence(e *event.Event, r *record) *diagnose.Evidence
 
 // location is where the caller's files are, seen from here.
 type location struct {
-	root    string // the caller's root directory (/proc/<pid>/root), as a prefix
-	target  string // the program, openable from here
-	display string // the program as the caller names it (absolute when known)
-	cwd     string // the caller's cwd, absolute in its root
-	pidDir  string // /proc/<pid> of the caller, when it is still there
-	procDir string // the /proc directory whose mountinfo is the caller's mounts
-	missing bool   // enrichment found no file at target
+	dir     *rootDir // the caller's root, where its absolute paths are opened
+	target  string   // the program, openable from here, unless underRoot
+	display string   // the program as the caller names it (absolute when known)
+	cwd     string   // the caller's cwd, absolute in its root
+	pidDir  string   // /proc/<pid> of the caller, when it is still there
+	procDir string   // the /proc directory whose mountinfo is the caller's mounts
+	missing bool     // enrichment found no file at target
+	// underRoot: the program is display, resolved in dir.
+	underRoot bool
 }
 
 func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
@@ -86,14 +89,13 @@ func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
 		if !path.IsAbs(e.Path) {
 			return location{}, false
 		}
-		root := d.en.proc(1, "root")
-		return location{root: root, target: root + path.Clean(e.Path), display: path.Clean(e.Path), cwd: "/", procDir: d.en.proc(1)}, true
+		return location{dir: procRootDir(d.en.proc(1, "root")), display: path.Clean(e.Path), underRoot: true, cwd: "/", procDir: d.en.proc(1)}, true
 	}
 	f := d.en.callerPath(e, r.caller())
 	if !f.ok {
 		return location{}, false
 	}
-	loc := location{root: f.root, target: f.target, display: f.display, cwd: e.Process.Cwd, procDir: f.procDir, missing: f.missing}
+	loc := location{dir: f.rootDir(), target: f.target, display: f.display, underRoot: f.underRoot, cwd: e.Process.Cwd, procDir: f.procDir, missing: f.missing}
 	if f.alive || f.unchecked && readsProc(e.ReturnValue) && d.en.procs.running(e.Process.PID) {
 		loc.pidDir = d.en.proc(e.Process.PID)
 	}
@@ -110,13 +112,29 @@ func readsProc(ret int32) bool {
 	return false
 }
 
-// in maps a path of the caller's (absolute in its root, or relative to
-// its cwd) to one openable from here.
-func (l location) in(p string) string {
+// program names the program so that it opens from here.
+func (l location) program() (string, error) {
+	if l.underRoot {
+		return l.dir.name(l.display)
+	}
+	return l.target, nil
+}
+
+// stat stats a path of the caller's (see in).
+func (l location) stat(p string, st *unix.Stat_t) error {
 	if !path.IsAbs(p) {
 		p = path.Join(l.cwd, p)
 	}
-	return l.root + path.Clean(p)
+	return l.dir.stat(p, st)
+}
+
+// in names a path of the caller's (absolute in its root, or relative to
+// its cwd) so that it opens from here.
+func (l location) in(p string) (string, error) {
+	if !path.IsAbs(p) {
+		p = path.Join(l.cwd, p)
+	}
+	return l.dir.name(p)
 }
 
 // gather adds what userspace reads, errno by errno.
@@ -159,15 +177,16 @@ func (d *diagnoser) gatherMissing(ev *diagnose.Evidence, loc location) {
 		ev.NearestParent = nearestParent(loc)
 		return
 	}
-	if !statFile(p, loc.target) {
+	at, err := loc.program()
+	if !statFile(p, at, err) {
 		if p.Missing {
 			ev.NearestParent = nearestParent(loc)
 		}
 		return
 	}
-	readHead(p, loc.target)
+	readHead(p, at)
 	if ev.Interp == "" {
-		ev.Interp, _ = readInterpreter(loc.target)
+		ev.Interp, _ = readInterpreter(at)
 	}
 	if ev.Interp == "" || kernelProof {
 		return
@@ -178,7 +197,9 @@ func (d *diagnoser) gatherMissing(ev *diagnose.Evidence, loc location) {
 // gatherFormat: the program's first bytes, and for a script its
 // interpreter's.
 func (d *diagnoser) gatherFormat(ev *diagnose.Evidence, loc location) {
-	readHead(&ev.Program, loc.target)
+	if at, err := loc.program(); err == nil {
+		readHead(&ev.Program, at)
+	}
 	if !strings.HasPrefix(string(ev.Program.Head), "#!") {
 		return
 	}
@@ -194,23 +215,27 @@ func (d *diagnoser) gatherFormat(ev *diagnose.Evidence, loc location) {
 // head and interpreter of its own.
 func inspectInterpreter(interp string, loc location) *diagnose.File {
 	f := &diagnose.File{Path: interp}
-	at := loc.in(interp)
-	if !statFile(f, at) {
+	at, err := loc.in(interp)
+	if !statFile(f, at, err) {
 		return f
 	}
 	readHead(f, at)
 	if f.Interp, _ = readInterpreter(at); f.Interp != "" {
 		var st unix.Stat_t
-		f.InterpMissing = unix.Stat(loc.in(f.Interp), &st) == unix.ENOENT
+		f.InterpMissing = loc.stat(f.Interp, &st) == unix.ENOENT
 	}
 	return f
 }
 
 // statFile fills f's mode and owner from a stat (following links, as exec
-// does); false when it failed, with Missing set for ENOENT.
-func statFile(f *diagnose.File, at string) bool {
+// does) of at, which naming it found or failed with err; false when
+// either failed, with Missing set for ENOENT.
+func statFile(f *diagnose.File, at string, err error) bool {
 	var st unix.Stat_t
-	if err := unix.Stat(at, &st); err != nil {
+	if err == nil {
+		err = unix.Stat(at, &st)
+	}
+	if err != nil {
 		f.Missing = err == unix.ENOENT
 		return false
 	}
@@ -252,7 +277,7 @@ func nearestParent(loc location) string {
 	}
 	for dir := path.Dir(loc.display); ; dir = path.Dir(dir) {
 		var st unix.Stat_t
-		if unix.Stat(loc.root+dir, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if loc.dir.stat(dir, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return dir
 		}
 		if dir == "/" {
@@ -271,7 +296,7 @@ func firstNonDir(loc location) string {
 	for i := 1; i < len(parts); i++ {
 		p := "/" + strings.Join(parts[:i], "/")
 		var st unix.Stat_t
-		if err := unix.Stat(loc.root+p, &st); err != nil {
+		if err := loc.dir.stat(p, &st); err != nil {
 			return ""
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -291,7 +316,7 @@ func symlinkLoop(loc location) []string {
 	seen := map[string]bool{loc.display: true}
 	cur := loc.display
 	for range 40 {
-		link, err := os.Readlink(loc.root + cur)
+		link, err := loc.dir.readlink(cur)
 		if err != nil {
 			return nil
 		}

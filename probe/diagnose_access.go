@@ -29,23 +29,27 @@ func (d *diagnoser) gatherAccess(ev *diagnose.Evidence, e *event.Event, loc loca
 		if ev.Unsearchable = unsearchable(loc, e.Path, ev.Caller); ev.Unsearchable != nil {
 			return
 		}
-		if !checkFile(&ev.Program, loc.target, loc) || ev.Program.Mode&unix.S_IFMT != unix.S_IFREG || ev.Program.Noexec {
+		at, err := loc.program()
+		if !checkFile(&ev.Program, at, err, loc) || ev.Program.Mode&unix.S_IFMT != unix.S_IFREG || ev.Program.Noexec {
 			return
 		}
 	}
 	if ev.Interp == "" {
-		ev.Interp, _ = readInterpreter(loc.target)
+		if at, err := loc.program(); err == nil {
+			ev.Interp, _ = readInterpreter(at)
+		}
 	}
 	if ev.Interp != "" {
 		in := &diagnose.File{Path: ev.Interp}
-		checkFile(in, loc.in(ev.Interp), loc)
+		at, err := loc.in(ev.Interp)
+		checkFile(in, at, err, loc)
 		ev.Interpreter = in
 	}
 }
 
-// checkFile fills the mode, owner and mount of a file.
-func checkFile(f *diagnose.File, at string, loc location) bool {
-	if !statFile(f, at) {
+// checkFile fills the mode, owner and mount of a file (see statFile).
+func checkFile(f *diagnose.File, at string, err error, loc location) bool {
+	if !statFile(f, at, err) {
 		return false
 	}
 	var fs unix.Statfs_t
@@ -114,7 +118,7 @@ func unsearchable(loc location, callerPath string, c diagnose.Creds) *diagnose.D
 	}
 	for _, dir := range dirsFrom(start, path.Dir(loc.display)) {
 		var st unix.Stat_t
-		if unix.Stat(loc.root+dir, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if loc.dir.stat(dir, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return nil
 		}
 		d := diagnose.Dir{Path: dir, Mode: st.Mode, UID: st.Uid, GID: st.Gid}
@@ -204,7 +208,7 @@ func writerOf(loc location) string {
 		return ""
 	}
 	var target unix.Stat_t
-	if unix.Stat(loc.target, &target) != nil {
+	if at, err := loc.program(); err != nil || unix.Stat(at, &target) != nil {
 		return ""
 	}
 	ents, err := os.ReadDir(loc.pidDir + "/fd")

@@ -157,7 +157,7 @@ func TestDiagnoseNoexecMountName(t *testing.T) {
 	mi := "22 1 0:21 / / rw - ext4 /dev/vda rw\n" +
 		"40 22 0:40 / /srv/my\\040dir rw,nosuid,noexec - tmpfs tmpfs rw\n"
 	os.WriteFile(filepath.Join(procRoot, "4242", "mountinfo"), []byte(mi), 0o644)
-	loc := location{root: filepath.Join(procRoot, "4242", "root"), procDir: filepath.Join(procRoot, "4242"), cwd: "/"}
+	loc := location{procDir: filepath.Join(procRoot, "4242"), cwd: "/"}
 	if got := noexecMount(loc, "/srv/my dir/bin/x"); got != "/srv/my dir" {
 		t.Errorf("noexec mount %q, want %q", got, "/srv/my dir")
 	}

@@ -95,17 +95,28 @@ type caller struct {
 // running when looked at. unchecked: it had its pid when the record was
 // made, and may have exited since. procDir is the /proc directory whose
 // mountinfo is the caller's mount table. missing: opening target found
-// nothing.
+// nothing. underRoot: target is root+display, a path the caller resolved
+// in its root, and is opened with rootDir.
 type callerFiles struct {
 	target, display, root         string
 	held                          *heldRoot
 	procDir                       string
 	alive, unchecked, ok, missing bool
+	underRoot                     bool
 }
 
 // heldFiles is where the absolute path display is under the held root h.
 func heldFiles(h *heldRoot, display string, alive bool) callerFiles {
-	return callerFiles{target: h.prefix + display, display: display, root: h.prefix, held: h, procDir: h.procDir, alive: alive, ok: true}
+	return callerFiles{target: h.prefix + display, display: display, root: h.prefix, held: h, procDir: h.procDir, alive: alive, ok: true, underRoot: true}
+}
+
+// rootDir is the caller's root, to open its absolute paths from; close
+// it after use.
+func (f *callerFiles) rootDir() *rootDir {
+	if f.held != nil {
+		return heldRootDir(f.held)
+	}
+	return procRootDir(f.root)
 }
 
 // enrich completes e. userspaceFiles asks for binary.* and interpreter_path
@@ -393,15 +404,20 @@ func (en *enricher) openCallerFile(e *event.Event, c *caller) (fd int, display s
 		return -1, "", false, false
 	}
 	var err error
-	if f.held != nil {
-		fd, err = f.held.open(f.display)
-		sharedView = f.held.slash
+	if f.underRoot {
+		dir := f.rootDir()
+		fd, err = dir.open(f.display, unix.O_PATH)
+		dir.close()
 	} else {
 		fd, err = unix.Open(f.target, unix.O_PATH|unix.O_CLOEXEC, 0)
-		if err == nil {
-			link, _ := os.Readlink(f.root)
-			sharedView = link == "/" && en.procRoot == hostProcRoot
-		}
+	}
+	switch {
+	case err != nil:
+	case f.held != nil:
+		sharedView = f.held.slash
+	default:
+		link, _ := os.Readlink(f.root)
+		sharedView = link == "/" && en.procRoot == hostProcRoot
 	}
 	if err != nil {
 		// Diagnosis asks the same: the file is not there.
@@ -549,13 +565,13 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 		return callerFiles{}
 	case path.IsAbs(p):
 		f.display = path.Clean(p)
-		f.target = f.root + f.display
+		f.target, f.underRoot = f.root+f.display, true
 	case atFDCWD && alive:
 		f.target, f.display = en.proc(pid, "cwd", p), path.Join(e.Process.Cwd, p)
 	case atFDCWD && path.IsAbs(e.Process.Cwd):
 		// The kernel's walk of the caller's cwd, relative to its root.
 		f.display = path.Join(e.Process.Cwd, p)
-		f.target = f.root + f.display
+		f.target, f.underRoot = f.root+f.display, true
 	case alive:
 		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
 		dir, _ := os.Readlink(fdPath)

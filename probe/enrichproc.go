@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -197,15 +196,6 @@ func holdRoot(dir, procDir string) *heldRoot {
 		h.slash, h.prefix = true, ""
 	}
 	return h
-}
-
-// open opens path, absolute, from this root.
-func (r *heldRoot) open(path string) (int, error) {
-	rel := strings.TrimLeft(path, "/")
-	if rel == "" {
-		rel = "."
-	}
-	return unix.Openat(r.fd, rel, unix.O_PATH|unix.O_CLOEXEC, 0)
 }
 
 // procHandles holds the handles, by pid, of processes that stay a while:

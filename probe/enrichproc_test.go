@@ -610,3 +610,97 @@ func TestParentNameReadOncePerRecordTime(t *testing.T) {
 		t.Errorf("a record made after the exec: parent %+v, want delta", p)
 	}
 }
+
+// An absolute symlink on the caller's path points into the caller's root,
+// as the kernel followed it for the caller: found through
+// /proc/<pid>/root, it would lead back into the daemon's root, to the
+// twin file there.
+func TestCallerAbsoluteSymlinkStaysInItsRoot(t *testing.T) {
+	needRoot(t, "chroot")
+	dir, path, jail, ino := jailedTwin(t)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(path, filepath.Join(jail, link)); err != nil {
+		t.Fatal(err)
+	}
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	b := started(t, chrootHelper(t, jail)())
+	pid := b.Process.Pid
+	waitRoot(t, pid, jail)
+	cr := kernelRoot(t, pid)
+	for i := range 2 {
+		if b := binaryOf(en, pid, link, cr); b == nil || b.InodeNumber != ino[jail] {
+			t.Errorf("failure %d: binary %+v, want the chroot's inode %d (the daemon's twin is %d)", i+1, b, ino[jail], ino["/"])
+		}
+	}
+}
+
+// Diagnosis, too, follows a chrooted caller's absolute symlinks in its
+// root: the program it found is not executable (its twin in the daemon's
+// root is), and the nearest directory of a missing path is the one the
+// caller's link leads to, which the daemon's root does not have.
+func TestCallerAbsoluteSymlinkDiagnosedInItsRoot(t *testing.T) {
+	needRoot(t, "chroot")
+	dir, path, jail, _ := jailedTwin(t)
+	if err := os.Chmod(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	linkDir := filepath.Join(dir, "linkdir")
+	for name, to := range map[string]string{link: path, linkDir: filepath.Join(dir, "realdir")} {
+		if err := os.Symlink(to, filepath.Join(jail, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(jail, dir, "realdir"), 0o755)
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	b := started(t, chrootHelper(t, jail)())
+	pid := b.Process.Pid
+	waitRoot(t, pid, jail)
+	cr := kernelRoot(t, pid)
+	d := newDiagnoser(en, false, true)
+	diagnosed := func(p string, errno int32) *event.Event {
+		e := &event.Event{Path: p, Process: event.Process{PID: uint32(pid), Cwd: "/"}}
+		e.SetErrno(errno)
+		r := &record{}
+		r.who, r.whoRead = caller{root: cr, at: en.procs.now()}, true
+		en.enrichWith(e, true, r.caller())
+		d.diagnose(e, r)
+		return e
+	}
+	if e := diagnosed(link, -13); e.Cause != event.CauseNotExecutable {
+		t.Errorf("EACCES through the link: cause %q (%q), want %q", e.Cause, e.CauseText, event.CauseNotExecutable)
+	}
+	missing := filepath.Join(linkDir, "tool")
+	if e := diagnosed(missing, -2); !strings.Contains(e.CauseText, "nearest existing directory is "+linkDir+")") {
+		t.Errorf("ENOENT under the linked directory: %q, want the nearest existing directory %s", e.CauseText, linkDir)
+	}
+}
+
+// A held root other than the daemon's (init's, seen from a sandboxed
+// daemon) resolves absolute symlinks in itself too.
+func TestHeldRootAbsoluteSymlinkStaysInIt(t *testing.T) {
+	needRoot(t, "opening a root held")
+	dir, path, jail, ino := jailedTwin(t)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(path, filepath.Join(jail, link)); err != nil {
+		t.Fatal(err)
+	}
+	h := holdRoot(jail, "/proc/self")
+	if h == nil || h.slash {
+		t.Fatalf("held root %+v, want one that is not the daemon's", h)
+	}
+	t.Cleanup(func() { unix.Close(h.fd) })
+	r := heldRootDir(h)
+	defer r.close()
+	fd, err := r.open(link, unix.O_PATH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Ino != ino[jail] {
+		t.Errorf("opened inode %d (%v), want the held root's %d (the daemon's twin is %d)", st.Ino, err, ino[jail], ino["/"])
+	}
+}
