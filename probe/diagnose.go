@@ -72,15 +72,19 @@ func (d *diagnoser) kernelEvidence(e *event.Event, r *record) *diagnose.Evidence
 
 // location is where the caller's files are, seen from here.
 type location struct {
-	dir     *rootDir // the caller's root, where its absolute paths are opened
-	target  string   // the program, openable from here, unless underRoot
-	display string   // the program as the caller names it (absolute when known)
-	cwd     string   // the caller's cwd, absolute in its root
-	pidDir  string   // /proc/<pid> of the caller, when it is still there
-	procDir string   // the /proc directory whose mountinfo is the caller's mounts
-	missing bool     // enrichment found no file at target
-	// underRoot: the program is display, resolved in dir.
-	underRoot bool
+	dir     *rootDir    // the caller's root, where its absolute paths are opened
+	files   callerFiles // where the program is, and what enrichment found
+	cwd     string      // the caller's cwd, absolute in its root
+	pidDir  string      // /proc/<pid> of the caller, when it is still there
+	procDir string      // the /proc directory whose mountinfo is the caller's mounts
+	// opened: the program, opened once asked for, or why not.
+	opened *openedProgram
+}
+
+type openedProgram struct {
+	name string
+	err  error
+	done bool
 }
 
 func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
@@ -89,13 +93,15 @@ func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
 		if !path.IsAbs(e.Path) {
 			return location{}, false
 		}
-		return location{dir: procRootDir(d.en.proc(1, "root")), display: path.Clean(e.Path), underRoot: true, cwd: "/", procDir: d.en.proc(1)}, true
+		display, root := path.Clean(e.Path), d.en.proc(1, "root")
+		return location{dir: procRootDir(root), files: callerFiles{target: root + display, display: display, underRoot: true},
+			cwd: "/", procDir: d.en.proc(1), opened: &openedProgram{}}, true
 	}
 	f := d.en.callerPath(e, r.caller())
 	if !f.ok {
 		return location{}, false
 	}
-	loc := location{dir: f.rootDir(), target: f.target, display: f.display, underRoot: f.underRoot, cwd: e.Process.Cwd, procDir: f.procDir, missing: f.missing}
+	loc := location{dir: f.rootDir(), files: f, cwd: e.Process.Cwd, procDir: f.procDir, opened: &openedProgram{}}
 	if f.alive || f.unchecked && readsProc(e.ReturnValue) && d.en.procs.running(e.Process.PID) {
 		loc.pidDir = d.en.proc(e.Process.PID)
 	}
@@ -112,12 +118,22 @@ func readsProc(ret int32) bool {
 	return false
 }
 
-// program names the program so that it opens from here.
+// program names the program so that it opens from here, as the caller
+// found it.
 func (l location) program() (string, error) {
-	if l.underRoot {
-		return l.dir.name(l.display)
+	o := l.opened
+	if !o.done {
+		o.done = true
+		f := &l.files
+		if f.underRoot && l.dir.plain || !f.underRoot && f.base == "" {
+			o.name = f.target
+		} else if fd, err := f.openIn(l.dir, unix.O_PATH); err != nil {
+			o.err = err
+		} else {
+			o.name = l.dir.keep(fd)
+		}
 	}
-	return l.target, nil
+	return o.name, o.err
 }
 
 // stat stats a path of the caller's (see in).
@@ -172,7 +188,7 @@ func (d *diagnoser) gatherMissing(ev *diagnose.Evidence, loc location) {
 		return
 	}
 	p := &ev.Program
-	if loc.missing {
+	if loc.files.missing {
 		p.Missing = true
 		ev.NearestParent = nearestParent(loc)
 		return
@@ -272,10 +288,10 @@ func readHead(f *diagnose.File, at string) {
 
 // nearestParent is the deepest existing directory of the program's path.
 func nearestParent(loc location) string {
-	if !path.IsAbs(loc.display) {
+	if !path.IsAbs(loc.files.display) {
 		return ""
 	}
-	for dir := path.Dir(loc.display); ; dir = path.Dir(dir) {
+	for dir := path.Dir(loc.files.display); ; dir = path.Dir(dir) {
 		var st unix.Stat_t
 		if loc.dir.stat(dir, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return dir
@@ -289,10 +305,10 @@ func nearestParent(loc location) string {
 // firstNonDir is the first component of the program's path that exists
 // and is not a directory.
 func firstNonDir(loc location) string {
-	if !path.IsAbs(loc.display) {
+	if !path.IsAbs(loc.files.display) {
 		return ""
 	}
-	parts := strings.Split(strings.Trim(loc.display, "/"), "/")
+	parts := strings.Split(strings.Trim(loc.files.display, "/"), "/")
 	for i := 1; i < len(parts); i++ {
 		p := "/" + strings.Join(parts[:i], "/")
 		var st unix.Stat_t
@@ -309,12 +325,12 @@ func firstNonDir(loc location) string {
 // symlinkLoop follows the program's path as far as its links go round: the
 // chain when it comes back on itself, else nil.
 func symlinkLoop(loc location) []string {
-	if !path.IsAbs(loc.display) {
+	if !path.IsAbs(loc.files.display) {
 		return nil
 	}
-	chain := []string{loc.display}
-	seen := map[string]bool{loc.display: true}
-	cur := loc.display
+	chain := []string{loc.files.display}
+	seen := map[string]bool{loc.files.display: true}
+	cur := loc.files.display
 	for range 40 {
 		link, err := loc.dir.readlink(cur)
 		if err != nil {

@@ -109,14 +109,14 @@ func parseID(s string) uint32 {
 // search: from its root for an absolute path, from its cwd for a relative
 // one, as the kernel walks it.
 func unsearchable(loc location, callerPath string, c diagnose.Creds) *diagnose.Dir {
-	if !path.IsAbs(loc.display) {
+	if !path.IsAbs(loc.files.display) {
 		return nil
 	}
 	start := "/"
 	if !path.IsAbs(callerPath) && path.IsAbs(loc.cwd) {
 		start = path.Clean(loc.cwd)
 	}
-	for _, dir := range dirsFrom(start, path.Dir(loc.display)) {
+	for _, dir := range dirsFrom(start, path.Dir(loc.files.display)) {
 		var st unix.Stat_t
 		if loc.dir.stat(dir, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return nil

@@ -96,13 +96,16 @@ type caller struct {
 // made, and may have exited since. procDir is the /proc directory whose
 // mountinfo is the caller's mount table. missing: opening target found
 // nothing. underRoot: target is root+display, a path the caller resolved
-// in its root, and is opened with rootDir.
+// in its root, and is opened with rootDir. base: target is base/rel, a
+// path the caller resolved from a directory (its cwd, a dirfd) that base
+// names from here; escape is that path from the caller's root, if known.
 type callerFiles struct {
 	target, display, root         string
 	held                          *heldRoot
 	procDir                       string
 	alive, unchecked, ok, missing bool
 	underRoot                     bool
+	base, rel, escape             string
 }
 
 // heldFiles is where the absolute path display is under the held root h.
@@ -117,6 +120,27 @@ func (f *callerFiles) rootDir() *rootDir {
 		return heldRootDir(f.held)
 	}
 	return procRootDir(f.root)
+}
+
+// openIn opens the caller's file as the caller found it, its absolute
+// paths resolved in dir (the caller's root). A relative path is opened
+// beneath the directory it starts from; a walk that leaves it (".."
+// above it, an absolute symlink) is taken from the caller's root, where
+// the kernel took it, and fails when that path is not known.
+func (f *callerFiles) openIn(dir *rootDir, flags int) (int, error) {
+	switch {
+	case f.underRoot:
+		return dir.open(f.display, flags)
+	case f.base != "" && !noOpenat2.Load():
+		fd, err := openBeneath(f.base, f.rel, flags)
+		switch {
+		case err == unix.EXDEV && f.escape != "":
+			return dir.open(f.escape, flags)
+		case err != unix.ENOSYS:
+			return fd, err
+		}
+	}
+	return unix.Open(f.target, flags|unix.O_CLOEXEC, 0)
 }
 
 // enrich completes e. userspaceFiles asks for binary.* and interpreter_path
@@ -403,14 +427,9 @@ func (en *enricher) openCallerFile(e *event.Event, c *caller) (fd int, display s
 	if !f.ok {
 		return -1, "", false, false
 	}
-	var err error
-	if f.underRoot {
-		dir := f.rootDir()
-		fd, err = dir.open(f.display, unix.O_PATH)
-		dir.close()
-	} else {
-		fd, err = unix.Open(f.target, unix.O_PATH|unix.O_CLOEXEC, 0)
-	}
+	dir := f.rootDir()
+	fd, err := f.openIn(dir, unix.O_PATH)
+	dir.close()
 	switch {
 	case err != nil:
 	case f.held != nil:
@@ -568,6 +587,10 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 		f.target, f.underRoot = f.root+f.display, true
 	case atFDCWD && alive:
 		f.target, f.display = en.proc(pid, "cwd", p), path.Join(e.Process.Cwd, p)
+		f.base, f.rel = en.proc(pid, "cwd"), p
+		if path.IsAbs(e.Process.Cwd) {
+			f.escape = e.Process.Cwd + "/" + p
+		}
 	case atFDCWD && path.IsAbs(e.Process.Cwd):
 		// The kernel's walk of the caller's cwd, relative to its root.
 		f.display = path.Join(e.Process.Cwd, p)
@@ -576,6 +599,7 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
 		dir, _ := os.Readlink(fdPath)
 		f.target, f.display = fdPath+"/"+p, path.Join(dir, p)
+		f.base, f.rel = fdPath, p
 	default:
 		return callerFiles{}
 	}

@@ -704,3 +704,29 @@ func TestHeldRootAbsoluteSymlinkStaysInIt(t *testing.T) {
 		t.Errorf("opened inode %d (%v), want the held root's %d (the daemon's twin is %d)", st.Ino, err, ino[jail], ino["/"])
 	}
 }
+
+// A relative path leaves the caller's cwd as the kernel walked it: an
+// absolute symlink, or ".." at the caller's root, goes on in the caller's
+// root. Found from /proc/<pid>/cwd, the first leads into the daemon's
+// root and the second above the caller's.
+func TestCallerRelativePathLeavesCwdInItsRoot(t *testing.T) {
+	needRoot(t, "chroot")
+	_, path, jail, ino := jailedTwin(t)
+	if err := os.Symlink(path, filepath.Join(jail, "rlink")); err != nil {
+		t.Fatal(err)
+	}
+	en := newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	b := started(t, chrootHelper(t, jail)())
+	pid := b.Process.Pid
+	waitRoot(t, pid, jail)
+	cr := kernelRoot(t, pid)
+	for _, p := range []string{"rlink", "../" + strings.TrimPrefix(path, "/")} {
+		e := &event.Event{Path: p, Process: event.Process{PID: uint32(pid), Cwd: "/"}}
+		e.SetErrno(-13)
+		en.enrichWith(e, true, &caller{root: cr, at: en.procs.now()})
+		if e.Binary == nil || e.Binary.InodeNumber != ino[jail] {
+			t.Errorf("%q from the chroot's /: binary %+v, want the chroot's inode %d (the daemon's twin is %d)", p, e.Binary, ino[jail], ino["/"])
+		}
+	}
+}

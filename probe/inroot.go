@@ -78,6 +78,28 @@ func (r *rootDir) open(p string, flags int) (int, error) {
 	return unix.Open(r.prefix+path.Clean("/"+p), flags|unix.O_CLOEXEC, 0)
 }
 
+// openBeneath opens rel from the directory base names, failing with EXDEV
+// when the walk would leave it.
+func openBeneath(base, rel string, flags int) (int, error) {
+	dir, err := unix.Open(base, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(dir)
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: unix.RESOLVE_BENEATH}
+	fd, err := unix.Openat2(dir, rel, &how)
+	if err == unix.ENOSYS {
+		noOpenat2.Store(true)
+	}
+	return fd, err
+}
+
+// keep names the open descriptor fd until close.
+func (r *rootDir) keep(fd int) string {
+	r.opened = append(r.opened, fd)
+	return "/proc/self/fd/" + strconv.Itoa(fd)
+}
+
 // stat stats p, following symlinks.
 func (r *rootDir) stat(p string, st *unix.Stat_t) error {
 	if r.plain {
@@ -104,8 +126,7 @@ func (r *rootDir) name(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r.opened = append(r.opened, fd)
-	n := "/proc/self/fd/" + strconv.Itoa(fd)
+	n := r.keep(fd)
 	if r.names == nil {
 		r.names = map[string]string{}
 	}
