@@ -139,6 +139,9 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if res.shipped, err = shippedStorms(obs, loads); err != nil {
+		return err
+	}
 	res.print(out, opt.rounds, lat)
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +72,8 @@ type daemonObserver struct {
 	// webhook, when set, is a loopback URL the daemon delivers to instead
 	// of the file.
 	webhook string
+	// shipped: the file sink and global limit are left at their defaults.
+	shipped bool
 	metrics string
 	exited  chan error
 }
@@ -97,13 +100,18 @@ func (d *daemonObserver) start() error {
 	metrics := ln.Addr().String()
 	ln.Close()
 	cfg := fmt.Sprintf("[metrics]\nlisten = %q\n\n[spool]\ndir = %q\n\n", metrics, filepath.Join(dir, "spool"))
-	// The global cap would fold what exceeds it into combined digests
-	// without a path, like the sink's own limit (below).
-	cfg += "[rate_limit]\nglobal_rate = \"off\"\n\n"
-	if d.webhook != "" {
+	if !d.shipped {
+		// The global cap would fold what exceeds it into combined digests
+		// without a path, like the sink's own limit (below).
+		cfg += "[rate_limit]\nglobal_rate = \"off\"\n\n"
+	}
+	switch {
+	case d.webhook != "":
 		// Timing delivery, not limits: every failure goes out as it comes.
 		cfg += fmt.Sprintf("[[sink.webhook]]\nurl = %q\n[sink.webhook.rate_limit]\nrate = \"off\"\n", d.webhook)
-	} else {
+	case d.shipped:
+		cfg += fmt.Sprintf("[[sink.file]]\npath = %q\n", filepath.Join(dir, "events.jsonl"))
+	default:
 		// Every failure on its own line (or in the kernel's or a PATH
 		// search's count): a dedup table or rate limit would fold the
 		// overflow of 200,000 distinct paths into combined digests that no
@@ -165,8 +173,23 @@ func (d *daemonObserver) stop() error {
 		return fmt.Errorf("%s: %w: %s", d.bin, err, lastLines(d.stderr.String()))
 	}
 	d.events, _ = os.ReadFile(filepath.Join(d.dir, "events.jsonl"))
+	d.events = withSpooled(d.events, filepath.Join(d.dir, "spool"))
 	os.RemoveAll(d.dir)
 	return nil
+}
+
+// withSpooled appends to the file sink's lines the notifications waiting
+// in the spool dir, one line each: what the sink could not take before the
+// daemon stopped is delivered at its next start, counted, not lost.
+func withSpooled(events []byte, dir string) []byte {
+	spooled, _ := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+	for _, f := range spooled {
+		var line bytes.Buffer
+		if b, err := os.ReadFile(f); err == nil && json.Compact(&line, b) == nil {
+			events = append(append(events, line.Bytes()...), '\n')
+		}
+	}
+	return events
 }
 
 // counted sums the counts of the notifications about w's paths: a digest
