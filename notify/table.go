@@ -2,6 +2,7 @@ package notify
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/execfaild/execfaild/probe/event"
 )
@@ -12,9 +13,14 @@ import (
 const (
 	sampleArgs     = 32
 	sampleArgBytes = 4096
-	// heldOverhead is what a key costs besides its strings: the held
-	// entry, two event structs (sample and digest), map slots.
-	heldOverhead = 1024
+	// heldOverhead is what a key costs besides its strings: two event
+	// structs (sample and digest) and the digest's first and last times,
+	// the held entry, the structs an event points to (binary, parent, four
+	// small numbers), and the key's slots in the table's map and its
+	// user's (string header, pointer, control byte; a map just grown is
+	// less than half full).
+	heldOverhead = 2*unsafe.Sizeof(event.Event{}) + 2*unsafe.Sizeof(time.Time{}) + unsafe.Sizeof(held{}) +
+		unsafe.Sizeof(event.Binary{}) + unsafe.Sizeof(event.Parent{}) + 4*8 + 2*56
 	// maxOverflowUIDs bounds the per-user combined digests of one sink.
 	maxOverflowUIDs = 64
 )
@@ -45,25 +51,33 @@ func smallSample(ev *event.Event) *event.Event {
 // heldSize is what the table charges for a key with this sample: the
 // sample and the digest made from it share strings, the pid list is at
 // most maxPIDs long.
-func heldSize(s *event.Event, maxPIDs int) int64 {
-	n := heldOverhead + 4*maxPIDs
-	n += len(s.Path) + len(s.InterpreterPath) + len(s.StdinPath) + len(s.Host) + len(s.ErrorText) + len(s.CauseText)
+func heldSize(s *event.Event, key string, maxPIDs int) int64 {
+	n := int(heldOverhead) + 4*maxPIDs + str(key)
+	for _, v := range []string{s.Path, s.InterpreterPath, s.StdinPath, s.Host, s.ErrorText, s.CauseText} {
+		n += str(v)
+	}
 	if s.Binary != nil {
-		n += len(s.Binary.Path)
+		n += str(s.Binary.Path)
 	}
 	for _, a := range s.Arguments {
-		n += len(a) + 16
+		n += str(a) + 16
 	}
 	for _, d := range s.Tried {
-		n += len(d) + 16
+		n += str(d) + 16
 	}
 	p := &s.Process
-	n += len(p.Comm) + len(p.Exe) + len(p.Cwd) + len(p.Cgroup) + len(p.Unit) + len(p.UserUnit) + len(p.ContainerID)
+	for _, v := range []string{p.Comm, p.Exe, p.Cwd, p.Cgroup, p.Unit, p.UserUnit, p.ContainerID} {
+		n += str(v)
+	}
 	if s.Parent != nil {
-		n += len(s.Parent.Comm) + len(s.Parent.Exe)
+		n += str(s.Parent.Comm) + str(s.Parent.Exe)
 	}
 	return int64(n)
 }
+
+// str is the heap a string of its length takes: the allocator's classes
+// are 8 and 16 bytes apart for the short strings of an event.
+func str(s string) int { return (len(s) + 15) &^ 15 }
 
 // uidShare is what one user holds in a sink's dedup table.
 type uidShare struct {
@@ -76,7 +90,7 @@ type uidShare struct {
 // reports whether key now has an entry.
 func (p *Pipeline) insert(s *sinkState, key string, ev *event.Event, now time.Time) (*held, bool) {
 	sample := smallSample(ev)
-	h := &held{sample: sample, end: now.Add(s.dedup.Window.D()), uid: ev.Process.UID, size: heldSize(sample, s.dedup.MaxPIDs)}
+	h := &held{sample: sample, end: now.Add(s.dedup.Window.D()), uid: ev.Process.UID, size: heldSize(sample, key, s.dedup.MaxPIDs)}
 	for len(s.entries) >= s.dedup.MaxKeys || s.bytes+h.size > s.dedup.MaxBytes {
 		if !p.evictHog(s, h.uid, now) {
 			return nil, false

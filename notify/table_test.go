@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +206,62 @@ func TestTimes(t *testing.T) {
 		if got := Times(tc.n, tc.digest); got != tc.want {
 			t.Errorf("Times(%d, %v) = %q, want %q", tc.n, tc.digest, got, tc.want)
 		}
+	}
+}
+
+// TestDedupChargeCoversHeap: what the table charges a key against
+// max_bytes covers the heap the key really holds - its sample, the digest
+// of failures the rate limit kept back, the key itself and the table's
+// bookkeeping - so that max_bytes, and check-config's memory bound built
+// on it, bound the daemon's memory in a storm of distinct failures.
+func TestDedupChargeCoversHeap(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.Dedup = DedupConfig{Window: Duration(time.Hour), MaxKeys: MaxKeysLimit, MaxBytes: 1 << 30}
+		// One notification: every later key is held with a digest.
+		s.RateLimit = RateLimitConfig{Rate: 0.001, Burst: 1}
+	})
+	const n = 4000
+	// Every string its own, as decoding makes them; the heap is measured
+	// from before the failures were made, so it holds what the table
+	// keeps of them.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		ev := failure(clk.Now(), uint32(10000+i), fmt.Sprintf("/srv/app/releases/%06d/bin/worker", i), -13)
+		ev.Arguments = []string{fmt.Sprintf("/srv/app/releases/%06d/bin/worker", i), fmt.Sprintf("--id=%d", i)}
+		ev.ErrorText = fmt.Sprint("permission denied")
+		ev.CauseText = fmt.Sprintf("%s is not executable for uid 1000 (mode 0644, owner 0:0): run chmod +x on it, or run it through its interpreter", ev.Path)
+		ev.Cause = event.CauseNotExecutable
+		ev.Process.Exe = fmt.Sprint("/usr/bin/bash")
+		ev.Process.Cwd = fmt.Sprintf("/home/deploy/%d", i%7)
+		ev.Process.Cgroup = fmt.Sprint("/system.slice/deploy.service")
+		ev.Process.Unit = fmt.Sprint("deploy.service")
+		ev.StdinPath = fmt.Sprint("/dev/null")
+		ev.Binary = &event.Binary{Path: ev.Path, InodeNumber: uint64(i + 1)}
+		ev.Parent = &event.Parent{PID: 1, Comm: fmt.Sprint("deployer"), Exe: fmt.Sprint("/usr/local/bin/deployer")}
+		p.Handle(ev)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	p.mu.Lock()
+	s := p.sinks[0]
+	keys, charged := len(s.entries), s.bytes
+	held := 0
+	for _, h := range s.entries {
+		if h.digest != nil {
+			held++
+		}
+	}
+	p.mu.Unlock()
+	if keys != n || held < n-1 {
+		t.Fatalf("%d keys, %d with a digest; want %d, all but the first held back", keys, held, n)
+	}
+	real := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d keys: heap %d bytes (%d a key), charged %d (%d a key)", keys, real, real/n, charged, charged/n)
+	if charged < real {
+		t.Errorf("the table charges %d bytes a key, the heap holds %d: max_bytes does not bound it", charged/n, real/n)
 	}
 }
