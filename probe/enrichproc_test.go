@@ -611,6 +611,25 @@ func TestParentNameReadOncePerRecordTime(t *testing.T) {
 	}
 }
 
+// jailLink makes name, a path in the chroot jail, a symlink to to.
+func jailLink(t *testing.T, jail, name, to string) {
+	t.Helper()
+	if err := os.Symlink(to, filepath.Join(jail, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// chrootedCaller starts a process chrooted into jail, with a fresh
+// enricher, and returns its pid and the root the kernel would record.
+func chrootedCaller(t *testing.T, jail string) (en *enricher, pid int, cr callerRoot) {
+	t.Helper()
+	en = newEnricher(DefaultConfig())
+	t.Cleanup(en.close)
+	pid = started(t, chrootHelper(t, jail)()).Process.Pid
+	waitRoot(t, pid, jail)
+	return en, pid, kernelRoot(t, pid)
+}
+
 // An absolute symlink on the caller's path points into the caller's root,
 // as the kernel followed it for the caller: found through
 // /proc/<pid>/root, it would lead back into the daemon's root, to the
@@ -619,15 +638,8 @@ func TestCallerAbsoluteSymlinkStaysInItsRoot(t *testing.T) {
 	needRoot(t, "chroot")
 	dir, path, jail, ino := jailedTwin(t)
 	link := filepath.Join(dir, "link")
-	if err := os.Symlink(path, filepath.Join(jail, link)); err != nil {
-		t.Fatal(err)
-	}
-	en := newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-	b := started(t, chrootHelper(t, jail)())
-	pid := b.Process.Pid
-	waitRoot(t, pid, jail)
-	cr := kernelRoot(t, pid)
+	jailLink(t, jail, link, path)
+	en, pid, cr := chrootedCaller(t, jail)
 	for i := range 2 {
 		if b := binaryOf(en, pid, link, cr); b == nil || b.InodeNumber != ino[jail] {
 			t.Errorf("failure %d: binary %+v, want the chroot's inode %d (the daemon's twin is %d)", i+1, b, ino[jail], ino["/"])
@@ -647,18 +659,10 @@ func TestCallerAbsoluteSymlinkDiagnosedInItsRoot(t *testing.T) {
 	}
 	link := filepath.Join(dir, "link")
 	linkDir := filepath.Join(dir, "linkdir")
-	for name, to := range map[string]string{link: path, linkDir: filepath.Join(dir, "realdir")} {
-		if err := os.Symlink(to, filepath.Join(jail, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	jailLink(t, jail, link, path)
+	jailLink(t, jail, linkDir, filepath.Join(dir, "realdir"))
 	os.Mkdir(filepath.Join(jail, dir, "realdir"), 0o755)
-	en := newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-	b := started(t, chrootHelper(t, jail)())
-	pid := b.Process.Pid
-	waitRoot(t, pid, jail)
-	cr := kernelRoot(t, pid)
+	en, pid, cr := chrootedCaller(t, jail)
 	d := newDiagnoser(en, false, true)
 	diagnosed := func(p string, errno int32) *event.Event {
 		e := &event.Event{Path: p, Process: event.Process{PID: uint32(pid), Cwd: "/"}}
@@ -684,9 +688,7 @@ func TestHeldRootAbsoluteSymlinkStaysInIt(t *testing.T) {
 	needRoot(t, "opening a root held")
 	dir, path, jail, ino := jailedTwin(t)
 	link := filepath.Join(dir, "link")
-	if err := os.Symlink(path, filepath.Join(jail, link)); err != nil {
-		t.Fatal(err)
-	}
+	jailLink(t, jail, link, path)
 	h := holdRoot(jail, "/proc/self")
 	if h == nil || h.slash {
 		t.Fatalf("held root %+v, want one that is not the daemon's", h)
@@ -712,15 +714,8 @@ func TestHeldRootAbsoluteSymlinkStaysInIt(t *testing.T) {
 func TestCallerRelativePathLeavesCwdInItsRoot(t *testing.T) {
 	needRoot(t, "chroot")
 	_, path, jail, ino := jailedTwin(t)
-	if err := os.Symlink(path, filepath.Join(jail, "rlink")); err != nil {
-		t.Fatal(err)
-	}
-	en := newEnricher(DefaultConfig())
-	t.Cleanup(en.close)
-	b := started(t, chrootHelper(t, jail)())
-	pid := b.Process.Pid
-	waitRoot(t, pid, jail)
-	cr := kernelRoot(t, pid)
+	jailLink(t, jail, "/rlink", path)
+	en, pid, cr := chrootedCaller(t, jail)
 	for _, p := range []string{"rlink", "../" + strings.TrimPrefix(path, "/")} {
 		e := &event.Event{Path: p, Process: event.Process{PID: uint32(pid), Cwd: "/"}}
 		e.SetErrno(-13)
