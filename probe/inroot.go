@@ -58,7 +58,8 @@ func (r *rootDir) open(p string, flags int) (int, error) {
 			}
 			r.fd = fd
 		}
-		rel := strings.TrimLeft(path.Clean("/"+p), "/")
+		// Not cleaned: ".." after a symlink is the kernel's to resolve.
+		rel := strings.TrimLeft(p, "/")
 		if rel == "" {
 			rel = "."
 		}
