@@ -94,7 +94,7 @@ func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
 			return location{}, false
 		}
 		display, root := path.Clean(e.Path), d.en.proc(1, "root")
-		return location{dir: procRootDir(root), files: callerFiles{target: root + display, display: display, underRoot: true},
+		return location{dir: procRootDir(root), files: callerFiles{target: root + e.Path, display: display, walk: e.Path, underRoot: true},
 			cwd: "/", procDir: d.en.proc(1), opened: &openedProgram{}}, true
 	}
 	f := d.en.callerPath(e, r.caller())

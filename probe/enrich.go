@@ -95,8 +95,9 @@ type caller struct {
 // running when looked at. unchecked: it had its pid when the record was
 // made, and may have exited since. procDir is the /proc directory whose
 // mountinfo is the caller's mount table. missing: opening target found
-// nothing. underRoot: target is root+display, a path the caller resolved
-// in its root, and is opened with rootDir. base: target is base/rel, a
+// nothing. underRoot: target is root+walk, a path the caller resolved in
+// its root (display is walk cleaned), and is opened with rootDir. base:
+// target is base/rel, a
 // path the caller resolved from a directory (its cwd, a dirfd) that base
 // names from here; escape is that path from the caller's root, if known.
 type callerFiles struct {
@@ -105,12 +106,13 @@ type callerFiles struct {
 	procDir                       string
 	alive, unchecked, ok, missing bool
 	underRoot                     bool
-	base, rel, escape             string
+	walk, base, rel, escape       string
 }
 
-// heldFiles is where the absolute path display is under the held root h.
-func heldFiles(h *heldRoot, display string, alive bool) callerFiles {
-	return callerFiles{target: h.prefix + display, display: display, root: h.prefix, held: h, procDir: h.procDir, alive: alive, ok: true, underRoot: true}
+// heldFiles is where the absolute path walk is under the held root h.
+func heldFiles(h *heldRoot, walk string, alive bool) callerFiles {
+	return callerFiles{target: h.prefix + walk, display: path.Clean(walk), walk: walk, root: h.prefix, held: h,
+		procDir: h.procDir, alive: alive, ok: true, underRoot: true}
 }
 
 // rootDir is the caller's root, to open its absolute paths from; close
@@ -130,7 +132,7 @@ func (f *callerFiles) rootDir() *rootDir {
 func (f *callerFiles) openIn(dir *rootDir, flags int) (int, error) {
 	switch {
 	case f.underRoot:
-		return dir.open(f.display, flags)
+		return dir.open(f.walk, flags)
 	case f.base != "" && !noOpenat2.Load():
 		fd, err := openBeneath(f.base, f.rel, flags)
 		switch {
@@ -540,7 +542,7 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 		if held != nil {
 			// The record is the handle's process's; whether that still
 			// runs is asked only by a diagnosis that reads its /proc.
-			f := heldFiles(held, path.Clean(p), running)
+			f := heldFiles(held, p, running)
 			f.unchecked = !running
 			return f
 		}
@@ -567,10 +569,10 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 		if held != nil {
 			switch {
 			case path.IsAbs(p):
-				return heldFiles(held, path.Clean(p), false)
+				return heldFiles(held, p, false)
 			case p != "" && atFDCWD && path.IsAbs(e.Process.Cwd):
 				// The kernel's walk of the caller's cwd, relative to its root.
-				return heldFiles(held, path.Join(e.Process.Cwd, p), false)
+				return heldFiles(held, e.Process.Cwd+"/"+p, false)
 			}
 			return callerFiles{}
 		}
@@ -583,8 +585,8 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 	case p == "":
 		return callerFiles{}
 	case path.IsAbs(p):
-		f.display = path.Clean(p)
-		f.target, f.underRoot = f.root+f.display, true
+		f.display, f.walk = path.Clean(p), p
+		f.target, f.underRoot = f.root+p, true
 	case atFDCWD && alive:
 		f.target, f.display = en.proc(pid, "cwd", p), path.Join(e.Process.Cwd, p)
 		f.base, f.rel = en.proc(pid, "cwd"), p
@@ -593,8 +595,8 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 		}
 	case atFDCWD && path.IsAbs(e.Process.Cwd):
 		// The kernel's walk of the caller's cwd, relative to its root.
-		f.display = path.Join(e.Process.Cwd, p)
-		f.target, f.underRoot = f.root+f.display, true
+		f.display, f.walk = path.Join(e.Process.Cwd, p), e.Process.Cwd+"/"+p
+		f.target, f.underRoot = f.root+f.walk, true
 	case alive:
 		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
 		dir, _ := os.Readlink(fdPath)

@@ -725,3 +725,31 @@ func TestCallerRelativePathLeavesCwdInItsRoot(t *testing.T) {
 		}
 	}
 }
+
+// The program's path is opened as exec walked it: ".." after a symlink
+// goes up from where the link led. Cleaned as a string first, the path
+// names another file, here none.
+func TestCallerPathDotDotAfterSymlink(t *testing.T) {
+	needRoot(t, "holding init's root")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "a"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "b", "c"), 0o755)
+	if err := os.Symlink(filepath.Join(dir, "b", "c"), filepath.Join(dir, "a", "link")); err != nil {
+		t.Fatal(err)
+	}
+	x := filepath.Join(dir, "b", "x")
+	if err := os.WriteFile(x, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var want unix.Stat_t
+	if err := unix.Stat(x, &want); err != nil {
+		t.Fatal(err)
+	}
+	en, _, pid, cr := alphaCaller(t, dir)
+	p := filepath.Join(dir, "a", "link") + "/../x"
+	for i := range 3 {
+		if b := binaryOf(en, pid, p, cr); b == nil || b.InodeNumber != want.Ino {
+			t.Errorf("failure %d of %s: binary %+v, want %s's inode %d", i+1, p, b, x, want.Ino)
+		}
+	}
+}

@@ -76,8 +76,11 @@ func (r *rootDir) open(p string, flags int) (int, error) {
 			return fd, err
 		}
 	}
-	return unix.Open(r.prefix+path.Clean("/"+p), flags|unix.O_CLOEXEC, 0)
+	return unix.Open(r.named(p), flags|unix.O_CLOEXEC, 0)
 }
+
+// named is p under the prefix, as written.
+func (r *rootDir) named(p string) string { return r.prefix + "/" + strings.TrimLeft(p, "/") }
 
 // openBeneath opens rel from the directory base names, failing with EXDEV
 // when the walk would leave it.
@@ -104,7 +107,7 @@ func (r *rootDir) keep(fd int) string {
 // stat stats p, following symlinks.
 func (r *rootDir) stat(p string, st *unix.Stat_t) error {
 	if r.plain {
-		return unix.Stat(r.prefix+path.Clean("/"+p), st)
+		return unix.Stat(r.named(p), st)
 	}
 	fd, err := r.open(p, unix.O_PATH)
 	if err != nil {
@@ -118,7 +121,7 @@ func (r *rootDir) stat(p string, st *unix.Stat_t) error {
 // for functions that take a path; it stays valid until close.
 func (r *rootDir) name(p string) (string, error) {
 	if r.plain {
-		return r.prefix + path.Clean("/"+p), nil
+		return r.named(p), nil
 	}
 	if n, ok := r.names[p]; ok {
 		return n, nil
