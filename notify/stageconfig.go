@@ -273,7 +273,7 @@ func DefaultDedup() DedupConfig {
 		Keys:     []string{"uid", "error", "binary", "unit"},
 		MaxPIDs:  16,
 		MaxKeys:  10000,
-		MaxBytes: 4 << 20,
+		MaxBytes: 8 << 20,
 	}
 }
 

@@ -214,6 +214,24 @@ func TestTimes(t *testing.T) {
 // of failures the rate limit kept back, the key itself and the table's
 // bookkeeping - so that max_bytes, and check-config's memory bound built
 // on it, bound the daemon's memory in a storm of distinct failures.
+// typicalFailure is the i-th of a storm of distinct failures shaped as a
+// deploy's are, every string its own as decoding makes them.
+func typicalFailure(now time.Time, i int) *event.Event {
+	ev := failure(now, uint32(10000+i), fmt.Sprintf("/srv/app/releases/%06d/bin/worker", i), -13)
+	ev.Arguments = []string{fmt.Sprintf("/srv/app/releases/%06d/bin/worker", i), fmt.Sprintf("--id=%d", i)}
+	ev.ErrorText = fmt.Sprint("permission denied")
+	ev.CauseText = fmt.Sprintf("%s is not executable for uid 1000 (mode 0644, owner 0:0): run chmod +x on it, or run it through its interpreter", ev.Path)
+	ev.Cause = event.CauseNotExecutable
+	ev.Process.Exe = fmt.Sprint("/usr/bin/bash")
+	ev.Process.Cwd = fmt.Sprintf("/home/deploy/%d", i%7)
+	ev.Process.Cgroup = fmt.Sprint("/system.slice/deploy.service")
+	ev.Process.Unit = fmt.Sprint("deploy.service")
+	ev.StdinPath = fmt.Sprint("/dev/null")
+	ev.Binary = &event.Binary{Path: ev.Path, InodeNumber: uint64(i + 1)}
+	ev.Parent = &event.Parent{PID: 1, Comm: fmt.Sprint("deployer"), Exe: fmt.Sprint("/usr/local/bin/deployer")}
+	return ev
+}
+
 func TestDedupChargeCoversHeap(t *testing.T) {
 	clk := &fakeClock{now: t0}
 	sink := &recSink{}
@@ -230,18 +248,7 @@ func TestDedupChargeCoversHeap(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := range n {
-		ev := failure(clk.Now(), uint32(10000+i), fmt.Sprintf("/srv/app/releases/%06d/bin/worker", i), -13)
-		ev.Arguments = []string{fmt.Sprintf("/srv/app/releases/%06d/bin/worker", i), fmt.Sprintf("--id=%d", i)}
-		ev.ErrorText = fmt.Sprint("permission denied")
-		ev.CauseText = fmt.Sprintf("%s is not executable for uid 1000 (mode 0644, owner 0:0): run chmod +x on it, or run it through its interpreter", ev.Path)
-		ev.Cause = event.CauseNotExecutable
-		ev.Process.Exe = fmt.Sprint("/usr/bin/bash")
-		ev.Process.Cwd = fmt.Sprintf("/home/deploy/%d", i%7)
-		ev.Process.Cgroup = fmt.Sprint("/system.slice/deploy.service")
-		ev.Process.Unit = fmt.Sprint("deploy.service")
-		ev.StdinPath = fmt.Sprint("/dev/null")
-		ev.Binary = &event.Binary{Path: ev.Path, InodeNumber: uint64(i + 1)}
-		ev.Parent = &event.Parent{PID: 1, Comm: fmt.Sprint("deployer"), Exe: fmt.Sprint("/usr/local/bin/deployer")}
+		ev := typicalFailure(clk.Now(), i)
 		p.Handle(ev)
 	}
 	runtime.GC()
@@ -263,5 +270,33 @@ func TestDedupChargeCoversHeap(t *testing.T) {
 	t.Logf("%d keys: heap %d bytes (%d a key), charged %d (%d a key)", keys, real, real/n, charged, charged/n)
 	if charged < real {
 		t.Errorf("the table charges %d bytes a key, the heap holds %d: max_bytes does not bound it", charged/n, real/n)
+	}
+}
+
+// A burst of distinct failures at the defaults - a deploy, a broken
+// upgrade's post-install scripts - must leave room in the table: a user's
+// next, different failure still gets its own notification, not a place in
+// the user's combined digest that names no path. 4 MiB held about 1,800
+// keys, and the booted-system test's 2,000-failure storm hid the failure
+// after it for the rest of the window.
+func TestDefaultDedupHoldsABurstOfDistinctFailures(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, nil)
+	const burst = 3000
+	for i := range burst {
+		p.Handle(typicalFailure(clk.Now(), i))
+	}
+	after := typicalFailure(clk.Now(), burst)
+	after.Path = "/srv/app/after-the-burst"
+	after.Binary = &event.Binary{Path: after.Path, InodeNumber: 1}
+	p.Handle(after)
+	p.mu.Lock()
+	s := p.sinks[0]
+	keys, charged, combined := len(s.entries), s.bytes, len(s.overflowUIDs)
+	p.mu.Unlock()
+	if keys != burst+1 || combined != 0 {
+		t.Fatalf("after %d distinct failures at the defaults (max_bytes %d, %d charged): %d keys, %d combined digests; want every failure its own key",
+			burst+1, DefaultDedup().MaxBytes, charged, keys, combined)
 	}
 }
