@@ -373,14 +373,19 @@ func TestCallerRootBindMountOfRootNotShared(t *testing.T) {
 	}
 }
 
+// waitRoot waits until the chroot helper pid has both chrooted to want
+// and changed into it: the two are separate calls, and a test that starts
+// between them sees the new root with the old working directory.
 func waitRoot(t *testing.T, pid int, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if root, _ := os.Readlink(procFile(uint32(pid), "root")); root == want {
+		root, _ := os.Readlink(procFile(uint32(pid), "root"))
+		cwd, _ := os.Readlink(procFile(uint32(pid), "cwd"))
+		if root == want && cwd == want {
 			return
 		}
 	}
-	t.Fatalf("process %d never chrooted to %s", pid, want)
+	t.Fatalf("process %d never chrooted to %s and changed into it", pid, want)
 }
 
 // Handles are opened for processes that fail again, bounded, and all
