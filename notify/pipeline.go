@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,12 +111,22 @@ type sinkState struct {
 	// on time or tracked; overflowUIDs is their order of creation.
 	overflow     map[uint32]*digest
 	overflowUIDs []uint32
+	// backlog lists, oldest first, the keys whose first occurrence the
+	// rate limit held back: they go out in that order as tokens return.
+	// Entries since closed or released are skipped when reached.
+	backlog []backlogged
 	// ws is the sink's worker, or one per replica (Replicas): each has
 	// its own queue, spool and counters, and c counts for the sink.
 	ws []*worker
 	c  *sinkCounters
 	// keepArgs: the operator let this sink see arguments unredacted.
 	keepArgs bool
+}
+
+// backlogged is a key in a sink's backlog, with the entry it had then.
+type backlogged struct {
+	key string
+	h   *held
 }
 
 // held is one dedup key's state within its window.
@@ -375,8 +386,37 @@ func (p *Pipeline) offer(s *sinkState, ev *event.Event, now time.Time) {
 		h.notified = true
 	} else {
 		p.hold(s, h, ev)
+		s.queueBacklog(key, h)
 		p.wakeBy(p.tokenAt(s, now), now)
 	}
+}
+
+// queueBacklog adds key's held-back first occurrence to the end of the
+// backlog. Skipped entries are dropped once they outnumber the table's,
+// so the backlog stays within a small multiple of it.
+func (s *sinkState) queueBacklog(key string, h *held) {
+	if len(s.backlog) >= 2*len(s.entries)+64 {
+		s.backlog = slices.DeleteFunc(s.backlog, func(b backlogged) bool { return !s.waiting(b) })
+	}
+	s.backlog = append(s.backlog, backlogged{key, h})
+}
+
+// waiting reports whether b's first occurrence is still held back.
+func (s *sinkState) waiting(b backlogged) bool {
+	return s.entries[b.key] == b.h && !b.h.notified && b.h.digest != nil
+}
+
+// releaseBacklog sends held-back first occurrences, oldest first, while
+// both rate limits have tokens.
+func (p *Pipeline) releaseBacklog(s *sinkState, now time.Time) {
+	for len(s.backlog) > 0 {
+		if b := s.backlog[0]; s.waiting(b) && !p.release(s, b.h, now) {
+			return
+		}
+		s.backlog[0] = backlogged{}
+		s.backlog = s.backlog[1:]
+	}
+	s.backlog = nil
 }
 
 // hold counts ev in the key's digest of failures not yet notified, which
@@ -454,16 +494,12 @@ func (p *Pipeline) tick(now time.Time) {
 		p.fanout(ev, now)
 	}
 	for _, s := range p.sinks {
-		blocked := false
 		for key, h := range s.entries {
-			switch {
-			case !now.Before(h.end):
+			if !now.Before(h.end) {
 				p.close(s, key, h, now)
-			case !h.notified && h.digest != nil && !blocked:
-				// Stop at the first refusal: the bucket is empty for now.
-				blocked = !p.release(s, h, now)
 			}
 		}
+		p.releaseBacklog(s, now)
 		// Counted as limited once already when they were held back.
 		for len(s.overflowUIDs) > 0 && s.bucket.ready(now) && p.global.ready(now) {
 			s.bucket.take()
@@ -552,7 +588,15 @@ func (p *Pipeline) flushAll(now time.Time, searches bool) {
 		}
 	}
 	for _, s := range p.sinks {
+		// Held-back first occurrences first, oldest first, as tick would.
 		var out []*event.Event
+		for _, b := range s.backlog {
+			if s.waiting(b) {
+				out = append(out, b.h.digest.event())
+				b.h.digest = nil
+			}
+		}
+		s.backlog = nil
 		for key, h := range s.entries {
 			if h.digest != nil {
 				out = append(out, h.digest.event())

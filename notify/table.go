@@ -18,9 +18,10 @@ const (
 	// the held entry, the structs an event points to (binary, parent, four
 	// small numbers), and the key's slots in the table's map and its
 	// user's (string header, pointer, control byte; a map just grown is
-	// less than half full).
+	// less than half full), and its place in the sink's backlog, which
+	// may hold as many places skipped.
 	heldOverhead = 2*unsafe.Sizeof(event.Event{}) + 2*unsafe.Sizeof(time.Time{}) + unsafe.Sizeof(held{}) +
-		unsafe.Sizeof(event.Binary{}) + unsafe.Sizeof(event.Parent{}) + 4*8 + 2*56
+		unsafe.Sizeof(event.Binary{}) + unsafe.Sizeof(event.Parent{}) + 4*8 + 2*56 + 2*unsafe.Sizeof(backlogged{})
 	// maxOverflowUIDs bounds the per-user combined digests of one sink.
 	maxOverflowUIDs = 64
 )
