@@ -1064,3 +1064,28 @@ func TestRetryAfterHonoured(t *testing.T) {
 		}
 	}
 }
+
+// The backlog of held-back first occurrences stays bounded when their
+// windows end before a token returns: skipped places are dropped.
+func TestBacklogBoundedWhenWindowsEnd(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.RateLimit = RateLimitConfig{Rate: 0.0001, Burst: 1}
+		s.Dedup.Window = Duration(time.Second)
+		s.Dedup.MaxKeys = 10
+	})
+	for i := range 5000 {
+		p.Handle(failure(clk.Add(100*time.Millisecond), uint32(i+1), fmt.Sprintf("/bin/p%d", i), -13))
+		if i%10 == 0 {
+			p.tick(clk.Now())
+		}
+	}
+	p.mu.Lock()
+	s := p.sinks[0]
+	n, keys := len(s.backlog), len(s.entries)
+	p.mu.Unlock()
+	if n > 2*keys+65 {
+		t.Errorf("backlog of %d places for %d keys", n, keys)
+	}
+}
