@@ -776,20 +776,45 @@ func TestLimitedFirstOccurrenceGoesOutWhenTokensReturn(t *testing.T) {
 	poll.Until(t, "digest", func() bool { return sink.total() == 5 })
 }
 
+// limitedBurst makes n distinct failures, a millisecond apart, that a
+// sink limited to rate holds back after the first.
+func limitedBurst(t *testing.T, n int, rate Rate) (*Pipeline, *fakeClock, *recSink) {
+	t.Helper()
+	clk := &fakeClock{now: t0}
+	sink := &recSink{}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
+		s.RateLimit = RateLimitConfig{Rate: rate, Burst: 1}
+	})
+	for i := range n {
+		p.Handle(failure(clk.Add(time.Millisecond), uint32(i+1), fmt.Sprintf("/bin/p%02d", i), -13))
+	}
+	return p, clk, sink
+}
+
+// wantOldestFirst checks that got are limitedBurst's n failures in order.
+func wantOldestFirst(t *testing.T, got []event.Event, n int) {
+	t.Helper()
+	var paths []string
+	for _, e := range got {
+		paths = append(paths, e.Path)
+	}
+	if len(got) != n {
+		t.Fatalf("%d notifications, want %d: %v", len(got), n, paths)
+	}
+	for i, p := range paths {
+		if want := fmt.Sprintf("/bin/p%02d", i); p != want {
+			t.Fatalf("notification %d is %s, want %s: not oldest first (%v)", i+1, p, want, paths)
+		}
+	}
+}
+
 // TestLimitedFirstOccurrencesGoOutOldestFirst: after a burst of distinct
 // failures the rate limit holds back, each goes out in the order it
 // happened, so the oldest waits least and a sink's stream stays in time
 // order.
 func TestLimitedFirstOccurrencesGoOutOldestFirst(t *testing.T) {
-	clk := &fakeClock{now: t0}
-	sink := &recSink{}
-	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
-		s.RateLimit = RateLimitConfig{Rate: 1, Burst: 1}
-	})
 	const n = 40
-	for i := range n {
-		p.Handle(failure(clk.Add(time.Millisecond), uint32(i+1), fmt.Sprintf("/bin/p%02d", i), -13))
-	}
+	p, clk, sink := limitedBurst(t, n, 1)
 	// A repeat of an early one must not move it.
 	p.Handle(failure(clk.Now(), 100, "/bin/p05", -13))
 	for i := 1; i < n; i++ {
@@ -797,11 +822,7 @@ func TestLimitedFirstOccurrencesGoOutOldestFirst(t *testing.T) {
 		poll.Until(t, fmt.Sprintf("notification %d", i+1), func() bool { return len(sink.events()) == i+1 })
 	}
 	got := sink.events()
-	for i, e := range got {
-		if want := fmt.Sprintf("/bin/p%02d", i); e.Path != want {
-			t.Fatalf("notification %d is %s, want %s: not oldest first (%v)", i+1, e.Path, want, paths(got))
-		}
-	}
+	wantOldestFirst(t, got, n)
 	if c := got[5].Count; c != 2 {
 		t.Errorf("/bin/p05 counts %d, want 2", c)
 	}
@@ -809,35 +830,12 @@ func TestLimitedFirstOccurrencesGoOutOldestFirst(t *testing.T) {
 
 // At shutdown, too, what the limit held back goes out oldest first.
 func TestLimitedFirstOccurrencesFlushedOldestFirst(t *testing.T) {
-	clk := &fakeClock{now: t0}
-	sink := &recSink{}
-	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) {
-		s.RateLimit = RateLimitConfig{Rate: 0.001, Burst: 1}
-	})
 	const n = 40
-	for i := range n {
-		p.Handle(failure(clk.Add(time.Millisecond), uint32(i+1), fmt.Sprintf("/bin/p%02d", i), -13))
-	}
+	p, _, sink := limitedBurst(t, n, 0.001)
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	got := sink.events()
-	if len(got) != n {
-		t.Fatalf("%d notifications, want %d", len(got), n)
-	}
-	for i, e := range got {
-		if want := fmt.Sprintf("/bin/p%02d", i); e.Path != want {
-			t.Fatalf("notification %d is %s, want %s: not oldest first (%v)", i+1, e.Path, want, paths(got))
-		}
-	}
-}
-
-func paths(evs []event.Event) []string {
-	var out []string
-	for _, e := range evs {
-		out = append(out, e.Path)
-	}
-	return out
+	wantOldestFirst(t, sink.events(), n)
 }
 
 // flakySink fails a random share of sends with a retryable error.
