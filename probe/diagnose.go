@@ -93,9 +93,9 @@ func (d *diagnoser) locate(e *event.Event, r *record) (location, bool) {
 		if !path.IsAbs(e.Path) {
 			return location{}, false
 		}
-		display, root := path.Clean(e.Path), d.en.proc(1, "root")
-		return location{dir: procRootDir(root), files: callerFiles{target: root + e.Path, display: display, walk: e.Path, underRoot: true},
-			cwd: "/", procDir: d.en.proc(1), opened: &openedProgram{}}, true
+		f := callerFiles{root: d.en.proc(1, "root")}
+		f.inRoot(e.Path)
+		return location{dir: procRootDir(f.root), files: f, cwd: "/", procDir: d.en.proc(1), opened: &openedProgram{}}, true
 	}
 	f := d.en.callerPath(e, r.caller())
 	if !f.ok {

@@ -97,9 +97,9 @@ type caller struct {
 // mountinfo is the caller's mount table. missing: opening target found
 // nothing. underRoot: target is root+walk, a path the caller resolved in
 // its root (display is walk cleaned), and is opened with rootDir. base:
-// target is base/rel, a
-// path the caller resolved from a directory (its cwd, a dirfd) that base
-// names from here; escape is that path from the caller's root, if known.
+// target is base/rel, a path the caller resolved from a directory (its
+// cwd, a dirfd) that base names from here; escape is that path from the
+// caller's root, if known.
 type callerFiles struct {
 	target, display, root         string
 	held                          *heldRoot
@@ -111,9 +111,20 @@ type callerFiles struct {
 
 // heldFiles is where the absolute path walk is under the held root h.
 func heldFiles(h *heldRoot, walk string, alive bool) callerFiles {
-	return callerFiles{target: h.prefix + walk, display: path.Clean(walk), walk: walk, root: h.prefix, held: h,
-		procDir: h.procDir, alive: alive, ok: true, underRoot: true}
+	f := callerFiles{root: h.prefix, held: h, procDir: h.procDir, alive: alive, ok: true}
+	f.inRoot(walk)
+	return f
 }
+
+// inRoot makes f the absolute path walk, as the caller's exec walked it,
+// under f's root.
+func (f *callerFiles) inRoot(walk string) {
+	f.walk, f.display, f.target, f.underRoot = walk, path.Clean(walk), f.root+walk, true
+}
+
+// cwdWalk is the kernel's walk of p from the caller's cwd, relative to
+// its root.
+func cwdWalk(cwd, p string) string { return cwd + "/" + p }
 
 // rootDir is the caller's root, to open its absolute paths from; close
 // it after use.
@@ -571,8 +582,7 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 			case path.IsAbs(p):
 				return heldFiles(held, p, false)
 			case p != "" && atFDCWD && path.IsAbs(e.Process.Cwd):
-				// The kernel's walk of the caller's cwd, relative to its root.
-				return heldFiles(held, e.Process.Cwd+"/"+p, false)
+				return heldFiles(held, cwdWalk(e.Process.Cwd, p), false)
 			}
 			return callerFiles{}
 		}
@@ -585,8 +595,7 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 	case p == "":
 		return callerFiles{}
 	case path.IsAbs(p):
-		f.display, f.walk = path.Clean(p), p
-		f.target, f.underRoot = f.root+p, true
+		f.inRoot(p)
 	case atFDCWD && alive:
 		f.target, f.display = en.proc(pid, "cwd", p), path.Join(e.Process.Cwd, p)
 		f.base, f.rel = en.proc(pid, "cwd"), p
@@ -594,9 +603,7 @@ func (en *enricher) locateFiles(e *event.Event, c *caller) callerFiles {
 			f.escape = e.Process.Cwd + "/" + p
 		}
 	case atFDCWD && path.IsAbs(e.Process.Cwd):
-		// The kernel's walk of the caller's cwd, relative to its root.
-		f.display, f.walk = path.Join(e.Process.Cwd, p), e.Process.Cwd+"/"+p
-		f.target, f.underRoot = f.root+f.walk, true
+		f.inRoot(cwdWalk(e.Process.Cwd, p))
 	case alive:
 		fdPath := en.proc(pid, "fd", strconv.Itoa(int(*e.Dirfd)))
 		dir, _ := os.Readlink(fdPath)
