@@ -1073,13 +1073,12 @@ func TestBacklogBoundedUnderEvictions(t *testing.T) {
 		s.RateLimit = RateLimitConfig{Rate: 0.0001, Burst: 1}
 		s.Dedup.MaxKeys = 10
 	})
-	inserted := 0
-	for uid := range 2000 {
-		for k := range 5 {
+	const users, each = 2000, 5
+	for uid := range users {
+		for k := range each {
 			ev := failure(clk.Add(time.Millisecond), uint32(uid+1), fmt.Sprintf("/bin/u%d-%d", uid, k), -13)
 			ev.Process.UID = uint32(uid)
 			p.Handle(ev)
-			inserted++
 		}
 	}
 	p.mu.Lock()
@@ -1087,6 +1086,6 @@ func TestBacklogBoundedUnderEvictions(t *testing.T) {
 	n, keys := len(s.backlog), len(s.entries)
 	p.mu.Unlock()
 	if n > 2*keys+65 {
-		t.Errorf("backlog of %d places for %d keys after %d failures", n, keys, inserted)
+		t.Errorf("backlog of %d places for %d keys after %d failures", n, keys, users*each)
 	}
 }

@@ -209,11 +209,6 @@ func TestTimes(t *testing.T) {
 	}
 }
 
-// TestDedupChargeCoversHeap: what the table charges a key against
-// max_bytes covers the heap the key really holds - its sample, the digest
-// of failures the rate limit kept back, the key itself and the table's
-// bookkeeping - so that max_bytes, and check-config's memory bound built
-// on it, bound the daemon's memory in a storm of distinct failures.
 // typicalFailure is the i-th of a storm of distinct failures shaped as a
 // deploy's are, every string its own as decoding makes them.
 func typicalFailure(now time.Time, i int) *event.Event {
@@ -232,6 +227,11 @@ func typicalFailure(now time.Time, i int) *event.Event {
 	return ev
 }
 
+// TestDedupChargeCoversHeap: what the table charges a key against
+// max_bytes covers the heap the key really holds - its sample, the digest
+// of failures the rate limit kept back, the key itself and the table's
+// bookkeeping - so that max_bytes, and check-config's memory bound built
+// on it, bound the daemon's memory in a storm of distinct failures.
 func TestDedupChargeCoversHeap(t *testing.T) {
 	clk := &fakeClock{now: t0}
 	sink := &recSink{}
