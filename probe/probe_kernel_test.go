@@ -57,9 +57,10 @@ import (
 func init() { provoke.MaybeHelper() }
 
 const (
-	// eventTimeout bounds the wait for one event. Generous because the VM
-	// runs under software emulation.
-	eventTimeout = 5 * time.Second
+	// eventTimeout bounds the wait for one event while no record at all
+	// arrives (records of other execs push it back). Generous because the
+	// VM runs under software emulation, on machines slower than this one.
+	eventTimeout = 10 * time.Second
 	// quietPeriod is how long "no event" must hold before it is believed.
 	quietPeriod = 750 * time.Millisecond
 )
@@ -117,9 +118,12 @@ func collect(p *probe.Probe) *collector {
 	return c
 }
 
-// wait returns the first failure that matches, or nil after timeout.
+// wait returns the first failure that matches, or nil once no record has
+// arrived for timeout: a probe still busy with other records is making
+// progress toward this one.
 func (c *collector) wait(timeout time.Duration, match func(*event.Event) bool) (*event.Event, error) {
-	deadline := time.After(timeout)
+	idle := time.NewTimer(timeout)
+	defer idle.Stop()
 	for {
 		c.mu.Lock()
 		for _, e := range c.failures {
@@ -137,14 +141,17 @@ func (c *collector) wait(timeout time.Duration, match func(*event.Event) bool) (
 		c.mu.Unlock()
 		select {
 		case <-ch:
-		case <-deadline:
+			idle.Reset(timeout)
+		case <-idle.C:
 			return nil, nil
 		}
 	}
 }
 
+// waitSuccess is wait for a success record of tid.
 func (c *collector) waitSuccess(timeout time.Duration, tid uint32) *event.Success {
-	deadline := time.After(timeout)
+	idle := time.NewTimer(timeout)
+	defer idle.Stop()
 	for {
 		c.mu.Lock()
 		for _, s := range c.successes {
@@ -157,7 +164,8 @@ func (c *collector) waitSuccess(timeout time.Duration, tid uint32) *event.Succes
 		c.mu.Unlock()
 		select {
 		case <-ch:
-		case <-deadline:
+			idle.Reset(timeout)
+		case <-idle.C:
 			return nil
 		}
 	}
@@ -299,7 +307,7 @@ func TestKernelProbe(t *testing.T) {
 				t.Fatal(err)
 			}
 			if ev == nil {
-				t.Fatalf("no event for tid %d path %q within %v (others for that tid: %d)",
+				t.Fatalf("no event for tid %d path %q: no record for %v (others for that tid: %d)",
 					o.Caller.TID, o.Path, eventTimeout, len(col.failuresOf(o.Caller.TID)))
 			}
 			checkEvent(t, mode, openHook, cfg, lab, o, ev)

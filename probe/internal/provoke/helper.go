@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -440,7 +441,10 @@ func cStrings(ss []string) ([]*byte, error) {
 }
 
 // storm fails execve Repeat times over each of Paths in turn (or Path),
-// as fast as one thread can, and returns the first errno.
+// as fast as one thread can, and returns the first errno. About once a
+// second it tells the parent how many execs it has made (a progress
+// report on fd 4), so a slow machine's storm is waited for as long as it
+// keeps going and a stuck one is stopped soon.
 func storm(req request, argv, envp uintptr) syscall.Errno {
 	paths := req.Paths
 	if len(paths) == 0 {
@@ -451,16 +455,38 @@ func storm(req request, argv, envp uintptr) syscall.Errno {
 		ptrs[i], _ = unix.BytePtrFromString(p)
 	}
 	var first syscall.Errno
+	done, next := 0, time.Now().Add(progressEvery)
 	for range req.Repeat {
 		for _, p := range ptrs {
 			_, _, errno := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(p)), argv, envp)
 			if first == 0 {
 				first = errno
 			}
+			if req.Pace > 0 {
+				time.Sleep(req.Pace)
+			}
+			done++
+			// The clock is read every 64 execs: a vDSO call, not a
+			// syscall, and rare enough not to pace the storm.
+			if done%64 == 0 && time.Now().After(next) {
+				writeProgress(done)
+				next = time.Now().Add(progressEvery)
+			}
 		}
 	}
 	runtime.KeepAlive(ptrs)
 	return first
+}
+
+// progressEvery is how often a storm reports how far it got.
+const progressEvery = time.Second
+
+// writeProgress sends a progress report on fd 4 with a plain write: the
+// storm runs on a locked thread, between raw execve calls, and a failed
+// write only costs the parent one progress mark.
+func writeProgress(done int) {
+	b, _ := json.Marshal(report{Progress: done})
+	unix.Write(4, append(b, '\n'))
 }
 
 // execRace has two threads exec this binary (which then exits 0) at the

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -176,6 +177,9 @@ type request struct {
 	// Path) in a tight loop on one thread: a storm.
 	Repeat int      `json:"repeat,omitempty"`
 	Paths  []string `json:"paths,omitempty"`
+	// Pace sleeps this long after each of a storm's execs: a storm as a
+	// slow machine makes it.
+	Pace time.Duration `json:"pace,omitempty"`
 	// RewritePath replaces the path in the caller's memory while the exec
 	// is inside the kernel (stalled on argv[1] through userfaultfd).
 	RewritePath string `json:"rewrite_path,omitempty"`
@@ -216,9 +220,12 @@ type request struct {
 
 // report is what the helper sends back, one JSON object per exec attempt.
 type report struct {
-	Err        string `json:"err,omitempty"` // helper setup failed
-	Errno      int    `json:"errno"`
-	Succeeding bool   `json:"succeeding,omitempty"`
+	Err string `json:"err,omitempty"` // helper setup failed
+	// Progress > 0 marks a storm's progress report (execs made so far),
+	// sent before its final report; no other field is set in it.
+	Progress   int  `json:"progress,omitempty"`
+	Errno      int  `json:"errno"`
+	Succeeding bool `json:"succeeding,omitempty"`
 
 	PID      int    `json:"pid"`
 	TID      int    `json:"tid"`
@@ -288,9 +295,10 @@ func TypeName(mode uint32) string {
 	return fmt.Sprintf("unknown(%#o)", mode&unix.S_IFMT)
 }
 
-// helperTimeout bounds every wait on a helper so a wedged case fails the
-// test instead of hanging the kernel matrix.
-const helperTimeout = 30 * time.Second
+// helperTimeout bounds every wait on a helper without progress, so a
+// wedged case fails the test instead of hanging the kernel matrix. A
+// variable for the lab's own tests.
+var helperTimeout = 30 * time.Second
 
 // spawn starts a helper with req, stdin (nil: /dev/null) and waits for the
 // failure report. With req.SucceedAfter it also waits for the successful
@@ -300,9 +308,15 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 	if err != nil {
 		return nil, err
 	}
-	// A killer bounds the whole conversation: reading a report from a
-	// helper that never writes one would block forever.
-	killer := time.AfterFunc(conversationBound(req), func() { h.cmd.Process.Kill() })
+	// A killer ends a helper that makes no progress for helperTimeout:
+	// reading a report from a helper that never writes one would block
+	// forever. A storm's progress reports push it back, so a storm takes
+	// as long as the machine needs and a stuck one still ends.
+	var killed atomic.Bool
+	killer := time.AfterFunc(helperTimeout, func() {
+		killed.Store(true)
+		h.cmd.Process.Kill()
+	})
 	defer killer.Stop()
 
 	if err := json.NewEncoder(h.ctl).Encode(req); err != nil {
@@ -310,8 +324,20 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 	}
 	dec := json.NewDecoder(bufio.NewReader(h.out))
 	var rep report
-	if err := dec.Decode(&rep); err != nil {
-		return nil, h.fail(name, fmt.Errorf("read helper report: %w", err))
+	done := 0
+	for {
+		rep = report{}
+		if err := dec.Decode(&rep); err != nil {
+			if killed.Load() {
+				err = fmt.Errorf("%w: killed after %v without progress (%s)", err, helperTimeout, progressNote(req, done))
+			}
+			return nil, h.fail(name, fmt.Errorf("read helper report: %w", err))
+		}
+		if rep.Progress == 0 {
+			break
+		}
+		done = rep.Progress
+		killer.Reset(helperTimeout)
 	}
 	if rep.Err != "" {
 		return nil, h.fail(name, errors.New(rep.Err))
@@ -328,18 +354,12 @@ func (l *Lab) spawn(name string, req request, stdin *os.File) (*Outcome, error) 
 	return o, nil
 }
 
-// conversationBound is how long a helper may take for req.
-func conversationBound(req request) time.Duration {
-	bound := helperTimeout
-	if req.Repeat > 0 {
-		// A storm is as long as it is told to be: allow three
-		// milliseconds per exec on top, which emulated CPUs need where
-		// the probe cannot fold, sends every failure in full and its
-		// reader competes with the storm for the one CPU (5.10 took up
-		// to 2.3 ms per exec).
-		bound += time.Duration(req.Repeat*max(1, len(req.Paths))) * 3 * time.Millisecond
+// progressNote says how far a helper got before it stopped reporting.
+func progressNote(req request, done int) string {
+	if req.Repeat == 0 {
+		return "no report"
 	}
-	return bound
+	return fmt.Sprintf("%d of %d storm execs made", done, req.Repeat*max(1, len(req.Paths)))
 }
 
 // helperProc is a running helper: ctl carries the request to it (its fd

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -223,5 +224,45 @@ func TestLimitCasesMeetAndExceed(t *testing.T) {
 func TestTypeNameUnknown(t *testing.T) {
 	if got, want := TypeName(0o030600), "unknown(030000)"; got != want {
 		t.Errorf("TypeName(0o030600) = %q, want %q", got, want)
+	}
+}
+
+// TestStormDeadlineFollowsProgress: a storm runs as long as it keeps
+// making execs, however much longer than the helper's idle bound that is
+// (a machine slower than the one a total bound was tuned on), and a storm
+// that stops making progress is ended after the idle bound, saying how far
+// it got.
+func TestStormDeadlineFollowsProgress(t *testing.T) {
+	lab, err := NewLab(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	defer func(d time.Duration) { helperTimeout = d }(helperTimeout)
+	helperTimeout = 2500 * time.Millisecond
+	storm := func(repeat int, pace time.Duration) (*Outcome, error) {
+		return lab.execve("storm", lab.path("paced-missing"), unix.ENOENT, ReachNone, "", func(r *request) {
+			r.Repeat, r.Pace = repeat, pace
+		})
+	}
+
+	// 400 execs 15 ms apart: 6 s, over twice the idle bound.
+	t0 := time.Now()
+	o, err := storm(400, 15*time.Millisecond)
+	if err != nil {
+		t.Fatalf("a storm making progress for %v was stopped: %v", time.Since(t0).Round(time.Millisecond), err)
+	}
+	o.Release()
+	if o.Got != unix.ENOENT {
+		t.Errorf("storm got %s, want ENOENT", unix.ErrnoName(o.Got))
+	}
+	if d := time.Since(t0); d < 2*helperTimeout {
+		t.Fatalf("the storm took %v, not longer than the idle bound: the case is not made", d)
+	}
+
+	// Two execs 4 s apart: the first second's progress report never comes.
+	_, err = storm(2, 4*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "without progress (0 of 2 storm execs made)") {
+		t.Fatalf("a storm without progress: got %v, want it stopped after %v without progress", err, helperTimeout)
 	}
 }
