@@ -8,11 +8,11 @@
 //	=== VMTEST INIT release=<uname -r> uptime=<seconds since kernel start>
 //	=== VMTEST BEGIN <name>
 //	... the job's stdout and stderr ...
-//	=== VMTEST END <name> exit=<code> seconds=<wall time>
+//	=== VMTEST END <name> exit=<code> seconds=<wall time> quiet=<longest silence>
 //	=== VMTEST DONE jobs=<n> failed=<n>
 //
-// and powers the machine off. A job that is killed by a signal or its
-// timeout reports exit=-1.
+// and powers the machine off. A job that is killed by a signal, its
+// timeout or its idle limit (no output for idle_sec) reports exit=-1.
 //
 // Jobs come from /vmtest/jobs.json (a JSON array of Job) and, for quick
 // experiments, from the kernel command line: everything after "--" in
@@ -30,6 +30,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,7 +48,16 @@ type Job struct {
 	// TimeoutSec kills the job after this many seconds; 0 means no limit
 	// (the host's per-boot timeout still applies).
 	TimeoutSec int `json:"timeout_sec,omitempty"`
+	// IdleSec stops the job once it has written nothing for this many
+	// seconds: SIGQUIT first (a Go test binary prints every goroutine's
+	// stack), SIGKILL to its process group quitGrace later. 0 means no
+	// limit. A deadline that follows progress: a slow machine's job runs
+	// as long as it keeps going.
+	IdleSec int `json:"idle_sec,omitempty"`
 }
+
+// quitGrace is how long a job stopped for idleness has to print its stacks.
+const quitGrace = 15 * time.Second
 
 const jobsFile = "/vmtest/jobs.json"
 
@@ -168,8 +179,13 @@ func loadJobs(file string, args []string) ([]Job, error) {
 	return jobs, nil
 }
 
-func runJob(j Job) int {
-	fmt.Printf("=== VMTEST BEGIN %s\n", j.Name)
+func runJob(j Job) int { return runJobOn(os.Stdout, j) }
+
+// runJobOn runs j with its output copied to console, framed by the BEGIN
+// and END markers; END also gives the longest time the job wrote nothing
+// (quiet=), so the host sees how close a job came to its idle limit.
+func runJobOn(console *os.File, j Job) int {
+	fmt.Fprintf(console, "=== VMTEST BEGIN %s\n", j.Name)
 	start := time.Now()
 	ctx := context.Background()
 	if j.TimeoutSec > 0 {
@@ -188,13 +204,35 @@ func runJob(j Job) int {
 		defer devnull.Close()
 		cmd.Stdin = devnull
 	}
-	cmd.Stdout = os.Stdout
-	cmd.Stderr = os.Stdout
+	out, err := watchOutput(console)
+	if err != nil {
+		fmt.Fprintf(console, "=== VMTEST WARN job %s: %v\n", j.Name, err)
+		fmt.Fprintf(console, "=== VMTEST END %s exit=-1 seconds=0.00 quiet=0.0\n", j.Name)
+		return -1
+	}
+	cmd.Stdout = out.w
+	cmd.Stderr = out.w
 	// A timed-out test binary leaves helpers behind; its own process group
 	// lets one signal take them all.
 	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
-	err := cmd.Run()
+	err = cmd.Start()
+	out.w.Close()
+	var stalled atomic.Bool
+	if err == nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		if j.IdleSec > 0 {
+			go out.watchdog(time.Duration(j.IdleSec)*time.Second, cmd.Process.Pid, stop, func(idle time.Duration) {
+				stalled.Store(true)
+				fmt.Fprintf(console, "=== VMTEST WARN job %s: no output for %v: SIGQUIT, then SIGKILL after %v\n", j.Name, idle.Round(time.Second), quitGrace)
+			})
+		}
+		err = cmd.Wait()
+		// Helpers a finished job left behind hold its output open.
+		_ = unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+	}
+	out.drain(5 * time.Second)
 	code := 0
 	if err != nil {
 		code = -1
@@ -202,15 +240,106 @@ func runJob(j Job) int {
 		if errors.As(err, &ee) && ee.ExitCode() >= 0 {
 			code = ee.ExitCode()
 		} else {
-			fmt.Printf("=== VMTEST WARN job %s: %v\n", j.Name, err)
+			fmt.Fprintf(console, "=== VMTEST WARN job %s: %v\n", j.Name, err)
 		}
 		if ctx.Err() != nil {
-			fmt.Printf("=== VMTEST WARN job %s: killed after timeout of %ds\n", j.Name, j.TimeoutSec)
+			fmt.Fprintf(console, "=== VMTEST WARN job %s: killed after timeout of %ds\n", j.Name, j.TimeoutSec)
+			code = -1
+		}
+		if stalled.Load() {
+			fmt.Fprintf(console, "=== VMTEST WARN job %s: stopped after %ds without output\n", j.Name, j.IdleSec)
 			code = -1
 		}
 	}
-	fmt.Printf("=== VMTEST END %s exit=%d seconds=%.2f\n", j.Name, code, time.Since(start).Seconds())
+	fmt.Fprintf(console, "=== VMTEST END %s exit=%d seconds=%.2f quiet=%.1f\n", j.Name, code, time.Since(start).Seconds(), out.longestQuiet().Seconds())
 	return code
+}
+
+// output carries a job's output to the console through a pipe, noting
+// when it last wrote and the longest stretch it wrote nothing.
+type output struct {
+	w       *os.File
+	console *os.File
+	done    chan struct{}
+
+	mu      sync.Mutex
+	last    time.Time
+	longest time.Duration
+}
+
+func watchOutput(console *os.File) (*output, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("output pipe: %w", err)
+	}
+	o := &output{w: w, console: console, done: make(chan struct{}), last: time.Now()}
+	go func() {
+		defer close(o.done)
+		defer r.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				o.mark()
+				console.Write(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return o, nil
+}
+
+func (o *output) mark() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	o.longest = max(o.longest, now.Sub(o.last))
+	o.last = now
+}
+
+func (o *output) idle() time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return time.Since(o.last)
+}
+
+func (o *output) longestQuiet() time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return max(o.longest, time.Since(o.last))
+}
+
+// drain waits up to bound for the job's output to reach the console.
+func (o *output) drain(bound time.Duration) {
+	select {
+	case <-o.done:
+	case <-time.After(bound):
+	}
+}
+
+// watchdog stops pid's job once its output has been idle for limit.
+func (o *output) watchdog(limit time.Duration, pid int, stop <-chan struct{}, stalled func(time.Duration)) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		if idle := o.idle(); idle >= limit {
+			stalled(idle)
+			_ = unix.Kill(pid, unix.SIGQUIT)
+			select {
+			case <-stop:
+			case <-time.After(quitGrace):
+				_ = unix.Kill(-pid, unix.SIGKILL)
+			}
+			return
+		}
+	}
 }
 
 // baseEnv is init's environment (including key=value words from the kernel
