@@ -27,11 +27,25 @@
 #   VMTEST_RUN      passed as -test.run to the probe suite (a regexp)
 #   VMTEST_JOBS     cells run at the same time (default 2, one per core of
 #                   the machines here; 1 runs them one after another)
-#   VMTEST_TIMEOUT  seconds one boot may take before it counts as hung (600)
+#   VMTEST_IDLE     seconds a guest may print nothing (kernel messages aside)
+#                   before it counts as hung (300); inside the guest a test
+#                   suite silent for two thirds of that is stopped with its
+#                   goroutines' stacks. Deadlines follow progress: a slower
+#                   machine takes longer, it does not fail
+#   VMTEST_TIMEOUT  seconds one boot may take at most (2400): only a cap for
+#                   a guest that prints forever, far above any healthy boot
 #   VMTEST_RETRIES  how many times a failed guest cell boots again (1); the
-#                   table says when a row passed only on a later boot
+#                   table says when a row passed only on a later boot, and
+#                   the summary counts retried cells: a retry is a defect
+#                   to fix, not a pass
+#   VMTEST_SLOWDOWN N (default 1) runs N-1 busy loops beside each guest, so
+#                   it gets about 1/N of the CPU it would: the matrix on a
+#                   machine N times slower than this one (the host cell
+#                   runs natively, unslowed)
 #   VMTEST_VERBOSE  1 copies each guest's console to stderr while it runs
 #   VMTEST_LOGS     where logs go (default dist/vmtest/<UTC time>)
+#   VMTEST_SUMMARY  a file that receives the run's one-line outcome (rows,
+#                   failures, retried cells); make ci prints it last
 #   EXECFAILD_CACHE where kernels and Debian packages are cached (default
 #                   /var/cache/execfaild)
 #   CI              "true" turns a missing prerequisite (qemu, root) into a
@@ -114,7 +128,14 @@ case $suite_mode in
 auto | canary | probe) ;;
 *) echo "matrix.sh: VMTEST_SUITE must be auto, canary or probe, not '$suite_mode'" >&2; exit 2 ;;
 esac
-boot_timeout=${VMTEST_TIMEOUT:-600}
+boot_timeout=${VMTEST_TIMEOUT:-2400}
+boot_idle=${VMTEST_IDLE:-300}
+slowdown=${VMTEST_SLOWDOWN:-1}
+[[ $boot_idle =~ ^[0-9]+$ && $boot_idle -ge 30 ]] || { echo "matrix.sh: VMTEST_IDLE must be 30 seconds or more, not '$boot_idle'" >&2; exit 2; }
+[[ $slowdown =~ ^[1-9]$ ]] || { echo "matrix.sh: VMTEST_SLOWDOWN must be 1 to 9, not '$slowdown'" >&2; exit 2; }
+# A suite inside the guest is stopped (with its stacks) before the host
+# gives up on the guest's console.
+job_idle=$((boot_idle * 2 / 3))
 retries=${VMTEST_RETRIES:-1}
 [[ $retries =~ ^[0-9]$ ]] || { echo "matrix.sh: VMTEST_RETRIES must be 0 to 9, not '$retries'" >&2; exit 2; }
 [[ $boot_timeout =~ ^[0-9]+$ ]] || { echo "matrix.sh: VMTEST_TIMEOUT must be seconds, not '$boot_timeout'" >&2; exit 2; }
@@ -136,7 +157,7 @@ rm -rf "$results"
 mkdir -p "$build" "$results"
 
 start_all=$SECONDS
-rows=()     # "kernel|mode|suite|result|passed|failed|skipped|seconds|boot|note"
+rows=()     # "kernel|mode|suite|result|passed|failed|skipped|seconds|boot|quiet|rate|note"
 failures=() # "label|logfile|job" for the failing-output section
 
 ci() { [[ ${CI:-} == true ]]; }
@@ -144,7 +165,7 @@ row() { rows+=("$(IFS='|'; echo "$*")"); }
 # unmet KERNEL MODE SUITE REASON: a missing prerequisite skips the row on a
 # developer's machine and fails it in CI.
 unmet() {
-	if ci; then row "$1" "$2" "$3" FAIL - - - - - - "$4"; else row "$1" "$2" "$3" SKIP - - - - - - "$4"; fi
+	if ci; then row "$1" "$2" "$3" FAIL - - - - - - - - "$4"; else row "$1" "$2" "$3" SKIP - - - - - - - - "$4"; fi
 }
 arch_of() { if [[ $1 == arm64-* ]]; then echo arm64; else echo amd64; fi; }
 qemu_of() { if [[ $1 == arm64 ]]; then echo qemu-system-aarch64; else echo qemu-system-x86_64; fi; }
@@ -265,8 +286,8 @@ make_initramfs() {
 		[[ $s == probe && -n ${VMTEST_RUN:-} ]] && run=$(printf ',"-test.run","%s"' "$(json_escape "$VMTEST_RUN")")
 		# -test.timeout below the boot deadline: a hung test panics with
 		# every goroutine's stack instead of the VM just being killed.
-		jobs+=("$(printf '{"name":"%s","argv":["/vmtest/bin/%s.test","-test.v","-test.count=1","-test.timeout=%ds"%s],"dir":"/vmtest/pkg/%s"}' \
-			"$s" "$s" $((boot_timeout * 8 / 10)) "$run" "$dir")")
+		jobs+=("$(printf '{"name":"%s","argv":["/vmtest/bin/%s.test","-test.v","-test.count=1","-test.timeout=%ds"%s],"dir":"/vmtest/pkg/%s","idle_sec":%d}' \
+			"$s" "$s" $((boot_timeout * 8 / 10)) "$run" "$dir" "$job_idle")")
 	done
 	(IFS=,; echo "[${jobs[*]}]") >"$stage/vmtest/jobs.json"
 	"$here/initramfs.sh" "$stage" "$build/$arch/initramfs.cpio"
@@ -354,16 +375,20 @@ report() {
 		fi
 		[[ -n $msg ]] && note="$note; $msg"
 	fi
-	local run
+	local run quiet rate
 	run=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$endline")
-	row "$kernel" "$mode" "$suite" "$result" "$passed" "$failed" "$skipped" "${run:--}" "$secs" "$boot" "$note"
+	# How close the suite came to its deadlines: its longest silence (the
+	# idle limit is $job_idle s) and its slowest storm, per exec.
+	quiet=$(sed -n 's/.* quiet=\([0-9.]*\).*/\1/p' <<<"$endline")
+	rate=$(grep -oE 'rate: [0-9.]+ ms per exec' <<<"$out" | awk '$2 > m {m = $2} END {if (m != "") print m}')
+	row "$kernel" "$mode" "$suite" "$result" "$passed" "$failed" "$skipped" "${run:--}" "$secs" "$boot" "${quiet:--}" "${rate:--}" "$note"
 	[[ $result == FAIL ]] && failures+=("$label $suite|$log|$suite")
 }
 
 # unbuilt KERNEL MODE ARCH SUITE: the row of a suite whose test binary did
 # not build; its compiler output goes to the failing-output section.
 unbuilt() {
-	row "$1" "$2" "$4" FAIL - - - - - - "${build_note[$3/$4]}"
+	row "$1" "$2" "$4" FAIL - - - - - - - - "${build_note[$3/$4]}"
 	failures+=("$1 $2 $4 (build)|$build/$3/$4.build.log|")
 }
 
@@ -387,11 +412,11 @@ run_vm_cell() {
 		return
 	fi
 	if [[ -n ${kernel_err[$series]:-} ]]; then
-		for s in "${suites[@]}"; do row "$series" "$mode" "$s" FAIL - - - - - - "${kernel_err[$series]}"; done
+		for s in "${suites[@]}"; do row "$series" "$mode" "$s" FAIL - - - - - - - - "${kernel_err[$series]}"; done
 		return
 	fi
 	if ! ((initramfs_ok[$arch])); then
-		for s in "${suites[@]}"; do row "$series" "$mode" "$s" FAIL - - - - - - "$arch initramfs did not build (see $build/$arch/initramfs.log)"; done
+		for s in "${suites[@]}"; do row "$series" "$mode" "$s" FAIL - - - - - - - - "$arch initramfs did not build (see $build/$arch/initramfs.log)"; done
 		return
 	fi
 	local kernel=${kernel_path[$series]} release
@@ -426,7 +451,7 @@ run_vm_cell() {
 	# enabled) and the guest oopsed mid-instruction, in the canary as in
 	# the probe suite; the booted-system test runs on one for the same
 	# reason. Two cells at a time still keep both host cores busy.
-	"$here/qemu.sh" -A "$arch" -c 1 -k "$kernel" -i "$build/$arch/initramfs.cpio" -l "$log" -t "$boot_timeout" -a "$env" || rc=$?
+	"$here/qemu.sh" -A "$arch" -c 1 -k "$kernel" -i "$build/$arch/initramfs.cpio" -l "$log" -t "$boot_timeout" -q "$boot_idle" -S "$slowdown" -a "$env" || rc=$?
 	local secs=$((SECONDS - t0)) boot
 	boot=$(tr -d '\r' <"$log" | sed -n 's/^=== VMTEST INIT .* uptime=\([0-9.]*\).*/\1/p' | head -n1)
 	echo "matrix.sh: $label: done in ${secs}s"
@@ -436,9 +461,10 @@ run_vm_cell() {
 			continue
 		fi
 		report "$label" "$kname" "$mode" "$s" "$log" "$secs" "${boot:--}"
-		if ((rc == 124)); then
-			local last=${rows[-1]}
-			[[ $last == *"|PASS|"* ]] || rows[-1]="${last%|*}|boot timed out after ${boot_timeout}s"
+		if ((rc == 124 || rc == 120)); then
+			local last=${rows[-1]} why="boot timed out after ${boot_timeout}s"
+			((rc == 120)) && why="guest printed nothing for ${boot_idle}s"
+			[[ $last == *"|PASS|"* ]] || rows[-1]="${last%|*}|$why"
 		fi
 	done
 }
@@ -465,6 +491,8 @@ run_host_cell() {
 		fi
 		dir=$(suite_dir "$s")
 		local args=(-test.v -test.count=1 "-test.timeout=${boot_timeout}s")
+		# No idle watchdog on the host: it runs natively, and go test's own
+		# -test.timeout prints the stacks of a hung suite.
 		[[ $s == probe && -n ${VMTEST_RUN:-} ]] && args+=(-test.run "$VMTEST_RUN")
 		t0=$SECONDS
 		echo "=== VMTEST BEGIN $s" >>"$log"
@@ -544,7 +572,7 @@ for i in "${!cells[@]}"; do
 		rows+=("${r[@]}")
 	else
 		read -r k m <<<"${cells[$i]}"
-		row "$k" "$m" - FAIL - - - - - - "cell died without a result"
+		row "$k" "$m" - FAIL - - - - - - - - "cell died without a result"
 	fi
 	if [[ -f $results/$i.failures ]]; then
 		mapfile -t r <"$results/$i.failures"
@@ -600,14 +628,34 @@ fi
 
 echo
 echo "==================== kernel matrix ===================="
-fmt='%-42s %-11s %-6s %-6s %4s %4s %4s %6s %6s %6s  %s\n'
+fmt='%-42s %-11s %-6s %-6s %4s %4s %4s %6s %6s %6s %7s %7s  %s\n'
 # shellcheck disable=SC2059
-printf "$fmt" KERNEL MODE SUITE RESULT PASS FAIL SKIP RUN_S CELL_S BOOT_S NOTE
+printf "$fmt" KERNEL MODE SUITE RESULT PASS FAIL SKIP RUN_S CELL_S BOOT_S QUIET_S MS/EXEC NOTE
 for r in "${rows[@]}"; do
 	IFS='|' read -r -a f <<<"$r"
 	# shellcheck disable=SC2059
 	printf "$fmt" "${f[@]}"
 done
+echo "QUIET_S: the suite's longest silence (stopped at ${job_idle}s); MS/EXEC: its slowest storm"
+# A retried cell failed once: the emulator's fault or the project's, it is a
+# defect to find, even when the second boot passed.
+retried=()
+for r in "${rows[@]}"; do
+	[[ $r == *"boot "[0-9]", boot "[0-9]" failed: "* ]] || continue
+	IFS='|' read -r -a f <<<"$r"
+	retried+=("${f[0]%% (*} ${f[1]}")
+done
+mapfile -t retried < <(printf '%s\n' "${retried[@]}" | sed '/^$/d' | sort -u)
 echo
-echo "total: $((SECONDS - start_all))s (cells: ${cells_secs}s, $max_jobs at a time); logs: $logs"
+echo "total: $((SECONDS - start_all))s (cells: ${cells_secs}s, $max_jobs at a time, slowdown ${slowdown}x); logs: $logs"
+failed_rows=0
+for r in "${rows[@]}"; do [[ $r == *"|FAIL|"* ]] && failed_rows=$((failed_rows + 1)); done
+if ((${#retried[@]})); then
+	line="retried cells: ${#retried[@]} ($(IFS=,; echo "${retried[*]}" | sed 's/,/, /g')): a retry is a defect to fix, see the first attempt's log"
+else
+	line="retried cells: 0"
+fi
+echo "$line"
+# VMTEST_SUMMARY: a file that receives the one-line outcome (make ci prints it last).
+[[ -n ${VMTEST_SUMMARY:-} ]] && echo "${#rows[@]} rows, $failed_rows failed; $line; ${cells_secs}s for the cells" >"$VMTEST_SUMMARY"
 exit "$bad"

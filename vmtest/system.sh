@@ -10,7 +10,15 @@
 #
 # Settings (environment):
 #   SYSTEMTEST_KERNELS  kernel series to boot (default "6.1 6.12")
-#   SYSTEMTEST_TIMEOUT  seconds one boot may take before it fails (default 600)
+#   SYSTEMTEST_IDLE     seconds a guest may print nothing (kernel messages
+#                       aside) before it counts as hung (default 300)
+#   SYSTEMTEST_TIMEOUT  seconds one boot may take at most (default 2400): a
+#                       cap for a guest that prints forever; the deadline
+#                       that matters follows progress (SYSTEMTEST_IDLE)
+#   SYSTEMTEST_JOBS     kernels booted at the same time (default 2, one per
+#                       core of the machines here)
+#   SYSTEMTEST_SLOWDOWN N (default 1): each guest gets about 1/N of the CPU
+#                       (qemu.sh -S), as on a machine N times slower
 #   SYSTEMTEST_LOGS     where console logs go (default dist/systemtest/<time>)
 #   EXECFAILD_CACHE     cache for kernels and the rootfs (default /var/cache/execfaild)
 #   VMTEST_VERBOSE=1    copy the guest console to stderr while it runs
@@ -23,7 +31,10 @@ t_start=$(date +%s)
 
 cache=${EXECFAILD_CACHE:-/var/cache/execfaild}/system
 kernels=${SYSTEMTEST_KERNELS:-6.1 6.12}
-timeout=${SYSTEMTEST_TIMEOUT:-600}
+timeout=${SYSTEMTEST_TIMEOUT:-2400}
+idle=${SYSTEMTEST_IDLE:-300}
+max_jobs=${SYSTEMTEST_JOBS:-2}
+slowdown=${SYSTEMTEST_SLOWDOWN:-1}
 logs=${SYSTEMTEST_LOGS:-$root/dist/systemtest/$(date -u +%Y%m%dT%H%M%SZ)}
 
 unmet() {
@@ -111,25 +122,46 @@ bash vmtest/initramfs.sh --zstd "$ov" "$work/overlay.cpio.zst"
 cat "$base" "$work/overlay.cpio.zst" >"$work/initrd"
 
 # --- boot each kernel -----------------------------------------------------------
+# The kernels boot side by side (SYSTEMTEST_JOBS at a time), each guest on
+# one vCPU; their results are read in order once all are done.
+# One vCPU: with two, attaching on 6.12 under TCG once hit an int3 oops
+# in syscall exit while the kernel live-patched its tracepoint branch
+# (cross-CPU code modification, which TCG emulates imperfectly).
+# The kernels are fetched first, one after another: the fetches share apt
+# configurations.
+declare -A kernel_of
+for series in $kernels; do
+	kernel_of[$series]=$(bash vmtest/kernels.sh "$series") || kernel_of[$series]=
+done
+boot() {
+	local series=$1 kernel=${kernel_of[$1]} log=$logs/console-$1.log t rc=0
+	if [[ -z $kernel ]]; then
+		echo nokernel >"$work/rc-$series"
+		return
+	fi
+	echo "systemtest: booting $series ($(basename "$kernel")), console log $log"
+	t=$(date +%s)
+	bash vmtest/qemu.sh -k "$kernel" -i "$work/initrd" -l "$log" -t "$timeout" -q "$idle" -S "$slowdown" -m 2G -c 1 \
+		-a "rdinit=/lib/systemd/systemd quiet systemd.show_status=error" || rc=$?
+	echo "$rc $(($(date +%s) - t))" >"$work/rc-$series"
+}
+for series in $kernels; do
+	while (($(jobs -rp | wc -l) >= max_jobs)); do wait -n || true; done
+	boot "$series" &
+done
+wait || true
+
 declare -A verdict detail
 checks=()
 failures=0 passes=0
 for series in $kernels; do
-	if ! kernel=$(bash vmtest/kernels.sh "$series"); then
+	read -r rc wall <"$work/rc-$series"
+	if [[ $rc == nokernel ]]; then
 		echo "systemtest: FAIL: no $series kernel (vmtest/kernels.sh $series)" >&2
 		failures=$((failures + 1))
 		continue
 	fi
 	log=$logs/console-$series.log
-	echo "systemtest: booting $series ($(basename "$kernel")), console log $log"
-	t=$(date +%s)
-	rc=0
-	# One vCPU: with two, attaching on 6.12 under TCG once hit an int3 oops
-	# in syscall exit while the kernel live-patched its tracepoint branch
-	# (cross-CPU code modification, which TCG emulates imperfectly).
-	bash vmtest/qemu.sh -k "$kernel" -i "$work/initrd" -l "$log" -t "$timeout" -m 2G -c 1 \
-		-a "rdinit=/lib/systemd/systemd quiet systemd.show_status=error" || rc=$?
-	wall=$(($(date +%s) - t))
 	# The console is a serial line: strip CRs and anything before CHECK.
 	begin=$(tr -d '\r' <"$log" | grep -a -o 'SYSTEMTEST BEGIN.*' | head -n 1 || true)
 	end=$(tr -d '\r' <"$log" | grep -a -o 'SYSTEMTEST END.*' | head -n 1 || true)
@@ -145,6 +177,7 @@ for series in $kernels; do
 		failures=$((failures + 1))
 		why="guest never finished the checks"
 		((rc == 124)) && why="guest did not power off within ${timeout}s"
+		((rc == 120)) && why="guest printed nothing for ${idle}s"
 		printf 'systemtest %-5s %-24s FAIL %s (qemu rc=%d; last console lines below)\n' "$series" "boot" "$why" "$rc"
 		tr -d '\r' <"$log" | tail -n 25 | sed 's/^/    /'
 	fi
