@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command execfaild reports failed program executions.
 //
 // Each subcommand lives in its own file; the table below lists them all, so
@@ -28,6 +30,10 @@ var commands = map[string]command{
 	"probe-check": {
 		summary: "show the attach mode, hooks and fields this kernel provides",
 		run:     runProbeCheck,
+	},
+	"reload": {
+		summary: "make the running daemon re-read its configuration and report its verdict",
+		run:     runReload,
 	},
 	"run": {
 		summary: "run as a daemon: report failed execs to the configured sinks",

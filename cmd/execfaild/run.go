@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -46,6 +48,8 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 
 	d, err := startDaemon(path, log)
 	if err != nil {
+		// systemctl status shows the reason beside the failed state.
+		sddaemon.SdNotify(false, "STATUS=failed to start: "+firstLineError{err}.Error())
 		return err
 	}
 	defer d.stopMetrics()
@@ -57,7 +61,21 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 		Logger:   log,
 		Signals:  sigs,
 		Watchdog: watchdogInterval(log),
+		OnReload: reloadVerdictWriter(verdictPath(), log),
 	})
+}
+
+// reloadVerdictWriter keeps each reload's outcome where `execfaild reload`
+// (the unit's ExecReload=) waits for it; nil outside the unit.
+func reloadVerdictWriter(path string, log *slog.Logger) func(daemon.ReloadResult) {
+	if path == "" {
+		return nil
+	}
+	return func(r daemon.ReloadResult) {
+		if err := writeVerdict(path, r); err != nil {
+			log.Error(err.Error())
+		}
+	}
 }
 
 // parseRunArgs returns the configuration file run was given ("" for the
@@ -94,12 +112,12 @@ type started struct {
 func startDaemon(path string, log *slog.Logger) (*started, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, exitError{exitConfig, err}
 	}
 	warnReadableSecrets(log, cfg)
 	memLimit := memoryLimit()
 	if err := cfg.CheckMemory(memLimit, 0); err != nil {
-		return nil, err
+		return nil, exitError{exitConfig, err}
 	}
 	limitGoMemory(cfg, memLimit, log)
 	cfgName := cfg.File
@@ -125,7 +143,9 @@ func startDaemon(path string, log *slog.Logger) (*started, error) {
 	p, err := probe.New(cfg.Probe)
 	if err != nil {
 		stopMetrics()
-		return nil, fmt.Errorf("start probe: %w", firstLineError{err})
+		// The kernel or the privileges refuse the probe: starting again
+		// changes neither.
+		return nil, exitError{exitUnavailable, fmt.Errorf("start probe: %w", firstLineError{err})}
 	}
 	dropPrivileges(p, log)
 	// Loading parsed the kernel's BTF and the BPF objects: a few MB that

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -23,13 +25,29 @@ func TestRunRejectsArguments(t *testing.T) {
 	}
 }
 
-// A missing explicitly named file is fatal, in one line naming the file.
+// A missing explicitly named file is fatal, in one line naming the file,
+// with the configuration's own exit status (EX_CONFIG), which the unit
+// does not restart on: starting again cannot fix a file.
 func TestRunMissingConfig(t *testing.T) {
 	var out, errb bytes.Buffer
 	path := t.TempDir() + "/absent.toml"
 	code := run([]string{"run", "--config", path}, &out, &errb)
 	msg := errb.String()
-	if code != 1 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, path) {
+	if code != exitConfig || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, path) {
+		t.Fatalf("exit %d, stderr %q", code, msg)
+	}
+}
+
+// A file with an error exits EX_CONFIG too, naming file, line and key once.
+func TestRunBrokenConfigExitStatus(t *testing.T) {
+	path := t.TempDir() + "/broken.toml"
+	if err := os.WriteFile(path, []byte("[filter]\nexclude_errnos = [\"ENOPE\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"run", "--config", path}, &out, &errb)
+	msg := errb.String()
+	if code != exitConfig || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, path+":2") || !strings.Contains(msg, "exclude_errnos") {
 		t.Fatalf("exit %d, stderr %q", code, msg)
 	}
 }

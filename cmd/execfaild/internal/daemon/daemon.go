@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package daemon is the event loop of `execfaild run`: it moves records from
 // the probe into the notification pipeline and speaks systemd's notify
 // protocol (READY, RELOADING, STOPPING, STATUS, WATCHDOG) around reloads and
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe/event"
@@ -100,6 +103,23 @@ type Options struct {
 	// Stall is how long one record may stay unhandled before the loop counts
 	// as stuck and stops pinging the watchdog (default: Watchdog).
 	Stall time.Duration
+	// OnReload, when set, hears every reload's outcome, so that whoever
+	// asked for it (`execfaild reload`, systemctl reload) can fail when
+	// the file was refused.
+	OnReload func(ReloadResult)
+}
+
+// ReloadResult is the outcome of one reload.
+type ReloadResult struct {
+	// Started is CLOCK_MONOTONIC when the reload began, in microseconds:
+	// a reload asked for at time T is the first whose Started is not
+	// before T (SIGHUPs that arrive during a reload start one more after it).
+	Started uint64
+	// Rejected: the file was refused and the previous configuration stays.
+	Rejected bool
+	// Message is the reason for a rejection, or a warning about an applied
+	// reload; one line.
+	Message string
 }
 
 // Timer is a one-shot wake-up of the loop.
@@ -163,6 +183,8 @@ type loop struct {
 	pendingSince atomic.Int64
 	handled      atomic.Uint64
 	lastReload   string
+	// reloadStarted is when the reload under way began (CLOCK_MONOTONIC µs).
+	reloadStarted uint64
 	// refresh is the STATUS= refresh timer, nil while none is due;
 	// lastStatus what STATUS= said last.
 	refresh    Timer
@@ -401,6 +423,7 @@ func (d *loop) run() error {
 // probe is never detached and nothing queued is lost.
 func (d *loop) startReload() chan error {
 	// MONOTONIC_USEC lets systemd tell this reload from an earlier one.
+	d.reloadStarted = monotonicUsec()
 	d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "STATUS=reloading configuration")
 	done := make(chan error, 1)
 	// Loading reads the files the configuration names: off the loop, so
@@ -433,19 +456,37 @@ func (e *rejectedError) Unwrap() error { return e.err }
 
 func (d *loop) finishReload(err error) {
 	var rej *rejectedError
+	res := ReloadResult{Started: d.reloadStarted}
 	switch {
 	case err == nil:
 		d.lastReload = ""
 		d.Logger.Info("configuration reloaded")
 	case errors.As(err, &rej):
 		d.lastReload = "last reload rejected, previous configuration in use"
-		d.Logger.Error("reload rejected, previous configuration in use: " + firstLine(rej.err.Error()))
+		res.Rejected, res.Message = true, firstLine(rej.err.Error())
+		d.Logger.Error("reload rejected, previous configuration in use: " + res.Message)
 	default:
 		// The new sinks are in place; closing an old one failed.
 		d.lastReload = ""
-		d.Logger.Warn("configuration reloaded; closing the previous sinks: " + firstLine(err.Error()))
+		res.Message = "closing the previous sinks: " + firstLine(err.Error())
+		d.Logger.Warn("configuration reloaded; " + res.Message)
+	}
+	// The outcome is told before READY=1: whoever waits for it sees the
+	// reload decided by the time systemd does.
+	if d.OnReload != nil {
+		d.OnReload(res)
 	}
 	d.sendStatus("READY=1\n")
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, the clock systemd and
+// `execfaild reload` compare reloads by.
+func monotonicUsec() uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Sec)*1e6 + uint64(ts.Nsec)/1e3
 }
 
 // shutdown stops intake first (draining the source detaches the probes),

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package daemon
 
 import (
@@ -563,5 +565,82 @@ func TestStopDrainsSourceAndReportsFinalLoss(t *testing.T) {
 	}
 	if !strings.Contains(stopped, "3 failed execs seen") || !strings.Contains(stopped, "lost 5 failures, 2 markers, 1 undecodable, 4 undrained") {
 		t.Errorf("stopped line = %q, want the drained records and the loss counted at close", stopped)
+	}
+}
+
+// TestReloadOutcomeToldBeforeReady: every reload's outcome reaches
+// OnReload - refused with the loader's reason, or applied - before READY=1
+// says the reload is over, and carries a start time no earlier than the
+// SIGHUP, so `execfaild reload` can fail systemctl reload on a refused file.
+func TestReloadOutcomeToldBeforeReady(t *testing.T) {
+	src, pl := newFakeSource(), newFakePipeline()
+	sigs := make(chan os.Signal, 1)
+	var mu sync.Mutex
+	var seq []string
+	var results []ReloadResult
+	readyC := make(chan struct{}, 10)
+	note := func(s string) {
+		mu.Lock()
+		seq = append(seq, s)
+		mu.Unlock()
+	}
+	var loadErr error
+	load := func() (notify.Config, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return notify.Config{}, loadErr
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(Options{
+			Source: src, Pipeline: pl, Load: load, Signals: sigs,
+			Notify: func(state string) (bool, error) {
+				if strings.HasPrefix(state, "READY=1") {
+					note("READY")
+					readyC <- struct{}{}
+				}
+				return true, nil
+			},
+			OnReload: func(r ReloadResult) {
+				mu.Lock()
+				results = append(results, r)
+				mu.Unlock()
+				note("verdict")
+			},
+		})
+	}()
+	<-readyC
+	reload := func() ReloadResult {
+		t.Helper()
+		before := monotonicUsec()
+		sigs <- syscall.SIGHUP
+		select {
+		case <-readyC:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no READY=1 after SIGHUP")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := len(seq); n < 2 || seq[n-2] != "verdict" || seq[n-1] != "READY" {
+			t.Fatalf("notifications %q: want the verdict right before READY=1", seq)
+		}
+		r := results[len(results)-1]
+		if r.Started < before {
+			t.Errorf("reload started at %d µs, before the SIGHUP at %d", r.Started, before)
+		}
+		return r
+	}
+	if r := reload(); r.Rejected || r.Message != "" {
+		t.Errorf("valid reload: %+v, want applied without a message", r)
+	}
+	mu.Lock()
+	loadErr = errors.New("/etc/execfaild.toml:5: filter.exclude_errnos: unknown errno \"ENOPE\"\nsecond line")
+	mu.Unlock()
+	if r := reload(); !r.Rejected || r.Message != `/etc/execfaild.toml:5: filter.exclude_errnos: unknown errno "ENOPE"` {
+		t.Errorf("broken reload: %+v, want rejected with the first line of the loader's error", r)
+	}
+	sigs <- syscall.SIGTERM
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
