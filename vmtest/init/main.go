@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command init is PID 1 of the test initramfs that vmtest boots under qemu.
 //
 // It mounts the kernel filesystems the probe needs (proc, sysfs, devtmpfs,
@@ -8,11 +10,16 @@
 //	=== VMTEST INIT release=<uname -r> uptime=<seconds since kernel start>
 //	=== VMTEST BEGIN <name>
 //	... the job's stdout and stderr ...
-//	=== VMTEST END <name> exit=<code> seconds=<wall time> quiet=<longest silence>
+//	=== VMTEST END <name> exit=<code> seconds=<wall time> quiet=<longest time without progress>
 //	=== VMTEST DONE jobs=<n> failed=<n>
 //
 // and powers the machine off. A job that is killed by a signal, its
-// timeout or its idle limit (no output for idle_sec) reports exit=-1.
+// timeout or its idle limit (no progress - no output, no CPU work - for
+// idle_sec) reports exit=-1. A job that works without writing gets
+//
+//	=== VMTEST BUSY <name>: no output for <time>, <cpu> of CPU in the last <time>
+//
+// lines, so whoever watches the console sees it alive.
 //
 // Jobs come from /vmtest/jobs.json (a JSON array of Job) and, for quick
 // experiments, from the kernel command line: everything after "--" in
@@ -29,6 +36,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,11 +57,12 @@ type Job struct {
 	// TimeoutSec kills the job after this many seconds; 0 means no limit
 	// (the host's per-boot timeout still applies).
 	TimeoutSec int `json:"timeout_sec,omitempty"`
-	// IdleSec stops the job once it has written nothing for this many
-	// seconds: SIGQUIT first (a Go test binary prints every goroutine's
-	// stack), SIGKILL to its process group quitGrace later. 0 means no
-	// limit. A deadline that follows progress: a slow machine's job runs
-	// as long as it keeps going.
+	// IdleSec stops the job once it has made no progress for this many
+	// seconds - written nothing, and spent less than a tenth of a CPU:
+	// SIGQUIT first (a Go test binary prints every goroutine's stack),
+	// SIGKILL to its process group quitGrace later. 0 means no limit. A
+	// deadline that follows progress: a slow machine's job runs as long
+	// as it keeps going.
 	IdleSec int `json:"idle_sec,omitempty"`
 }
 
@@ -182,7 +192,7 @@ func loadJobs(file string, args []string) ([]Job, error) {
 func runJob(j Job) int { return runJobOn(os.Stdout, j) }
 
 // runJobOn runs j with its output copied to console, framed by the BEGIN
-// and END markers; END also gives the longest time the job wrote nothing
+// and END markers; END also gives the longest time the job made no progress
 // (quiet=), so the host sees how close a job came to its idle limit.
 func runJobOn(console *os.File, j Job) int {
 	fmt.Fprintf(console, "=== VMTEST BEGIN %s\n", j.Name)
@@ -223,9 +233,9 @@ func runJobOn(console *os.File, j Job) int {
 		stop := make(chan struct{})
 		defer close(stop)
 		if j.IdleSec > 0 {
-			go out.watchdog(time.Duration(j.IdleSec)*time.Second, cmd.Process.Pid, stop, func(idle time.Duration) {
+			go out.watchdog(j.Name, time.Duration(j.IdleSec)*time.Second, cmd.Process.Pid, stop, func(idle time.Duration) {
 				stalled.Store(true)
-				fmt.Fprintf(console, "=== VMTEST WARN job %s: no output for %v: SIGQUIT, then SIGKILL after %v\n", j.Name, idle.Round(time.Second), quitGrace)
+				fmt.Fprintf(console, "=== VMTEST WARN job %s: no output and no CPU work for %v: SIGQUIT, then SIGKILL after %v\n", j.Name, idle.Round(time.Second), quitGrace)
 			})
 		}
 		err = cmd.Wait()
@@ -247,7 +257,7 @@ func runJobOn(console *os.File, j Job) int {
 			code = -1
 		}
 		if stalled.Load() {
-			fmt.Fprintf(console, "=== VMTEST WARN job %s: stopped after %ds without output\n", j.Name, j.IdleSec)
+			fmt.Fprintf(console, "=== VMTEST WARN job %s: stopped after %ds without progress\n", j.Name, j.IdleSec)
 			code = -1
 		}
 	}
@@ -255,17 +265,28 @@ func runJobOn(console *os.File, j Job) int {
 	return code
 }
 
-// output carries a job's output to the console through a pipe, noting
-// when it last wrote and the longest stretch it wrote nothing.
+// output carries a job's output to the console through a pipe and keeps
+// track of the job's progress: a line written, or CPU time spent (a BPF
+// verifier run can keep a suite silent for minutes on a slow machine
+// while it works hard; a hung suite spends none).
 type output struct {
 	w       *os.File
 	console *os.File
 	done    chan struct{}
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// last is the job's latest progress, longest the longest time it went
+	// without any.
 	last    time.Time
 	longest time.Duration
 }
+
+// busyStep is how often a silent job's CPU time is sampled (a variable
+// for the tests); busyShare is the share of a CPU it must have used over a
+// step to count as working.
+var busyStep = 10 * time.Second
+
+const busyShare = 0.1
 
 func watchOutput(console *os.File) (*output, error) {
 	r, w, err := os.Pipe()
@@ -291,6 +312,7 @@ func watchOutput(console *os.File) (*output, error) {
 	return o, nil
 }
 
+// mark records progress now.
 func (o *output) mark() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -319,15 +341,30 @@ func (o *output) drain(bound time.Duration) {
 	}
 }
 
-// watchdog stops pid's job once its output has been idle for limit.
-func (o *output) watchdog(limit time.Duration, pid int, stop <-chan struct{}, stalled func(time.Duration)) {
+// watchdog stops pid's job once it has made no progress for limit. While
+// the job works without writing, a console line says so every busyStep
+// from the second one on, so the host, which watches the console, sees
+// the guest alive.
+func (o *output) watchdog(name string, limit time.Duration, pid int, stop <-chan struct{}, stalled func(time.Duration)) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	cpu, sampled := groupCPUTime("/proc", pid), time.Now()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
+		}
+		if now := time.Now(); now.Sub(sampled) >= busyStep {
+			c := groupCPUTime("/proc", pid)
+			if float64(c-cpu) >= busyShare*float64(now.Sub(sampled)) {
+				if idle := o.idle(); idle >= busyStep {
+					fmt.Fprintf(o.console, "=== VMTEST BUSY %s: no output for %v, %v of CPU in the last %v\n",
+						name, idle.Round(time.Second), (c - cpu).Round(time.Millisecond), now.Sub(sampled).Round(time.Second))
+				}
+				o.mark()
+			}
+			cpu, sampled = c, now
 		}
 		if idle := o.idle(); idle >= limit {
 			stalled(idle)
@@ -340,6 +377,59 @@ func (o *output) watchdog(limit time.Duration, pid int, stop <-chan struct{}, st
 			return
 		}
 	}
+}
+
+// groupCPUTime is the CPU time the processes of process group pgid have
+// used (user and system, their reaped children's included), from each
+// <proc>/<pid>/stat: a test binary's own work and its helpers' alike.
+func groupCPUTime(proc string, pgid int) time.Duration {
+	ents, err := os.ReadDir(proc)
+	if err != nil {
+		return 0
+	}
+	var sum time.Duration
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if g, cpu, ok := parseStat(string(b)); ok && g == pgid {
+			sum += cpu
+		}
+	}
+	return sum
+}
+
+// parseStat reads the process group (field 5) and utime, stime, cutime
+// and cstime (fields 14-17, in clock ticks of 1/100 s) from a
+// /proc/<pid>/stat line; the command name in field 2 may hold spaces and
+// parentheses, so fields count from its last ')'.
+func parseStat(stat string) (pgid int, cpu time.Duration, ok bool) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(stat[i+1:])
+	// f[0] is field 3 (state): field n is f[n-3].
+	if len(f) < 15 {
+		return 0, 0, false
+	}
+	pgid, err := strconv.Atoi(f[2])
+	if err != nil {
+		return 0, 0, false
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		ticks += n
+	}
+	return pgid, time.Duration(ticks) * 10 * time.Millisecond, true
 }
 
 // baseEnv is init's environment (including key=value words from the kernel

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -7,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadJobs(t *testing.T) {
@@ -118,7 +121,48 @@ func TestRunJobReportsQuiet(t *testing.T) {
 	if !strings.Contains(out, "a\nb\n") {
 		t.Errorf("job output not copied:\n%s", out)
 	}
-	if !strings.Contains(out, "=== VMTEST WARN job stuck: stopped after 1s without output") {
+	if !strings.Contains(out, "=== VMTEST WARN job stuck: stopped after 1s without progress") {
 		t.Errorf("no idle stop said for the stuck job:\n%s", out)
+	}
+}
+
+// TestRunJobBusyIsProgress: a job that works without writing (a BPF
+// verifier run on a slow machine) is not stopped, and the console says it
+// is busy; its process group's CPU time is what counts.
+func TestRunJobBusyIsProgress(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("needs /bin/sh")
+	}
+	defer func(d time.Duration) { busyStep = d }(busyStep)
+	busyStep = 500 * time.Millisecond
+	console, err := os.Create(filepath.Join(t.TempDir(), "console"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer console.Close()
+	// A silent busy loop in a grandchild for 4 s, twice the idle limit.
+	job := Job{Name: "verifier", Argv: []string{"/bin/sh", "-c", "/bin/sh -c 'end=$(($(date +%s) + 4)); while [ $(date +%s) -lt $end ]; do :; done'; echo done"}, IdleSec: 2}
+	if code := runJobOn(console, job); code != 0 {
+		b, _ := os.ReadFile(console.Name())
+		t.Fatalf("a busy silent job was stopped: exit %d\n%s", code, b)
+	}
+	b, _ := os.ReadFile(console.Name())
+	if !strings.Contains(string(b), "=== VMTEST BUSY verifier: no output for") {
+		t.Errorf("no BUSY line:\n%s", b)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// The command name holds a space and a parenthesis.
+	line := "4242 (a b) c) S 1 4240 4240 0 -1 4194560 100 0 0 0 150 25 3 2 20 0 1 0 100 1000 10"
+	g, cpu, ok := parseStat(line)
+	if !ok || g != 4240 || cpu != 1800*time.Millisecond {
+		t.Errorf("parseStat = %d, %v, %v; want 4240, 1.8s, true", g, cpu, ok)
+	}
+	if _, _, ok := parseStat("1 (x) S 0"); ok {
+		t.Error("short line accepted")
+	}
+	if got := groupCPUTime("/proc", os.Getpid()+1<<22); got != 0 {
+		t.Errorf("no such group: %v", got)
 	}
 }
