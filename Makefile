@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Entry points. `make ci` is what CI runs: it installs what a fresh machine
 # lacks, then runs every test tier. Downloads (kernels, rootfs, Debian
 # packages) are cached under $(CACHE), outside the repository.
@@ -27,6 +28,7 @@ check-generate: generate
 vet:
 	$(GO) vet ./...
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	bash .ci/check-spdx
 
 # Unit tests plus the host-kernel tier (needs root; skips with a reason otherwise).
 # One package at a time: the probe's suite and the fleet test each load BPF

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * What vmlinux.h (generated from an x86_64 kernel) lacks for the other
  * targets. The layouts are relocated against the running kernel's BTF.

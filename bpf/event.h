@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * Layout shared by execfaild.bpf.c and the Go decoder (probe/decode.go,
  * generated binding execfaildEfHeader). A record on the ring buffer is one

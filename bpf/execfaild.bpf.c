@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * execfaild: report failed program executions.
  *
@@ -18,7 +18,13 @@
 #include <bpf/bpf_tracing.h>
 #include "event.h"
 
-char LICENSE[] SEC("license") = "GPL";
+/*
+ * The kernel lets a program call GPL-only helpers, such as the
+ * bpf_probe_read_kernel/_user reads below, only when the license it
+ * declares is GPL-compatible. "Dual BSD/GPL" is the kernel's name for
+ * this file's GPL-2.0-only OR BSD-2-Clause.
+ */
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define ENOENT 2
 #define E2BIG 7

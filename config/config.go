@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package config loads /etc/execfaild.toml: the [probe] settings, the
 // global pipeline stages ([filter], [dedup], [rate_limit], [spool],
 // [redact]), the optional [metrics] endpoint and any number of

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package notify turns failed execs into notifications and delivers them.
 //
 // A Pipeline runs these stages, in order:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds dist/execfaild_<version>_<arch>.deb with dpkg-buildpackage; ARCH
 # (amd64 or arm64, default amd64) picks the architecture, cross-built
 # when it is not the machine's (the binary has no cgo).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make bench: what watching failed execs costs the programs that fail, with
 # nothing attached, with `execfaild run` (this tree's daemon, a file sink),
 # and with bpftrace and auditd when they are installed, alternating over

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package probe
 
 // bpf/headers holds libbpf's headers (bpf/headers/LIBBPF_VERSION): generation needs clang only.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package probe loads the BPF program of bpf/, attaches it in the richest
 // mode the kernel allows, and turns its records (ring buffer or perf event
 // array, see transport.go) into events.

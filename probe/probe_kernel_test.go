@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package probe_test
 
 // The real-kernel suite: attach the probe, make exec fail in every way

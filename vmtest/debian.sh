@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Debian packages of any suite and architecture through a private apt
 # configuration: its own sources list, package lists and download cache under
 # $EXECFAILD_CACHE/apt/<suites>-<arch>/. The machine's own sources, lists,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Packs a directory into an initramfs (cpio "newc", files owned by root).
 #
 # Usage: vmtest/initramfs.sh [--zstd] DIR OUT

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Fetches a Debian cloud kernel for one series and prints where it is.
 #
 # Usage:

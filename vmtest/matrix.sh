@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The kernel matrix: the probe's test suite on real kernels, one row per
 # kernel × attach mode × suite, and a table at the end.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Boots a kernel and initramfs under qemu (software emulation) and waits,
 # with a deadline, until the guest powers off.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The booted-system test (make systemtest): installs the .deb into a real
 # Debian 12 with systemd, journald and rsyslog, booted under qemu with each of
 # Debian's 6.1 and 6.12 kernels, and checks what an operator relies on:

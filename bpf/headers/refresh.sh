@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Refreshes libbpf's BPF headers in bpf/headers/bpf/ from Debian's
 # libbpf-dev package of SUITE (default bookworm), fetched through
 # vmtest/debian.sh's private apt configuration (the machine's own apt

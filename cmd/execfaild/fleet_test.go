@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 // The fleet test: three `execfaild run` daemons with different host names,

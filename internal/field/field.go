@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package field is the one error type for a configuration setting that
 // failed validation. It imports nothing of this module, so every validator
 // can use it: the probe, which notify depends on, as well as notify and its

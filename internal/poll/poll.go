@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package poll waits in tests for what another goroutine or process does.
 package poll
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package alertmanager posts failed execs to Prometheus Alertmanager's v2
 // API (POST /api/v2/alerts).
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package file holds the "stdout" and "file" sinks: one event JSON object
 // per line (the schema of package probe/event), for `execfaild run | jq`, for watching a
 // file and for feeding other tools.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package httpsink is the delivery core shared by the HTTP sinks (slack,
 // webhook, alertmanager): one retrying client, one status classification,
 // Retry-After handling, and redaction of the secret URL and tokens from

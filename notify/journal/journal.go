@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package journal is the [[sink.journal]] notifier: it writes each failed
 // exec to the systemd journal as one structured entry, speaking journald's
 // native protocol over its datagram socket (see native.go for why not

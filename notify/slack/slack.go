@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package slack posts failed execs to a Slack incoming webhook as a Block
 // Kit message a person can read in two seconds: what failed and why, who
 // ran it, where, and how many times.

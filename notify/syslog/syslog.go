@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package syslog is the [[sink.syslog]] notifier: one syslog message per
 // failed exec (or digest), over a local socket, UDP, TCP or TCP with TLS.
 //

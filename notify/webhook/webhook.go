@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package webhook POSTs each notification as the event JSON of
 // probe/event to any HTTP endpoint, optionally authenticated (bearer or
 // basic), signed (HMAC-SHA256) and over mutual TLS.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package event
 
 // Cause codes: a stable, machine-readable diagnosis of why an exec failed

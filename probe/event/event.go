@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package event defines the one schema every part of execfaild speaks: the
 // probe produces it, the notification pipeline filters, aggregates and
 // renders it, and every sink encodes it. JSON names follow the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package canary is the kernel matrix's self-check: its tests prove that a
 // guest booted by vmtest runs as root on the requested kernel series, has
 // BTF, and can load, attach and fire tracepoint, kprobe and fentry programs.

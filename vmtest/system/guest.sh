@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The booted-system checks, run inside the guest by execfaild-systemtest.service
 # after systemd, journald and rsyslog are up. Every check prints one line
 #   CHECK <name> PASS|FAIL <detail>

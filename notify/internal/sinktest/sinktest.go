@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sinktest holds what the sink packages' tests share: the -update
 // flag and golden-file comparison, the fixed events every golden file
 // renders, and building a sink the way the daemon does.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package slacktest is a local stand-in for a Slack incoming webhook, for
 // tests: Slack itself is not reachable from test machines. It checks what
 // Slack checks before posting (a JSON body, text or blocks, the Block Kit

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package webhooktest is a webhook receiver for tests that does what a
 // careful real receiver does: checks credentials, verifies the HMAC
 // signature and its timestamp, decodes the body strictly into the event

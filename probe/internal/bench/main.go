@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command bench measures what watching failed execs costs the programs
 // that fail, and what the watcher itself spends: it runs workloads of
 // execs (one missing path repeated, unique missing paths, EACCES, ENOEXEC,

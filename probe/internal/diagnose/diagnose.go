@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package diagnose says why an exec failed: from the evidence about one
 // failure - what the kernel hooks saw inside exec and what userspace read
 // afterwards - it picks a cause code (event.Cause*) and writes one plain

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 #include "textflag.h"
 
 // func int80(nr, a1, a2, a3, a4, a5 uintptr) uintptr

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package provoke makes the kernel fail program executions on purpose and
 // says what a correct failure event must contain.
 //

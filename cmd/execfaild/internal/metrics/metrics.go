@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package metrics exposes the daemon's counters to Prometheus. The probe
 // and the pipeline already count everything; the collector reads their
 // snapshots at scrape time instead of keeping counters of its own, so the

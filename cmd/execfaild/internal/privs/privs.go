@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package privs gives up, once the probe is attached, the capabilities that
 // only attaching needed. The daemon parses strings chosen by any local user
 // for the rest of its life; after this it can no longer load BPF programs,
