@@ -232,6 +232,26 @@ func Parse(file string, data []byte) (*Config, error) {
 	return c, nil
 }
 
+// JournalNote is one sentence when the file's sinks leave the journal out,
+// "" otherwise: a sink added to a file without a journal table takes the
+// journal's place, which an operator reading journalctl would not expect.
+// The configuration is legal; check-config and the start line say so.
+func (c *Config) JournalNote() string {
+	if c.File == "" {
+		return ""
+	}
+	var kinds []string
+	for _, e := range c.Sinks {
+		if e.Kind == "journal" {
+			return ""
+		}
+		if !slices.Contains(kinds, e.Kind) {
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	return fmt.Sprintf("%s has no [[sink.journal]]: failures go to its %s sinks only, not to journalctl -u execfaild", c.File, strings.Join(kinds, ", "))
+}
+
 // Deprecated lists, one line each, the keys the file writes under a former
 // name: they still work, and the daemon and check-config warn about them.
 func (c *Config) Deprecated() []string { return c.deprecated }

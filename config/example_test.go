@@ -36,6 +36,10 @@ func readExample(t *testing.T) (raw, enabled, documented string) {
 			doc.WriteString(l[1:] + "\n")
 		case alternative.MatchString(l):
 			doc.WriteString(l[2:] + "\n")
+		case strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]"):
+			// A table enabled as shipped is documented too.
+			en.WriteString(l + "\n")
+			doc.WriteString(l + "\n")
 		default:
 			en.WriteString(l + "\n")
 		}
@@ -43,8 +47,8 @@ func readExample(t *testing.T) (raw, enabled, documented string) {
 	return string(b), en.String(), doc.String()
 }
 
-// TestExampleLoads keeps configs/execfaild.toml honest: as shipped (all
-// commented) it loads; with every setting enabled it still loads, so no
+// TestExampleLoads keeps configs/execfaild.toml honest: as shipped (the
+// journal sink on, everything else commented) it loads; with every setting enabled it still loads, so no
 // documented key is misspelt, stale or given an invalid default.
 func TestExampleLoads(t *testing.T) {
 	raw, enabled, _ := readExample(t)
@@ -55,8 +59,14 @@ func TestExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("shipped example: %v", err)
 	}
-	if len(c.Sinks) != 1 || c.Sinks[0].Kind != "stdout" {
-		t.Errorf("shipped example without sinks should report to the default sink, got %+v", c.Sinks)
+	// The journal is a sink of its own in the shipped file, so a sink an
+	// operator enables adds to it instead of replacing the implicit
+	// default; journald's absence does not change that.
+	if len(c.Sinks) != 1 || c.Sinks[0].Kind != "journal" {
+		t.Errorf("shipped example should have the journal sink enabled, got %+v", c.Sinks)
+	}
+	if n := c.JournalNote(); n != "" {
+		t.Errorf("shipped example: journal note %q, want none", n)
 	}
 	c, err = Parse(example+" (uncommented)", []byte(enabled))
 	if err != nil {

@@ -50,6 +50,9 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	for _, w := range c.Deprecated() {
 		fmt.Fprintln(stderr, "warning: "+w)
 	}
+	if n := c.JournalNote(); n != "" {
+		fmt.Fprintln(stderr, "note: "+n)
+	}
 	src := c.File
 	if src == "" {
 		src = "built-in defaults (" + config.DefaultPath + " does not exist)"

@@ -54,6 +54,30 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// TestCheckConfigSaysJournalLeftOut: a file whose only sink is Slack no
+// longer reports to the journal; check-config says so in one line, and
+// says nothing once the journal is a sink beside it.
+func TestCheckConfigSaysJournalLeftOut(t *testing.T) {
+	dir := t.TempDir()
+	slackOnly := filepath.Join(dir, "slack.toml")
+	os.WriteFile(slackOnly, []byte("[[sink.slack]]\nurl = \"https://hooks.slack.com/services/T1/B2/secret\"\n"), 0o600)
+	both := filepath.Join(dir, "both.toml")
+	os.WriteFile(both, []byte("[[sink.journal]]\n\n[[sink.slack]]\nurl = \"https://hooks.slack.com/services/T1/B2/secret\"\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check-config", slackOnly}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	want := "note: " + slackOnly + " has no [[sink.journal]]: failures go to its slack sinks only, not to journalctl -u execfaild\n"
+	if errb.String() != want {
+		t.Errorf("stderr %q, want %q", errb.String(), want)
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"check-config", both}, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Errorf("journal and slack: exit %d, stderr %q; want 0 and nothing", code, errb.String())
+	}
+}
+
 func TestTestSinks(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "events.jsonl")

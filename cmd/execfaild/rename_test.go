@@ -12,10 +12,11 @@ import (
 
 // TestCheckConfigFormerKeyName: a syslog sink written with a TLS key's
 // former name passes check-config with a warning naming file, line and
-// key, and the effective configuration prints the current name.
+// key, and the effective configuration prints the current name. (The
+// journal sink beside it keeps check-config from noting its absence.)
 func TestCheckConfigFormerKeyName(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "old.toml")
-	os.WriteFile(file, []byte("[[sink.syslog]]\nnetwork = \"tcp+tls\"\naddress = \"logs.example.net:6514\"\nserver_name = \"logs\"\n"), 0o600)
+	os.WriteFile(file, []byte("[[sink.syslog]]\nnetwork = \"tcp+tls\"\naddress = \"logs.example.net:6514\"\nserver_name = \"logs\"\n\n[[sink.journal]]\n"), 0o600)
 	var out, errb bytes.Buffer
 	if code := run([]string{"check-config", file}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())

@@ -160,7 +160,11 @@ func startDaemon(path string, log *slog.Logger) (*started, error) {
 		stopMetrics()
 		return nil, fmt.Errorf("start sinks: %w", err)
 	}
-	log.Info("started", "config", cfgName, "mode", p.Mode(), "sinks", len(cfg.Sinks), "host", cfg.Hostname(notify.Env{}))
+	attrs := []any{"config", cfgName, "mode", p.Mode(), "sinks", len(cfg.Sinks), "host", cfg.Hostname(notify.Env{})}
+	if n := cfg.JournalNote(); n != "" {
+		attrs = append(attrs, "note", n)
+	}
+	log.Info("started", attrs...)
 	if metricsLn != nil {
 		srv := serveMetrics(metricsLn, p, pl, log)
 		log.Info("serving metrics", "addr", metricsLn.Addr().String())

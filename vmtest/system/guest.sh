@@ -201,6 +201,25 @@ fi
 kill "$alive" 2>/dev/null
 wait "$alive" 2>/dev/null
 
+# --- sinks add, never replace ---------------------------------------------------
+# An operator enables Slack and a webhook in the shipped file: the journal
+# keeps reporting beside them (a file with only [[sink.slack]] used to stop
+# all journal reporting). Their receivers are down; that is the spool's test.
+{
+	cat $conf
+	printf '\n[[sink.slack]]\nurl = "http://127.0.0.1:9/slack"\ntimeout = "2s"\n'
+	printf '\n[[sink.webhook]]\nurl = "http://127.0.0.1:9/hook"\ntimeout = "2s"\n'
+} >/tmp/systest/sinks-added.toml
+line=$(reload_and_wait /tmp/systest/sinks-added.toml)
+rc=$?
+ps=/tmp/systest/enoent-sinks-added
+fail_exec "$ps" x >/dev/null
+if ((rc == 0)) && wait_for 30 has_entry "$ps"; then
+	check sinks-add PASS "slack and webhook added to the shipped file: $line; EXECFAIL_PATH=$ps in the journal"
+else
+	check sinks-add FAIL "reload rc=$rc ($line); no journal entry for $ps after adding slack and webhook sinks"
+fi
+
 # --- test configuration: journal + rsyslog over TCP -------------------------
 line=$(reload_and_wait $tests/base.toml)
 ok reload-base $? "$line"
