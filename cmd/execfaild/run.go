@@ -3,6 +3,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -293,14 +296,68 @@ func warnReadableSecrets(log *slog.Logger, c *config.Config) {
 // set) the journal stamps each line itself, so the time is left out.
 func newDaemonLogger(w io.Writer) *slog.Logger {
 	underJournal := os.Getenv("JOURNAL_STREAM") != ""
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+	opts := &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if underJournal && len(groups) == 0 && a.Key == slog.TimeKey {
 				return slog.Attr{}
 			}
 			return a
 		},
-	}))
+	}
+	if !underJournal {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	l := &prefixedLines{w: w}
+	return slog.New(priorityHandler{inner: slog.NewTextHandler(&l.buf, opts), lines: l})
+}
+
+// priorityHandler gives each line the journal sees the syslog priority of
+// its level as a "<N>" prefix, which journald reads off a stream line
+// (SyslogLevelPrefix=, on by default): `journalctl -p err -u execfaild`
+// then shows "reload rejected". Info lines keep no prefix, the stream's
+// own priority being info already.
+type priorityHandler struct {
+	inner slog.Handler
+	lines *prefixedLines
+}
+
+// prefixedLines is where every handler derived from one logger formats its
+// line before it is written whole, behind its prefix.
+type prefixedLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	w   io.Writer
+}
+
+func (h priorityHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.inner.Enabled(ctx, l)
+}
+
+func (h priorityHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.lines.mu.Lock()
+	defer h.lines.mu.Unlock()
+	h.lines.buf.Reset()
+	switch {
+	case r.Level >= slog.LevelError:
+		h.lines.buf.WriteString("<3>")
+	case r.Level >= slog.LevelWarn:
+		h.lines.buf.WriteString("<4>")
+	case r.Level < slog.LevelInfo:
+		h.lines.buf.WriteString("<7>")
+	}
+	if err := h.inner.Handle(ctx, r); err != nil {
+		return err
+	}
+	_, err := h.lines.w.Write(h.lines.buf.Bytes())
+	return err
+}
+
+func (h priorityHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return priorityHandler{inner: h.inner.WithAttrs(as), lines: h.lines}
+}
+
+func (h priorityHandler) WithGroup(name string) slog.Handler {
+	return priorityHandler{inner: h.inner.WithGroup(name), lines: h.lines}
 }
 
 // firstLineError keeps a fatal error to the one line the journal shows next

@@ -78,6 +78,23 @@ func TestDaemonLoggerUnderJournal(t *testing.T) {
 	}
 }
 
+// Under journald an error and a warning carry their syslog priority, so
+// journalctl -p err and -p warning show them; derived loggers share it.
+func TestDaemonLoggerPriorities(t *testing.T) {
+	var b bytes.Buffer
+	t.Setenv("JOURNAL_STREAM", "8:1234")
+	log := newDaemonLogger(&b)
+	log.Error("reload rejected, previous configuration in use: /etc/execfaild.toml:5: filter.exclude_errnos: unknown errno")
+	log.With("sink", "slack-ops").Warn("credentials rejected")
+	log.Info("ready")
+	want := "<3>level=ERROR msg=\"reload rejected, previous configuration in use: /etc/execfaild.toml:5: filter.exclude_errnos: unknown errno\"\n" +
+		"<4>level=WARN msg=\"credentials rejected\" sink=slack-ops\n" +
+		"level=INFO msg=ready\n"
+	if b.String() != want {
+		t.Errorf("under journald:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
 // A closed stdout (`execfaild run | head -c 50`) is the stdout sink's
 // failure only: the write fails with EPIPE and the process lives on.
 func TestBrokenStdoutDoesNotKill(t *testing.T) {

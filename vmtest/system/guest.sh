@@ -278,6 +278,9 @@ line=$(reload_and_wait $tests/broken.toml)
 rc=$?
 # systemctl reload fails on a file the daemon refuses (it used to exit 0).
 ok reload-broken-rejected "$([[ $rc != 0 && $rc != 99 && $line == *'reload rejected'*'/etc/execfaild.toml:5'*'exclude_errnos'* ]]; echo $?)" "systemctl reload rc=$rc; $line"
+# The daemon's own errors carry priority 3, so journalctl -p err finds them.
+perr=$(journalctl -u execfaild -p err -o cat --no-pager | grep -F 'reload rejected' | tail -n 1)
+ok journal-priority "$([[ -n $perr ]]; echo $?)" "journalctl -p err: ${perr:-no reload rejected line}"
 ok reload-broken-still-up "$([[ $(systemctl is-active execfaild) == active && $(mainpid) == "$pid_before" ]]; echo $?)" "is-active=$(systemctl is-active execfaild) MainPID=$(mainpid)"
 touch /tmp/systest/not-executable-2 && chmod 0644 /tmp/systest/not-executable-2
 fail_exec /tmp/systest/not-executable-2 x >/dev/null
