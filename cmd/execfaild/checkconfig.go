@@ -27,7 +27,7 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 			"with secrets masked.\n\n", config.DefaultPath)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	switch {

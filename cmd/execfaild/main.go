@@ -64,6 +64,17 @@ func (e exitError) Error() string {
 }
 func (e exitError) Unwrap() error { return e.err }
 
+// parseFlags parses a subcommand's flags. The flag package has already
+// printed what was wrong and the usage; the error it returns becomes a
+// usage error (exit 2) with nothing more to print, so it is said once.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return exitError{code: 2}
+}
+
 var version = "0.1.0"
 
 func usage(w io.Writer) {

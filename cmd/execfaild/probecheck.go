@@ -14,7 +14,7 @@ func runProbeCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("probe-check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	mode := fs.String("mode", probe.ModeAuto, "attach mode to check: auto, fentry, kprobe or tracepoint")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg := probe.DefaultConfig()

@@ -109,7 +109,7 @@ func runReload(args []string, stdout, stderr io.Writer) error {
 			"stays in use). For the unit's ExecReload=; run `systemctl reload execfaild`.\n\n", exitConfig)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

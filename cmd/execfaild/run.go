@@ -91,7 +91,7 @@ func parseRunArgs(args []string, stderr io.Writer) (string, error) {
 		fmt.Fprintf(stderr, "usage: execfaild run [--config FILE]\n\nAttach the probes and report failed execs until SIGTERM; SIGHUP reloads the configuration.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return "", err
 	}
 	if fs.NArg() > 0 {

@@ -25,6 +25,17 @@ func TestRunRejectsArguments(t *testing.T) {
 	}
 }
 
+// An unknown flag is a usage error: exit 2, the complaint printed once.
+func TestUnknownFlagIsAUsageError(t *testing.T) {
+	for _, cmd := range []string{"run", "check-config", "watch", "test-sinks", "probe-check", "reload"} {
+		var out, errb bytes.Buffer
+		code := run([]string{cmd, "--bogus"}, &out, &errb)
+		if n := strings.Count(errb.String(), "flag provided but not defined: -bogus"); code != 2 || n != 1 {
+			t.Errorf("%s --bogus: exit %d, complaint printed %d times; want 2 and once:\n%s", cmd, code, n, errb.String())
+		}
+	}
+}
+
 // A missing explicitly named file is fatal, in one line naming the file,
 // with the configuration's own exit status (EX_CONFIG), which the unit
 // does not restart on: starting again cannot fix a file.

@@ -26,7 +26,7 @@ func runTestSinks(args []string, stdout, stderr io.Writer) error {
 			"bypassing filters, dedup and rate limits, and prints each sink's result.\n\n", config.DefaultPath)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {

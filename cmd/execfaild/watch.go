@@ -29,7 +29,7 @@ func runWatch(args []string, stdout, stderr io.Writer) error {
 	mode := fs.String("mode", probe.ModeAuto, "attach mode: auto, fentry, kprobe or tracepoint")
 	env := fs.String("environment", "redact", "environment capture: redact, none or full")
 	raw := fs.Bool("raw", false, "print every failed syscall; by default an execvp-style PATH search that finds the program prints nothing and one that finds it nowhere prints one line")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
