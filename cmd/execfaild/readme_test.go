@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestReadmeFirstCommandDropsCapabilities: the README's first command
+// builds the daemon as the package does, without cgo. With cgo linked (the
+// net package's resolver, whenever a C compiler is present) the runtime
+// cannot change every thread's capabilities, and `watch` would run with
+// all of root's kept after attaching.
+func TestReadmeFirstCommandDropsCapabilities(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "sudo ") {
+			first = l
+			break
+		}
+	}
+	f := strings.Fields(first)
+	if len(f) < 4 || !strings.Contains(first, "go run ./cmd/execfaild") {
+		t.Fatalf("README's first command is not a go run of the daemon: %q", first)
+	}
+	env := os.Environ()
+	for _, w := range f[1:] {
+		if !strings.Contains(w, "=") {
+			break
+		}
+		env = append(env, w)
+	}
+	cmd := exec.Command("go", "list", "-deps", "./cmd/execfaild")
+	cmd.Dir = "../.."
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list with the README's environment: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "runtime/cgo" {
+			t.Fatalf("%q links runtime/cgo: capabilities could not be dropped after attaching", first)
+		}
+	}
+}
