@@ -40,7 +40,9 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad rate", "\n[rate_limit]\nrate = \"5 per second\"\n", 3, "rate_limit.rate", "invalid rate"},
 		{"wrong type", "[spool]\nmax_entries = \"many\"\n", 2, "spool.max_entries", "incompatible types"},
 		{"wrong type in sink", "[[sink.stdout]]\n[[sink.stdout]]\nqueue_size = \"big\"\n", 3, "sink.stdout[1].queue_size", "incompatible types"},
-		{"sink validation", "[[sink.file]]\nname = \"log\"\nmode = 0o600\n", 1, "sink.file[0].path", "missing"},
+		// A file sink without a path now writes to its default; a webhook
+		// without a URL is the missing key reported at its table's line.
+		{"sink validation", "[[sink.webhook]]\nname = \"log\"\ntimeout = \"2s\"\n", 1, "sink.webhook[0].url", "missing"},
 		{"sink validation with line", "[[sink.file]]\npath = \"relative.log\"\n", 2, "sink.file[0].path", "must be absolute"},
 		{"sink stage validation", "[[sink.stdout]]\nrate_limit = { rate = \"1/s\", burst = -1 }\n", 2, "sink.stdout[0].rate_limit.burst", "must not be negative"},
 		{"duplicate names", "[[sink.stdout]]\nname = \"x\"\n[[sink.stdout]]\nname = \"x\"\n", 4, "sink.stdout[1].name", "already used"},

@@ -62,7 +62,7 @@ deb=$root/dist/execfaild_${version}_amd64.deb
 # the initramfs small.
 suite=bookworm
 mirror=${SYSTEMTEST_MIRROR:-http://deb.debian.org/debian}
-include=systemd-sysv,rsyslog,jq,procps
+include=systemd-sysv,rsyslog,jq,procps,logrotate
 mmopts=(
 	--variant=minbase --include="$include"
 	--dpkgopt='path-exclude=/usr/share/man/*'
@@ -99,7 +99,7 @@ trap 'rm -rf "$work"' EXIT
 ov=$work/overlay
 install -D -m 0644 "$deb" "$ov/root/execfaild.deb"
 install -D -m 0755 vmtest/system/guest.sh "$ov/usr/local/sbin/execfaild-systemtest"
-for f in base.toml filtered.toml broken.toml spool.toml huge.toml; do
+for f in base.toml filtered.toml broken.toml spool.toml huge.toml file.toml; do
 	install -D -m 0644 "vmtest/system/$f" "$ov/usr/local/share/execfaild-systemtest/$f"
 done
 install -D -m 0644 vmtest/system/execfaild-systemtest.service "$ov/etc/systemd/system/execfaild-systemtest.service"

@@ -25,8 +25,13 @@ import (
 
 func init() {
 	notify.RegisterSink("stdout", func() notify.SinkConfig { return &StdoutConfig{} })
-	notify.RegisterSink("file", func() notify.SinkConfig { return &FileConfig{Mode: 0o600} })
+	notify.RegisterSink("file", func() notify.SinkConfig { return &FileConfig{Path: DefaultPath, Mode: 0o600} })
 }
+
+// DefaultPath is where a file sink writes unless told otherwise: below the
+// unit's LogsDirectory=, the one place under /var/log its dynamic user may
+// write, and rotated by the package's logrotate file.
+const DefaultPath = "/var/log/execfaild/failures.jsonl"
 
 // Mode is a permission written in TOML as an octal integer (0o600), also
 // accepted as a string ("0600"), and printed in octal.
@@ -68,6 +73,7 @@ func (c *StdoutConfig) New(env notify.Env) (notify.Sink, error) {
 type FileConfig struct {
 	notify.SinkCommon
 	// Path is appended to; it is reopened when it was moved away (logrotate).
+	// Default: DefaultPath.
 	Path string `toml:"path"`
 	// Mode is used when the file is created (0o600: events carry argv).
 	Mode Mode `toml:"mode"`

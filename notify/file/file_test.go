@@ -129,3 +129,17 @@ func TestDirectoryPathIsPermanent(t *testing.T) {
 		t.Errorf("got %v, want a permanent error", err)
 	}
 }
+
+// TestFileSinkDefaultPath: a [[sink.file]] table without a path writes
+// below the unit's LogsDirectory=, the one log directory the service may
+// write under ProtectSystem=strict.
+func TestFileSinkDefaultPath(t *testing.T) {
+	sc, ok := notify.NewSinkConfig("file")
+	if !ok {
+		t.Fatal("file sink not registered")
+	}
+	c := sc.(*FileConfig)
+	if c.Path != "/var/log/execfaild/failures.jsonl" || c.Validate() != nil {
+		t.Errorf("default path %q (valid: %v)", c.Path, c.Validate())
+	}
+}

@@ -308,6 +308,27 @@ else
 	check spool-written FAIL "$line; nothing for $p6 under $spool: $(ls -lnR /var/lib/execfaild/ 2>&1 | tail -n 5)"
 fi
 
+# --- the file sink under the unit: its default path, rotated without loss -----
+# /var/log is read-only under ProtectSystem=strict; the default path is in
+# the unit's LogsDirectory=. logrotate (the package's file) moves it away;
+# the daemon creates the next one itself, as its own user.
+line=$(reload_and_wait $tests/file.toml)
+rc=$?
+fsink=/var/log/execfaild/failures.jsonl
+infile() { grep -qsF "\"path\":\"$1\"" "$2"; }
+pf1=/tmp/systest/enoent-file-before-rotation pf2=/tmp/systest/enoent-file-after-rotation
+fail_exec "$pf1" x >/dev/null
+if ((rc == 0)) && wait_for 30 infile "$pf1" $fsink; then
+	out=$(logrotate -f /etc/logrotate.d/execfaild 2>&1)
+	lrc=$?
+	fail_exec "$pf2" x >/dev/null
+	wait_for 30 infile "$pf2" $fsink
+	owner=$(stat -c %u $fsink 2>/dev/null)
+	ok file-sink-rotated "$([[ $lrc == 0 ]] && infile "$pf1" $fsink.1 && ! infile "$pf1" $fsink && infile "$pf2" $fsink && [[ $owner == "$(awk '/^Uid:/ { print $3 }' /proc/$(mainpid)/status)" && $owner != 0 ]]; echo $?)" "logrotate rc=$lrc $out; $(ls -ln /var/log/execfaild/ | tail -n +2 | awk '{print $1, $3, $NF}' | tr '\n' ' ')"
+else
+	check file-sink-rotated FAIL "reload rc=$rc ($line); nothing for $pf1 in $fsink: $(ls -lnR /var/log/execfaild/ 2>&1 | tail -n 4); $(systemctl show -P StatusText execfaild)"
+fi
+
 # --- a start with a refused file: failed, not restarting ----------------------
 # The daemon exits 78 (EX_CONFIG), which RestartPreventExitStatus= keeps from
 # restarting: the unit goes straight to failed (a restart on the way would
