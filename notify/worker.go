@@ -31,8 +31,12 @@ type sinkCounters struct {
 // Why a sink is failing, as SinkStats.Failing says it.
 var (
 	failingUnauthorized = "credentials rejected"
-	failingRetrying     = "retrying"
+	failingRetrying     = FailingRetrying
 )
+
+// FailingRetrying is SinkStats.Failing of a sink whose last delivery
+// failed in a way worth retrying: it is retrying, not failing for good.
+const FailingRetrying = "retrying"
 
 // worker owns one sink: it is the only goroutine calling Send, so a slow or
 // dead destination holds up nobody but itself.

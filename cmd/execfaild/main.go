@@ -39,6 +39,10 @@ var commands = map[string]command{
 		summary: "run as a daemon: report failed execs to the configured sinks",
 		run:     runDaemon,
 	},
+	"status": {
+		summary: "show the running daemon's probe mode, counters and each sink's state",
+		run:     runStatus,
+	},
 	"test-sinks": {
 		summary: "send one synthetic failure through every configured sink",
 		run:     runTestSinks,

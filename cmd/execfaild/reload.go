@@ -36,7 +36,7 @@ const verdictName = "reload-verdict"
 // sets RUNTIME_DIRECTORY (RuntimeDirectory=) for every command of the
 // unit; "" outside the unit.
 func verdictPath() string {
-	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	dir := runtimeDir()
 	if dir == "" {
 		return ""
 	}
@@ -83,12 +83,8 @@ func parseVerdict(b []byte) (daemon.ReloadResult, error) {
 // writeVerdict replaces the verdict file in one rename, so a reader never
 // sees half a line.
 func writeVerdict(path string, r daemon.ReloadResult) error {
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, []byte(formatVerdict(r)), 0o600); err != nil {
-		return fmt.Errorf("write reload verdict: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write reload verdict: %w", err)
+	if err := writeAtomically(path, []byte(formatVerdict(r))); err != nil {
+		return fmt.Errorf("reload verdict: %w", err)
 	}
 	return nil
 }

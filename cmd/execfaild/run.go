@@ -65,6 +65,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 		Signals:  sigs,
 		Watchdog: watchdogInterval(log),
 		OnReload: reloadVerdictWriter(verdictPath(), log),
+		OnStatus: statusWriter(runtimeDir(), log),
 	})
 }
 

@@ -308,6 +308,17 @@ else
 	check spool-written FAIL "$line; nothing for $p6 under $spool: $(ls -lnR /var/lib/execfaild/ 2>&1 | tail -n 5)"
 fi
 
+# STATUS= and execfaild status name the sink that fails, not only sums.
+status_named() {
+	status_out=$(execfaild status 2>&1) && [[ $status_out == *'webhook/down'*'retrying'* && $status_out == *'journal/journal'*' ok '* &&
+		$(systemctl show -P StatusText execfaild) == *'webhook/down retrying, '*' spooled'* ]]
+}
+if wait_for 30 status_named; then
+	check status-sinks PASS "STATUS=$(systemctl show -P StatusText execfaild); execfaild status: $(tr '\n' '|' <<<"$status_out")"
+else
+	check status-sinks FAIL "STATUS=$(systemctl show -P StatusText execfaild); execfaild status: $(tr '\n' '|' <<<"$status_out")"
+fi
+
 # --- the file sink under the unit: its default path, rotated without loss -----
 # /var/log is read-only under ProtectSystem=strict; the default path is in
 # the unit's LogsDirectory=. logrotate (the package's file) moves it away;

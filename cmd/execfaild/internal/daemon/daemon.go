@@ -44,15 +44,15 @@ type Source interface {
 // Loss is what the probe could not hand over, by cause.
 type Loss struct {
 	// LostFailures are failed execs the kernel ring buffer could not take.
-	LostFailures uint64
+	LostFailures uint64 `json:"lost_failures"`
 	// LostMarkers are PATH-search success markers that never arrived: a
 	// PATH search pending while this grows may have succeeded.
-	LostMarkers uint64
+	LostMarkers uint64 `json:"lost_markers"`
 	// Undecodable records were read but skipped.
-	Undecodable uint64
+	Undecodable uint64 `json:"undecodable"`
 	// Undrained failures were still in the ring buffer when the shutdown
 	// deadline passed.
-	Undrained uint64
+	Undrained uint64 `json:"undrained"`
 }
 
 // Pipeline is the part of notify.Pipeline the daemon drives.
@@ -107,6 +107,20 @@ type Options struct {
 	// asked for it (`execfaild reload`, systemctl reload) can fail when
 	// the file was refused.
 	OnReload func(ReloadResult)
+	// OnStatus, when set, gets every snapshot STATUS= is made from, for
+	// `execfaild status`: both say the same, from the same counters.
+	OnStatus func(Snapshot)
+}
+
+// Snapshot is the daemon's state as STATUS= last told it.
+type Snapshot struct {
+	Time time.Time `json:"time"`
+	Mode string    `json:"mode"`
+	// Status is the STATUS= line itself.
+	Status     string       `json:"status"`
+	Stats      notify.Stats `json:"stats"`
+	Loss       Loss         `json:"loss"`
+	LastReload string       `json:"last_reload,omitempty"`
 }
 
 // ReloadResult is the outcome of one reload.
@@ -241,6 +255,15 @@ func Status(mode string, st notify.Stats, loss Loss) string {
 		failed += s.Failed
 		if len(s.Replicas) == 0 {
 			spooled += uint64(s.SpoolEntries)
+			// A failing sink is named, with why: the totals alone
+			// would not say which one to look at.
+			switch s.Failing {
+			case "":
+			case notify.FailingRetrying:
+				replicas = append(replicas, fmt.Sprintf("%s/%s retrying, %d spooled", s.Kind, s.Name, s.SpoolEntries))
+			default:
+				replicas = append(replicas, fmt.Sprintf("%s/%s failing: %s, %d spooled", s.Kind, s.Name, s.Failing, s.SpoolEntries))
+			}
 		}
 		// A replica's spool holds copies of notifications another replica
 		// may have delivered: named apart, not counted as notifications.
@@ -286,8 +309,18 @@ func (d *loop) statusOf(st notify.Stats) string {
 
 // sendStatus tells systemd the state, with the status as it is now.
 func (d *loop) sendStatus(state string) {
-	d.lastStatus = d.status()
+	st := d.Pipeline.Stats()
+	d.lastStatus = d.statusOf(st)
+	d.snapshot(st, d.lastStatus)
 	d.notify(state + "STATUS=" + d.lastStatus)
+}
+
+// snapshot hands OnStatus what STATUS= s was made from.
+func (d *loop) snapshot(st notify.Stats, s string) {
+	if d.OnStatus == nil {
+		return
+	}
+	d.OnStatus(Snapshot{Time: time.Now(), Mode: d.Source.Mode(), Status: s, Stats: st, Loss: d.Source.Loss(), LastReload: d.lastReload})
 }
 
 // refreshAfter makes sure STATUS= is refreshed within after. The status
@@ -319,6 +352,7 @@ func (d *loop) refreshStatus() {
 	changed := s != d.lastStatus
 	if changed {
 		d.lastStatus = s
+		d.snapshot(st, s)
 		d.notify("STATUS=" + s)
 	}
 	switch {

@@ -489,6 +489,16 @@ func TestStatusLine(t *testing.T) {
 	if got != want {
 		t.Errorf("with replicas Status =\n %q\nwant\n %q", got, want)
 	}
+	// A failing sink is named, with its reason and its backlog.
+	failing := notify.Stats{Detected: 9, Sinks: []notify.SinkStats{
+		{Kind: "journal", Name: "journal", Delivered: 9},
+		{Kind: "slack", Name: "ops", Failed: 3, SpoolEntries: 4, Failing: "credentials rejected"},
+	}}
+	got = Status("fentry", failing, Loss{})
+	want = "mode fentry; 9 failed execs seen, 0 filtered; 9 notifications sent, 3 failed, 4 spooled; slack/ops failing: credentials rejected, 4 spooled; lost 0 failures, 0 markers, 0 undecodable"
+	if got != want {
+		t.Errorf("with a failing sink Status =\n %q\nwant\n %q", got, want)
+	}
 	got = Status("kprobe", notify.Stats{}, Loss{LostFailures: 7, Undrained: 3})
 	want = "mode kprobe; 0 failed execs seen, 0 filtered; 0 notifications sent; lost 7 failures, 0 markers, 0 undecodable, 3 undrained"
 	if got != want {
