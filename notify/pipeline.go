@@ -3,6 +3,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/execfaild/execfaild/probe/event"
 )
@@ -85,6 +88,9 @@ type Pipeline struct {
 
 	detected, filtered, resolved, afterClose atomic.Uint64
 	reloadsRejected                          atomic.Uint64
+	// byErrorCause counts detected failures by errno and cause; guarded by
+	// mu. Both sets are bounded: errno names and the cause codes.
+	byErrorCause map[ErrorCause]uint64
 
 	lostMarkers func() uint64
 
@@ -148,7 +154,8 @@ type held struct {
 // (defaults filled, validated). Spooled notifications of sinks with the same
 // kind and name are delivered first.
 func New(cfg Config, env Env, opts ...Option) (*Pipeline, error) {
-	p := &Pipeline{env: env, log: env.Logger, clock: wallClock{}, counters: map[string]*sinkCounters{}, copies: map[string]*copies{}}
+	p := &Pipeline{env: env, log: env.Logger, clock: wallClock{}, counters: map[string]*sinkCounters{}, copies: map[string]*copies{},
+		byErrorCause: map[ErrorCause]uint64{}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -298,6 +305,7 @@ func (p *Pipeline) Handle(ev *event.Event) {
 		return
 	}
 	p.detected.Add(count(ev))
+	p.byErrorCause[errorCauseOf(ev)] += count(ev)
 	if !p.filter.matchExceptCause(ev) {
 		p.filtered.Add(count(ev))
 		return
@@ -725,8 +733,10 @@ type Stats struct {
 	AfterClose uint64 `json:"after_close,omitempty"`
 	// ReloadsRejected counts reloads refused with the previous
 	// configuration kept in use.
-	ReloadsRejected uint64      `json:"reloads_rejected,omitempty"`
-	Sinks           []SinkStats `json:"sinks"`
+	ReloadsRejected uint64 `json:"reloads_rejected,omitempty"`
+	// ByErrorCause splits Detected by errno and cause, sorted.
+	ByErrorCause []ErrorCauseCount `json:"by_error_cause,omitempty"`
+	Sinks        []SinkStats       `json:"sinks"`
 	// NextWake is when the pipeline next looks at work it holds (PATH
 	// searches, dedup windows, rate-limited backlogs); zero when it holds
 	// none. Until then nothing changes without a new failure, except what
@@ -764,11 +774,41 @@ type SinkStats struct {
 	Replicas []ReplicaStats `json:"replicas,omitempty"`
 }
 
+// ErrorCause is a failure's errno name and cause code.
+type ErrorCause struct {
+	Error string `json:"error"`
+	Cause string `json:"cause"`
+}
+
+// ErrorCauseCount is how many detected failures had one errno and cause.
+type ErrorCauseCount struct {
+	ErrorCause
+	Count uint64 `json:"count"`
+}
+
+// errorCauseOf is ev's errno and cause as counted: an errno without a
+// name (never seen from the kernel, but a number is not a closed set) is
+// "other", so the set stays bounded.
+func errorCauseOf(ev *event.Event) ErrorCause {
+	e := unix.ErrnoName(unix.Errno(-ev.ReturnValue))
+	if e == "" {
+		e = "other"
+	}
+	return ErrorCause{Error: e, Cause: ev.Cause}
+}
+
 // Stats returns the current counters.
 func (p *Pipeline) Stats() Stats {
 	p.mu.Lock()
 	sinks, wake := p.sinks, p.wake
+	byEC := make([]ErrorCauseCount, 0, len(p.byErrorCause))
+	for k, n := range p.byErrorCause {
+		byEC = append(byEC, ErrorCauseCount{k, n})
+	}
 	p.mu.Unlock()
+	slices.SortFunc(byEC, func(a, b ErrorCauseCount) int {
+		return cmp.Or(strings.Compare(a.Error, b.Error), strings.Compare(a.Cause, b.Cause))
+	})
 	st := Stats{
 		NextWake:           wake,
 		Detected:           p.detected.Load(),
@@ -776,6 +816,7 @@ func (p *Pipeline) Stats() Stats {
 		PathSearchResolved: p.resolved.Load(),
 		AfterClose:         p.afterClose.Load(),
 		ReloadsRejected:    p.reloadsRejected.Load(),
+		ByErrorCause:       byEC,
 	}
 	for _, s := range sinks {
 		st.Sinks = append(st.Sinks, s.stats())

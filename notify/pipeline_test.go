@@ -1091,3 +1091,30 @@ func TestBacklogBoundedUnderEvictions(t *testing.T) {
 		t.Errorf("backlog of %d places for %d keys after %d failures", n, keys, users*each)
 	}
 }
+
+// TestStatsByErrorCause: detected failures are counted by errno and cause,
+// a kernel-folded repeat by its count, filtered ones included (they were
+// detected), and an errno without a name as "other".
+func TestStatsByErrorCause(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)}
+	p := setup(t, clk, &recSink{}, func(c *Config, _ *SinkCommon) { c.Filter.ExcludeErrors = []string{"EACCES"} })
+	a := failure(clk.now, 1, "/bin/a", -2)
+	a.Cause = event.CauseNotFound
+	b := failure(clk.now, 2, "/bin/b", -2)
+	b.Cause, b.Count = event.CauseNotFound, 5
+	c := failure(clk.now, 3, "/bin/c", -13)
+	c.Cause = event.CauseNotExecutable
+	d := failure(clk.now, 4, "/bin/d", -4095)
+	for _, ev := range []*event.Event{a, b, c, d} {
+		p.Handle(ev)
+	}
+	got := p.Stats().ByErrorCause
+	want := []ErrorCauseCount{
+		{ErrorCause{"EACCES", event.CauseNotExecutable}, 1},
+		{ErrorCause{"ENOENT", event.CauseNotFound}, 6},
+		{ErrorCause{"other", ""}, 1},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ByErrorCause = %+v, want %+v", got, want)
+	}
+}

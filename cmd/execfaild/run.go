@@ -22,8 +22,6 @@ import (
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/execfaild/execfaild/cmd/execfaild/internal/daemon"
 	"github.com/execfaild/execfaild/cmd/execfaild/internal/metrics"
@@ -225,14 +223,14 @@ func reloader(path string, log *slog.Logger, pl *notify.Pipeline, running *confi
 // The collector reads the probe's and pipeline's own counters at scrape
 // time, so nothing is counted twice.
 func serveMetrics(ln net.Listener, p *probe.Probe, pl *notify.Pipeline, log *slog.Logger) *http.Server {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.NewCollector(metrics.Sources{
+	h := metrics.Handler(metrics.Sources{
+		Version:  version,
 		Mode:     p.Mode,
 		Probe:    p.Stats,
 		Pipeline: pl.Stats,
-	}))
+	})
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -7,7 +7,12 @@
 package metrics
 
 import (
+	"net/http"
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/execfaild/execfaild/notify"
 	"github.com/execfaild/execfaild/probe"
@@ -18,6 +23,8 @@ const namespace = "execfaild"
 // Sources are read on every scrape. Each func must be safe to call from the
 // HTTP server's goroutines.
 type Sources struct {
+	// Version is the daemon's version, for execfaild_build_info.
+	Version string
 	// Mode is the attach mode the probe runs in ("fentry", ...).
 	Mode     func() string
 	Probe    func() probe.Stats
@@ -27,6 +34,19 @@ type Sources struct {
 // Collector is a prometheus.Collector over Sources.
 type Collector struct {
 	src Sources
+}
+
+// Handler serves /metrics: src's counters, and the process's own CPU,
+// memory and descriptors and the Go runtime's, for what the daemon itself
+// costs beside what it counts.
+func Handler(src Sources) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+		NewCollector(src),
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 // NewCollector returns a collector that reads src at scrape time.
@@ -50,7 +70,9 @@ var (
 	probeUndecodable  = desc("probe_undecodable_total", "Records from the kernel that could not be decoded and were skipped.")
 	probeModeInfo     = desc("probe_mode_info", "The attach mode of the probe; always 1.", "mode")
 
+	buildInfo       = desc("build_info", "The daemon's version and the Go version it was built with; always 1.", "version", "goversion")
 	detected        = desc("failures_detected_total", "Failed execs that entered the notification pipeline.")
+	byErrorCause    = desc("failures_total", "Failed execs that entered the notification pipeline, by errno name (\"other\" for one without a name) and diagnosed cause; both label sets are bounded.", "error", "cause")
 	filtered        = desc("failures_filtered_total", "Failed execs the global [filter] dropped.")
 	resolved        = desc("path_searches_resolved_total", "Failed execs dropped because a later PATH directory had the command.")
 	afterClose      = desc("failures_after_close_total", "Failed execs handed in during shutdown, after the pipeline closed; not reported.")
@@ -58,14 +80,17 @@ var (
 	sinkFiltered    = desc("sink_filtered_total", "Failures this sink's own filter dropped.", sinkLabels...)
 	sinkDeduped     = desc("sink_deduped_total", "Failures folded into a digest as repeats.", sinkLabels...)
 	sinkLimited     = desc("sink_limited_total", "Failures whose first notification a rate limit held back.", sinkLabels...)
-	sinkDropped     = desc("sink_dropped_queue_full_total", "Failures that did not fit the delivery queue and were folded into a digest.", sinkLabels...)
-	sinkSent        = desc("sink_notifications_delivered_total", "Notifications delivered.", sinkLabels...)
-	sinkSentFail    = desc("sink_delivered_failures_total", "Failures the delivered notifications stand for.", sinkLabels...)
-	sinkFailed      = desc("sink_notifications_failed_total", "Notifications whose delivery failed.", sinkLabels...)
-	sinkSpooled     = desc("sink_notifications_spooled_total", "Notifications written to the spool for a later retry.", sinkLabels...)
-	sinkQueued      = desc("sink_queued", "Notifications waiting in the delivery queue.", sinkLabels...)
-	sinkSpool       = desc("sink_spool_entries", "Notifications waiting in the spool.", sinkLabels...)
-	sinkFailing     = desc("sink_failing", "1 while the sink's last delivery failed, with the reason (\"credentials rejected\", \"retrying\"); 0 with reason=\"\" once one succeeds.", append(sinkLabels, "reason")...)
+	sinkFolded      = desc("sink_queue_full_folded_total", "Failures that did not fit the delivery queue and were folded into their user's combined digest: delayed, not dropped.", sinkLabels...)
+	// Deprecated: the same count under the name it had, kept for one
+	// release so dashboards can move; it never counted drops.
+	sinkDropped  = desc("sink_dropped_queue_full_total", "Deprecated, removed in the next release: use execfaild_sink_queue_full_folded_total (the same count; nothing is dropped).", sinkLabels...)
+	sinkSent     = desc("sink_notifications_delivered_total", "Notifications delivered.", sinkLabels...)
+	sinkSentFail = desc("sink_delivered_failures_total", "Failures the delivered notifications stand for.", sinkLabels...)
+	sinkFailed   = desc("sink_notifications_failed_total", "Notifications whose delivery failed.", sinkLabels...)
+	sinkSpooled  = desc("sink_notifications_spooled_total", "Notifications written to the spool for a later retry.", sinkLabels...)
+	sinkQueued   = desc("sink_queued", "Notifications waiting in the delivery queue.", sinkLabels...)
+	sinkSpool    = desc("sink_spool_entries", "Notifications waiting in the spool.", sinkLabels...)
+	sinkFailing  = desc("sink_failing", "1 while the sink's last delivery failed, with the reason (\"credentials rejected\", \"retrying\"); 0 with reason=\"\" once one succeeds.", append(sinkLabels, "reason")...)
 
 	// A sink naming several replicas (Alertmanager urls) counts each
 	// replica's copies apart; replica is its position in the list, from 1.
@@ -80,8 +105,8 @@ var (
 
 var allDescs = []*prometheus.Desc{
 	probeFailures, probeSuccesses, probeLostFailures, probeLostMarkers, probeOrphans, probeUndecodable, probeModeInfo,
-	detected, filtered, resolved, afterClose, reloadsRejected,
-	sinkFiltered, sinkDeduped, sinkLimited, sinkDropped, sinkSent, sinkSentFail, sinkFailed, sinkSpooled, sinkQueued, sinkSpool, sinkFailing,
+	buildInfo, detected, byErrorCause, filtered, resolved, afterClose, reloadsRejected,
+	sinkFiltered, sinkDeduped, sinkLimited, sinkFolded, sinkDropped, sinkSent, sinkSentFail, sinkFailed, sinkSpooled, sinkQueued, sinkSpool, sinkFailing,
 	replicaSent, replicaSentFail, replicaFailed, replicaSpooled, replicaQueued, replicaSpool, replicaFailing,
 }
 
@@ -112,11 +137,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Mode != nil {
 		ch <- prometheus.MustNewConstMetric(probeModeInfo, prometheus.GaugeValue, 1, c.src.Mode())
 	}
+	if c.src.Version != "" {
+		ch <- prometheus.MustNewConstMetric(buildInfo, prometheus.GaugeValue, 1, c.src.Version, runtime.Version())
+	}
 	if c.src.Pipeline == nil {
 		return
 	}
 	st := c.src.Pipeline()
 	counter(detected, st.Detected)
+	for _, ec := range st.ByErrorCause {
+		counter(byErrorCause, ec.Count, ec.Error, ec.Cause)
+	}
 	counter(filtered, st.Filtered)
 	counter(resolved, st.PathSearchResolved)
 	counter(afterClose, st.AfterClose)
@@ -125,6 +156,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(sinkFiltered, s.Filtered, s.Kind, s.Name)
 		counter(sinkDeduped, s.Deduped, s.Kind, s.Name)
 		counter(sinkLimited, s.Limited, s.Kind, s.Name)
+		counter(sinkFolded, s.DroppedQueueFull, s.Kind, s.Name)
 		counter(sinkDropped, s.DroppedQueueFull, s.Kind, s.Name)
 		counter(sinkSent, s.Delivered, s.Kind, s.Name)
 		counter(sinkSentFail, s.DeliveredCount, s.Kind, s.Name)

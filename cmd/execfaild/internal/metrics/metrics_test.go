@@ -3,6 +3,8 @@
 package metrics
 
 import (
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -14,13 +16,18 @@ import (
 
 func fixed() Sources {
 	return Sources{
-		Mode: func() string { return "fentry" },
+		Version: "1.2.3",
+		Mode:    func() string { return "fentry" },
 		Probe: func() probe.Stats {
 			return probe.Stats{Failures: 41, Successes: 7, LostFailures: 2, LostMarkers: 3, OrphanRepeats: 4, Undecodable: 1}
 		},
 		Pipeline: func() notify.Stats {
 			return notify.Stats{
 				Detected: 40, Filtered: 3, PathSearchResolved: 5,
+				ByErrorCause: []notify.ErrorCauseCount{
+					{ErrorCause: notify.ErrorCause{Error: "EACCES", Cause: "noexec-mount"}, Count: 4},
+					{ErrorCause: notify.ErrorCause{Error: "ENOENT", Cause: "not-found"}, Count: 36},
+				},
 				Sinks: []notify.SinkStats{
 					{Kind: "journal", Name: "journal", Delivered: 30, DeliveredCount: 32},
 					{Kind: "webhook", Name: "ops", Filtered: 4, Deduped: 6, Limited: 8, DroppedQueueFull: 1,
@@ -34,13 +41,20 @@ func fixed() Sources {
 // TestExposition pins names, types, labels and values: they are what
 // dashboards and alerts are written against.
 func TestExposition(t *testing.T) {
-	const want = `
+	want := `
+# HELP execfaild_build_info The daemon's version and the Go version it was built with; always 1.
+# TYPE execfaild_build_info gauge
+execfaild_build_info{goversion="` + runtime.Version() + `",version="1.2.3"} 1
 # HELP execfaild_failures_after_close_total Failed execs handed in during shutdown, after the pipeline closed; not reported.
 # TYPE execfaild_failures_after_close_total counter
 execfaild_failures_after_close_total 0
 # HELP execfaild_failures_detected_total Failed execs that entered the notification pipeline.
 # TYPE execfaild_failures_detected_total counter
 execfaild_failures_detected_total 40
+# HELP execfaild_failures_total Failed execs that entered the notification pipeline, by errno name ("other" for one without a name) and diagnosed cause; both label sets are bounded.
+# TYPE execfaild_failures_total counter
+execfaild_failures_total{cause="noexec-mount",error="EACCES"} 4
+execfaild_failures_total{cause="not-found",error="ENOENT"} 36
 # HELP execfaild_failures_filtered_total Failed execs the global [filter] dropped.
 # TYPE execfaild_failures_filtered_total counter
 execfaild_failures_filtered_total 3
@@ -79,7 +93,7 @@ execfaild_sink_deduped_total{kind="webhook",name="ops"} 6
 # TYPE execfaild_sink_delivered_failures_total counter
 execfaild_sink_delivered_failures_total{kind="journal",name="journal"} 32
 execfaild_sink_delivered_failures_total{kind="webhook",name="ops"} 20
-# HELP execfaild_sink_dropped_queue_full_total Failures that did not fit the delivery queue and were folded into a digest.
+# HELP execfaild_sink_dropped_queue_full_total Deprecated, removed in the next release: use execfaild_sink_queue_full_folded_total (the same count; nothing is dropped).
 # TYPE execfaild_sink_dropped_queue_full_total counter
 execfaild_sink_dropped_queue_full_total{kind="journal",name="journal"} 0
 execfaild_sink_dropped_queue_full_total{kind="webhook",name="ops"} 1
@@ -107,6 +121,10 @@ execfaild_sink_notifications_failed_total{kind="webhook",name="ops"} 3
 # TYPE execfaild_sink_notifications_spooled_total counter
 execfaild_sink_notifications_spooled_total{kind="journal",name="journal"} 0
 execfaild_sink_notifications_spooled_total{kind="webhook",name="ops"} 2
+# HELP execfaild_sink_queue_full_folded_total Failures that did not fit the delivery queue and were folded into their user's combined digest: delayed, not dropped.
+# TYPE execfaild_sink_queue_full_folded_total counter
+execfaild_sink_queue_full_folded_total{kind="journal",name="journal"} 0
+execfaild_sink_queue_full_folded_total{kind="webhook",name="ops"} 1
 # HELP execfaild_sink_queued Notifications waiting in the delivery queue.
 # TYPE execfaild_sink_queued gauge
 execfaild_sink_queued{kind="journal",name="journal"} 0
@@ -167,5 +185,19 @@ execfaild_sink_notifications_delivered_total{kind="alertmanager",name="am"} 4
 		"execfaild_sink_replica_notifications_delivered_total", "execfaild_sink_replica_spool_entries",
 		"execfaild_sink_replica_failing", "execfaild_sink_notifications_delivered_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestHandlerServesProcessAndGo: /metrics carries the daemon's own cost
+// (process_*, go_*) and build info beside its counters.
+func TestHandlerServesProcessAndGo(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Handler(fixed()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{"process_cpu_seconds_total ", "process_resident_memory_bytes ", "go_goroutines ",
+		`execfaild_build_info{goversion="` + runtime.Version() + `",version="1.2.3"} 1`, "execfaild_failures_detected_total 40"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
