@@ -17,6 +17,9 @@ import (
 // Strings are as the probe reported them: escaping is the joiner's job,
 // since only it knows the format the text goes to.
 type Description struct {
+	// Test: the synthetic failure of execfaild test-sinks; every headline
+	// begins with TestMark.
+	Test    bool
 	Subject Subject
 	Caller  Caller
 	Who     Who
@@ -137,10 +140,14 @@ type Word struct {
 func prose(s string) Word { return Word{Text: s} }
 func value(s string) Word { return Word{Text: s, Value: true} }
 
+// TestMark begins every headline of a test-sinks failure, in every sink.
+const TestMark = "TEST (execfaild test-sinks, not a real failure): "
+
 // Describe takes ev apart into the parts every sink's text is made of.
 func Describe(ev *event.Event) Description {
 	p := &ev.Process
 	d := Description{
+		Test: ev.Test,
 		Caller: Caller{
 			Kernel: ev.KernelInvoked || ev.Syscall == event.SyscallKernel,
 			Comm:   p.Comm,

@@ -109,6 +109,10 @@ path = "`+dir+`"
 	if ev.Error != "ENOENT" || ev.Binary == nil || ev.Binary.Path != "/srv/app/deploy.sh" {
 		t.Errorf("synthetic event: %+v", ev)
 	}
+	// It says it is a test: no reader takes it for a real failure.
+	if !ev.Test || !strings.Contains(string(b), `"test":true`) {
+		t.Errorf("synthetic event not marked as a test: %s", b)
+	}
 }
 
 // TestCheckConfigEffectiveValues: a setting left out shows the value the

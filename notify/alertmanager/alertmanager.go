@@ -35,6 +35,9 @@ import (
 // AlertName is the alertname label of every alert this sink sends.
 const AlertName = "ExecFailed"
 
+// testResolve is how long the alert of execfaild test-sinks stays active.
+const testResolve = time.Minute
+
 // DefaultResolveTimeout matches Alertmanager's own resolve_timeout.
 const DefaultResolveTimeout = 5 * time.Minute
 
@@ -288,6 +291,10 @@ func (s *Sink) Alert(ev *event.Event) Alert {
 		end = start
 	}
 	end = end.Add(s.resolveTimeout)
+	if ev.Test {
+		// A test alert resolves itself soon, whatever resolve_timeout.
+		end = start.Add(testResolve)
+	}
 
 	// The fleet's labels first; a sink's own labels win over them.
 	labels := map[string]string{}
@@ -303,6 +310,10 @@ func (s *Sink) Alert(ev *event.Event) Alert {
 		}
 	}
 	put("alertname", AlertName)
+	if ev.Test {
+		// A label a route or an inhibit rule can match on.
+		put("test", "true")
+	}
 	put("host", ev.Host)
 	put("error", ev.Error)
 	put("binary", ev.ResolvedPath())
@@ -348,6 +359,9 @@ func annotations(ev *event.Event) map[string]string {
 		errName = "several errors"
 	}
 	summary := fmt.Sprintf("%s failed on %s: %s", path.Base(what), ev.Host, errName)
+	if d.Test {
+		summary = notify.TestMark + summary
+	}
 	if d.Error.Text != "" {
 		summary += " (" + d.Error.Text + ")"
 	}

@@ -565,3 +565,21 @@ func TestFleetLabels(t *testing.T) {
 		t.Errorf("labels %v: want site from the sink, role from the fleet, host and alertname built in", got)
 	}
 }
+
+// TestTestSinksAlertResolvesItself: the alert of execfaild test-sinks has
+// a test="true" label a route can match, a summary that says so, and ends
+// a minute after it starts whatever resolve_timeout says.
+func TestTestSinksAlertResolvesItself(t *testing.T) {
+	s := build(t, &Config{URL: "http://am:9093", ResolveTimeout: notify.Duration(time.Hour)}, nil)
+	s.now = func() time.Time { return t0 }
+	ev := sinktest.Synthetic()
+	ev.Test = true
+	a := s.Alert(ev)
+	if a.Labels["test"] != "true" || !strings.HasPrefix(a.Annotations["summary"], notify.TestMark) || !a.EndsAt.Equal(a.StartsAt.Add(time.Minute)) {
+		t.Errorf("test alert: labels %v summary %q startsAt %v endsAt %v", a.Labels, a.Annotations["summary"], a.StartsAt, a.EndsAt)
+	}
+	real := s.Alert(sinktest.Synthetic())
+	if _, ok := real.Labels["test"]; ok || !real.EndsAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("real alert: labels %v endsAt %v", real.Labels, real.EndsAt)
+	}
+}

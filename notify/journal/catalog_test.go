@@ -68,7 +68,10 @@ func TestCatalogHasOneEntryPerCause(t *testing.T) {
 	if len(CauseMessageIDs) != len(event.Causes) {
 		t.Errorf("%d cause ids for %d causes", len(CauseMessageIDs), len(event.Causes))
 	}
-	owner := map[string]string{MessageID: "no cause"}
+	if entries[TestMessageID] != 1 {
+		t.Errorf("the entry for test-sinks (%s) appears %d times, want 1", TestMessageID, entries[TestMessageID])
+	}
+	owner := map[string]string{MessageID: "no cause", TestMessageID: "test-sinks"}
 	for _, code := range event.Causes {
 		id, ok := CauseMessageIDs[code]
 		if !ok {
@@ -130,10 +133,18 @@ func TestCatalogCompiles(t *testing.T) {
 	}
 	listed := strings.Count(string(out), "\n")
 	ids, _ := catalogEntries(t)
-	if listed != len(ids) || listed != len(event.Causes)+1 {
-		t.Errorf("journalctl lists %d entries; the file has %d, the causes need %d:\n%s", listed, len(ids), len(event.Causes)+1, out)
+	// One entry per cause, one for failures without a cause, one for
+	// the synthetic failure of test-sinks.
+	if listed != len(ids) || listed != len(event.Causes)+2 {
+		t.Errorf("journalctl lists %d entries; the file has %d, the causes and the test need %d:\n%s", listed, len(ids), len(event.Causes)+2, out)
+	}
+	if !strings.Contains(string(out), TestMessageID+" execfaild: A test of execfaild's sinks, not a real failure") {
+		t.Errorf("journalctl --list-catalog lacks the test entry %s", TestMessageID)
 	}
 	for _, id := range append([]string{MessageID}, ids...) {
+		if id == TestMessageID {
+			continue
+		}
 		if !strings.Contains(string(out), id+" execfaild: A program could not be executed") {
 			t.Errorf("journalctl --list-catalog lacks %s", id)
 		}

@@ -33,6 +33,9 @@ var CauseMessageIDs = map[string]string{
 // for a failure without one (a digest of failures with different causes,
 // a notification spooled before causes existed).
 func MessageIDOf(ev *event.Event) string {
+	if ev.Test {
+		return TestMessageID
+	}
 	if id, ok := CauseMessageIDs[ev.Cause]; ok {
 		return id
 	}

@@ -42,6 +42,10 @@ func Fields(ev *event.Event) []Field {
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	octal := func(v uint32) string { return "0" + strconv.FormatUint(uint64(v), 8) }
 
+	// First, where a reader and a filter look first: not a real failure.
+	if ev.Test {
+		add("test", "true")
+	}
 	if !ev.Time.IsZero() {
 		add("time", ev.Time.Format(time.RFC3339Nano))
 	}
@@ -185,6 +189,9 @@ func Message(ev *event.Event) string { return sentence(notify.Describe(ev)) }
 
 func sentence(d notify.Description) string {
 	var b strings.Builder
+	if d.Test {
+		b.WriteString(notify.TestMark)
+	}
 	b.WriteString("exec of ")
 	switch {
 	case d.Subject.Command != "":

@@ -107,6 +107,11 @@ import (
 // it: operators filter on it.
 const MessageID = "ce8d01c1beb44bcc809ec2c048e10010"
 
+// TestMessageID is the MESSAGE_ID of the synthetic failure execfaild
+// test-sinks sends, with its own catalog entry: a filter on a cause's id
+// or an alert on the journal never takes it for a real failure.
+const TestMessageID = "7e57c0de1a9f4b6e8d2f0c3b5a6e9d41"
+
 // DefaultSocket is where journald listens for native-protocol entries.
 const DefaultSocket = "/run/systemd/journal/socket"
 

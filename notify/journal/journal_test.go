@@ -652,3 +652,18 @@ func TestMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestTestSinksEntry: the entry of execfaild test-sinks has its own
+// MESSAGE_ID (its catalog entry says it is a test), EXECFAIL_TEST=true and
+// a MESSAGE that begins with the test mark.
+func TestTestSinksEntry(t *testing.T) {
+	ev := event.Synthetic(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC), "web-1")
+	ev.Test = true
+	got := map[string]string{}
+	for _, f := range Entry(&ev, 4) {
+		got[f.Name] = f.Value
+	}
+	if got["MESSAGE_ID"] != TestMessageID || got["EXECFAIL_TEST"] != "true" || !strings.HasPrefix(got["MESSAGE"], notify.TestMark) || got["EXECFAIL_MESSAGE_ID"] != MessageID {
+		t.Errorf("test entry: MESSAGE_ID %q EXECFAIL_TEST %q MESSAGE %q EXECFAIL_MESSAGE_ID %q", got["MESSAGE_ID"], got["EXECFAIL_TEST"], got["MESSAGE"], got["EXECFAIL_MESSAGE_ID"])
+	}
+}

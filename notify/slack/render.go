@@ -99,6 +99,9 @@ func Render(ev *event.Event) Message {
 	if d.Repeats != nil {
 		head = fmt.Sprintf("Exec failed %s on %s: %s (%s)", notify.Times(n, d.Repeats.More), host, base, errName)
 	}
+	if d.Test {
+		head = notify.TestMark + head
+	}
 	no := false
 	m.Blocks = append(m.Blocks, Block{Type: "header", Text: &Text{Type: "plain_text", Text: plain(head, maxHeaderText), Emoji: &no}})
 
@@ -165,6 +168,10 @@ func Render(ev *event.Event) Message {
 	}
 	if d.Repeats != nil {
 		fb = notify.Times(n, d.Repeats.More) + ": " + fb
+	}
+	if d.Test {
+		// The push notification is all a phone shows.
+		fb = notify.TestMark + fb
 	}
 	m.Text = plain(fb, maxFallback)
 

@@ -7,6 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/execfaild/execfaild/notify"
+	"github.com/execfaild/execfaild/notify/internal/sinktest"
 )
 
 var partialEntity = regexp.MustCompile(`&(?:a|am|amp|l|lt|g|gt)?$|&(?:a|am|l|g)?[^a-z;]`)
@@ -45,5 +48,19 @@ func TestFitKeepsMarkupWhole(t *testing.T) {
 		if strings.Count(out, "```")%2 != 0 || strings.Count(strings.ReplaceAll(out, "```", ""), "`")%2 != 0 {
 			t.Fatalf("fit(%q, %d) = %q: code left open", in, limit, out)
 		}
+	}
+}
+
+// TestTestSinksHeader: the header and the push-notification text of
+// execfaild test-sinks begin with the test mark.
+func TestTestSinksHeader(t *testing.T) {
+	ev := sinktest.Synthetic()
+	ev.Test = true
+	m := Render(ev)
+	if !strings.HasPrefix(m.Blocks[0].Text.Text, notify.TestMark) || !strings.HasPrefix(m.Text, notify.TestMark) {
+		t.Errorf("header %q, text %q: no test mark", m.Blocks[0].Text.Text, m.Text)
+	}
+	if m := Render(sinktest.Synthetic()); strings.Contains(m.Text, "TEST") {
+		t.Errorf("a real failure marked as a test: %q", m.Text)
 	}
 }

@@ -557,3 +557,19 @@ func TestTLSServerNameChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestTestSinksMarked: the synthetic failure of execfaild test-sinks says
+// it is a test in the SD (test="true", first) and in MSG.
+func TestTestSinksMarked(t *testing.T) {
+	h := header{Priority: 28, Hostname: "web-1", AppName: AppName, ProcID: 77, MsgID: MsgID, SDID: DefaultSDID}
+	ev := event.Synthetic(fixedTime, "web-1")
+	ev.Test = true
+	out := format5424(h, fixedTime, &ev, 8192)
+	if !strings.Contains(out, `[execfail@32473 test="true" `) || !strings.Contains(out, "] "+notify.TestMark+"exec of ") {
+		t.Errorf("test-sinks record not marked: %s", out)
+	}
+	ev.Test = false
+	if out := format5424(h, fixedTime, &ev, 8192); strings.Contains(out, "test=") || strings.Contains(out, "TEST") {
+		t.Errorf("a real failure marked as a test: %s", out)
+	}
+}

@@ -158,6 +158,10 @@ type Event struct {
 	// stamped on every event so that every sink carries them.
 	Labels map[string]string `json:"labels,omitempty"`
 
+	// Test marks the synthetic failure `execfaild test-sinks` sends: every
+	// sink says it is a test, so it cannot page anyone as a real one.
+	Test bool `json:"test,omitempty"`
+
 	// Aggregation, set by the pipeline. Count is how many failures this
 	// notification stands for (1 for a single one). Digest is true when the
 	// notification summarises repeats held back after the first was sent.

@@ -14,7 +14,7 @@ tests=/usr/local/share/execfaild-systemtest
 # Every failed-exec entry carries it as EXECFAIL_MESSAGE_ID; MESSAGE_ID is its
 # cause's own id (or this one for a failure without a cause).
 catalog_id=ce8d01c1beb44bcc809ec2c048e10010
-catalog_entries=18 # one per cause and one for failures without a cause
+catalog_entries=19 # one per cause, one for failures without a cause, one for test-sinks
 failed=0
 
 check() { # name PASS|FAIL detail...
@@ -253,6 +253,21 @@ if wait_for 30 grep -qF 'end\]' /var/log/execfaild-5424.log; then
 	ok syslog-hostile "$([[ $l == *'[execfail@32473 '* && $l == *"pid=\"$pid\""* && $l == *'h\"ost\]ile'* ]]; echo $?)" "${l:0:300}"
 else
 	check syslog-hostile FAIL "no record with end\\] in /var/log/execfaild-5424.log"
+fi
+
+# --- test-sinks: unmistakably a test in every sink ----------------------------
+# Its own MESSAGE_ID (and catalog entry), EXECFAIL_TEST=true, a MESSAGE that
+# says so; test="true" first in the syslog SD.
+out=$(execfaild test-sinks 2>&1)
+rc=$?
+test_id=7e57c0de1a9f4b6e8d2f0c3b5a6e9d41
+test_entry() { journalctl -o json --no-pager MESSAGE_ID=$test_id 2>/dev/null | tail -n 1; }
+test_logged() { [[ -n $(test_entry) ]] && grep -qF '[execfail@32473 test="true" ' /var/log/execfaild-5424.log; }
+if ((rc == 0)) && wait_for 30 test_logged; then
+	e=$(test_entry)
+	ok test-sinks-marked "$([[ $(jq -r .EXECFAIL_TEST <<<"$e") == true && $(jq -r .MESSAGE <<<"$e") == 'TEST (execfaild test-sinks, not a real failure): '* ]]; echo $?)" "$(tr '\n' ' ' <<<"$out"); MESSAGE=$(jq -c .MESSAGE <<<"$e" | cut -c1-120); $(journalctl -x --no-pager MESSAGE_ID=$test_id | grep -a -m1 'Subject:')"
+else
+	check test-sinks-marked FAIL "test-sinks rc=$rc: $(tr '\n' ' ' <<<"$out"); journal: $(test_entry | cut -c1-200); syslog: $(grep -c 'test="true"' /var/log/execfaild-5424.log)"
 fi
 
 # --- valid reload that changes behaviour ------------------------------------
