@@ -2,7 +2,12 @@
 
 package probe
 
-import "github.com/execfaild/execfaild/internal/field"
+import (
+	"slices"
+	"strings"
+
+	"github.com/execfaild/execfaild/internal/field"
+)
 
 // Attach modes, richest first.
 const (
@@ -103,14 +108,16 @@ const (
 	maxFoldKeys = 65536
 )
 
+// Modes lists the attach modes a configuration or `watch --mode` may name,
+// in the words every error and usage line uses.
+var Modes = []string{ModeAuto, ModeFentry, ModeKprobe, ModeTracepoint, ModeLegacy}
+
 // Validate reports the first bad setting as a *field.Error. The probe owns
 // the whole [probe] section, so its keys are rooted at the file
 // ("probe.mode") and the config loader passes them through unchanged.
 func (c Config) Validate() error {
-	switch c.Mode {
-	case "", ModeAuto, ModeFentry, ModeKprobe, ModeTracepoint, ModeLegacy:
-	default:
-		return field.Errorf("probe.mode", "%q is not one of auto, fentry, kprobe, tracepoint, legacy", c.Mode)
+	if c.Mode != "" && !slices.Contains(Modes, c.Mode) {
+		return field.Errorf("probe.mode", "%q is not one of %s", c.Mode, strings.Join(Modes, ", "))
 	}
 	switch c.Transport {
 	case "", TransportAuto, TransportRingbuf, TransportPerf:

@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -47,6 +48,28 @@ func TestReadmeFirstCommandDropsCapabilities(t *testing.T) {
 	for _, p := range strings.Fields(string(out)) {
 		if p == "runtime/cgo" {
 			t.Fatalf("%q links runtime/cgo: capabilities could not be dropped after attaching", first)
+		}
+	}
+}
+
+// TestDocsAgreeOnTheUnitPath: execfaild(8) and README.Debian name the
+// unit file where the package installs it (debhelper's /lib/systemd/system
+// on Debian 12).
+func TestDocsAgreeOnTheUnitPath(t *testing.T) {
+	unit := regexp.MustCompile(`/[a-z/]*systemd/system/execfaild\.service`)
+	for _, f := range []string{"../../packaging/execfaild.8", "../../debian/README.Debian"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := unit.FindAllString(string(b), -1)
+		if len(got) == 0 {
+			t.Errorf("%s names no unit path", f)
+		}
+		for _, p := range got {
+			if p != "/lib/systemd/system/execfaild.service" {
+				t.Errorf("%s names the unit %s, the package installs /lib/systemd/system/execfaild.service", f, p)
+			}
 		}
 	}
 }

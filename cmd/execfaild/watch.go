@@ -26,7 +26,7 @@ func runWatch(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON event per line")
-	mode := fs.String("mode", probe.ModeAuto, "attach mode: auto, fentry, kprobe or tracepoint")
+	mode := fs.String("mode", probe.ModeAuto, "attach mode: one of "+strings.Join(probe.Modes, ", "))
 	env := fs.String("environment", "redact", "environment capture: redact, none or full")
 	raw := fs.Bool("raw", false, "print every failed syscall; by default an execvp-style PATH search that finds the program prints nothing and one that finds it nowhere prints one line")
 	if err := parseFlags(fs, args); err != nil {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"path"
 	"strings"
@@ -190,5 +191,19 @@ func TestWatchLineSentenceQuotedByDiagnosis(t *testing.T) {
 	e.CauseText = `the interpreter "/bin/bash\r" does not exist` + "\n"
 	if got, want := formatLine(&e), ` — the interpreter "/bin/bash\r" does not exist\n`; !strings.HasSuffix(got, want) {
 		t.Errorf("line\n%s\nwant it to end\n%s", got, want)
+	}
+}
+
+// TestWatchUsageNamesEveryMode: watch -h lists every mode the probe takes,
+// legacy included.
+func TestWatchUsageNamesEveryMode(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"watch", "-h"}, &out, &errb); code != 0 {
+		t.Fatalf("watch -h: exit %d", code)
+	}
+	for _, m := range probe.Modes {
+		if !strings.Contains(errb.String(), m) {
+			t.Errorf("watch -h does not name mode %q:\n%s", m, errb.String())
+		}
 	}
 }
