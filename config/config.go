@@ -222,8 +222,16 @@ func Parse(file string, data []byte) (*Config, error) {
 		c.Sinks = []notify.SinkEntry{e}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		key := loc.indexed(und[0].String())
-		return nil, fail(key, errors.New("unknown key"))
+		// Every misspelt key at once, one line each: an operator fixes
+		// them in one edit, not one check-config run per key.
+		errs := make([]error, len(und))
+		for i, k := range und {
+			errs[i] = fail(loc.indexed(k.String()), errors.New("unknown key"))
+		}
+		if len(errs) == 1 {
+			return nil, errs[0]
+		}
+		return nil, errors.Join(errs...)
 	}
 	if err := c.normalize(); err != nil {
 		return nil, locate(file, loc, err)

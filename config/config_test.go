@@ -199,3 +199,21 @@ filter = { uids = [0, 1000] }
 		t.Errorf("effective config lacks normalized values:\n%s", b.String())
 	}
 }
+
+// TestAllUnknownKeysInOneReport: every misspelt key is named, one line
+// each with its line number, not only the first.
+func TestAllUnknownKeysInOneReport(t *testing.T) {
+	src := "[dedup]\nwindwo = \"2m\"\n\n[[sink.stdout]]\nqueue = 5\n\n[spool]\ndri = \"/x\"\n"
+	_, err := Parse("/etc/execfaild.toml", []byte(src))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	want := "/etc/execfaild.toml:2: dedup.windwo: unknown key\n/etc/execfaild.toml:5: sink.stdout[0].queue: unknown key\n/etc/execfaild.toml:8: spool.dri: unknown key"
+	if err.Error() != want {
+		t.Errorf("error:\n%s\nwant:\n%s", err, want)
+	}
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Line != 2 {
+		t.Errorf("errors.As finds %+v, want the first key's *Error", ce)
+	}
+}
