@@ -413,6 +413,9 @@ func (c *Config) WriteTOML(w io.Writer) error {
 		Sink map[string][]notify.SinkConfig `toml:"sink"`
 	}
 	o := out{Config: *c, Sink: map[string][]notify.SinkConfig{}}
+	// The effective host, a defaulted one included: what every sink will
+	// name this machine.
+	o.Host = c.Hostname(notify.Env{})
 	for _, e := range c.Sinks {
 		o.Sink[e.Kind] = append(o.Sink[e.Kind], e.Config)
 	}

@@ -5,6 +5,7 @@ package notify
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 )
 
@@ -30,6 +31,12 @@ func (s Secret) Reveal() string { return string(s) }
 func (s Secret) mask() string {
 	if s == "" {
 		return ""
+	}
+	// A URL's scheme and host say where notifications go and are no
+	// secret; its user, path and query may be (a Slack webhook's path is
+	// its token), and go.
+	if u, err := url.Parse(string(s)); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return u.Scheme + "://" + u.Host + "/" + redacted
 	}
 	return redacted
 }

@@ -4,6 +4,7 @@ package notify
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,26 @@ func TestResolveSecret(t *testing.T) {
 				t.Errorf("error reveals the secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestSecretURLShowsWhereItGoes: a URL secret prints its scheme and host,
+// never its user, password, path or query.
+func TestSecretURLShowsWhereItGoes(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hooks.slack.com/services/T1/B2/verysecret": "https://hooks.slack.com/<redacted>",
+		"http://am-1.example.com:9093":                      "http://am-1.example.com:9093/<redacted>",
+		"https://user:pw@siem.example/in?token=t0k":         "https://siem.example/<redacted>",
+		"ftp://host/x":                     "<redacted>",
+		"hooks.slack.com/services/T1/B2/x": "<redacted>",
+	} {
+		s := Secret(in)
+		b, _ := s.MarshalText()
+		for _, out := range []string{s.String(), s.LogValue().String(), fmt.Sprintf("%v %s %q", s, s, s), string(b)} {
+			if !strings.Contains(out, want) || strings.Contains(out, "secret") || strings.Contains(out, "pw") || strings.Contains(out, "t0k") || strings.Contains(out, "services") {
+				t.Errorf("%q printed as %q, want %q", in, out, want)
+			}
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,7 +28,8 @@ func TestCheckConfig(t *testing.T) {
 	if code := run([]string{"check-config", good}, &out, &errb); code != 0 {
 		t.Fatalf("good config: exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{`window = "2m0s"`, `name = "ops"`, `url = "<redacted>"`, `rate = "1/s"`} {
+	// A webhook URL shows where it goes, not its token.
+	for _, want := range []string{`window = "2m0s"`, `name = "ops"`, `url = "https://hooks.slack.com/<redacted>"`, `rate = "1/s"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("effective config lacks %s:\n%s", want, out.String())
 		}
@@ -188,5 +190,19 @@ func TestCheckConfigMemoryBound(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "# memory bound 1.") || !strings.Contains(out.String(), "(the unit's MemoryMax= is 4 GiB)") {
 		t.Errorf("bound not printed:\n%s", out.String()[:200])
+	}
+}
+
+// TestCheckConfigShowsDefaultedHost: the effective configuration names the
+// host every sink will carry even when the file does not set one.
+func TestCheckConfigShowsDefaultedHost(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(file, []byte("[[sink.stdout]]\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"check-config", file}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if want := "host = " + strconv.Quote(event.LocalHost()) + "\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("effective configuration lacks %q:\n%s", want, out.String())
 	}
 }
