@@ -229,6 +229,7 @@ func (c *Config) sink(t *httpsink.Target, label string, env notify.Env) *Sink {
 		labels:         c.Labels,
 		generatorURL:   c.GeneratorURL,
 		resolveTimeout: rt,
+		hold:           max(c.Dedup.Window.D(), 0),
 		now:            time.Now,
 		client: httpsink.New(httpsink.Options{
 			Label:   label,
@@ -260,8 +261,13 @@ type Sink struct {
 	labels         map[string]string
 	generatorURL   string
 	resolveTimeout time.Duration
-	client         *httpsink.Client
-	now            func() time.Time
+	// hold is the sink's dedup window: repeats of a failure within it
+	// come as one digest when it ends, so an alert must stay active that
+	// long past each notification, or it resolves mid-storm and fires
+	// again with the digest.
+	hold   time.Duration
+	client *httpsink.Client
+	now    func() time.Time
 }
 
 // Alert is a PostableAlert of the v2 API.
@@ -290,7 +296,11 @@ func (s *Sink) Alert(ev *event.Event) Alert {
 	if start.After(end) {
 		end = start
 	}
-	end = end.Add(s.resolveTimeout)
+	// No notification comes for repeats until the dedup window ends:
+	// endsAt covers that wait, then resolve_timeout as Alertmanager's own
+	// clients give it, so an alert resolves only once its failures have
+	// stopped, never in the middle of a storm.
+	end = end.Add(s.hold + s.resolveTimeout)
 	if ev.Test {
 		// A test alert resolves itself soon, whatever resolve_timeout.
 		end = start.Add(testResolve)

@@ -583,3 +583,59 @@ func TestTestSinksAlertResolvesItself(t *testing.T) {
 		t.Errorf("real alert: labels %v endsAt %v", real.Labels, real.EndsAt)
 	}
 }
+
+// TestRealAlertmanagerNoFlapDuringAStorm: a failure repeated for longer
+// than resolve_timeout, through the pipeline with its dedup window, is one
+// alert in a real Alertmanager that stays active the whole storm - repeats
+// come only as digests when a window ends, and the alert must not resolve
+// meanwhile and fire again - and resolves once the storm is over.
+func TestRealAlertmanagerNoFlapDuringAStorm(t *testing.T) {
+	base := realAlertmanager(t)
+	host := fmt.Sprintf("storm-%d", time.Now().UnixNano())
+	// resolve_timeout shorter than the dedup window, as the defaults are
+	// (5m and 10m): the case where an alert used to resolve mid-storm.
+	const window, resolve, storm = 3 * time.Second, 2 * time.Second, 10 * time.Second
+	cfg := notify.DefaultConfig()
+	cfg.Host = host
+	cfg.Spool.Dir = t.TempDir()
+	cfg.RateLimit.GlobalRate = notify.Off
+	sc := &Config{URL: notify.Secret(base), ResolveTimeout: notify.Duration(resolve)}
+	sc.Name = "am"
+	sc.Dedup.Window = notify.Duration(window)
+	sc.RateLimit.Rate = notify.Off
+	cfg.Sinks = []notify.SinkEntry{{Kind: "alertmanager", Config: sc}}
+	p, err := notify.New(cfg, notify.Env{Host: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+
+	seen := map[string]bool{}
+	start := time.Now()
+	for i := 0; time.Since(start) < storm; i++ {
+		ev := sinktest.Synthetic()
+		ev.Time = time.Now()
+		ev.Process.PID, ev.Process.TID = uint32(5000+i), uint32(5000+i)
+		p.Handle(ev)
+		alerts := listAlerts(t, base, `host="`+host+`"`)
+		for _, a := range alerts {
+			seen[a.Fingerprint] = true
+		}
+		if len(seen) > 0 && len(alerts) == 0 {
+			t.Fatalf("%v into a storm longer than resolve_timeout (%v), the alert resolved: it would fire again with the next digest", time.Since(start).Round(time.Millisecond), resolve)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(seen) != 1 {
+		t.Fatalf("the storm made %d alerts, want 1", len(seen))
+	}
+	// Over: the alert resolves once the last digest's wait is past.
+	ended := time.Now()
+	for len(listAlerts(t, base, `host="`+host+`"`)) > 0 {
+		if time.Since(ended) > 2*window+resolve+10*time.Second {
+			t.Fatalf("the alert is still active %v after the storm ended", time.Since(ended).Round(time.Second))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("one alert, active through the %v storm, resolved %v after it", storm, time.Since(ended).Round(100*time.Millisecond))
+}
