@@ -680,6 +680,14 @@ func (p *Pipeline) rejected(err error) error {
 // file that does not load), so Stats counts every refusal in one place.
 func (p *Pipeline) ReloadRejected() { p.reloadsRejected.Add(1) }
 
+// Config is the configuration the pipeline runs with now: the last one a
+// reload applied. Its sink entries may build fresh sinks (test-sinks).
+func (p *Pipeline) Config() Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
 // finish drains and closes sinks.
 func (p *Pipeline) finish(ctx context.Context, sinks []*sinkState) error {
 	var wg sync.WaitGroup

@@ -137,11 +137,7 @@ func runReload(args []string, stdout, stderr io.Writer) error {
 // requestReload sends pid SIGHUP and waits, polling every poll, for the
 // verdict of a reload that began after the signal.
 func requestReload(path string, pid int, wait, poll time.Duration) (daemon.ReloadResult, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return daemon.ReloadResult{}, fmt.Errorf("read the clock: %w", err)
-	}
-	asked := uint64(ts.Sec)*1e6 + uint64(ts.Nsec)/1e3
+	asked := daemon.MonotonicUsec()
 	if err := unix.Kill(pid, unix.SIGHUP); err != nil {
 		return daemon.ReloadResult{}, fmt.Errorf("signal the daemon (pid %d): %w", pid, err)
 	}

@@ -44,7 +44,9 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	// process half-attached.
 	ignoreBrokenPipe()
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	// SIGUSR1: execfaild test-sinks asks the daemon to test its sinks (its
+	// default action would kill the process).
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 
 	d, err := startDaemon(path, log)
@@ -64,6 +66,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 		Watchdog: watchdogInterval(log),
 		OnReload: reloadVerdictWriter(verdictPath(), log),
 		OnStatus: statusWriter(runtimeDir(), log),
+		OnTest:   daemonTester(runtimeDir(), d.pipeline, log),
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/execfaild/execfaild/config"
@@ -20,49 +21,103 @@ func runTestSinks(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("test-sinks", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on a sink after `duration`")
+	path := fs.String("config", "", "test the sinks of this configuration `file`, from this process")
+	local := fs.Bool("local", false, "test from this process even when the daemon runs")
+	dir := fs.String("dir", defaultRuntimeDir, "the running daemon's runtime `directory`")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: execfaild test-sinks [-timeout D] [PATH]\n\n"+
-			"Sends one synthetic failed exec directly to every sink of PATH (default %s),\n"+
-			"bypassing filters, dedup and rate limits, and prints each sink's result.\n\n", config.DefaultPath)
+		fmt.Fprintf(stderr, "usage: execfaild test-sinks [--timeout D] [--local] [--config FILE | FILE]\n\n"+
+			"Sends one synthetic failed exec, marked in every sink as a test, to every sink\n"+
+			"directly, bypassing filters, dedup and rate limits, and prints each sink's\n"+
+			"result; exits 1 when any failed. When the daemon runs and no file is named,\n"+
+			"the running daemon sends it, as the service runs: its sandbox, its user, its\n"+
+			"configuration. Otherwise (or with --local) this process tests FILE (default\n"+
+			"%s).\n\n", config.DefaultPath)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 1 {
+	switch {
+	case fs.NArg() > 1:
 		fs.Usage()
 		return exitError{code: 2, err: fmt.Errorf("at most one PATH, got %d", fs.NArg())}
+	case fs.NArg() == 1 && *path != "":
+		fs.Usage()
+		return exitError{code: 2, err: fmt.Errorf("name the file either with --config or as an argument, not both")}
+	case fs.NArg() == 1:
+		*path = fs.Arg(0)
 	}
-	c, err := config.Load(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	nc := c.Notify()
-	env := notify.Env{
-		Host:   nc.Hostname(notify.Env{}),
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
-	failed, tested := 0, 0
-	for _, e := range c.Sinks {
-		for _, r := range testSink(e, env, nc.Labels, *timeout) {
-			tested++
-			name := e.Kind + "/" + e.Config.Common().Name + r.replica
-			if r.err != nil {
-				failed++
-				hint := ""
-				if notify.IsPermanent(r.err) {
-					hint = " (the destination refused it: fix the configuration, retrying will not help)"
-				}
-				fmt.Fprintf(stdout, "FAIL %s: %v%s\n", name, r.err, hint)
-				continue
-			}
-			fmt.Fprintf(stdout, "ok   %s\n", name)
+	var results []sinkResult
+	if pid := runningDaemon(*dir); pid > 0 && *path == "" && !*local {
+		fmt.Fprintf(stderr, "testing through the running daemon (pid %d)\n", pid)
+		r, err := askDaemonToTest(*dir, pid, 2**timeout+10*time.Second, 100*time.Millisecond)
+		if err != nil {
+			return err
 		}
+		results = r
+	} else {
+		c, err := config.Load(*path)
+		if err != nil {
+			return err
+		}
+		nc := c.Notify()
+		env := notify.Env{
+			Host:   nc.Hostname(notify.Env{}),
+			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		}
+		results = testAll(c.Sinks, env, nc.Labels, *timeout)
+	}
+	failed := 0
+	for _, r := range results {
+		if r.Err == "" {
+			fmt.Fprintf(stdout, "ok   %s\n", r.Sink)
+			continue
+		}
+		failed++
+		hint := ""
+		if r.Permanent {
+			hint = " (the destination refused it: fix the configuration, retrying will not help)"
+		}
+		fmt.Fprintf(stdout, "FAIL %s: %s%s\n", r.Sink, r.Err, hint)
 	}
 	if failed > 0 {
-		return exitError{code: 1, err: fmt.Errorf("%d of %d sinks failed", failed, tested)}
+		return exitError{code: 1, err: fmt.Errorf("%d of %d sinks failed", failed, len(results))}
 	}
 	return nil
+}
+
+// sinkResult is one sink's, or one replica's, answer to the test; the
+// daemon hands it to `execfaild test-sinks` as JSON.
+type sinkResult struct {
+	Sink      string `json:"sink"` // "slack/ops", "alertmanager/cluster replica 2"
+	Err       string `json:"error,omitempty"`
+	Permanent bool   `json:"permanent,omitempty"`
+}
+
+// testAll tests every sink at once, so the whole test takes one sink's
+// timeout at most; the results keep the sinks' order.
+func testAll(sinks []notify.SinkEntry, env notify.Env, labels map[string]string, timeout time.Duration) []sinkResult {
+	per := make([][]sinkResult, len(sinks))
+	var wg sync.WaitGroup
+	for i, e := range sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, r := range testSink(e, env, labels, timeout) {
+				sr := sinkResult{Sink: e.Kind + "/" + e.Config.Common().Name + r.replica}
+				if r.err != nil {
+					sr.Err, sr.Permanent = r.err.Error(), notify.IsPermanent(r.err)
+				}
+				per[i] = append(per[i], sr)
+			}
+		}()
+	}
+	wg.Wait()
+	var out []sinkResult
+	for _, rs := range per {
+		out = append(out, rs...)
+	}
+	return out
 }
 
 // result is one sink's, or one replica's, answer to the test.

@@ -265,7 +265,8 @@ test_entry() { journalctl -o json --no-pager MESSAGE_ID=$test_id 2>/dev/null | t
 test_logged() { [[ -n $(test_entry) ]] && grep -qF '[execfail@32473 test="true" ' /var/log/execfaild-5424.log; }
 if ((rc == 0)) && wait_for 30 test_logged; then
 	e=$(test_entry)
-	ok test-sinks-marked "$([[ $(jq -r .EXECFAIL_TEST <<<"$e") == true && $(jq -r .MESSAGE <<<"$e") == 'TEST (execfaild test-sinks, not a real failure): '* ]]; echo $?)" "$(tr '\n' ' ' <<<"$out"); MESSAGE=$(jq -c .MESSAGE <<<"$e" | cut -c1-120); $(journalctl -x --no-pager MESSAGE_ID=$test_id | grep -a -m1 'Subject:')"
+	# Sent by the running daemon (its unit), not by this root shell.
+	ok test-sinks-marked "$([[ $(jq -r .EXECFAIL_TEST <<<"$e") == true && $(jq -r .MESSAGE <<<"$e") == 'TEST (execfaild test-sinks, not a real failure): '* && $(jq -r ._SYSTEMD_UNIT <<<"$e") == execfaild.service && $out == *'through the running daemon'* ]]; echo $?)" "$(tr '\n' ' ' <<<"$out"); MESSAGE=$(jq -c .MESSAGE <<<"$e" | cut -c1-120); $(journalctl -x --no-pager MESSAGE_ID=$test_id | grep -a -m1 'Subject:')"
 else
 	check test-sinks-marked FAIL "test-sinks rc=$rc: $(tr '\n' ' ' <<<"$out"); journal: $(test_entry | cut -c1-200); syslog: $(grep -c 'test="true"' /var/log/execfaild-5424.log)"
 fi
@@ -342,6 +343,12 @@ line=$(reload_and_wait $tests/file.toml)
 rc=$?
 fsink=/var/log/execfaild/failures.jsonl
 infile() { grep -qsF "\"path\":\"$1\"" "$2"; }
+# test-sinks as root goes through the daemon: the file it creates is the
+# service's, not a root-owned one the service could not append to.
+tout=$(execfaild test-sinks 2>&1)
+trc=$?
+towner=$(stat -c %u $fsink 2>/dev/null)
+ok test-sinks-as-service "$([[ $trc == 0 && $towner == "$(awk '/^Uid:/ { print $3 }' /proc/$(mainpid)/status)" && $towner != 0 ]] && grep -qF '"test":true' $fsink; echo $?)" "test-sinks rc=$trc ($(tr '\n' ' ' <<<"$tout")); $fsink owner uid ${towner:-none}"
 pf1=/tmp/systest/enoent-file-before-rotation pf2=/tmp/systest/enoent-file-after-rotation
 fail_exec "$pf1" x >/dev/null
 if ((rc == 0)) && wait_for 30 infile "$pf1" $fsink; then

@@ -110,10 +110,17 @@ type Options struct {
 	// OnStatus, when set, gets every snapshot STATUS= is made from, for
 	// `execfaild status`: both say the same, from the same counters.
 	OnStatus func(Snapshot)
+	// OnTest, when set, runs on SIGUSR1 (`execfaild test-sinks` asking
+	// the running daemon), off the loop: a sink that takes its timeout
+	// to answer must not hold up the failures still coming. A SIGUSR1
+	// while a test runs is not queued: the running test answers it.
+	OnTest func()
 }
 
 // Snapshot is the daemon's state as STATUS= last told it.
 type Snapshot struct {
+	// PID is the daemon's, for the commands that signal it.
+	PID  int       `json:"pid"`
 	Time time.Time `json:"time"`
 	Mode string    `json:"mode"`
 	// Status is the STATUS= line itself.
@@ -199,6 +206,8 @@ type loop struct {
 	lastReload   string
 	// reloadStarted is when the reload under way began (CLOCK_MONOTONIC µs).
 	reloadStarted uint64
+	// testing: an OnTest run is under way.
+	testing atomic.Bool
 	// refresh is the STATUS= refresh timer, nil while none is due;
 	// lastStatus what STATUS= said last.
 	refresh    Timer
@@ -320,7 +329,7 @@ func (d *loop) snapshot(st notify.Stats, s string) {
 	if d.OnStatus == nil {
 		return
 	}
-	d.OnStatus(Snapshot{Time: time.Now(), Mode: d.Source.Mode(), Status: s, Stats: st, Loss: d.Source.Loss(), LastReload: d.lastReload})
+	d.OnStatus(Snapshot{PID: os.Getpid(), Time: time.Now(), Mode: d.Source.Mode(), Status: s, Stats: st, Loss: d.Source.Loss(), LastReload: d.lastReload})
 }
 
 // refreshAfter makes sure STATUS= is refreshed within after. The status
@@ -430,6 +439,13 @@ func (d *loop) run() error {
 			d.refreshStatus()
 		case sig := <-d.Signals:
 			switch sig {
+			case syscall.SIGUSR1:
+				if d.OnTest != nil && d.testing.CompareAndSwap(false, true) {
+					go func() {
+						defer d.testing.Store(false)
+						d.OnTest()
+					}()
+				}
 			case syscall.SIGHUP:
 				if reloadDone != nil {
 					reloadAgain = true
@@ -457,7 +473,7 @@ func (d *loop) run() error {
 // probe is never detached and nothing queued is lost.
 func (d *loop) startReload() chan error {
 	// MONOTONIC_USEC lets systemd tell this reload from an earlier one.
-	d.reloadStarted = monotonicUsec()
+	d.reloadStarted = MonotonicUsec()
 	d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "STATUS=reloading configuration")
 	done := make(chan error, 1)
 	// Loading reads the files the configuration names: off the loop, so
@@ -513,9 +529,9 @@ func (d *loop) finishReload(err error) {
 	d.sendStatus("READY=1\n")
 }
 
-// monotonicUsec is CLOCK_MONOTONIC in microseconds, the clock systemd and
+// MonotonicUsec is CLOCK_MONOTONIC in microseconds, the clock systemd and
 // `execfaild reload` compare reloads by.
-func monotonicUsec() uint64 {
+func MonotonicUsec() uint64 {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return 0

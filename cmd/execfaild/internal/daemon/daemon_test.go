@@ -622,7 +622,7 @@ func TestReloadOutcomeToldBeforeReady(t *testing.T) {
 	<-readyC
 	reload := func() ReloadResult {
 		t.Helper()
-		before := monotonicUsec()
+		before := MonotonicUsec()
 		sigs <- syscall.SIGHUP
 		select {
 		case <-readyC:
@@ -652,5 +652,41 @@ func TestReloadOutcomeToldBeforeReady(t *testing.T) {
 	sigs <- syscall.SIGTERM
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSIGUSR1RunsOnTestOffTheLoop: SIGUSR1 runs OnTest while the loop
+// keeps handling failures, and a second SIGUSR1 during the run starts none.
+func TestSIGUSR1RunsOnTestOffTheLoop(t *testing.T) {
+	src, pl := newFakeSource(), newFakePipeline()
+	sigs := make(chan os.Signal, 1)
+	started, release := make(chan struct{}, 4), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(Options{
+			Source: src, Pipeline: pl, Signals: sigs,
+			Load:   func() (notify.Config, error) { return notify.Config{}, nil },
+			Notify: func(string) (bool, error) { return true, nil },
+			OnTest: func() { started <- struct{}{}; <-release },
+		})
+	}()
+	sigs <- syscall.SIGUSR1
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnTest did not run after SIGUSR1")
+	}
+	sigs <- syscall.SIGUSR1
+	src.ch <- &event.Event{Path: "/during-test"}
+	if got := <-pl.handledC; got != "/during-test" {
+		t.Fatalf("handled %q while a test ran", got)
+	}
+	close(release)
+	sigs <- syscall.SIGTERM
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(started); n != 0 {
+		t.Errorf("%d more tests started for a SIGUSR1 during a running one", n)
 	}
 }

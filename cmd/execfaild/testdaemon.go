@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execfaild/execfaild/cmd/execfaild/internal/daemon"
+	"github.com/execfaild/execfaild/notify"
+)
+
+// testName is the file in the unit's RuntimeDirectory where the daemon
+// leaves the outcome of the test `execfaild test-sinks` asked it for
+// (SIGUSR1).
+const testName = "test-sinks.json"
+
+// testRun is the outcome of one test the daemon ran.
+type testRun struct {
+	// Started is CLOCK_MONOTONIC in µs when the daemon began: a test asked
+	// for at time T is the first whose Started is not before T.
+	Started uint64       `json:"started"`
+	Results []sinkResult `json:"results"`
+}
+
+// daemonTester is the daemon's answer to SIGUSR1: every sink of the
+// configuration in use gets the test failure from the daemon itself - its
+// sandbox, its user, its credentials - and the outcome goes to dir; nil
+// outside the unit.
+func daemonTester(dir string, pl *notify.Pipeline, log *slog.Logger) func() {
+	if dir == "" {
+		return nil
+	}
+	return func() {
+		started := daemon.MonotonicUsec()
+		cfg := pl.Config()
+		env := notify.Env{Host: cfg.Hostname(notify.Env{}), Logger: log}
+		run := testRun{Started: started, Results: testAll(cfg.Sinks, env, cfg.Labels, 30*time.Second)}
+		failed := 0
+		for _, r := range run.Results {
+			if r.Err != "" {
+				failed++
+			}
+		}
+		log.Info("test-sinks", "sinks", len(run.Results), "failed", failed)
+		b, err := json.Marshal(run)
+		if err == nil {
+			err = writeAtomically(filepath.Join(dir, testName), append(b, '\n'))
+		}
+		if err != nil {
+			log.Error("test-sinks: " + err.Error())
+		}
+	}
+}
+
+// runningDaemon is the pid of the daemon whose snapshot is in dir, 0 when
+// none runs.
+func runningDaemon(dir string) int {
+	s, err := readSnapshot(dir)
+	if err != nil || s.PID <= 0 {
+		return 0
+	}
+	if err := unix.Kill(s.PID, 0); err != nil && !errors.Is(err, unix.EPERM) {
+		return 0
+	}
+	return s.PID
+}
+
+// askDaemonToTest signals pid and waits, polling every poll, for a test
+// that began after the signal.
+func askDaemonToTest(dir string, pid int, wait, poll time.Duration) ([]sinkResult, error) {
+	asked := daemon.MonotonicUsec()
+	if err := unix.Kill(pid, unix.SIGUSR1); err != nil {
+		return nil, fmt.Errorf("signal the daemon (pid %d): %w", pid, err)
+	}
+	path := filepath.Join(dir, testName)
+	deadline := time.Now().Add(wait)
+	for {
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			var run testRun
+			if err := json.Unmarshal(b, &run); err != nil {
+				return nil, fmt.Errorf("read %s: %w", path, err)
+			}
+			if run.Started >= asked {
+				return run.Results, nil
+			}
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("read the daemon's test results: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the daemon (pid %d) gave no test results within %v: see journalctl -u execfaild", pid, wait)
+		}
+		if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
+			return nil, fmt.Errorf("the daemon (pid %d) exited during the test", pid)
+		}
+		time.Sleep(poll)
+	}
+}
