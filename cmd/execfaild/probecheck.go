@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/execfaild/execfaild/probe"
 )
@@ -13,7 +14,7 @@ import (
 func runProbeCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("probe-check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mode := fs.String("mode", probe.ModeAuto, "attach mode to check: auto, fentry, kprobe or tracepoint")
+	mode := fs.String("mode", probe.ModeAuto, "attach mode to check: one of "+strings.Join(probe.Modes, ", "))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"regexp"
@@ -69,6 +70,27 @@ func TestDocsAgreeOnTheUnitPath(t *testing.T) {
 		for _, p := range got {
 			if p != "/lib/systemd/system/execfaild.service" {
 				t.Errorf("%s names the unit %s, the package installs /lib/systemd/system/execfaild.service", f, p)
+			}
+		}
+	}
+}
+
+// TestManPageDocumentsEveryFlag: every flag of every subcommand, as its
+// usage prints it, is in execfaild(8).
+func TestManPageDocumentsEveryFlag(t *testing.T) {
+	b, err := os.ReadFile("../../packaging/execfaild.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := string(b)
+	flagLine := regexp.MustCompile(`(?m)^  -([a-z][a-z-]*)`)
+	for name := range commands {
+		var out, errb bytes.Buffer
+		run([]string{name, "-h"}, &out, &errb)
+		flags := flagLine.FindAllStringSubmatch(errb.String(), -1)
+		for _, f := range flags {
+			if !strings.Contains(man, `\-\-`+strings.ReplaceAll(f[1], "-", `\-`)) {
+				t.Errorf("execfaild %s --%s is not in execfaild(8)", name, f[1])
 			}
 		}
 	}
