@@ -137,30 +137,43 @@ func runReload(args []string, stdout, stderr io.Writer) error {
 // requestReload sends pid SIGHUP and waits, polling every poll, for the
 // verdict of a reload that began after the signal.
 func requestReload(path string, pid int, wait, poll time.Duration) (daemon.ReloadResult, error) {
+	var r daemon.ReloadResult
+	err := askDaemon(pid, unix.SIGHUP, path, "reload verdict", wait, poll, func(b []byte) (uint64, error) {
+		var err error
+		r, err = parseVerdict(b)
+		return r.Started, err
+	})
+	return r, err
+}
+
+// askDaemon sends pid sig and waits, polling path every poll, for an answer
+// the daemon began after the signal: parse reads the file and says when
+// its answer began (CLOCK_MONOTONIC µs). what names the answer in errors.
+func askDaemon(pid int, sig unix.Signal, path, what string, wait, poll time.Duration, parse func([]byte) (uint64, error)) error {
 	asked := daemon.MonotonicUsec()
-	if err := unix.Kill(pid, unix.SIGHUP); err != nil {
-		return daemon.ReloadResult{}, fmt.Errorf("signal the daemon (pid %d): %w", pid, err)
+	if err := unix.Kill(pid, sig); err != nil {
+		return fmt.Errorf("signal the daemon (pid %d): %w", pid, err)
 	}
 	deadline := time.Now().Add(wait)
 	for {
 		b, err := os.ReadFile(path)
 		switch {
 		case err == nil:
-			r, err := parseVerdict(b)
+			started, err := parse(b)
 			if err != nil {
-				return daemon.ReloadResult{}, err
+				return err
 			}
-			if r.Started >= asked {
-				return r, nil
+			if started >= asked {
+				return nil
 			}
 		case !errors.Is(err, os.ErrNotExist):
-			return daemon.ReloadResult{}, fmt.Errorf("read the reload verdict: %w", err)
+			return fmt.Errorf("read the %s: %w", what, err)
 		}
 		if time.Now().After(deadline) {
-			return daemon.ReloadResult{}, fmt.Errorf("the daemon (pid %d) gave no verdict within %v: see journalctl -u execfaild", pid, wait)
+			return fmt.Errorf("the daemon (pid %d) gave no %s within %v: see journalctl -u execfaild", pid, what, wait)
 		}
 		if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
-			return daemon.ReloadResult{}, fmt.Errorf("the daemon (pid %d) exited during the reload", pid)
+			return fmt.Errorf("the daemon (pid %d) exited before its %s", pid, what)
 		}
 		time.Sleep(poll)
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -76,32 +75,14 @@ func runningDaemon(dir string) int {
 // askDaemonToTest signals pid and waits, polling every poll, for a test
 // that began after the signal.
 func askDaemonToTest(dir string, pid int, wait, poll time.Duration) ([]sinkResult, error) {
-	asked := daemon.MonotonicUsec()
-	if err := unix.Kill(pid, unix.SIGUSR1); err != nil {
-		return nil, fmt.Errorf("signal the daemon (pid %d): %w", pid, err)
-	}
 	path := filepath.Join(dir, testName)
-	deadline := time.Now().Add(wait)
-	for {
-		b, err := os.ReadFile(path)
-		switch {
-		case err == nil:
-			var run testRun
-			if err := json.Unmarshal(b, &run); err != nil {
-				return nil, fmt.Errorf("read %s: %w", path, err)
-			}
-			if run.Started >= asked {
-				return run.Results, nil
-			}
-		case !errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("read the daemon's test results: %w", err)
+	var run testRun
+	err := askDaemon(pid, unix.SIGUSR1, path, "test results", wait, poll, func(b []byte) (uint64, error) {
+		run = testRun{}
+		if err := json.Unmarshal(b, &run); err != nil {
+			return 0, fmt.Errorf("read %s: %w", path, err)
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the daemon (pid %d) gave no test results within %v: see journalctl -u execfaild", pid, wait)
-		}
-		if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
-			return nil, fmt.Errorf("the daemon (pid %d) exited during the test", pid)
-		}
-		time.Sleep(poll)
-	}
+		return run.Started, nil
+	})
+	return run.Results, err
 }
