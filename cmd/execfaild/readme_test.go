@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -91,6 +92,38 @@ func TestManPageDocumentsEveryFlag(t *testing.T) {
 		for _, f := range flags {
 			if !strings.Contains(man, `\-\-`+strings.ReplaceAll(f[1], "-", `\-`)) {
 				t.Errorf("execfaild %s --%s is not in execfaild(8)", name, f[1])
+			}
+		}
+	}
+}
+
+// TestBashCompletionKnowsEveryFlag: the package's bash completion offers
+// every subcommand and, for each, every flag its usage prints.
+func TestBashCompletionKnowsEveryFlag(t *testing.T) {
+	b, err := os.ReadFile("../../packaging/execfaild.bash-completion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := string(b)
+	cmds := regexp.MustCompile(`local commands="([^"]*)"`).FindStringSubmatch(script)
+	if cmds == nil {
+		t.Fatal("no command list in the completion")
+	}
+	flagLine := regexp.MustCompile(`(?m)^  -([a-z][a-z-]*)`)
+	for name := range commands {
+		if !slices.Contains(strings.Fields(cmds[1]), name) {
+			t.Errorf("completion lacks the command %s", name)
+		}
+		m := regexp.MustCompile(`(?m)^\t` + regexp.QuoteMeta(name) + `\) flags="([^"]*)"`).FindStringSubmatch(script)
+		var offered []string
+		if m != nil {
+			offered = strings.Fields(m[1])
+		}
+		var out, errb bytes.Buffer
+		run([]string{name, "-h"}, &out, &errb)
+		for _, f := range flagLine.FindAllStringSubmatch(errb.String(), -1) {
+			if !slices.Contains(offered, "--"+f[1]) {
+				t.Errorf("completion of %s lacks --%s", name, f[1])
 			}
 		}
 	}
