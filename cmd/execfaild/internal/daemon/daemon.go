@@ -211,6 +211,7 @@ type loop struct {
 	// refresh is the STATUS= refresh timer, nil while none is due;
 	// lastStatus what STATUS= said last.
 	refresh    Timer
+	refreshAt  time.Time
 	lastStatus string
 }
 
@@ -334,11 +335,19 @@ func (d *loop) snapshot(st notify.Stats, s string) {
 
 // refreshAfter makes sure STATUS= is refreshed within after. The status
 // only changes when records come or held work goes out, so the refresh is
-// armed then and never while the daemon is idle.
+// armed then and never while the daemon is idle. A refresh armed for later
+// (held work due in a dedup window's time) is brought forward: a record
+// that arrives meanwhile, and a sink that starts failing on it, must not
+// wait for the window to show.
 func (d *loop) refreshAfter(after time.Duration) {
-	if d.refresh == nil {
-		d.refresh = d.NewTimer(after)
+	at := time.Now().Add(after)
+	if d.refresh != nil {
+		if !at.Before(d.refreshAt) {
+			return
+		}
+		d.refresh.Stop()
 	}
+	d.refresh, d.refreshAt = d.NewTimer(after), at
 }
 
 // refreshC is the refresh timer's channel; nil (never ready) when none is

@@ -192,3 +192,29 @@ func TestStatusRefreshWaitsForHeldWork(t *testing.T) {
 	}
 	r.stop(t)
 }
+
+// TestStatusRefreshBroughtForwardByARecord: with a refresh armed for held
+// work an hour away, a new record (and a sink that may start failing on it)
+// gets its refresh in 10s, not after the hour: STATUS= used to stay stale
+// for a dedup window while a sink failed.
+func TestStatusRefreshBroughtForwardByARecord(t *testing.T) {
+	r := startStatusRun(t)
+	r.src.ch <- &event.Event{Path: "/x"}
+	<-r.pl.handledC
+	r.timers.next(t).fire(t)
+	r.pl.mu.Lock()
+	r.pl.nextWake = time.Now().Add(time.Hour)
+	r.pl.mu.Unlock()
+	r.timers.next(t).fire(t)
+	later := r.timers.next(t)
+	if later.d <= time.Hour {
+		t.Fatalf("refresh after %v, want after the held work", later.d)
+	}
+	r.src.ch <- &event.Event{Path: "/y"}
+	<-r.pl.handledC
+	soon := r.timers.next(t)
+	if soon.d != 10*time.Second || !later.stopped.Load() {
+		t.Errorf("after a record: a refresh after %v (want 10s), the hour-long one stopped: %v", soon.d, later.stopped.Load())
+	}
+	r.stop(t)
+}
