@@ -637,7 +637,7 @@ for r in "${rows[@]}"; do
 	# shellcheck disable=SC2059
 	printf "$fmt" "${f[@]}"
 done
-echo "QUIET_S: the suite's longest silence (stopped at ${job_idle}s); MS/EXEC: its slowest storm"
+echo "QUIET_S: the suite's longest time without progress (stopped at ${job_idle}s); MS/EXEC: its slowest storm"
 # A retried cell failed once: the emulator's fault or the project's, it is a
 # defect to find, even when the second boot passed.
 retried=()
