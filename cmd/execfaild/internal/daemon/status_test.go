@@ -174,11 +174,10 @@ func TestStatusRefreshedWhileSinkBusy(t *testing.T) {
 	}
 }
 
-// Work the pipeline holds for later (a dedup window's digest) changes the
-// counts when it is due: the next refresh comes after that, not every 10s
-// until then.
-func TestStatusRefreshWaitsForHeldWork(t *testing.T) {
-	r := startStatusRun(t)
+// holdWorkAnHour handles one failure, lets its refresh run, then has the
+// pipeline hold work due in an hour; it returns the refresh armed for it.
+func holdWorkAnHour(t *testing.T, r *statusRun) *fakeTimer {
+	t.Helper()
 	r.src.ch <- &event.Event{Path: "/x"}
 	<-r.pl.handledC
 	r.timers.next(t).fire(t)
@@ -186,7 +185,15 @@ func TestStatusRefreshWaitsForHeldWork(t *testing.T) {
 	r.pl.nextWake = time.Now().Add(time.Hour)
 	r.pl.mu.Unlock()
 	r.timers.next(t).fire(t)
-	later := r.timers.next(t)
+	return r.timers.next(t)
+}
+
+// Work the pipeline holds for later (a dedup window's digest) changes the
+// counts when it is due: the next refresh comes after that, not every 10s
+// until then.
+func TestStatusRefreshWaitsForHeldWork(t *testing.T) {
+	r := startStatusRun(t)
+	later := holdWorkAnHour(t, r)
 	if later.d <= time.Hour || later.d > time.Hour+10*time.Second {
 		t.Errorf("next refresh after %v, want 10s after the held work is due in 1h", later.d)
 	}
@@ -199,14 +206,7 @@ func TestStatusRefreshWaitsForHeldWork(t *testing.T) {
 // for a dedup window while a sink failed.
 func TestStatusRefreshBroughtForwardByARecord(t *testing.T) {
 	r := startStatusRun(t)
-	r.src.ch <- &event.Event{Path: "/x"}
-	<-r.pl.handledC
-	r.timers.next(t).fire(t)
-	r.pl.mu.Lock()
-	r.pl.nextWake = time.Now().Add(time.Hour)
-	r.pl.mu.Unlock()
-	r.timers.next(t).fire(t)
-	later := r.timers.next(t)
+	later := holdWorkAnHour(t, r)
 	if later.d <= time.Hour {
 		t.Fatalf("refresh after %v, want after the held work", later.d)
 	}
