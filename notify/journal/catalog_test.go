@@ -185,12 +185,96 @@ func TestJournalctlExplains(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Subject: A program could not be executed (interpreter-crlf): the script has Windows (CRLF) line endings",
-		ev.CauseText,
-		"The process deployer (pid 4242, uid 1000, unit",
+		Message(&ev),
+		"The entry's message names the program, the process that tried to run it",
 		"Fix: convert the file, with dos2unix FILE",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("journalctl -x lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "@EXECFAIL_") {
+		t.Errorf("journalctl -x shows a field reference unexpanded:\n%s", out)
+	}
+}
+
+// catalogReferences returns, per catalog entry, the fields its Subject and
+// text name as @FIELD@: journalctl -x fills them from the entry, and shows
+// a field the entry lacks as the literal @FIELD@.
+func catalogReferences(t *testing.T) map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile(catalogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := regexp.MustCompile(`@([A-Za-z0-9_]+)@`)
+	refs := map[string][]string{}
+	cur := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if id, ok := strings.CutPrefix(line, "-- "); ok {
+			cur = id
+			refs[cur] = nil
+			continue
+		}
+		if cur == "" {
+			continue
+		}
+		for _, m := range ref.FindAllStringSubmatch(line, -1) {
+			refs[cur] = append(refs[cur], m[1])
+		}
+	}
+	return refs
+}
+
+// leanEvents are the barest entries each catalog id can be shown for: a
+// failure with only what the probe always reports, and a digest of
+// failures that shared nothing but what its MESSAGE_ID says (the cause).
+func leanEvents(id string) []event.Event {
+	if id == TestMessageID {
+		ev := event.Synthetic(fixedTime, "h")
+		ev.Test = true
+		return []event.Event{ev}
+	}
+	cause := ""
+	for code, cid := range CauseMessageIDs {
+		if cid == id {
+			cause = code
+		}
+	}
+	single := event.Event{
+		Time: fixedTime, Host: "h", Syscall: event.SyscallExecve, Cause: cause,
+		Process: event.Process{PID: 7, TID: 7, Comm: "sh"},
+	}
+	single.SetErrno(-2)
+	if cause != "" {
+		single.CauseText = "a sentence"
+	}
+	first, last := fixedTime.Add(-time.Minute), fixedTime
+	digest := event.Event{
+		Time: fixedTime, Host: "h", Cause: cause, Digest: true, Count: 2,
+		FirstSeen: &first, LastSeen: &last, PIDs: []uint32{7, 8},
+	}
+	return []event.Event{single, digest}
+}
+
+// TestCatalogNamesOnlyFieldsEveryEntryHas: a catalog text may name only
+// fields every entry with its MESSAGE_ID carries, or journalctl -x shows
+// an operator "@EXECFAIL_UNIT@" where a failure outside any unit has none.
+func TestCatalogNamesOnlyFieldsEveryEntryHas(t *testing.T) {
+	for id, fields := range catalogReferences(t) {
+		for _, ev := range leanEvents(id) {
+			if got := MessageIDOf(&ev); got != id {
+				t.Fatalf("lean event for %s has MESSAGE_ID %s", id, got)
+			}
+			sent := map[string]bool{}
+			for _, f := range Entry(&ev, 4) {
+				sent[f.Name] = true
+			}
+			for _, name := range fields {
+				if !sent[name] {
+					t.Errorf("catalog entry %s names @%s@, which an entry (digest=%v) may lack: journalctl -x would show it literally", id, name, ev.Digest)
+				}
+			}
 		}
 	}
 }
