@@ -233,6 +233,11 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
+	// Before validation: an example's placeholder is the one thing to
+	// fix, whatever else its table lacks.
+	if err := c.placeholders(file, loc); err != nil {
+		return nil, err
+	}
 	if err := c.normalize(); err != nil {
 		return nil, locate(file, loc, err)
 	}
