@@ -295,7 +295,9 @@ func warnReadableSecrets(log *slog.Logger, c *config.Config) {
 }
 
 // newDaemonLogger logs plain key=value lines. Under systemd (JOURNAL_STREAM
-// set) the journal stamps each line itself, so the time is left out.
+// set) the journal stamps each line itself, so the time is left out; when
+// w is the very stream systemd connected to the journal, each line goes to
+// journald natively with its attributes as fields (journallog.go).
 func newDaemonLogger(w io.Writer) *slog.Logger {
 	underJournal := os.Getenv("JOURNAL_STREAM") != ""
 	opts := &slog.HandlerOptions{
@@ -310,6 +312,9 @@ func newDaemonLogger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	l := &prefixedLines{w: w}
+	if f, ok := w.(*os.File); ok && isJournalStream(f, os.Getenv("JOURNAL_STREAM")) {
+		return slog.New(nativeHandler{inner: slog.NewTextHandler(&l.buf, opts), lines: l, out: newNativeOut(journalSocket)})
+	}
 	return slog.New(priorityHandler{inner: slog.NewTextHandler(&l.buf, opts), lines: l})
 }
 
@@ -339,14 +344,7 @@ func (h priorityHandler) Handle(ctx context.Context, r slog.Record) error {
 	h.lines.mu.Lock()
 	defer h.lines.mu.Unlock()
 	h.lines.buf.Reset()
-	switch {
-	case r.Level >= slog.LevelError:
-		h.lines.buf.WriteString("<3>")
-	case r.Level >= slog.LevelWarn:
-		h.lines.buf.WriteString("<4>")
-	case r.Level < slog.LevelInfo:
-		h.lines.buf.WriteString("<7>")
-	}
+	h.lines.buf.WriteString(streamPrefix(r.Level))
 	if err := h.inner.Handle(ctx, r); err != nil {
 		return err
 	}

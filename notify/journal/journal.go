@@ -202,7 +202,7 @@ func (k *Sink) Send(ctx context.Context, ev *event.Event) error {
 	}
 	var buf bytes.Buffer
 	for _, f := range entry {
-		encodeNative(&buf, f.Name, f.Value)
+		EncodeNative(&buf, f.Name, f.Value)
 	}
 	if err := k.s.send(ctx, buf.Bytes()); err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -261,7 +261,7 @@ func Entry(ev *event.Event, priority int) []Field {
 	}
 	for _, f := range Fields(ev) {
 		name := "EXECFAIL_" + strings.ToUpper(f.Name)
-		if !validFieldName(name) {
+		if !ValidFieldName(name) {
 			// Names come from Fields, never from the event: a bad one is
 			// a bug here, and journald would silently drop that field.
 			panic("journal: invalid field name " + name)

@@ -118,7 +118,7 @@ func parseNative(data []byte) ([]kv, error) {
 		data = data[n+1:]
 	}
 	for _, f := range out {
-		if !validFieldName(f.name) {
+		if !ValidFieldName(f.name) {
 			return nil, fmt.Errorf("invalid field name %q", f.name)
 		}
 	}

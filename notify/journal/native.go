@@ -25,11 +25,12 @@ import (
 // a sealed memfd, which needs no file system and which journald maps
 // instead of copying.
 
-// encodeNative appends one entry in journald's native protocol. A value
-// without a newline goes as NAME=value\n; any other value (newline inside)
-// goes as NAME\n<64-bit little-endian length><bytes>\n, which carries any
-// byte sequence unchanged.
-func encodeNative(buf *bytes.Buffer, name, value string) {
+// EncodeNative appends one field of an entry in journald's native
+// protocol. A value without a newline goes as NAME=value\n; any other value
+// (newline inside) goes as NAME\n<64-bit little-endian length><bytes>\n,
+// which carries any byte sequence unchanged. The daemon's own log lines
+// use it too.
+func EncodeNative(buf *bytes.Buffer, name, value string) {
 	if !strings.ContainsRune(value, '\n') {
 		buf.WriteString(name)
 		buf.WriteByte('=')
@@ -46,10 +47,10 @@ func encodeNative(buf *bytes.Buffer, name, value string) {
 	buf.WriteByte('\n')
 }
 
-// validFieldName applies journald's rule for field names a client may set:
+// ValidFieldName applies journald's rule for field names a client may set:
 // upper-case ASCII letters, digits and underscore, not starting with an
 // underscore or a digit, at most 64 bytes.
-func validFieldName(name string) bool {
+func ValidFieldName(name string) bool {
 	if name == "" || len(name) > 64 || name[0] == '_' || (name[0] >= '0' && name[0] <= '9') {
 		return false
 	}

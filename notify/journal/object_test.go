@@ -27,7 +27,7 @@ func TestObjectFields(t *testing.T) {
 		t.Errorf("ObjectFields = %v\nwant %v", got, want)
 	}
 	for _, f := range got {
-		if !validFieldName(f.Name) {
+		if !ValidFieldName(f.Name) {
 			t.Errorf("invalid field name %q", f.Name)
 		}
 	}
