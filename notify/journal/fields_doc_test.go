@@ -4,7 +4,7 @@ package journal_test
 
 import (
 	"encoding/json"
-	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
@@ -150,24 +150,14 @@ func documented(t *testing.T) (jour, js map[string]bool) {
 
 func compare(t *testing.T, what string, emitted, doc map[string]bool) {
 	t.Helper()
-	for _, k := range slices.Sorted(mapKeys(emitted)) {
+	for _, k := range slices.Sorted(maps.Keys(emitted)) {
 		if !doc[k] {
 			t.Errorf("%s %s is emitted but not documented in %s", what, k, fieldsPage)
 		}
 	}
-	for _, k := range slices.Sorted(mapKeys(doc)) {
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
 		if !emitted[k] {
 			t.Errorf("%s %s is documented in %s but never emitted", what, k, fieldsPage)
-		}
-	}
-}
-
-func mapKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }
@@ -181,5 +171,4 @@ func TestFieldsPageMatchesRecords(t *testing.T) {
 	if len(jour) < 40 || len(js) < 40 {
 		t.Errorf("page parsed to %d journal fields and %d JSON keys: its .TP tags are not in the expected form", len(jour), len(js))
 	}
-	_ = fmt.Sprint
 }
