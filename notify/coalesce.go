@@ -34,13 +34,22 @@ const (
 	maxSearchSpan = 2 * time.Second
 )
 
+// repeatGap is how soon after the step before it a directory the search
+// already tried may come again and still belong to it: a $PATH that names
+// a directory twice (a profile sourced twice) is walked back to back, in
+// microseconds, while a caller retrying one missing path waits between
+// tries, and each try is a failure of its own.
+const repeatGap = time.Millisecond
+
 // search is the ENOENTs of one thread's PATH search so far.
 type search struct {
 	base string
 	// last is the failure that describes the search: the most informative
 	// one seen (a bad interpreter beats a missing file), else the latest.
-	last     *event.Event
-	tried    []string
+	last  *event.Event
+	tried []string
+	// steps counts the directories walked, a repeated one included.
+	steps    int
 	count    uint64
 	first    time.Time
 	deadline time.Time
@@ -53,11 +62,25 @@ type search struct {
 }
 
 // continues tells whether ev is the next step of s: the same command in a
-// directory the search has not tried yet.
+// directory the search has not tried yet, or in one it tried, right behind
+// the step before.
 func (s *search) continues(ev *event.Event) bool {
-	return ev.Error == "ENOENT" && path.IsAbs(ev.Path) && !ev.KernelInvoked && !ev.Digest &&
-		path.Base(ev.Path) == s.base && len(s.tried) < maxSearchDirs &&
-		!slices.Contains(s.tried, path.Dir(ev.Path))
+	if ev.Error != "ENOENT" || !path.IsAbs(ev.Path) || ev.KernelInvoked || ev.Digest ||
+		path.Base(ev.Path) != s.base || s.steps >= maxSearchDirs {
+		return false
+	}
+	return !slices.Contains(s.tried, path.Dir(ev.Path)) || firstSeen(ev).Sub(s.latest) <= repeatGap
+}
+
+// ranBy tells whether a successful exec of the program the kernel named
+// name ends s: the command searched for was found. The kernel keeps 15
+// bytes of a program's file name.
+func (s *search) ranBy(name string) bool {
+	const commLen = 15
+	if len(name) == commLen && len(s.base) > commLen {
+		return strings.HasPrefix(s.base, name)
+	}
+	return name == s.base
 }
 
 // informative ranks what a failure tells beyond "no such file": a file
@@ -112,7 +135,10 @@ func (c *coalescer) add(ev *event.Event, now time.Time) []*event.Event {
 	tid := ev.Process.TID
 	if s := c.pending[tid]; s != nil {
 		if s.continues(ev) && now.Before(s.end) {
-			s.tried = append(s.tried, path.Dir(ev.Path))
+			if d := path.Dir(ev.Path); !slices.Contains(s.tried, d) {
+				s.tried = append(s.tried, d)
+			}
+			s.steps++
 			if informative(ev) >= informative(s.last) {
 				s.last = ev
 			}
@@ -132,6 +158,7 @@ func (c *coalescer) add(ev *event.Event, now time.Time) []*event.Event {
 			base:     path.Base(ev.Path),
 			last:     ev,
 			tried:    []string{path.Dir(ev.Path)},
+			steps:    1,
 			count:    count(ev),
 			first:    firstSeen(ev),
 			deadline: now.Add(c.hold),
@@ -144,15 +171,26 @@ func (c *coalescer) add(ev *event.Event, now time.Time) []*event.Event {
 	return append(out, ev)
 }
 
-// success drops the thread's pending search: the program was found. It
-// returns how many failures that was.
-func (c *coalescer) success(tid uint32) uint64 {
+// success takes a successful exec of the program name by thread tid and
+// ends the thread's pending search. When it ran the command searched for,
+// the search found it: resolved counts its failures. A success of another
+// program resolves nothing: the thread went on to something else, and the
+// search goes on as one that found nothing, so a caller cannot hide a
+// failed exec of one program behind the success of another. An empty name
+// (the probe could not learn it: the program had already exited and been
+// reaped when the marker was read) is taken as found, as before names
+// were known: short-lived programs end most real searches, and reporting
+// each of those would bury the failures worth reading.
+func (c *coalescer) success(tid uint32, name string) (resolved uint64, out *event.Event) {
 	s := c.pending[tid]
 	if s == nil {
-		return 0
+		return 0, nil
 	}
 	delete(c.pending, tid)
-	return s.count
+	if name == "" || s.ranBy(name) {
+		return s.count, nil
+	}
+	return 0, c.finish(s)
 }
 
 // expire returns the searches whose hold ran out (or all with force).
@@ -182,18 +220,16 @@ func (c *coalescer) lost() uint64 {
 func (c *coalescer) finish(s *search) *event.Event {
 	ev := s.last
 	ev.Count = s.count
-	if c.lost() != s.lostAt {
-		c.unknown++
-		if s.count > 1 {
-			first, last := s.first, s.latest
-			ev.FirstSeen, ev.LastSeen = &first, &last
-		}
-		return ev
-	}
-	if len(s.tried) > 1 {
-		ev.Tried = s.tried
+	if s.count > 1 {
 		first, last := s.first, s.latest
 		ev.FirstSeen, ev.LastSeen = &first, &last
+	}
+	concluded := c.lost() == s.lostAt
+	if !concluded {
+		c.unknown++
+	}
+	if concluded && len(s.tried) > 1 {
+		ev.Tried = s.tried
 		diagnoseSearch(ev, s.base)
 	}
 	return ev

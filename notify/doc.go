@@ -8,7 +8,8 @@
 //  2. PATH-search coalescing: an execvp-style lookup fails with ENOENT once
 //     per $PATH directory before it finds the program. Absolute-path
 //     ENOENTs of one thread wait up to PathSearchHold; a later successful
-//     exec of that thread (event.Success) drops them, anything else ends
+//     exec of that thread (event.Success) of the same program name drops
+//     them, anything else (another program's success included) ends
 //     the search and one notification with Tried (the directories) and
 //     Count (the failures) goes on;
 //  3. per sink: its own filter, dedup (first occurrence at once, repeats

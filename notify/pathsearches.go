@@ -44,11 +44,14 @@ func (s *PathSearches) Failure(ev *event.Event) {
 	s.arm(now)
 }
 
-// Success ends the thread's pending search: the program was found.
-func (s *PathSearches) Success(tid uint32) {
+// Success ends the thread's pending search: found when the success ran
+// the program searched for, shown as a failure otherwise.
+func (s *PathSearches) Success(succ *event.Success) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.c.success(tid)
+	if _, ev := s.c.success(succ.TID, succ.Name); ev != nil {
+		s.emit(ev)
+	}
 }
 
 // Flush passes on every pending search and stops the timer.

@@ -327,14 +327,19 @@ func (p *Pipeline) Handle(ev *event.Event) {
 }
 
 // Succeeded takes the news that a thread with a recent ENOENT then exec'd
-// successfully: its pending PATH search found the program.
+// successfully: its pending PATH search found the program when that is
+// the program it ran, and found nothing otherwise.
 func (p *Pipeline) Succeeded(s *event.Success) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return
 	}
-	p.resolved.Add(p.coal.success(s.TID))
+	resolved, ev := p.coal.success(s.TID, s.Name)
+	p.resolved.Add(resolved)
+	if ev != nil {
+		p.fanout(ev, p.clock.Now())
+	}
 }
 
 // fanout offers ev to every sink that the global filter's causes let it

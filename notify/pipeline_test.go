@@ -145,7 +145,7 @@ func TestPathSearchCoalescing(t *testing.T) {
 	// Found in the third directory: nothing to report.
 	p.Handle(failure(clk.Now(), 10, "/usr/local/sbin/tool", -2))
 	p.Handle(failure(clk.Now(), 10, "/usr/local/bin/tool", -2))
-	p.Succeeded(&event.Success{Time: clk.Now(), PID: 10, TID: 10})
+	p.Succeeded(&event.Success{Time: clk.Now(), PID: 10, TID: 10, Name: "tool"})
 
 	// Found nowhere: one notification listing the directories, after the hold.
 	for _, d := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
@@ -652,7 +652,7 @@ func TestBurstCountsAddUp(t *testing.T) {
 		case 2:
 			// A PATH search that succeeds: resolved, not reported.
 			p.Handle(failure(clk.Now(), tid, "/usr/local/bin/ls", -2))
-			p.Succeeded(&event.Success{TID: tid, PID: tid})
+			p.Succeeded(&event.Success{TID: tid, PID: tid, Name: "ls"})
 			resolvedWant++
 			i++
 		default:
@@ -946,7 +946,7 @@ func TestRandomizedAccounting(t *testing.T) {
 					dir := []string{"/usr/local/bin", "/usr/bin", "/bin", "relative"}[r.Intn(4)]
 					p.Handle(failure(clk.Now(), tid, dir+"/prog"+fmt.Sprint(r.Intn(6)), errnos[r.Intn(len(errnos))]))
 				case x < 80:
-					p.Succeeded(&event.Success{TID: tid, PID: tid})
+					p.Succeeded(&event.Success{TID: tid, PID: tid, Name: "prog" + fmt.Sprint(r.Intn(6))})
 				default:
 					p.tick(clk.Add(time.Duration(r.Intn(400)) * time.Millisecond))
 				}

@@ -810,7 +810,8 @@ func (p *Probe) Read() (Record, error) {
 		switch r.h.Kind {
 		case kindSuccess:
 			p.successes.Add(1)
-			return Record{Success: &event.Success{Time: p.wall(r.h.BootNs), PID: r.h.Pid, TID: r.h.Tid}}, nil
+			return Record{Success: &event.Success{Time: p.wall(r.h.BootNs), PID: r.h.Pid, TID: r.h.Tid,
+				Name: p.enricher.successName(r.h.Pid)}}, nil
 		case kindPending:
 			if p.folder != nil {
 				p.folder.schedule(foldFlushDelay)

@@ -89,7 +89,7 @@ func watchRecords(src recordSource, pr *printer, f watchFold) error {
 		return readRecords(src, pr.print, func(*event.Success) {})
 	}
 	searches := notify.NewPathSearches(f.hold, f.lostMarkers, pr.print)
-	err := readRecords(src, searches.Failure, func(s *event.Success) { searches.Success(s.TID) })
+	err := readRecords(src, searches.Failure, searches.Success)
 	// What the probe had not concluded by the end is shown as it stands.
 	searches.Flush()
 	if err != nil {

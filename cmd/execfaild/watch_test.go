@@ -101,7 +101,7 @@ func pyenvSession(t0 time.Time) records {
 	} {
 		recs = append(recs, fail(100, d+"/python3", -2))
 	}
-	recs = append(recs, probe.Record{Success: &event.Success{Time: t0, PID: 100, TID: 100}})
+	recs = append(recs, probe.Record{Success: &event.Success{Time: t0, PID: 100, TID: 100, Name: "python3"}})
 	for _, d := range []string{"/usr/local/bin", "/usr/bin", "/bin"} {
 		recs = append(recs, fail(200, d+"/deploy-tool", -2))
 	}

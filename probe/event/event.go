@@ -183,6 +183,11 @@ type Success struct {
 	Time time.Time
 	PID  uint32
 	TID  uint32
+	// Name is the program the thread runs after the exec, as the kernel
+	// named the thread from its file name (comm: at most 15 bytes, cut);
+	// empty when it could not be learned. Only a search for that name
+	// ends with this success.
+	Name string
 }
 
 // SetErrno fills ReturnValue, Error and ErrorText from a negative errno.
