@@ -523,7 +523,8 @@ func (d *loop) finishReload(err error) {
 	case errors.As(err, &rej):
 		d.lastReload = "last reload rejected, previous configuration in use"
 		res.Rejected, res.Message = true, firstLine(rej.err.Error())
-		d.Logger.Error("reload rejected, previous configuration in use: " + res.Message)
+		// The error as an attribute: under systemd it is the ERROR field.
+		d.Logger.Error("reload rejected, previous configuration in use", "err", res.Message)
 	default:
 		// The new sinks are in place; closing an old one failed.
 		d.lastReload = ""
