@@ -145,7 +145,11 @@ func (r *redactor) args(argv []string) ([]string, bool) {
 		}
 	}
 	for i := range out {
-		set(i, r.text(out[i]))
+		a := out[i]
+		if hasBlank(a) {
+			a, _ = r.line(a, 0)
+		}
+		set(i, r.text(a))
 	}
 	return out, changed
 }
@@ -239,7 +243,11 @@ var (
 // text redacts what is secret inside one argument, whatever flag it
 // follows: URL credentials and secret query parameters, secret headers,
 // key=value with a secret key, and the operator's patterns.
-func (r *redactor) text(a string) string {
+func (r *redactor) text(a string) string { return r.textOf(a, true) }
+
+// textOf is text, with the operator's patterns only when patterns is set
+// (a word of an argument is not matched alone: the whole argument is).
+func (r *redactor) textOf(a string, patterns bool) string {
 	if strings.Contains(a, "://") {
 		a = userinfoRE.ReplaceAllStringFunc(a, func(m string) string {
 			sub := userinfoRE.FindStringSubmatch(m)
@@ -265,8 +273,10 @@ func (r *redactor) text(a string) string {
 	}
 	// A header may come attached to its option: --header=Name: value.
 	opt, hdr := "", a
-	if m := optPrefixRE.FindString(a); m != "" {
-		opt, hdr = m, a[len(m):]
+	if strings.HasPrefix(a, "--") {
+		if m := optPrefixRE.FindString(a); m != "" {
+			opt, hdr = m, a[len(m):]
+		}
 	}
 	// The cheap checks first: a hostile argv is 64 arguments of 4 KiB, and
 	// a regular expression over each would cost milliseconds per failure.
@@ -286,8 +296,10 @@ func (r *redactor) text(a string) string {
 			a = a[:eq+1] + Redacted
 		}
 	}
-	for _, re := range r.patterns {
-		a = redactPattern(re, a)
+	if patterns {
+		for _, re := range r.patterns {
+			a = redactPattern(re, a)
+		}
 	}
 	return a
 }

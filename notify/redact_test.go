@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/execfaild/execfaild/probe/event"
 )
 
 func TestRedactArguments(t *testing.T) {
@@ -87,6 +89,96 @@ func TestRedactConfigValidate(t *testing.T) {
 		err := tc.cfg.Validate()
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%+v: %v, want %q…", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// Secrets inside an argument that holds a command line (sh -c, ssh host
+// '…', su -c, python3 -c, or anything else that wraps one) are redacted
+// word by word like separate arguments, the other words kept as written;
+// a secret word loses what followed it in the same word (a closing
+// bracket, say), never keeps a part of the secret. Whatever the form, the
+// secret never reaches the output.
+func TestRedactInsideArguments(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		in     []string
+		want   []string
+		secret string
+	}{
+		{name: "issue form", in: []string{"tool", "-c", "deploy --password=S3cretQQ5 now"}, want: []string{"tool", "-c", "deploy --password=<redacted> now"}, secret: "S3cretQQ5"},
+		{name: "sh -c", in: []string{"/bin/sh", "-c", "deploy --password=S3cretQQ5 now"}, want: []string{"/bin/sh", "-c", "deploy --password=<redacted> now"}, secret: "S3cretQQ5"},
+		{name: "bash -c --token next word", in: []string{"bash", "-c", "gh auth --token ghp_T0ken99 && echo ok"}, want: []string{"bash", "-c", "gh auth --token <redacted> && echo ok"}, secret: "ghp_T0ken99"},
+		{name: "bash -c key=value", in: []string{"bash", "-c", "PGPASSWORD=Pg5ecret psql -h db"}, want: []string{"bash", "-c", "PGPASSWORD=<redacted> psql -h db"}, secret: "Pg5ecret"},
+		{name: "python3 -c", in: []string{"python3", "-c", "import subprocess; subprocess.run(['deploy', '--password=Py5ecret'])"}, want: []string{"python3", "-c", "import subprocess; subprocess.run(['deploy', '--password=<redacted>'"}, secret: "Py5ecret"},
+		{name: "python3 -c keyword argument", in: []string{"python3", "-c", "import db; db.connect(host='h', password='Kw5ecret')"}, want: []string{"python3", "-c", "import db; db.connect(host='h', password='<redacted>'"}, secret: "Kw5ecret"},
+		{name: "ssh host command", in: []string{"ssh", "host", "mysql -uroot -pSsh5ecret db"}, want: []string{"ssh", "host", "mysql -uroot -p<redacted> db"}, secret: "Ssh5ecret"},
+		{name: "su -c", in: []string{"su", "-c", "vault login -method=userpass password=Su5ecret", "deploy"}, want: []string{"su", "-c", "vault login -method=userpass password=<redacted>", "deploy"}, secret: "Su5ecret"},
+		{name: "quoted attached -p", in: []string{"sh", "-c", "mysql -p'Qu0ted' db"}, want: []string{"sh", "-c", "mysql -p'<redacted>' db"}, secret: "Qu0ted"},
+		{name: "quoted value after flag", in: []string{"sh", "-c", `tool --password "two words" next`}, want: []string{"sh", "-c", `tool --password "<redacted>" next`}, secret: "two words"},
+		{name: "nested quotes", in: []string{"bash", "-c", "ssh host 'mysql -pNe5ted db'"}, want: []string{"bash", "-c", "ssh host 'mysql -p<redacted> db'"}, secret: "Ne5ted"},
+		{name: "after a separator", in: []string{"sh", "-c", "cd /srv; mysql -pSep5ecret db"}, want: []string{"sh", "-c", "cd /srv; mysql -p<redacted> db"}, secret: "Sep5ecret"},
+		{name: "harmless command kept", in: []string{"sh", "-c", "ls -l /tmp && echo 'a b'"}},
+		{name: "-p elsewhere kept", in: []string{"sh", "-c", "ssh -p 2222 host"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRedactor(DefaultRedact())
+			got, changed := r.args(slices.Clone(tc.in))
+			want := tc.want
+			if want == nil {
+				want = tc.in
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("got  %q\nwant %q", got, want)
+			}
+			if changed != (tc.want != nil) {
+				t.Errorf("changed = %v", changed)
+			}
+			if tc.secret != "" && strings.Contains(strings.Join(got, "\x00"), tc.secret) {
+				t.Errorf("the secret %q is still in %q", tc.secret, got)
+			}
+		})
+	}
+}
+
+// Every secret form, inside every wrapper and quoting, comes out without
+// the secret and with arguments_redacted set.
+func TestRedactInsideArgumentsNeverLeaks(t *testing.T) {
+	const secret = "Zq7Secret"
+	forms := []string{
+		"deploy --password=" + secret + " now",
+		"deploy --password " + secret + " now",
+		"gh --token " + secret,
+		"PASSWORD=" + secret + " deploy",
+		"DB_PASSWORD='" + secret + "' deploy",
+		"mysql -p'" + secret + "' db",
+		`mysql -p"` + secret + `" db`,
+		"mysql -p" + secret + " db",
+		"curl -u bob:" + secret + " https://h/",
+		"curl -H 'Authorization: Bearer " + secret + "' https://h/",
+		"git clone https://bob:" + secret + "@git.example/r",
+		"cd /srv && sudo mysql -p" + secret,
+	}
+	wrap := []func(string) []string{
+		func(c string) []string { return []string{"sh", "-c", c} },
+		func(c string) []string { return []string{"bash", "-c", c} },
+		func(c string) []string { return []string{"su", "-c", c, "deploy"} },
+		func(c string) []string { return []string{"ssh", "host", c} },
+		func(c string) []string {
+			return []string{"bash", "-c", "ssh host '" + strings.ReplaceAll(c, "'", `'\''`) + "'"}
+		},
+		func(c string) []string {
+			return []string{"python3", "-c", "import os; os.system('" + strings.ReplaceAll(c, "'", `\'`) + "')"}
+		},
+	}
+	r := newRedactor(DefaultRedact())
+	for _, f := range forms {
+		for i, w := range wrap {
+			in := w(f)
+			ev := r.event(&event.Event{Arguments: in})
+			if strings.Contains(strings.Join(ev.Arguments, " "), secret) || !ev.ArgumentsRedacted {
+				t.Errorf("wrapper %d: %q\ngave %q redacted=%v", i, in, ev.Arguments, ev.ArgumentsRedacted)
+			}
 		}
 	}
 }
