@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -26,10 +27,12 @@ type Features struct {
 const probeTarget = "security_bprm_check"
 
 // detectFeatures tries tiny programs instead of reading version strings:
-// distributions backport and disable features independently.
-func detectFeatures() Features {
+// distributions backport and disable features independently. What a
+// kernel allows does not change while it runs: it is tried once per
+// process (attaching and detaching a trampoline costs a grace period).
+var detectFeatures = sync.OnceValue(func() Features {
 	return Features{Fentry: probeFentry(), Kprobe: probeKprobe()}
-}
+})
 
 func trivial() asm.Instructions {
 	return asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
