@@ -33,8 +33,11 @@ vet:
 # Unit tests plus the host-kernel tier (needs root; skips with a reason otherwise).
 # One package at a time: the probe's suite and the fleet test each load BPF
 # programs that see every exec on the host, and each other's failures.
+# Then every fuzz target briefly (.ci/fuzz-brief: a fixed execution count
+# each, about a minute in all once the instrumented build is cached).
 test:
 	$(GO) test -count=1 -p 1 ./...
+	GO=$(GO) bash .ci/fuzz-brief
 
 # Probe suite inside qemu-booted Debian kernels (5.10, 6.1, 6.12, sid on
 # amd64; 6.1, 6.12 on arm64), fentry and kprobe modes, legacy on 5.10, the
