@@ -1454,6 +1454,9 @@ static __always_inline void emit_success(void *ctx, __u32 tid)
 	e->h.pid = bpf_get_current_pid_tgid() >> 32;
 	e->h.tid = tid;
 	e->h.boot_ns = record_ns();
+	/* The program now running, named by exec from its file: a search
+	 * ends only with a success of the program it looked for. */
+	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
 	submit(ctx, e, sizeof(e->h), EF_LOST_MARKER);
 }
 

@@ -176,18 +176,16 @@ func (c *coalescer) add(ev *event.Event, now time.Time) []*event.Event {
 // the search found it: resolved counts its failures. A success of another
 // program resolves nothing: the thread went on to something else, and the
 // search goes on as one that found nothing, so a caller cannot hide a
-// failed exec of one program behind the success of another. An empty name
-// (the probe could not learn it: the program had already exited and been
-// reaped when the marker was read) is taken as found, as before names
-// were known: short-lived programs end most real searches, and reporting
-// each of those would bury the failures worth reading.
+// failed exec of one program behind the success of another. The kernel
+// names the program in the success marker itself; a marker without a name
+// proves nothing either, and resolves nothing.
 func (c *coalescer) success(tid uint32, name string) (resolved uint64, out *event.Event) {
 	s := c.pending[tid]
 	if s == nil {
 		return 0, nil
 	}
 	delete(c.pending, tid)
-	if name == "" || s.ranBy(name) {
+	if name != "" && s.ranBy(name) {
 		return s.count, nil
 	}
 	return 0, c.finish(s)

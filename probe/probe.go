@@ -811,7 +811,7 @@ func (p *Probe) Read() (Record, error) {
 		case kindSuccess:
 			p.successes.Add(1)
 			return Record{Success: &event.Success{Time: p.wall(r.h.BootNs), PID: r.h.Pid, TID: r.h.Tid,
-				Name: p.enricher.successName(r.h.Pid)}}, nil
+				Name: cString(r.h.Comm[:])}}, nil
 		case kindPending:
 			if p.folder != nil {
 				p.folder.schedule(foldFlushDelay)

@@ -184,9 +184,9 @@ type Success struct {
 	PID  uint32
 	TID  uint32
 	// Name is the program the thread runs after the exec, as the kernel
-	// named the thread from its file name (comm: at most 15 bytes, cut);
-	// empty when it could not be learned. Only a search for that name
-	// ends with this success.
+	// named the thread from its file name (comm: at most 15 bytes, cut),
+	// read by the probe when the exec succeeded. Only a search for that
+	// name ends with this success.
 	Name string
 }
 
