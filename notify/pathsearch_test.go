@@ -244,3 +244,23 @@ func TestSearchStartReadsNoCounter(t *testing.T) {
 		t.Errorf("100 searches read the lost-marker counter %d times", reads)
 	}
 }
+
+// A search through a $PATH naming one directory twice is one notification
+// counting both steps; when the sink is down as it goes out, it is
+// spooled and delivered later with that count, not set aside as a corrupt
+// entry and counted failed.
+func TestRepeatedDirectorySearchSurvivesOutage(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	sink := &recSink{failN: 1}
+	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) { s.Dedup.Window = Off })
+	p.Handle(failure(clk.Now(), 80, "/usr/bin/tool", -2))
+	p.Handle(failure(clk.Now(), 80, "/usr/bin/tool", -2))
+	p.tick(clk.Add(PathSearchHold))
+	poll.Until(t, "the search delivered or given up", func() bool {
+		return sink.total() > 0 || p.Stats().Sinks[0].Failed > 0
+	})
+	st := p.Stats().Sinks[0]
+	if sink.total() != 2 || st.Spooled != 1 || st.Failed != 0 {
+		t.Errorf("delivered %d failures, want 2 after one spooling (stats %+v)", sink.total(), st)
+	}
+}

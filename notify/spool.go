@@ -390,9 +390,12 @@ func plausible(ev *event.Event) error {
 		return fmt.Errorf("return_value %d is not a negative errno", ev.ReturnValue)
 	case ev.Count > maxSpoolCount:
 		return fmt.Errorf("count %d is implausible", ev.Count)
-	case ev.Count > 1 && !ev.Digest && len(ev.Tried) == 0:
-		// A folded PATH search counts its steps without being a digest.
-		return fmt.Errorf("count %d without digest", ev.Count)
+	case ev.Count > 1 && !ev.Digest && len(ev.Tried) == 0 && (ev.FirstSeen == nil || ev.LastSeen == nil):
+		// A folded PATH search counts its steps without being a digest,
+		// and lists no directories when it repeated one or lost markers
+		// left its outcome unknown; like a digest it always carries the
+		// time range of what it counts.
+		return fmt.Errorf("count %d without digest or time range", ev.Count)
 	case len(ev.PIDs) > MaxPIDsLimit:
 		return fmt.Errorf("%d pids listed", len(ev.PIDs))
 	}

@@ -201,8 +201,9 @@ func TestSpoolMergedEntryThatCannotBeRemoved(t *testing.T) {
 }
 
 // TestSpoolImplausibleEntries: null, an event without a time, a count no
-// run can have written and a name that would make the sequence wrap are
-// set aside and counted, never sent as an all-zero failure.
+// run can have written, a count neither a digest nor a folded search (no
+// time range) and a name that would make the sequence wrap are set aside
+// and counted, never sent as an all-zero failure.
 func TestSpoolImplausibleEntries(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) {
@@ -214,6 +215,7 @@ func TestSpoolImplausibleEntries(t *testing.T) {
 	write("00000000000000000002.json", `{"path":"/x","return_value":-2}`)
 	write("00000000000000000003.json", `{"time":"2026-01-01T00:00:00Z","return_value":-2,"count":18446744073709551615,"digest":true}`)
 	write("00000000000000000004.json", `{"time":"2026-01-01T00:00:00Z","return_value":-2,"path":"/ok"}`)
+	write("00000000000000000005.json", `{"time":"2026-01-01T00:00:00Z","return_value":-2,"path":"/x","count":7}`)
 	write("18446744073709551615.json", `{"time":"2026-01-01T00:00:00Z","return_value":-2,"path":"/planted"}`)
 	sp, err := openSpool(dir, 1<<30, 100, 16)
 	if err != nil {
@@ -233,8 +235,8 @@ func TestSpoolImplausibleEntries(t *testing.T) {
 		good = append(good, ev.Path)
 		sp.pop()
 	}
-	if bad != 3 || len(good) != 1 || good[0] != "/ok" {
-		t.Errorf("set aside %d, delivered %q; want 3 set aside and /ok", bad, good)
+	if bad != 4 || len(good) != 1 || good[0] != "/ok" {
+		t.Errorf("set aside %d, delivered %q; want 4 set aside and /ok", bad, good)
 	}
 	if n := sp.takeDropped(); n != 1 {
 		t.Errorf("%d entries dropped at the rescan, want the planted name", n)
@@ -450,5 +452,90 @@ func TestSpoolKeepsFoldedPathSearch(t *testing.T) {
 	}
 	if n := sp.takeDropped(); n != 0 {
 		t.Errorf("%d entries dropped", n)
+	}
+}
+
+// Every shape of folded PATH search the coalescer reports — a directory
+// list, a $PATH naming one directory twice, an outcome a lost success
+// marker made unknowable — comes back from the spool with its count, read
+// alone or merged when the spool is full. The searches come from the
+// coalescer itself, so a new shape it learns is checked here too.
+func TestSpoolKeepsEveryFoldedSearch(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dirs []string
+		lost bool // a success marker is lost while the search is pending
+	}{
+		{name: "not found in path", dirs: []string{"/usr/local/bin", "/usr/bin"}},
+		{name: "repeated directory", dirs: []string{"/usr/bin", "/usr/bin"}},
+		{name: "outcome unknown", dirs: []string{"/usr/local/bin", "/usr/bin"}, lost: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCoalescer(PathSearchHold)
+			var lost uint64
+			c.lostMarkers = func() uint64 { return lost }
+			for _, d := range tc.dirs {
+				if out := c.add(failure(t0, 9, d+"/tool", -2), t0); out != nil {
+					t.Fatalf("step in %s not folded: %v", d, out)
+				}
+			}
+			if tc.lost {
+				lost++
+			}
+			out := c.expire(t0.Add(PathSearchHold), false)
+			if len(out) != 1 || count(out[0]) != uint64(len(tc.dirs)) {
+				t.Fatalf("coalescer reported %d notifications, want one search of %d", len(out), len(tc.dirs))
+			}
+			search := out[0]
+
+			// Read back alone.
+			sp, err := openSpool(t.TempDir(), 1<<20, 2, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sp.put(search); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := sp.head(); err != nil {
+				t.Errorf("search (count %d, digest %v, tried %v) set aside: %v", search.Count, search.Digest, search.Tried, err)
+			} else if count(got) != count(search) {
+				t.Errorf("spool gave back count %d, want %d", count(got), count(search))
+			}
+			if d := sp.takeDropped(); d != 0 {
+				t.Errorf("%d entries dropped as unreadable", d)
+			}
+
+			// Merged: two more entries overflow a spool of two, and the
+			// search's count goes into the entry it is merged with.
+			sp, err = openSpool(t.TempDir(), 1<<20, 2, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := count(search)
+			if _, err := sp.put(search); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				if _, err := sp.put(spoolEvent(i, 0)); err != nil {
+					t.Fatal(err)
+				}
+				want++
+			}
+			var n uint64
+			for sp.len() > 0 {
+				ev, err := sp.head()
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += count(ev)
+				sp.pop()
+			}
+			if n != want {
+				t.Errorf("spool holds %d failures after merging, want %d", n, want)
+			}
+			if d := sp.takeDropped(); d != 0 {
+				t.Errorf("%d entries dropped as unreadable", d)
+			}
+		})
 	}
 }
