@@ -5,7 +5,9 @@
 # Debian's 6.1 and 6.12 kernels, and checks what an operator relies on:
 # the unit becomes active because READY=1 arrived, failed execs reach the
 # journal (MESSAGE_ID, EXECFAIL_*, OBJECT_PID) and rsyslog, reloads (valid and
-# broken), restart, remove and purge. The checks themselves are
+# broken), restart, remove and purge; and, first, an upgrade from the
+# previous release (below, prev_release) with the operator's conffile and
+# spool kept and the service restarted on the new binary. The checks are
 # vmtest/system/guest.sh; this script builds and caches the rootfs, boots,
 # and prints one line per check per kernel.
 #
@@ -30,7 +32,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 t_start=$(date +%s)
 
-cache=${EXECFAILD_CACHE:-/var/cache/execfaild}/system
+cache_root=${EXECFAILD_CACHE:-/var/cache/execfaild}
+cache=$cache_root/system
 kernels=${SYSTEMTEST_KERNELS:-6.1 6.12}
 timeout=${SYSTEMTEST_TIMEOUT:-2400}
 idle=${SYSTEMTEST_IDLE:-300}
@@ -54,6 +57,20 @@ done
 version=$(dpkg-parsechangelog -l debian/changelog -SVersion)
 deb=$root/dist/execfaild_${version}_amd64.deb
 [[ -r $deb ]] || unmet "$deb missing (run make deb)"
+
+# The previous release, which the guest installs first and upgrades from:
+# 98cd1df is the commit package 0.1.0-1 was built from, the last release
+# before this one. Move it forward when a release is made. Built once from
+# that commit (git archive, not the work tree) and cached by commit.
+prev_release=98cd1df72bc80e2a2d08ad831877108bff23c83f
+t=$(date +%s)
+prev_deb=$(REF=$prev_release EXECFAILD_CACHE=$cache_root bash packaging/build-deb.sh) ||
+	{ echo "systemtest: FAIL: the previous release ($prev_release) did not build" >&2; exit 1; }
+if [[ -n $prev_deb ]]; then
+	echo "systemtest: upgrading from $(basename "$prev_deb") ($(($(date +%s) - t))s to build or find it)"
+else
+	echo "systemtest: the upgrade from the previous release is not tested (reason above)"
+fi
 
 # --- rootfs, cached ---------------------------------------------------------
 # Everything the guest needs is in it: there is no network inside the guest,
@@ -98,6 +115,7 @@ work=$(mktemp -d /tmp/execfaild-systemtest.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 ov=$work/overlay
 install -D -m 0644 "$deb" "$ov/root/execfaild.deb"
+[[ -z $prev_deb ]] || install -D -m 0644 "$prev_deb" "$ov/root/execfaild-prev.deb"
 install -D -m 0755 vmtest/system/guest.sh "$ov/usr/local/sbin/execfaild-systemtest"
 for f in base.toml filtered.toml broken.toml spool.toml huge.toml file.toml; do
 	install -D -m 0644 "vmtest/system/$f" "$ov/usr/local/share/execfaild-systemtest/$f"

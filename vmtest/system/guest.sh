@@ -99,6 +99,7 @@ reload_and_wait() {
 }
 
 mainpid() { systemctl show -P MainPID execfaild; }
+ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # The daemon's own log goes to the console too: when a check fails, the
 # console log is all the host keeps.
@@ -108,8 +109,158 @@ trap 'kill $follow 2>/dev/null' EXIT
 
 echo "SYSTEMTEST BEGIN kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 
+# --- upgrade from the previous release -------------------------------------
+# The previous release (vmtest/system.sh pins it) is installed and configured
+# as an operator would: a webhook whose receiver is down, so failures wait in
+# the spool. Then this build is installed over it the way an unattended
+# upgrade does it, and nothing the operator had may be lost: the edited
+# conffile, the spooled failures, the service (restarted on the new binary).
+# Afterwards the package is purged, so every check below starts from a
+# fresh install as before.
+prev_deb=/root/execfaild-prev.deb
+if [[ -r $prev_deb ]]; then
+	t_up=$(ms)
+	prev_ver=$(dpkg-deb -f $prev_deb Version) new_ver=$(dpkg-deb -f $deb Version)
+	out=$(dpkg -i $prev_deb 2>&1) || echo "  upgrade: dpkg -i $prev_deb failed: $out"
+	wait_for 330 bash -c '[[ $(systemctl is-active execfaild) != activating ]]'
+	# The operator's edit: the journal (which the previous release's file
+	# did not enable) and a webhook whose receiver is not up yet.
+	hook_port=8719 hook_log=/tmp/systest/upgrade-received
+	cat >>$conf <<-TOML
+
+		# Added by the operator.
+		[[sink.journal]]
+		name = "journal"
+
+		[[sink.webhook]]
+		name = "upgrade"
+		url = "http://127.0.0.1:$hook_port/hook"
+		timeout = "2s"
+	TOML
+	mkdir -p /tmp/systest
+	cp $conf /tmp/systest/upgrade-operator.toml
+	line=$(reload_and_wait /tmp/systest/upgrade-operator.toml)
+	rc=$?
+	upool=/var/lib/execfaild/spool/webhook-upgrade
+	# spooled_paths prints how many spool entries hold each path.
+	spooled_paths() { cat $upool/*.json 2>/dev/null | jq -r .path | sort | uniq -c; }
+	ups=(/tmp/systest/upgrade-spooled-1 /tmp/systest/upgrade-spooled-2 /tmp/systest/upgrade-spooled-3)
+	for p in "${ups[@]}"; do fail_exec "$p" x >/dev/null; done
+	all_spooled() {
+		local p
+		for p in "${ups[@]}"; do grep -qxE " *1 $p" <<<"$(spooled_paths)" || return 1; done
+	}
+	wait_for 60 all_spooled
+	spooled_before=$(spooled_paths)
+	echo "  upgrade: $prev_ver installed, operator's reload rc=$rc ($line); spool before the upgrade: $(tr '\n' ' ' <<<"$spooled_before") at uptime $(cut -d' ' -f1 /proc/uptime)"
+	pid_old=$(mainpid) exe_old=$(stat -Lc %d:%i /proc/$(mainpid)/exe 2>/dev/null)
+
+	# An unattended upgrade: no prompt, and a conffile the operator changed
+	# is kept (--force-confold) while one they left alone takes the new
+	# version (--force-confdef): the dpkg options unattended-upgrades and
+	# `apt-get -o Dpkg::Options::=...` pass. The package's own file lands
+	# beside the kept one as .dpkg-dist. dpkg rather than apt-get: the same
+	# maintainer scripts run, without apt's minute of work under emulation.
+	t1=$(ms)
+	out=$(DEBIAN_FRONTEND=noninteractive dpkg -i --force-confdef --force-confold $deb 2>&1)
+	urc=$?
+	wait_for 330 bash -c '[[ $(systemctl is-active execfaild) != activating ]]'
+	t_install=$(($(ms) - t1))
+
+	# The edit survived; the shipped file, which changed between the two
+	# releases, is beside it as .dpkg-dist (and absent if it had not).
+	shipped_new=$(dpkg-deb --fsys-tarfile $deb | tar -xOf - ./etc/execfaild.toml)
+	shipped_old=$(dpkg-deb --fsys-tarfile $prev_deb | tar -xOf - ./etc/execfaild.toml)
+	if [[ $shipped_new != "$shipped_old" ]]; then
+		dist_ok() { [[ -f $conf.dpkg-dist && $(cat $conf.dpkg-dist) == "$shipped_new" ]]; }
+		dist_note="shipped file changed: $conf.dpkg-dist $(dist_ok && echo "holds the new one" || echo "missing or not the new one")"
+	else
+		dist_ok() { [[ ! -e $conf.dpkg-dist ]]; }
+		dist_note="shipped file unchanged: $conf.dpkg-dist $(dist_ok && echo absent || echo present)"
+	fi
+	ok upgrade-conffile-kept "$([[ $urc == 0 ]] && cmp -s $conf /tmp/systest/upgrade-operator.toml && dist_ok && [[ $(stat -c '%a %U' $conf) == '600 root' ]]; echo $?)" "dpkg -i rc=$urc in ${t_install}ms; $conf $(cmp -s $conf /tmp/systest/upgrade-operator.toml && echo "is the operator's" || echo "is NOT the operator's") ($(stat -c '%a %U' $conf)); $dist_note; dpkg: $(tail -n 1 <<<"$out")"
+
+	# Restarted on the new binary: a new process whose executable is the
+	# installed file (not the replaced one) and says it is the new version.
+	pid_new=$(mainpid) state=$(systemctl is-active execfaild)
+	exe_new=$(stat -Lc %d:%i /proc/$pid_new/exe 2>/dev/null)
+	exe_link=$(readlink /proc/$pid_new/exe 2>/dev/null)
+	ran_ver=$(/proc/$pid_new/exe version 2>/dev/null)
+	installed_ver=$(dpkg-query -W -f '${Version}' execfaild)
+	ok upgrade-restarted "$([[ $state == active && $pid_new != "$pid_old" && $pid_new != 0 && $exe_link == /usr/sbin/execfaild && $exe_new == "$(stat -c %d:%i /usr/sbin/execfaild)" && $exe_new != "$exe_old" && $ran_ver == "execfaild $new_ver" && $installed_ver == "$new_ver" ]] && dpkg --compare-versions "$new_ver" gt "$prev_ver"; echo $?)" "$prev_ver -> $installed_ver: is-active=$state MainPID $pid_old -> $pid_new, exe $exe_link ($exe_old -> $exe_new), the running binary says \"$ran_ver\", want \"execfaild $new_ver\""
+
+	# Right after the upgrade, while the receiver is still down: the new
+	# daemon reports to the journal, and its webhook queues behind the
+	# spool it inherited.
+	pu=/tmp/systest/upgrade-after
+	fail_exec "$pu" x >/dev/null
+	wait_for 30 has_entry "$pu"
+	journal_rc=$?
+	spooled_after=$(spooled_paths)
+	status_up=$(execfaild status 2>&1 | tr '\n' '|')
+
+	# The receiver comes up: everything spooled before the upgrade and the
+	# failure after it arrive, each once (the first token of a line is the
+	# X-Execfaild-Delivery id, the rest the body).
+	perl -MIO::Socket::INET -e '
+		my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ARGV[1], Listen => 16, ReuseAddr => 1) or die "listen: $!\n";
+		while (my $c = $s->accept) {
+			my ($len, $id) = (0, "-");
+			while (my $l = <$c>) {
+				$l =~ s/\r?\n\z//;
+				last if $l eq "";
+				$len = $1 if $l =~ /^content-length:\s*(\d+)/i;
+				$id = $1 if $l =~ /^x-execfaild-delivery:\s*(\S+)/i;
+			}
+			my $body = "";
+			read($c, $body, $len) if $len;
+			open(my $f, ">>", $ARGV[0]) or die "$ARGV[0]: $!\n";
+			print $f "$id $body\n";
+			close $f;
+			print $c "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+			close $c;
+		}' $hook_log $hook_port &
+	hook=$!
+	# The sink's backoff has grown to minutes by now; a reload (same file)
+	# builds the sink afresh, which replays its spool at once.
+	line=$(reload_and_wait /tmp/systest/upgrade-operator.toml)
+	echo "  upgrade: receiver up, reloaded ($line) at uptime $(cut -d' ' -f1 /proc/uptime)"
+	received_paths() { cut -d' ' -f2- $hook_log 2>/dev/null | jq -r .path 2>/dev/null | sort | uniq -c; }
+	all_received() {
+		local p
+		for p in "${ups[@]}" "$pu"; do grep -qE "^ *[0-9]+ $p\$" <<<"$(received_paths)" || return 1; done
+	}
+	wait_for 60 all_received
+	received=$(received_paths)
+	# exactly_once LIST: every path of ups in LIST once.
+	exactly_once() {
+		local p
+		for p in "${ups[@]}"; do grep -qxE " *1 $p" <<<"$1" || return 1; done
+	}
+	left=$(spooled_paths)
+	ok upgrade-spool-kept "$(exactly_once "$spooled_before" && exactly_once "$spooled_after" && exactly_once "$received" && ! grep -qF upgrade-spooled <<<"$left"; echo $?)" "spool (entries per path) before: $(tr '\n' ' ' <<<"$spooled_before")| after the upgrade: $(tr '\n' ' ' <<<"$spooled_after")| delivered once the receiver was up: $(tr '\n' ' ' <<<"$received")| left: $(grep -c . <<<"$left") entries"
+
+	# Loss counters: the previous release's at its stop (its last status)
+	# and the new daemon's now.
+	st=$(systemctl show -P StatusText execfaild)
+	stop_old=$(journalctl -u execfaild _PID="$pid_old" -o cat --no-pager | grep -E '^level=INFO msg=stopped' | tail -n 1)
+	nolost='lost 0 failures, 0 markers, 0 undecodable'
+	ok upgrade-nothing-lost "$([[ $journal_rc == 0 && $st == *"$nolost"* && $stop_old == *"$nolost"* ]] && grep -qxE " *1 $pu" <<<"$received"; echo $?)" "EXECFAIL_PATH=$pu in the journal: $([[ $journal_rc == 0 ]] && echo yes || echo no), delivered to the webhook: $(grep -E " $pu\$" <<<"$received" | awk '{print $1}')x; $prev_ver at its stop: ${stop_old:-no stop line}; now STATUS=$st; execfaild status: $status_up"
+	kill $hook 2>/dev/null
+	wait $hook 2>/dev/null
+
+	out=$(dpkg -P execfaild 2>&1) || check upgrade-purge FAIL "dpkg -P after the upgrade: $out"
+	systemctl daemon-reload
+	echo "  upgrade: phase took $((($(ms) - t_up) / 1000))s"
+fi
+
 # --- install ---------------------------------------------------------------
-ms() { echo $(($(date +%s%N) / 1000000)); }
+# The checks below read only what the journal holds from here on, not
+# what the upgrade above left in it. A time, not a cursor: journalctl 252
+# with --after-cursor and a filter the cursor's own entry does not match
+# skips the first entry that does.
+journalctl --sync
+fresh_since=@$(date +%s.%N | cut -c1-17)
 t0=$(ms)
 out=$(dpkg -i "$deb" 2>&1)
 rc=$?
@@ -153,7 +304,7 @@ mp=$(mainpid)
 uid=$(awk '/^Uid:/ { print $3 }' /proc/$mp/status 2>/dev/null)
 capeff=$(awk '/^CapEff:/ { print $2 }' /proc/$mp/status 2>/dev/null)
 capsets=$(cat /proc/$mp/task/*/status 2>/dev/null | awk '/^Cap(Eff|Prm|Amb|Inh):/ { print $1 $2 }' | sort -u | tr '\n' ' ')
-kept=$(journalctl -u execfaild -b -o cat 2>/dev/null | sed -n 's/.*capabilities after attaching.* kept=\([A-Z_,]*\).*/\1/p' | tail -n 1)
+kept=$(journalctl -u execfaild -b --since="$fresh_since" -o cat 2>/dev/null | sed -n 's/.*capabilities after attaching.* kept=\([A-Z_,]*\).*/\1/p' | tail -n 1)
 case $kept in
 CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE) want_caps=0000000000080004 ;;
 CAP_DAC_READ_SEARCH,CAP_SYS_PTRACE,CAP_BPF) want_caps=0000008000080004 ;;
@@ -173,7 +324,7 @@ if wait_for 30 has_entry "$p1"; then
 	ok journal-message "$(jq -e '.MESSAGE | type == "string" and contains("enoent-packaged")' <<<"$e" >/dev/null; echo $?)" "MESSAGE=$(jq -c .MESSAGE <<<"$e")"
 	# The catalog's Subject with the entry's own fields filled in: its
 	# cause's entry, or the general one naming the errno.
-	subject=$(journalctl -u execfaild -x --no-pager EXECFAIL_MESSAGE_ID=$catalog_id | grep -a -m1 -E 'Subject: A program could not be executed( \([a-z-]+\): |: ENOENT)')
+	subject=$(journalctl -u execfaild -x --no-pager --since="$fresh_since" EXECFAIL_MESSAGE_ID=$catalog_id | grep -a -m1 -E 'Subject: A program could not be executed( \([a-z-]+\): |: ENOENT)')
 	ok journal-catalog-x "$([[ -n $subject ]]; echo $?)" "journalctl -x: ${subject:-no catalog text}"
 	# Both kernels have BPF trampolines: inside the sandbox the daemon must
 	# still get the richest mode, not fall back to tracepoints only.
@@ -295,7 +446,7 @@ rc=$?
 # systemctl reload fails on a file the daemon refuses (it used to exit 0).
 ok reload-broken-rejected "$([[ $rc != 0 && $rc != 99 && $line == *'reload rejected'*'/etc/execfaild.toml:5'*'exclude_errnos'* ]]; echo $?)" "systemctl reload rc=$rc; $line"
 # The daemon's own errors carry priority 3, so journalctl -p err finds them.
-perr=$(journalctl -u execfaild -p err -o cat --no-pager | grep -F 'reload rejected' | tail -n 1)
+perr=$(journalctl -u execfaild -p err --since="$fresh_since" -o cat --no-pager | grep -F 'reload rejected' | tail -n 1)
 ok journal-priority "$([[ -n $perr ]]; echo $?)" "journalctl -p err: ${perr:-no reload rejected line}"
 ok reload-broken-still-up "$([[ $(systemctl is-active execfaild) == active && $(mainpid) == "$pid_before" ]]; echo $?)" "is-active=$(systemctl is-active execfaild) MainPID=$(mainpid)"
 touch /tmp/systest/not-executable-2 && chmod 0644 /tmp/systest/not-executable-2
@@ -387,7 +538,7 @@ ok reported-after-restart $? "EXECFAIL_PATH=$p5"
 # The packaged limit, the bound the daemon computed from its configuration,
 # and the cgroup's peak after 2,000 unique and 20,000 repeated failures.
 memmax=$(systemctl show -P MemoryMax execfaild)
-memline=$(journalctl -u execfaild -b -o cat --no-pager | grep -E '^level=INFO msg=memory ' | tail -n 1)
+memline=$(journalctl -u execfaild -b --since="$fresh_since" -o cat --no-pager | grep -E '^level=INFO msg=memory ' | tail -n 1)
 ok memory-max "$([[ $memmax == 536870912 && $memline == *'limit="512 MiB"'* ]]; echo $?)" "MemoryMax=$memmax; daemon: ${memline:-no memory line logged}"
 restarts_before=$(systemctl show -P NRestarts execfaild)
 # The console copy of the daemon's log pauses meanwhile: a serial console
@@ -418,7 +569,7 @@ line=$(reload_and_wait $tests/huge.toml)
 rc=$?
 ok memory-reload-rejected "$([[ $rc != 0 && $rc != 99 && $line == *'reload rejected'*'probe.ring_buffer_bytes 1 GiB'*'MemoryMax='* && $(systemctl is-active execfaild) == active ]]; echo $?)" "systemctl reload rc=$rc; $line"
 
-stop_line=$(journalctl -u execfaild -o cat --no-pager | grep -E '^level=INFO msg=stopped' | tail -n 1)
+stop_line=$(journalctl -u execfaild --since="$fresh_since" -o cat --no-pager | grep -E '^level=INFO msg=stopped' | tail -n 1)
 ok clean-stop "$([[ -n $stop_line ]]; echo $?)" "${stop_line:-no stop line logged}"
 
 # --- remove and purge ---------------------------------------------------------
