@@ -38,8 +38,14 @@ const (
 // already tried may come again and still belong to it: a $PATH that names
 // a directory twice (a profile sourced twice) is walked back to back, in
 // microseconds, while a caller retrying one missing path waits between
-// tries, and each try is a failure of its own.
-const repeatGap = time.Millisecond
+// tries, and each try is a failure of its own. On a machine slow enough
+// that one step of a walk takes longer, the search's own pace counts: a
+// repeat within repeatPace times its slowest step so far still belongs
+// to it, so the fold does not depend on the machine's speed.
+const (
+	repeatGap  = time.Millisecond
+	repeatPace = 4
+)
 
 // search is the ENOENTs of one thread's PATH search so far.
 type search struct {
@@ -57,6 +63,8 @@ type search struct {
 	end time.Time
 	// latest is when its last failure happened.
 	latest time.Time
+	// slowest is the longest gap between two of its steps so far.
+	slowest time.Duration
 	// lostAt is the lost-marker count when the search began.
 	lostAt uint64
 }
@@ -69,7 +77,19 @@ func (s *search) continues(ev *event.Event) bool {
 		path.Base(ev.Path) != s.base || s.steps >= maxSearchDirs {
 		return false
 	}
-	return !slices.Contains(s.tried, path.Dir(ev.Path)) || firstSeen(ev).Sub(s.latest) <= repeatGap
+	if !slices.Contains(s.tried, path.Dir(ev.Path)) {
+		return true
+	}
+	return firstSeen(ev).Sub(s.latest) <= max(repeatGap, repeatPace*s.slowest)
+}
+
+// step records ev's place in the walk: the slowest gap between steps sets
+// the pace a repeated directory is measured against.
+func (s *search) step(ev *event.Event) {
+	if gap := firstSeen(ev).Sub(s.latest); gap > s.slowest {
+		s.slowest = gap
+	}
+	s.latest = lastSeen(ev)
 }
 
 // ranBy tells whether a successful exec of the program the kernel named
@@ -143,7 +163,7 @@ func (c *coalescer) add(ev *event.Event, now time.Time) []*event.Event {
 				s.last = ev
 			}
 			s.count += count(ev)
-			s.latest = lastSeen(ev)
+			s.step(ev)
 			s.deadline = now.Add(c.hold)
 			if s.deadline.After(s.end) {
 				s.deadline = s.end

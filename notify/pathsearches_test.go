@@ -98,6 +98,14 @@ func TestSuccessResolvesOnlyItsOwnProgram(t *testing.T) {
 // search: one notification, every failure counted, each directory listed
 // once.
 func TestRepeatedPathDirectoryIsOneSearch(t *testing.T) {
+	// Back to back, as on a fast machine; and a step every 5 ms, as
+	// under emulation or on a loaded one: a walk at its own pace.
+	for _, step := range []time.Duration{0, 5 * time.Millisecond} {
+		t.Run(step.String(), func(t *testing.T) { repeatedPathDirectory(t, step) })
+	}
+}
+
+func repeatedPathDirectory(t *testing.T, step time.Duration) {
 	clk := &fakeClock{now: t0}
 	sink := &recSink{}
 	p := setup(t, clk, sink, func(c *Config, s *SinkCommon) { s.Dedup.Window = Off })
@@ -107,6 +115,7 @@ func TestRepeatedPathDirectoryIsOneSearch(t *testing.T) {
 	}
 	for _, d := range path {
 		p.Handle(failure(clk.Now(), 40, d+"/deploy-tool-e1", -2))
+		clk.Add(step)
 	}
 	p.tick(clk.Add(PathSearchHold))
 	poll.Until(t, "the search", func() bool { return sink.total() == uint64(len(path)) })

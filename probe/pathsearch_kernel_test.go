@@ -63,6 +63,14 @@ func TestKernelPathSearch(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		// Nothing to fold proves nothing: the walk must have happened.
+		want := len(path)
+		if found {
+			want--
+		}
+		if len(fails) != want || found && succ == nil {
+			t.Fatalf("env %s: %d of the walk's %d failures and success %v arrived", prog, len(fails), want, succ)
+		}
 		var out []*event.Event
 		fold := notify.NewPathSearches(time.Hour, p.LostMarkers, func(ev *event.Event) { out = append(out, ev) })
 		for _, f := range fails {
@@ -128,6 +136,10 @@ func TestKernelPathSearch(t *testing.T) {
 	t.Run("found_short_lived", func(t *testing.T) {
 		// true exits at once: its name must still be learned, or every
 		// search that found a quick program would be reported.
+		if target, err := filepath.EvalSymlinks(env); err == nil && filepath.Base(target) == "busybox" {
+			// The test guests' env: it runs true as an applet, no exec.
+			t.Skip("env is busybox's, which runs true without exec: no search to fold")
+		}
 		path := []string{dir + "/a", dir + "/b", filepath.Dir(truePath)}
 		reported := 0
 		const n = 40
