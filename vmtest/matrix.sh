@@ -439,7 +439,10 @@ run_vm_cell() {
 	# kernels.sh chose ("sid" names no version).
 	local want=${release%%-*}
 	want=$(cut -d. -f1,2 <<<"${want%%+*}")
-	local env="EXECFAILD_TEST_MODE=${mode%+perf} EXECFAILD_TEST_VM=1 EXECFAILD_TEST_KERNEL=$want"
+	# panic_on_warn: a kernel WARN (the verifier's about a program it
+	# should not have loaded, a map it should not have allowed) ends the
+	# guest, and the cell fails naming it, instead of scrolling past.
+	local env="panic_on_warn=1 EXECFAILD_TEST_MODE=${mode%+perf} EXECFAILD_TEST_VM=1 EXECFAILD_TEST_KERNEL=$want"
 	[[ $mode == *+perf ]] && env+=" EXECFAILD_TEST_TRANSPORT=perf"
 	# arm64 attaches BPF trampolines to kernel functions through ftrace
 	# direct calls (Linux 6.4+); a kernel built without them refuses fentry,
@@ -462,7 +465,13 @@ run_vm_cell() {
 			continue
 		fi
 		report "$label" "$kname" "$mode" "$s" "$log" "$secs" "${boot:--}"
-		if ((rc == 124 || rc == 120)); then
+		local warn
+		warn=$(tr -d '\r' <"$log" | grep -m1 -E '^\[ *[0-9.]+\] (WARNING:|Kernel panic - not syncing: panic_on_warn)' | sed 's/^\[ *[0-9.]*\] //') || true
+		if [[ -n $warn ]]; then
+			local last=${rows[-1]}
+			rows[-1]="${last%|*}|kernel warned (panic_on_warn): ${warn:0:120}"
+			[[ $last == *"|PASS|"* ]] && rows[-1]=${rows[-1]/|PASS|/|FAIL|}
+		elif ((rc == 124 || rc == 120)); then
 			local last=${rows[-1]} why="boot timed out after ${boot_timeout}s"
 			((rc == 120)) && why="guest printed nothing for ${boot_idle}s"
 			[[ $last == *"|PASS|"* ]] || rows[-1]="${last%|*}|$why"
