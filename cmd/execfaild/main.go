@@ -79,7 +79,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return exitError{code: 2}
 }
 
-var version = "0.1.0"
+// version is the release, set from debian/changelog when the package is
+// built; a plain go build says the same (TestVersionIsTheRelease).
+var version = "0.2.0-1"
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: execfaild <command> [flags]\n\ncommands:\n")
