@@ -13,6 +13,8 @@
 #
 # Settings (environment):
 #   SYSTEMTEST_KERNELS  kernel series to boot (default "6.1 6.12")
+#   SYSTEMTEST_UPGRADE_ON the series whose guest upgrades from the previous
+#                       release first (default 6.1)
 #   SYSTEMTEST_IDLE     seconds a guest may print nothing (kernel messages
 #                       aside) before it counts as hung (default 300)
 #   SYSTEMTEST_TIMEOUT  seconds one boot may take at most (default 2400): a
@@ -63,6 +65,10 @@ deb=$root/dist/execfaild_${version}_amd64.deb
 # before this one. Move it forward when a release is made. Built once from
 # that commit (git archive, not the work tree) and cached by commit.
 prev_release=98cd1df72bc80e2a2d08ad831877108bff23c83f
+# The kernel whose guest runs the upgrade (Debian 12's: where a .deb of the
+# previous release is installed today); the other goes straight to the
+# fresh install, so the two boots, run side by side, end closer together.
+upgrade_on=${SYSTEMTEST_UPGRADE_ON:-6.1}
 t=$(date +%s)
 prev_deb=$(REF=$prev_release EXECFAILD_CACHE=$cache_root bash packaging/build-deb.sh) ||
 	{ echo "systemtest: FAIL: the previous release ($prev_release) did not build" >&2; exit 1; }
@@ -160,8 +166,10 @@ boot() {
 	fi
 	echo "systemtest: booting $series ($(basename "$kernel")), console log $log"
 	t=$(date +%s)
+	local extra=
+	[[ -n $prev_deb && $series == "$upgrade_on" ]] && extra=" execfaild.upgrade"
 	bash vmtest/qemu.sh -k "$kernel" -i "$work/initrd" -l "$log" -t "$timeout" -q "$idle" -S "$slowdown" -m 2G -c 1 \
-		-a "rdinit=/lib/systemd/systemd quiet systemd.show_status=error" || rc=$?
+		-a "rdinit=/lib/systemd/systemd quiet systemd.show_status=error$extra" || rc=$?
 	echo "$rc $(($(date +%s) - t))" >"$work/rc-$series"
 }
 for series in $kernels; do
@@ -199,6 +207,10 @@ for series in $kernels; do
 		((rc == 120)) && why="guest printed nothing for ${idle}s"
 		printf 'systemtest %-5s %-24s FAIL %s (qemu rc=%d; last console lines below)\n' "$series" "boot" "$why" "$rc"
 		tr -d '\r' <"$log" | tail -n 25 | sed 's/^/    /'
+	fi
+	if [[ -n $prev_deb && $series == "$upgrade_on" && -n $end && ! -v "detail[$series.upgrade-restarted]" ]]; then
+		failures=$((failures + 1))
+		printf 'systemtest %-5s %-24s FAIL %s\n' "$series" "upgrade" "the guest was asked to upgrade from the previous release and reported no upgrade check"
 	fi
 	echo "systemtest: $series: ${begin:-no BEGIN marker} | ${end:-no END marker} | boot+test wall ${wall}s"
 done
