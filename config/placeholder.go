@@ -4,9 +4,7 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 )
@@ -53,59 +51,8 @@ func isPlaceholder(v string) bool {
 // placeholder, at its line and key: uncommented unchanged, it would load
 // and fail only at the first delivery, or never be noticed.
 func (c *Config) placeholders(file string, loc *lines) error {
-	for _, e := range c.Sinks {
-		prefix := fmt.Sprintf("sink.%s[%d]", e.Kind, e.Index)
-		if key := placeholderIn(reflect.ValueOf(e.Config)); key != "" {
-			key = prefix + "." + key
-			return &Error{File: file, Line: loc.find(key), Key: key, Err: errPlaceholder}
-		}
+	if key := c.firstSecret(isPlaceholder); key != "" {
+		return &Error{File: file, Line: loc.find(key), Key: key, Err: errPlaceholder}
 	}
 	return nil
-}
-
-// placeholderIn names the first secret field of v (a sink's settings)
-// holding a placeholder: "url", "urls", "headers.X-Api-Key".
-func placeholderIn(v reflect.Value) string {
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
-		if v.IsNil() {
-			return ""
-		}
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return ""
-	}
-	t := v.Type()
-	for i := range t.NumField() {
-		f, fv := t.Field(i), v.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		switch {
-		case f.Type == secretType:
-			if isPlaceholder(fv.String()) {
-				return name
-			}
-		case f.Type.Kind() == reflect.Slice && f.Type.Elem() == secretType:
-			for j := range fv.Len() {
-				if isPlaceholder(fv.Index(j).String()) {
-					return name
-				}
-			}
-		case f.Type.Kind() == reflect.Map && f.Type.Elem() == secretType:
-			keys := fv.MapKeys()
-			slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
-			for _, k := range keys {
-				if isPlaceholder(fv.MapIndex(k).String()) {
-					return name + "." + k.String()
-				}
-			}
-		case f.Anonymous:
-			if k := placeholderIn(fv); k != "" {
-				return k
-			}
-		}
-	}
-	return ""
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/execfaild/execfaild/notify"
 )
@@ -32,15 +34,23 @@ var secretType = reflect.TypeOf(notify.Secret(""))
 
 // inlineSecret names the first sink key holding a secret value.
 func (c *Config) inlineSecret() string {
+	return c.firstSecret(func(v string) bool { return v != "" })
+}
+
+// firstSecret names the first sink key whose secret value is, by is, the
+// one looked for: "sink.webhook[0].url", "sink.webhook[0].headers.X-Api-Key".
+func (c *Config) firstSecret(is func(string) bool) string {
 	for _, e := range c.Sinks {
-		if k := secretIn(reflect.ValueOf(e.Config)); k != "" {
+		if k := secretIn(reflect.ValueOf(e.Config), is); k != "" {
 			return fmt.Sprintf("sink.%s[%d].%s", e.Kind, e.Index, k)
 		}
 	}
 	return ""
 }
 
-func secretIn(v reflect.Value) string {
+// secretIn names the first secret field of v (a sink's settings) whose
+// value is: "url", "urls", "headers.X-Api-Key".
+func secretIn(v reflect.Value, is func(string) bool) string {
 	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
 		if v.IsNil() {
 			return ""
@@ -56,14 +66,28 @@ func secretIn(v reflect.Value) string {
 		if !f.IsExported() {
 			continue
 		}
-		name := f.Tag.Get("toml")
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
 		switch {
-		case f.Type == secretType && fv.String() != "":
-			return name
-		case (f.Type.Kind() == reflect.Map || f.Type.Kind() == reflect.Slice) && f.Type.Elem() == secretType && fv.Len() > 0:
-			return name
+		case f.Type == secretType:
+			if is(fv.String()) {
+				return name
+			}
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem() == secretType:
+			for j := range fv.Len() {
+				if is(fv.Index(j).String()) {
+					return name
+				}
+			}
+		case f.Type.Kind() == reflect.Map && f.Type.Elem() == secretType:
+			keys := fv.MapKeys()
+			slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+			for _, k := range keys {
+				if is(fv.MapIndex(k).String()) {
+					return name + "." + k.String()
+				}
+			}
 		case f.Anonymous:
-			if k := secretIn(fv); k != "" {
+			if k := secretIn(fv, is); k != "" {
 				return k
 			}
 		}
