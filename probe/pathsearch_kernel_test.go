@@ -15,12 +15,12 @@ import (
 	"github.com/execfaild/execfaild/probe/event"
 )
 
-// TestKernelPathSearch runs real execvp searches (env's) and folds the
-// probe's records as the daemon does: a $PATH naming a directory twice is
-// still one search, reported once with each directory listed once, and a
-// search that found a short-lived program is not reported at all.
-func TestKernelPathSearch(t *testing.T) {
-	requireRoot(t)
+// pathSearchCases runs real execvp searches (env's) under TestKernelProbe's
+// probe and folds the records as the daemon does: a $PATH naming a
+// directory twice is still one search, reported once with each directory
+// listed once, and a search that found a short-lived program is not
+// reported at all.
+func pathSearchCases(t *testing.T, p *probe.Probe, col *collector) {
 	env, err := exec.LookPath("env")
 	if err != nil {
 		t.Skip("no env program")
@@ -29,9 +29,6 @@ func TestKernelPathSearch(t *testing.T) {
 	if err != nil {
 		t.Skip("no true program")
 	}
-	p := startProbe(t, probe.DefaultConfig())
-	col := collect(p)
-	t.Cleanup(func() { closeAndCheck(t, p, col) })
 	dir := t.TempDir()
 
 	// search runs env with path as $PATH to exec prog and returns what

@@ -538,6 +538,8 @@ func TestKernelProbe(t *testing.T) {
 		checkEvent(t, mode, openHook, cfg, lab, helper, ev)
 		checkKernelInvoked(t, col, mode, o)
 	})
+
+	t.Run("path_search", func(t *testing.T) { pathSearchCases(t, p, col) })
 }
 
 // checkKernelInvoked waits for the kernel's own failed exec of o.Path. The
