@@ -540,6 +540,7 @@ func TestKernelProbe(t *testing.T) {
 	})
 
 	t.Run("path_search", func(t *testing.T) { pathSearchCases(t, p, col) })
+	t.Run("size_sweep", func(t *testing.T) { sizeSweepCases(t, p, col, cfg) })
 }
 
 // checkKernelInvoked waits for the kernel's own failed exec of o.Path. The

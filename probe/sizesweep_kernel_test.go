@@ -15,30 +15,23 @@ import (
 	"github.com/execfaild/execfaild/probe/internal/provoke"
 )
 
-// TestKernelSizeSweep provokes failures whose argv and environment grow
-// from nothing to past the record's capacity, in steps that put the end of
-// the record on each side of every power-of-two boundary, and checks what
-// two probes attached at once report: one with the default capture bounds
-// (strings cut at 256 bytes) and one with the widest (64 entries of up to
-// 4094 bytes, environment unredacted), which runs out of record before it
-// runs out of entries. Every failure must arrive and decode, keep an exact
-// prefix of what was passed, and say truncated exactly when it cut.
-func TestKernelSizeSweep(t *testing.T) {
-	requireRoot(t)
-	small := probe.DefaultConfig()
-	wide := probe.DefaultConfig()
+// sizeSweepCases provokes failures whose argv and environment grow from
+// nothing to past the record's capacity, in steps that put the end of the
+// record on each side of every power-of-two boundary, and checks what two
+// probes attached at once report: TestKernelProbe's, with the default
+// capture bounds (strings cut at 256 bytes), and one with the widest (64
+// entries of up to 4094 bytes, environment unredacted), which runs out of
+// record before it runs out of entries. Every failure must arrive and
+// decode, keep an exact prefix of what was passed, and say truncated
+// exactly when it cut.
+func sizeSweepCases(t *testing.T, p *probe.Probe, col *collector, small probe.Config) {
+	wide := small
 	wide.MaxArgs, wide.MaxEnv, wide.MaxArgLen, wide.Environment = 64, 64, 4094, "full"
-	var cols []*collector
-	var cfgs []probe.Config
-	for _, cfg := range []probe.Config{small, wide} {
-		if m := testMode(); m != "" {
-			cfg.Mode = m
-		}
-		p := startProbe(t, cfg)
-		col := collect(p)
-		t.Cleanup(func() { closeAndCheck(t, p, col) })
-		cols, cfgs = append(cols, col), append(cfgs, cfg)
-	}
+	pw := startProbe(t, wide)
+	colw := collect(pw)
+	t.Cleanup(func() { closeAndCheck(t, pw, colw) })
+	cols := []*collector{col, colw}
+	cfgs := []probe.Config{small, wide}
 
 	lab, err := provoke.NewLab(t.TempDir())
 	if err != nil {
