@@ -451,7 +451,8 @@ ok reload-broken-rejected "$([[ $rc != 0 && $rc != 99 && $line == *'reload rejec
 perr=$(journalctl -u execfaild -p err --since="$fresh_since" -o cat --no-pager | grep -F 'reload rejected' | tail -n 1)
 ok journal-priority "$([[ -n $perr ]]; echo $?)" "journalctl -p err: ${perr:-no reload rejected line}"
 # ... and reach the journal natively: the error is a field of its own.
-rej=$(journalctl -u execfaild -o json --since="$fresh_since" --no-pager 2>/dev/null | jq -c 'select((.MESSAGE | tostring) | contains("reload rejected")) | {p: .PRIORITY, t: ._TRANSPORT, e: .ERROR, id: .SYSLOG_IDENTIFIER}' | tail -n 1)
+# The daemon's line, not the one `execfaild reload` (ExecReload) printed.
+rej=$(journalctl -u execfaild -o json --since="$fresh_since" --no-pager 2>/dev/null | jq -c --arg pid "$(systemctl show -P MainPID execfaild)" 'select(._PID == $pid and ((.MESSAGE | tostring) | contains("reload rejected"))) | {p: .PRIORITY, t: ._TRANSPORT, e: .ERROR, id: .SYSLOG_IDENTIFIER}' | tail -n 1)
 ok journal-own-fields "$([[ $(jq -r .t <<<"$rej") == journal && $(jq -r .p <<<"$rej") == 3 && $(jq -r .id <<<"$rej") == execfaild && $(jq -r '.e // empty' <<<"$rej") == *'/etc/execfaild.toml:5'*'exclude_errnos'* ]]; echo $?)" "reload rejected entry: ${rej:-none}"
 ok reload-broken-still-up "$([[ $(systemctl is-active execfaild) == active && $(mainpid) == "$pid_before" ]]; echo $?)" "is-active=$(systemctl is-active execfaild) MainPID=$(mainpid)"
 touch /tmp/systest/not-executable-2 && chmod 0644 /tmp/systest/not-executable-2
