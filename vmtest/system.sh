@@ -222,7 +222,8 @@ echo
 for c in "${checks[@]}"; do
 	printf '%-24s' "$c"
 	for series in $kernels; do
-		v=$(grep -o "$series=[A-Z]*" <<<"${verdict[$c]}" | head -n 1 | cut -d= -f2)
+		# A check only one kernel runs (the upgrade) shows "-" for the other.
+		v=$(grep -o "$series=[A-Z]*" <<<"${verdict[$c]}" | head -n 1 | cut -d= -f2) || v=
 		printf ' %-6s' "${v:--}"
 	done
 	echo
